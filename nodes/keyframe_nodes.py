@@ -1,0 +1,122 @@
+"""Nodes that make and combine keyframe sets: encode images or latents, join sets, path -> LATENT."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..geodesic_core import GeodesicInputError
+from .bridge import latent_from_model_space
+from .flows import encode_latents
+from .inputs import CATEGORY, batch_size_input, model_input, path_input, path_output, steps_input
+from .path import GeodesicPath, check_conditioning, join_paths
+
+
+def _clean_latents(image, vae, latent):
+    if (image is None) == (latent is None):
+        raise GeodesicInputError("image / latent: connect exactly one of them (images to encode with the "
+                                 "VAE, or clean latents such as a KSampler output)")
+    if latent is not None:
+        return latent["samples"]
+    if vae is None:
+        raise GeodesicInputError("vae: encoding an image needs the VAE (e.g. from Load Checkpoint)")
+    return vae.encode(image[:, :, :, :3])
+
+
+class EncodeKeyframes(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DensityGeodesics_EncodeKeyframes",
+            display_name="Encode Keyframes (Density Geodesics)",
+            category=CATEGORY,
+            description="Deterministically invert images (or clean latents) to a noise level of the model: "
+                        "the space where density geodesics are solved. Every image of the batch is one keyframe "
+                        "with this prompt's conditioning.",
+            inputs=[
+                model_input(),
+                io.Conditioning.Input(
+                    "positive", tooltip="Prompt conditioning of these keyframes (used for the inversion and "
+                                        "carried along; join sets with different prompts to interpolate)."),
+                io.Float.Input(
+                    "noise_level", default=0.6, min=0.05, max=0.95, step=0.01,
+                    tooltip="Fraction of the noise schedule to invert to (the paper's default 0.6 = 60%). "
+                            "Later nodes check that paths match it."),
+                steps_input("Inversion steps from clean to the noise level (deterministic DDIM)."),
+                batch_size_input(),
+                io.Image.Input("image", optional=True,
+                               tooltip="One image or a batch of keyframes (e.g. video frames), in order."),
+                io.Vae.Input("vae", optional=True,
+                             tooltip="VAE that encodes the images (needed with image)."),
+                io.Latent.Input("latent", optional=True,
+                                tooltip="Clean latents instead of images (e.g. a KSampler output)."),
+            ],
+            outputs=[
+                path_output("Keyframes at the noise level: connect to Solve BVP, Join Keyframes, Density "
+                            "Readout or Decode Path."),
+                io.Latent.Output("noisy_latent", display_name="noisy_latent",
+                                 tooltip="The same noisy keyframes as a plain LATENT."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, noise_level, steps, batch_size, image=None, vae=None,
+                latent=None) -> io.NodeOutput:
+        check_conditioning(positive, "positive")
+        samples = _clean_latents(image, vae, latent)
+        path = encode_latents(model, samples, positive, noise_level=noise_level, steps=steps,
+                              batch_size=batch_size)
+        return io.NodeOutput(path, {"samples": latent_from_model_space(model, path.points)})
+
+
+class JoinKeyframes(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DensityGeodesics_JoinKeyframes",
+            display_name="Join Keyframes (Density Geodesics)",
+            category=CATEGORY,
+            description="Concatenate two keyframe sets (or paths), keeping each point's own conditioning, so "
+                        "every keyframe can have its own prompt. Chain several to add more keyframes.",
+            inputs=[
+                path_input("first", "Keyframes (or path) that come first."),
+                path_input("second", "Keyframes (or path) that follow; same model, noise level and size."),
+            ],
+            outputs=[path_output("The joined keyframes, in order.")],
+        )
+
+    @classmethod
+    def execute(cls, first, second) -> io.NodeOutput:
+        for name, value in (("first", first), ("second", second)):
+            if not isinstance(value, GeodesicPath):
+                raise GeodesicInputError(f"{name}: expected keyframes from a Density Geodesics node, got "
+                                         f"{type(value).__name__}")
+        return io.NodeOutput(join_paths(first, second, ("first", "second")))
+
+
+class PathToLatent(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DensityGeodesics_PathToLatent",
+            display_name="Path to Noisy Latent (Density Geodesics)",
+            category=CATEGORY,
+            description="The path's points as a plain LATENT batch (still noisy, at the path's noise level), "
+                        "e.g. for KSampler Advanced starting at the matching step.",
+            inputs=[
+                model_input(),
+                path_input(),
+            ],
+            outputs=[
+                io.Latent.Output("noisy_latent", display_name="noisy_latent",
+                                 tooltip="Noisy latents of every point, in ComfyUI's LATENT convention."),
+                io.Float.Output("noise_level", display_name="noise_level",
+                                tooltip="The path's noise level (fraction of the schedule)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, path) -> io.NodeOutput:
+        if not isinstance(path, GeodesicPath):
+            raise GeodesicInputError(f"path: expected a path from a Density Geodesics node, got "
+                                     f"{type(path).__name__}")
+        return io.NodeOutput({"samples": latent_from_model_space(model, path.points)}, path.noise_level)

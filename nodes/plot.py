@@ -1,0 +1,58 @@
+"""Images the nodes output: the density/distance plot and a VAE-free colour preview of latents."""
+
+from __future__ import annotations
+
+import io as bytes_io
+
+import latent_preview
+import matplotlib
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from ..geodesic_core import GeodesicInputError
+from .bridge import latent_to_model_space
+
+matplotlib.use("Agg")  # no display in a server; must precede pyplot
+from matplotlib import pyplot as plt  # noqa: E402
+
+LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the preview like decoded frames
+
+
+def density_plot(readout) -> Tensor:
+    """IMAGE [1, H, W, 3]: relative log density and cumulative geodesic distance per frame."""
+    frames = np.arange(len(readout.log_density))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.8), dpi=100, sharex=True)
+    top.plot(frames, readout.log_density.numpy(), marker="o", color="tab:blue")
+    top.set_ylabel("relative log density")
+    top.set_title(readout.title())
+    top.grid(alpha=0.3)
+    bottom.plot(frames, readout.cumulative_distance.numpy(), marker="o", color="tab:orange")
+    bottom.set_ylabel("geodesic distance")
+    bottom.set_xlabel("frame")
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = bytes_io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    buffer.seek(0)
+    pixels = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(pixels)[None]
+
+
+def latent_rgb_preview(model, samples: Tensor) -> Tensor:
+    """IMAGE [N, H, W, 3] approximating each latent's colours (ComfyUI's latent preview factors)."""
+    latent_format = model.get_model_object("latent_format")
+    if latent_format.latent_rgb_factors is None:
+        raise GeodesicInputError("vae: this model has no latent colour preview; connect a VAE to get images")
+    previewer = latent_preview.Latent2RGBPreviewer(latent_format.latent_rgb_factors,
+                                                   latent_format.latent_rgb_factors_bias,
+                                                   latent_format.latent_rgb_factors_reshape)
+    scaled = latent_to_model_space(model, samples)
+    frames = []
+    for i in range(len(scaled)):
+        preview = previewer.decode_latent_to_preview(scaled[i:i + 1])
+        size = (preview.width * LATENT_DOWNSCALE, preview.height * LATENT_DOWNSCALE)
+        frames.append(np.asarray(preview.resize(size, Image.NEAREST), dtype=np.float32) / 255.0)
+    return torch.from_numpy(np.stack(frames))

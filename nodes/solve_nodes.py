@@ -1,0 +1,110 @@
+"""Nodes that solve geodesics: through keyframes (BVP) and onward from a path's end (IVP)."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from .inputs import (
+    CATEGORY,
+    alpha_input,
+    batch_size_input,
+    guidance_inputs,
+    max_evals_input,
+    method_input,
+    model_input,
+    path_input,
+    path_output,
+    sphere_input,
+    tolerance_input,
+)
+from .solves import FieldSettings, extrapolate, solve_keyframes
+
+SPACINGS = ("by distance", "equal")
+VELOCITY_SOURCES = ("end tangent", "last two frames")
+DIRECTIONS = ("forward", "backward")
+
+
+class SolveBVP(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DensityGeodesics_SolveBVP",
+            display_name="Geodesic Interpolation (BVP, Density Geodesics)",
+            category=CATEGORY,
+            description="Density geodesic through every keyframe in order with an exact number of frames; "
+                        "the conditioning blends from each keyframe's prompt to the next. Decode the path to get "
+                        "the frames.",
+            inputs=[
+                model_input(),
+                path_input("keyframes", "Two or more keyframes (Encode Keyframes, Join Keyframes)."),
+                io.Int.Input("frames", default=17, min=3, max=4096,
+                             tooltip="Exact number of output frames, keyframes included (each appears "
+                                     "once)."),
+                io.Boolean.Input("loop", default=False,
+                                 tooltip="Close the path back to the first keyframe; the repeated first "
+                                         "frame is left out so the frames loop seamlessly."),
+                io.Combo.Input("spacing", options=list(SPACINGS), default=SPACINGS[0],
+                               tooltip="How frames are shared between keyframe segments: in proportion to "
+                                       "the distance between keyframes, or the same number per segment."),
+                alpha_input(),
+                method_input(),
+                tolerance_input(),
+                max_evals_input(),
+                sphere_input(),
+                batch_size_input(),
+                *guidance_inputs(),
+            ],
+            outputs=[
+                path_output("The geodesic path (noisy latents with per-frame conditioning and densities)."),
+                io.String.Output("report", display_name="report",
+                                 tooltip="Per segment: frames, length, residual, convergence, evaluations."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
+                batch_size, guidance, negative=None) -> io.NodeOutput:
+        settings = FieldSettings(alpha, sphere, guidance, negative, batch_size)
+        path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
+                                       method=method, tolerance=tolerance, max_evals=max_evals,
+                                       settings=settings)
+        return io.NodeOutput(path, report.text())
+
+
+class SolveIVP(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DensityGeodesics_SolveIVP",
+            display_name="Geodesic Extrapolation (IVP, Density Geodesics)",
+            category=CATEGORY,
+            description="Continue a path past its last frame (or before its first) along the density "
+                        "geodesic, at the path's own frame spacing.",
+            inputs=[
+                model_input(),
+                path_input("path", "Path or keyframes (at least two frames) to continue."),
+                io.Int.Input("frames", default=8, min=1, max=4096,
+                             tooltip="Number of new frames to extrapolate."),
+                io.Combo.Input("velocity_from", options=list(VELOCITY_SOURCES), default=VELOCITY_SOURCES[0],
+                               tooltip="Direction to shoot in: the geodesic's end tangent (from Solve BVP; "
+                                       "falls back to the last two frames) or the last two frames."),
+                io.Combo.Input("direction", options=list(DIRECTIONS), default=DIRECTIONS[0],
+                               tooltip="forward: after the last frame. backward: before the first frame "
+                                       "(new frames are returned in playing order)."),
+                alpha_input(),
+                sphere_input(),
+                batch_size_input(),
+                *guidance_inputs(),
+            ],
+            outputs=[
+                path_output("The new frames only (join with the input path to play them together)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, path, frames, velocity_from, direction, alpha, sphere, batch_size, guidance,
+                negative=None) -> io.NodeOutput:
+        settings = FieldSettings(alpha, sphere, guidance, negative, batch_size)
+        new_path = extrapolate(model, path, frames=frames, use_tangent=velocity_from == VELOCITY_SOURCES[0],
+                               backward=direction == DIRECTIONS[1], settings=settings)
+        return io.NodeOutput(new_path)

@@ -1,0 +1,269 @@
+"""Geodesic solves on a loaded model: piecewise BVP through keyframes, IVP extrapolation, path readout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..geodesic_core import (
+    DenoiserField,
+    GeodesicInputError,
+    geodesic_efficiency,
+    read_path,
+    solve_bvp,
+    solve_ivp,
+)
+from ..geodesic_core.readout import path_terms
+from .bridge import Denoiser, model_key, noise_kind, run_with_denoiser, sigma_at
+from .path import (
+    ConditioningSchedule,
+    GeodesicPath,
+    check_conditioning,
+    check_min_points,
+    check_path_matches,
+)
+
+
+@dataclass(frozen=True)
+class FieldSettings:
+    """How the density is read from the model (shared by every solve node)."""
+
+    alpha: float
+    sphere: bool
+    guidance: float
+    negative: list | None
+    batch_size: int
+
+
+def _field(model, denoise: Denoiser, sigma: float, settings: FieldSettings) -> DenoiserField:
+    return DenoiserField(denoise, sigma, noise_kind(model), chunk_size=settings.batch_size)
+
+
+def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoiser:
+    """``denoise`` seen through a piecewise-linear map of path positions (local knots -> target knots)."""
+    local64, target64 = local.double().cpu(), target.double().cpu()
+
+    def mapped(x: Tensor, sigma: float, t: Tensor | None) -> Tensor:
+        if t is None:
+            return denoise(x, sigma, target[:1].expand(x.shape[0]))
+        t64 = t.detach().double().cpu().clamp(float(local64[0]), float(local64[-1]))
+        after = torch.searchsorted(local64, t64, right=True).clamp(1, len(local64) - 1)
+        weight = (t64 - local64[after - 1]) / (local64[after] - local64[after - 1])
+        return denoise(x, sigma, target64[after - 1] + weight * (target64[after] - target64[after - 1]))
+
+    return mapped
+
+
+def allocate_steps(weights: list[float], total: int) -> list[int]:
+    """Split ``total`` frame steps over segments in proportion to ``weights``, at least one each
+    (largest-remainder rounding, so the sum is exact)."""
+    n = len(weights)
+    if total < n:
+        raise GeodesicInputError(f"frames: {n} keyframe segments need at least {n} steps between frames")
+    spare = total - n
+    weight_sum = sum(weights)
+    shares = [spare * w / weight_sum if weight_sum > 0 else spare / n for w in weights]
+    steps = [1 + int(s) for s in shares]
+    by_remainder = sorted(range(n), key=lambda i: shares[i] - int(shares[i]), reverse=True)
+    for i in by_remainder[: total - sum(steps)]:
+        steps[i] += 1
+    return steps
+
+
+def _segment_weights(points: Tensor, spacing: str) -> list[float]:
+    if spacing == "equal":
+        return [1.0] * (len(points) - 1)
+    return [float((points[i + 1] - points[i]).double().norm()) for i in range(len(points) - 1)]
+
+
+def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, Tensor, ConditioningSchedule]:
+    """Keyframe points, positions and schedule with the first keyframe appended one step after the last."""
+    gap = float(keyframes.t[-1] - keyframes.t[0]) / (len(keyframes) - 1)
+    end = float(keyframes.t[-1]) + gap
+    scale = 1.0 / end
+    schedule = keyframes.schedule
+    closing_knot = ConditioningSchedule((end,), (schedule.at(float(keyframes.t[0])),))
+    schedule = ConditioningSchedule(schedule.knots + closing_knot.knots,
+                                    schedule.conditionings + closing_knot.conditionings).shifted(0.0, scale)
+    points = torch.cat([keyframes.points, keyframes.points[:1]])
+    t = torch.cat([keyframes.t, torch.tensor([end])]) * scale
+    return points, t, schedule
+
+
+@dataclass
+class SolveReport:
+    lines: list[str]
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def solve_keyframes(model, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str, method: str,
+                    tolerance: float, max_evals: int,
+                    settings: FieldSettings) -> tuple[GeodesicPath, SolveReport]:
+    """Piecewise geodesic through every keyframe in order with exactly ``frames`` points.
+
+    Segment k gets a share of the frame steps (by keyframe distance or equally) and of the evaluation
+    budget; shared keyframes appear once. With ``loop`` the last segment returns to the first keyframe
+    and the closing copy is left out, so the frames repeat seamlessly.
+    """
+    check_path_matches(keyframes, model_key(model), sigma_at(model, keyframes.noise_level), "keyframes")
+    check_min_points(keyframes, 2, "keyframes", "a geodesic between keyframes")
+    for i, conditioning in enumerate(keyframes.schedule.conditionings):
+        check_conditioning(conditioning, f"keyframes (conditioning of keyframe {i})")
+    if frames < 3:
+        raise GeodesicInputError(f"frames: expected at least 3 frames, got {frames}")
+    points, t, schedule = closed_keyframes(keyframes) if loop else (keyframes.points, keyframes.t,
+                                                                    keyframes.schedule)
+    n_segments = len(points) - 1
+    total_steps = frames if loop else frames - 1
+    if total_steps < n_segments:
+        raise GeodesicInputError(
+            f"frames: {len(keyframes)} keyframes{' in a loop' if loop else ''} need at least "
+            f"{n_segments + (0 if loop else 1)} frames, got {frames}")
+    steps = allocate_steps(_segment_weights(points, spacing), total_steps)
+    interior = sum(s - 1 for s in steps)
+    budgets = [max(10, max_evals * (s - 1) // max(interior, 1)) for s in steps]
+
+    def work(denoise, device):
+        pieces, densities, report = [points[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
+        end_tangent = None
+        for k, n_steps in enumerate(steps):
+            field = _field(model, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]),
+                           keyframes.sigma, settings)
+            a, b = points[k].to(device), points[k + 1].to(device)
+            if n_steps == 1:
+                segment = torch.stack([a, b])
+                log_density = read_path(field, segment, settings.alpha, sphere=settings.sphere).log_density
+                report.append(f"segment {k + 1}: keyframes only (no frames in between)")
+                end_tangent = None
+            else:
+                result = solve_bvp(field, a, b, n_points=n_steps + 1, alpha=settings.alpha,
+                                   sphere=settings.sphere, method=method, tol=tolerance, max_evals=budgets[k])
+                segment, log_density = result.points, result.log_density
+                end_tangent = result.end_tangent / n_steps
+                report.append(
+                    f"segment {k + 1}: {n_steps + 1} frames, length {result.length:.5g}, residual "
+                    f"{result.residual:.3g}, {'converged' if result.converged else 'not converged'} after "
+                    f"{result.iterations} iterations, {result.score_evals} score evaluations")
+            pieces.append(segment[1:])
+            densities.append(densities[-1][-1] + log_density[1:].cpu())
+        return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
+
+    path_points, log_density, end_tangent, lines = run_with_denoiser(
+        model, schedule, work, latent_shape=tuple(points.shape[1:]), batch_size=settings.batch_size,
+        total_evals=sum(budgets), sigma=keyframes.sigma, negative=settings.negative,
+        guidance=settings.guidance)
+    path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
+                                  for k, s in enumerate(steps)])
+    if loop:
+        path_points, path_t, log_density, end_tangent = path_points[:-1], path_t[:-1], log_density[:-1], None
+    path = GeodesicPath(path_points, path_t, keyframes.noise_level, keyframes.sigma, keyframes.model_key,
+                        schedule, log_density=log_density,
+                        end_tangent=None if end_tangent is None else end_tangent.float().cpu())
+    return path, SolveReport(lines)
+
+
+def extrapolate(model, path: GeodesicPath, *, frames: int, use_tangent: bool, backward: bool,
+                settings: FieldSettings) -> GeodesicPath:
+    """``frames`` new points shot along the geodesic from the path's end (or start), one frame step apart.
+
+    The step is the path's end tangent per frame (a solved BVP knows it) or its last frame difference;
+    the new frames keep the conditioning of the keyframe nearest the end they continue.
+    """
+    check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), "path")
+    check_min_points(path, 2, "path", "extrapolation (a direction from two frames)")
+    if frames < 1:
+        raise GeodesicInputError(f"frames: expected at least 1 new frame, got {frames}")
+    points = path.points.flip(0) if backward else path.points
+    step = points[-1] - points[-2]
+    if use_tangent and path.end_tangent is not None and not backward:
+        step = path.end_tangent
+    end_t = float(path.t[0] if backward else path.t[-1])
+    schedule = ConditioningSchedule((0.0,), (path.schedule.at(end_t),))
+
+    def work(denoise, device):
+        field = _field(model, denoise, path.sigma, settings)
+        result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
+                           alpha=settings.alpha, sphere=settings.sphere)
+        return result.points[1:].float().cpu(), result.log_density[1:].cpu()
+
+    new_points, log_density = run_with_denoiser(
+        model, schedule, work, latent_shape=tuple(path.points.shape[1:]), batch_size=settings.batch_size,
+        total_evals=5 * frames, sigma=path.sigma, negative=settings.negative, guidance=settings.guidance)
+    if backward:
+        new_points, log_density = new_points.flip(0), log_density.flip(0)
+    return GeodesicPath(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
+                        path.noise_level, path.sigma, path.model_key, schedule,
+                        log_density=log_density - log_density[0])
+
+
+@dataclass
+class Readout:
+    t: Tensor
+    log_density: Tensor          # [N] float64, relative to the first frame
+    cumulative_distance: Tensor  # [N] float64, geodesic distance from the first frame
+    length: float
+    euclidean_length: float
+    residual: float
+    efficiency: float            # -1 when the geodesic between the ends was not solved
+    geodesic_length: float
+
+    @property
+    def min_log_density(self) -> float:
+        return float(self.log_density.min())
+
+    def title(self) -> str:
+        compared = f", efficiency {self.efficiency:.3f}" if self.efficiency >= 0 else ""
+        return f"length {self.length:.4g}{compared}"
+
+    def table(self) -> str:
+        rows = ["frame\tt\trelative_log_density\tgeodesic_distance"]
+        rows += [f"{i}\t{float(t):.4f}\t{float(ld):.6g}\t{float(d):.6g}"
+                 for i, (t, ld, d) in enumerate(zip(self.t, self.log_density, self.cumulative_distance,
+                                                    strict=True))]
+        rows.append(f"geodesic_length\t{self.length:.6g}")
+        rows.append(f"euclidean_length\t{self.euclidean_length:.6g}")
+        rows.append(f"geodesic_residual\t{self.residual:.4g}")
+        rows.append(f"min_relative_log_density\t{self.min_log_density:.6g}")
+        if self.efficiency >= 0:
+            rows.append(f"geodesic_between_ends_length\t{self.geodesic_length:.6g}")
+            rows.append(f"efficiency\t{self.efficiency:.6g}")
+        return "\n".join(rows)
+
+
+def _cumulative_distance(points: Tensor, scores: Tensor, alpha: float) -> Tensor:
+    xf, sf = points.reshape(len(points), -1), scores.reshape(len(scores), -1)
+    prefix_lengths = [path_terms(xf[:i + 1], sf[:i + 1], alpha).length for i in range(1, len(xf))]
+    return torch.tensor([0.0, *prefix_lengths], dtype=torch.float64)
+
+
+def read_out(model, path: GeodesicPath, *, compare_geodesic: bool, method: str, tolerance: float,
+             max_evals: int, settings: FieldSettings) -> Readout:
+    """Density and distance along any path; optionally its efficiency against the geodesic between its
+    ends."""
+    check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), "path")
+    check_min_points(path, 2, "path", "a density readout")
+    local = torch.linspace(0.0, 1.0, len(path))
+
+    def work(denoise, device):
+        field = _field(model, _reparametrised(denoise, local, path.t), path.sigma, settings)
+        points = path.points.to(device)
+        if compare_geodesic:
+            result = geodesic_efficiency(field, points, settings.alpha, sphere=settings.sphere, method=method,
+                                         tol=tolerance, max_evals=max_evals)
+            readout, efficiency, geodesic_length = result.path, result.efficiency, result.geodesic.length
+        else:
+            readout = read_path(field, points, settings.alpha, sphere=settings.sphere, t=local.to(device))
+            efficiency, geodesic_length = -1.0, -1.0
+        cumulative = _cumulative_distance(points.cpu().double(), readout.scores.cpu().double(),
+                                          settings.alpha)
+        return Readout(path.t.clone(), readout.log_density.cpu(), cumulative, readout.length,
+                       readout.euclidean_length, readout.residual, efficiency, geodesic_length)
+
+    return run_with_denoiser(
+        model, path.schedule, work, latent_shape=tuple(path.points.shape[1:]), batch_size=settings.batch_size,
+        total_evals=len(path) + (max_evals if compare_geodesic else 0), sigma=path.sigma,
+        negative=settings.negative, guidance=settings.guidance)

@@ -62,15 +62,19 @@ def path_terms(xf: Tensor, scores: Tensor, alpha: float, *, sphere: bool = False
     force[1:-1] = -alpha * (torch.exp(logw[1:-1]) * (pull[:-1] + pull[1:]))[:, None] * s64[1:-1]
     grad = elastic + force
     if sphere:
-        grad, elastic, force = (project_out(v, x64) for v in (grad, elastic, force))
-    pr_grad, pr_el, pr_f = grad, elastic, force
+        grad, force = (project_out(v, x64) for v in (grad, force))
+    pr_grad, pr_f = grad, force
     if normal_only and len(xf) > 2:
         tangent = torch.zeros_like(x64)
         tangent[1:-1] = x64[2:] - x64[:-2]
         tangent[0], tangent[-1] = tangent[1], tangent[-2]
-        pr_grad, pr_el, pr_f = (project_out(v, tangent) for v in (grad, elastic, force))
+        pr_grad, pr_f = (project_out(v, tangent) for v in (grad, force))
+    # Scale: the magnitudes of the two spring tensions plus the density force acting on each point,
+    # so a straight line in a uniform field (tensions balanced, no force) has residual 0, not 0/0.
+    tension = torch.zeros(len(xf), dtype=torch.float64, device=xf.device)
+    tension[1:-1] = 2 * (c[:-1] * seg[:-1] + c[1:] * seg[1:])
     num = pr_grad.norm(dim=-1)
-    den = pr_el.norm(dim=-1) + pr_f.norm(dim=-1)
+    den = tension + pr_f.norm(dim=-1)
     point_res = torch.where(den > 0, num / den.clamp_min(tiny), torch.zeros_like(num))
     total_den = float(den.square().sum().sqrt())
     residual = float(num.square().sum().sqrt()) / total_den if total_den > 0 else 0.0

@@ -10,6 +10,8 @@ model call, and every call advances the node's progress bar with a latent previe
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -98,8 +100,10 @@ class _Progress:
         self.callback = latent_preview.prepare_callback(model, max(total, 1))
         self.total = max(total, 1)
         self.done = 0
+        self.calls = 0
 
     def advance(self, denoised: Tensor) -> None:
+        self.calls += 1
         self.done += denoised.shape[0]
         self.total = max(self.total, self.done)
         self.callback(self.done - 1, denoised[denoised.shape[0] // 2:][:1], None, self.total)
@@ -142,16 +146,17 @@ class _WorkSampler(comfy.samplers.Sampler):
         return torch.zeros_like(noise)
 
 
-def run_with_denoiser(model, schedule: ConditioningSchedule, work: Work, *, latent_shape: tuple[int, ...],
-                      batch_size: int, total_evals: int, sigma: float, negative: list | None = None,
-                      guidance: float = 0.0) -> T:
+def run_with_denoiser(model, schedule: ConditioningSchedule, work: Work, *, stage: str,
+                      latent_shape: tuple[int, ...], batch_size: int, total_evals: int, sigma: float,
+                      negative: list | None = None, guidance: float = 0.0) -> T:
     """Call ``work(denoise, device)`` with the loaded model ready; return what it returns.
 
     ``denoise(x, sigma, t)`` gives the x0 estimate for model-space latents ``x`` [B, C, H, W] on
     ``device``, conditioned per sample on the schedule at ``t`` (None: the first keyframe's).
     ``guidance`` g > 0 uses ComfyUI's CFG with scale 1 + g against ``negative``: since the score is
     affine in x0, CFG on x0 equals score guidance s + g (s - s_neg) in one batched model call.
-    ``latent_shape`` and ``batch_size`` size ComfyUI's memory estimate for loading the model.
+    ``latent_shape`` and ``batch_size`` size ComfyUI's memory estimate for loading the model; ``stage``
+    names the work in the log line with its time and model-call count.
     """
     if guidance > 0 and negative is None:
         raise GeodesicInputError("negative: guidance > 0 needs a negative conditioning; connect one or set "
@@ -164,7 +169,11 @@ def run_with_denoiser(model, schedule: ConditioningSchedule, work: Work, *, late
     guider = comfy.samplers.CFGGuider(model)
     guider.inner_set_conds(conds)
     guider.set_cfg(1.0 + guidance)
-    sampler = _WorkSampler(work, schedule, knot_index, keys, _Progress(model, total_evals))
+    progress = _Progress(model, total_evals)
+    sampler = _WorkSampler(work, schedule, knot_index, keys, progress)
     placeholder = torch.zeros((batch_size, *latent_shape))
+    started = time.perf_counter()
     guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
+    logging.info("DensityGeodesics %s: %.2f s, %d model calls, %d latents evaluated", stage,
+                 time.perf_counter() - started, progress.calls, progress.done)
     return sampler.result

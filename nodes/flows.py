@@ -40,7 +40,7 @@ def encode_latents(model, samples: Tensor, conditioning: list, *, noise_level: f
                        chunk_size=batch_size)
         return noisy.float().cpu()
 
-    points = run_with_denoiser(model, schedule, work, latent_shape=tuple(samples.shape[1:]),
+    points = run_with_denoiser(model, schedule, work, stage="inversion", latent_shape=tuple(samples.shape[1:]),
                                batch_size=min(batch_size, len(samples)), total_evals=steps * len(samples),
                                sigma=sigma)
     return GeodesicPath(points, t, noise_level, sigma, model_key(model), schedule)
@@ -57,7 +57,7 @@ def decode_path(model, path: GeodesicPath, *, steps: int, batch_size: int,
                          t=path.t.to(device), chunk_size=batch_size)
         return clean.float().cpu()
 
-    clean = run_with_denoiser(model, path.schedule, work, latent_shape=tuple(path.points.shape[1:]),
+    clean = run_with_denoiser(model, path.schedule, work, stage="decode", latent_shape=tuple(path.points.shape[1:]),
                               batch_size=min(batch_size, len(path)), total_evals=steps * len(path),
                               sigma=path.sigma)
     return latent_from_model_space(model, clean)

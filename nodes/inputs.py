@@ -24,7 +24,8 @@ def path_input(name: str = "path", tooltip: str = "A geodesic path or keyframe s
 
 
 def path_output(tooltip: str) -> io.Output:
-    return GeodesicPathType.Output("path", display_name="path", tooltip=tooltip)
+    # Output ids must differ from input ids (IVP takes and gives a path); the display name is what users see.
+    return GeodesicPathType.Output("geodesic_path", display_name="path", tooltip=tooltip)
 
 
 def batch_size_input() -> io.Int.Input:

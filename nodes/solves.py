@@ -41,6 +41,13 @@ def _field(model, denoise: Denoiser, sigma: float, settings: FieldSettings) -> D
     return DenoiserField(denoise, sigma, noise_kind(model), chunk_size=settings.batch_size)
 
 
+def _run(model, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath, total_evals: int,
+         settings: FieldSettings):
+    return run_with_denoiser(model, schedule, work, stage=stage, latent_shape=tuple(path.points.shape[1:]),
+                             batch_size=settings.batch_size, total_evals=total_evals, sigma=path.sigma,
+                             negative=settings.negative, guidance=settings.guidance)
+
+
 def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoiser:
     """``denoise`` seen through a piecewise-linear map of path positions (local knots -> target knots)."""
     local64, target64 = local.double().cpu(), target.double().cpu()
@@ -152,10 +159,8 @@ def solve_keyframes(model, keyframes: GeodesicPath, *, frames: int, loop: bool, 
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
 
-    path_points, log_density, end_tangent, lines = run_with_denoiser(
-        model, schedule, work, latent_shape=tuple(points.shape[1:]), batch_size=settings.batch_size,
-        total_evals=sum(budgets), sigma=keyframes.sigma, negative=settings.negative,
-        guidance=settings.guidance)
+    path_points, log_density, end_tangent, lines = _run(model, schedule, work, "solve", keyframes,
+                                                        sum(budgets), settings)
     path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
                                   for k, s in enumerate(steps)])
     if loop:
@@ -190,9 +195,8 @@ def extrapolate(model, path: GeodesicPath, *, frames: int, use_tangent: bool, ba
                            alpha=settings.alpha, sphere=settings.sphere)
         return result.points[1:].float().cpu(), result.log_density[1:].cpu()
 
-    new_points, log_density = run_with_denoiser(
-        model, schedule, work, latent_shape=tuple(path.points.shape[1:]), batch_size=settings.batch_size,
-        total_evals=5 * frames, sigma=path.sigma, negative=settings.negative, guidance=settings.guidance)
+    # RK4: four score evaluations per step, plus one per landing point for the density readout.
+    new_points, log_density = _run(model, schedule, work, "extrapolation", path, 5 * frames, settings)
     if backward:
         new_points, log_density = new_points.flip(0), log_density.flip(0)
     return GeodesicPath(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
@@ -263,7 +267,5 @@ def read_out(model, path: GeodesicPath, *, compare_geodesic: bool, method: str, 
         return Readout(path.t.clone(), readout.log_density.cpu(), cumulative, readout.length,
                        readout.euclidean_length, readout.residual, efficiency, geodesic_length)
 
-    return run_with_denoiser(
-        model, path.schedule, work, latent_shape=tuple(path.points.shape[1:]), batch_size=settings.batch_size,
-        total_evals=len(path) + (max_evals if compare_geodesic else 0), sigma=path.sigma,
-        negative=settings.negative, guidance=settings.guidance)
+    return _run(model, path.schedule, work, "readout", path, len(path) + (max_evals if compare_geodesic else 0),
+                settings)

@@ -1,0 +1,275 @@
+"""In-process tests of the node pack on a real ComfyUI 0.3.75 (CPU) with the generated SD1.5-layout checkpoint.
+
+The model bridge is checked against direct model calls, LoRA patches against the base model, and every
+node's promised behaviour (exact frame counts, loops, extrapolation, readout, decode, errors, cancel)
+by calling the nodes' `execute` as ComfyUI does. Images are 64x64 px (8x8 latents) and step counts tiny
+to keep CPU time low; the weights are random, so only structure and exact identities are checked,
+never image quality.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import comfy_inprocess_helpers as helpers  # first: puts ComfyUI on sys.path and forces CPU
+import pytest
+import torch
+
+pack = helpers.import_pack()
+import comfy.model_management  # noqa: E402
+import comfy.sd  # noqa: E402
+import comfy.utils  # noqa: E402
+from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete, ModelSamplingSD3  # noqa: E402
+from density_geodesics.geodesic_core import DenoiserField, GeodesicInputError  # noqa: E402
+from density_geodesics.nodes import (  # noqa: E402
+    NODES,
+    DecodePath,
+    DensityReadout,
+    EncodeKeyframes,
+    JoinKeyframes,
+    PathToLatent,
+    SolveBVP,
+    SolveIVP,
+)
+from density_geodesics.nodes.bridge import model_key, noise_kind, run_with_denoiser, sigma_at  # noqa: E402
+from density_geodesics.nodes.path import ConditioningSchedule  # noqa: E402
+
+NOISE_LEVEL = 0.6
+SIZE = 64
+# Scores are (D - x) / sigma^2 of float32 model outputs; the bridge and the direct call run the same
+# UNet forward on the same inputs, so they agree to float32 rounding of values of order 1 (1e-5 relative).
+SCORE_RTOL = 1e-5
+FAST_BVP = dict(alpha=0.002, method="default", tolerance=1e-3, max_evals=24, sphere=True, batch_size=4,
+                guidance=0.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _inference_mode():
+    # ComfyUI executes every node under inference mode; tests do the same.
+    with torch.inference_mode():
+        yield
+
+
+@pytest.fixture(scope="module")
+def sd():
+    model, clip, vae = helpers.load_tiny_checkpoint()
+    return {"model": model, "clip": clip, "vae": vae,
+            "cat": helpers.encode_prompt(clip, "a photo of a cat"),
+            # 120 words, more than one 77-token window: this conditioning has 154 tokens.
+            "dog": helpers.encode_prompt(clip, "a dog " * 60),
+            "empty": helpers.encode_prompt(clip, "")}
+
+
+def _images(n: int, seed: int, size: int = SIZE) -> torch.Tensor:
+    return torch.rand(n, size, size, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def _encode(sd, images, positive, model=None, noise_level=NOISE_LEVEL):
+    return EncodeKeyframes.execute(model or sd["model"], positive, noise_level, 2, 4, image=images,
+                                   vae=sd["vae"])[0]
+
+
+@pytest.fixture(scope="module")
+def keyframes(sd):
+    """Three keyframes: two with the cat prompt, one with the (154-token) dog prompt."""
+    cats = _encode(sd, _images(2, 0), sd["cat"])
+    dog = _encode(sd, _images(1, 1), sd["dog"])
+    return JoinKeyframes.execute(cats, dog)[0]
+
+
+def _bridge_scores(model, schedule, x, t, sigma):
+    def work(denoise, device):
+        return DenoiserField(denoise, sigma, noise_kind(model)).score(x.to(device), t).cpu()
+
+    return run_with_denoiser(model, schedule, work, stage="test", latent_shape=tuple(x.shape[1:]), batch_size=4,
+                             total_evals=len(x), sigma=sigma)
+
+
+def _direct_denoised(model, x, sigma, cross_attn):
+    comfy.model_management.load_models_gpu([model])
+    sigmas = torch.full((len(x),), sigma)
+    return model.model.apply_model(x, sigmas, c_crossattn=cross_attn.expand(len(x), -1, -1)).float()
+
+
+def _noisy(seed: int, n: int = 3) -> torch.Tensor:
+    return 2.0 * torch.randn(n, 4, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_bridge_score_equals_tweedie_from_direct_model_call(sd):
+    model, sigma = sd["model"], sigma_at(sd["model"], NOISE_LEVEL)
+    x = _noisy(0)
+    schedule = ConditioningSchedule((0.0,), (sd["cat"],))
+    score = _bridge_scores(model, schedule, x, None, sigma)
+    expected = (_direct_denoised(model, x, sigma, sd["cat"][0][0]) - x) / sigma**2
+    torch.testing.assert_close(score, expected, rtol=SCORE_RTOL, atol=SCORE_RTOL * expected.abs().max().item())
+
+
+def test_bridge_blends_conditioning_along_t_for_prompts_of_different_length(sd):
+    """t=0 and t=1 give exactly each keyframe's prompt; t=0.5 the mean of the token-aligned embeddings."""
+    model, sigma = sd["model"], sigma_at(sd["model"], NOISE_LEVEL)
+    cat, dog = sd["cat"][0][0], sd["dog"][0][0]
+    assert (cat.shape[1], dog.shape[1]) == (77, 154)
+    x = _noisy(1)
+    schedule = ConditioningSchedule((0.0, 1.0), (sd["cat"], sd["dog"]))
+    score = _bridge_scores(model, schedule, x, torch.tensor([0.0, 0.5, 1.0]), sigma)
+    midway = 0.5 * (cat.repeat(1, 2, 1) + dog)
+    for i, cross_attn in enumerate((cat, midway, dog)):
+        expected = (_direct_denoised(model, x[i:i + 1], sigma, cross_attn) - x[i:i + 1]) / sigma**2
+        torch.testing.assert_close(score[i:i + 1], expected, rtol=SCORE_RTOL,
+                                   atol=SCORE_RTOL * expected.abs().max().item())
+
+
+def _tiny_lora(model) -> dict:
+    """A rank-2 LoRA on one linear layer (the UNet's first time-embedding layer), in kohya key format."""
+    weight = model.model.diffusion_model.time_embed[0].weight
+    g = torch.Generator().manual_seed(3)
+    return {"lora_unet_time_embed_0.lora_up.weight": torch.randn(weight.shape[0], 2, generator=g),
+            "lora_unet_time_embed_0.lora_down.weight": torch.randn(2, weight.shape[1], generator=g),
+            "lora_unet_time_embed_0.alpha": torch.tensor(2.0)}
+
+
+def test_lora_patched_clone_changes_the_score_and_leaves_the_base_unchanged(sd):
+    base, sigma = sd["model"], sigma_at(sd["model"], NOISE_LEVEL)
+    lora_model, _ = comfy.sd.load_lora_for_models(base, None, _tiny_lora(base), 1.0, 0.0)
+    x = _noisy(2)
+    schedule = ConditioningSchedule((0.0,), (sd["cat"],))
+    before = _bridge_scores(base, schedule, x, None, sigma)
+    patched = _bridge_scores(lora_model, schedule, x, None, sigma)
+    after = _bridge_scores(base, schedule, x, None, sigma)
+    # The LoRA adds a random rank-2 term of the layer's own scale: far above float noise.
+    assert (patched - before).abs().max() > 1e-3 * before.abs().max()
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+def test_solve_bvp_exact_frames_through_every_keyframe(sd, keyframes):
+    for frames in (5, 8):
+        path, report = SolveBVP.execute(sd["model"], keyframes, frames, False, "by distance",
+                                        **{**FAST_BVP, "sphere": False})
+        assert len(path) == frames
+        assert report.count("segment") == 2
+        # Without the sphere constraint keyframes are kept bit-exact; each appears exactly once.
+        hits = [[i for i in range(frames) if torch.equal(path.points[i], k)] for k in keyframes.points]
+        assert hits[0] == [0] and len(hits[1]) == 1 and hits[2] == [frames - 1]
+        assert torch.isfinite(path.points).all() and path.log_density.shape == (frames,)
+        assert torch.all(path.t[1:] > path.t[:-1])
+
+
+def test_solve_bvp_loop_closes_back_to_the_first_keyframe(sd, keyframes):
+    path, _ = SolveBVP.execute(sd["model"], keyframes, 7, True, "equal", **{**FAST_BVP, "sphere": False})
+    assert len(path) == 7
+    assert torch.equal(path.points[0], keyframes.points[0])
+    assert not torch.equal(path.points[-1], keyframes.points[0])  # the closing copy is left out
+    for k in keyframes.points[1:]:
+        assert sum(torch.equal(p, k) for p in path.points) == 1
+    # The closing segment blends back to the first keyframe's (cat) conditioning.
+    assert path.schedule.conditionings[-1] is sd["cat"]
+
+
+def test_ivp_readout_decode_on_a_solved_path(sd, keyframes):
+    model = sd["model"]
+    path, _ = SolveBVP.execute(model, keyframes, 5, False, "equal", **FAST_BVP)
+    assert path.end_tangent is not None
+    onward = SolveIVP.execute(model, path, 3, "end tangent", "forward", 0.002, True, 4, 0.0)[0]
+    backward = SolveIVP.execute(model, path, 2, "last two frames", "backward", 0.002, True, 4, 0.0)[0]
+    assert len(onward) == 3 and len(backward) == 2
+    assert torch.isfinite(onward.points).all() and torch.isfinite(backward.points).all()
+    # The first extrapolated frame is about one frame step beyond the last frame.
+    step = (path.points[-1] - path.points[-2]).norm()
+    assert 0.5 * step < (onward.points[0] - path.points[-1]).norm() < 2.0 * step
+
+    plot, table, length, efficiency, min_log_density = DensityReadout.execute(
+        model, path, True, 0.002, True, "default", 1e-3, 24, 4, 0.0).args
+    assert plot.shape[0] == 1 and plot.shape[-1] == 3 and plot.min() >= 0.0 and plot.max() <= 1.0
+    assert len([row for row in table.splitlines() if row[:1].isdigit()]) == len(path)
+    assert length > 0 and min_log_density <= 0.0
+    assert 0.0 < efficiency < 1.5  # geodesic / path length; a few-eval solve need not reach <= 1
+
+    latent, images = DecodePath.execute(model, path, 2, 4, vae=sd["vae"]).args
+    assert latent["samples"].shape == (5, 4, SIZE // 8, SIZE // 8)
+    assert images.shape == (5, SIZE, SIZE, 3)
+    _, preview = DecodePath.execute(model, path, 2, 4).args
+    assert preview.shape == (5, SIZE, SIZE, 3)
+    noisy, level = PathToLatent.execute(model, path).args
+    assert level == NOISE_LEVEL and noisy["samples"].shape == (5, 4, SIZE // 8, SIZE // 8)
+
+
+def test_v_prediction_patched_model_runs_end_to_end(sd):
+    (v_model,) = ModelSamplingDiscrete().patch(sd["model"], "v_prediction", False)
+    assert model_key(v_model).prediction == "V_PREDICTION" and noise_kind(v_model) == "ve"
+    keys = JoinKeyframes.execute(_encode(sd, _images(1, 4), sd["cat"], v_model),
+                                 _encode(sd, _images(1, 5), sd["cat"], v_model))[0]
+    path, _ = SolveBVP.execute(v_model, keys, 4, False, "equal", **FAST_BVP)
+    latent, _ = DecodePath.execute(v_model, path, 2, 4).args
+    assert torch.isfinite(latent["samples"]).all() and len(path) == 4
+
+
+def test_flow_patched_model_uses_the_flow_score(sd):
+    (flow_model,) = ModelSamplingSD3().patch(sd["model"], 3.0)
+    assert noise_kind(flow_model) == "flow"
+    sigma = sigma_at(flow_model, NOISE_LEVEL)
+    assert 0 < sigma < 1
+    x = _noisy(6).mul(0.5)
+    score = _bridge_scores(flow_model, ConditioningSchedule((0.0,), (sd["cat"],)), x, None, sigma)
+    expected = ((1 - sigma) * _direct_denoised(flow_model, x, sigma, sd["cat"][0][0]) - x) / sigma**2
+    torch.testing.assert_close(score, expected, rtol=SCORE_RTOL, atol=SCORE_RTOL * expected.abs().max().item())
+    keys = JoinKeyframes.execute(_encode(sd, _images(1, 7), sd["cat"], flow_model),
+                                 _encode(sd, _images(1, 8), sd["cat"], flow_model))[0]
+    path, _ = SolveBVP.execute(flow_model, keys, 4, False, "equal", **FAST_BVP)
+    assert torch.isfinite(path.points).all() and len(path) == 4
+
+
+def test_clear_errors_for_bad_inputs(sd, keyframes):
+    model = sd["model"]
+    with pytest.raises(GeodesicInputError, match="positive: the conditioning is empty"):
+        EncodeKeyframes.execute(model, [], NOISE_LEVEL, 2, 4, image=_images(1, 0), vae=sd["vae"])
+    one = _encode(sd, _images(1, 9), sd["cat"])
+    with pytest.raises(GeodesicInputError, match="keyframes: a geodesic between keyframes needs at least 2"):
+        SolveBVP.execute(model, one, 5, False, "equal", **FAST_BVP)
+    with pytest.raises(GeodesicInputError, match="frames: expected at least 3 frames"):
+        SolveBVP.execute(model, keyframes, 2, False, "equal", **FAST_BVP)
+    wide = EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4,
+                                   latent={"samples": torch.zeros(1, 4, SIZE // 8, SIZE // 4)})[0]
+    with pytest.raises(GeodesicInputError, match="second: latent size"):
+        JoinKeyframes.execute(one, wide)
+    other_level = _encode(sd, _images(1, 9), sd["cat"], noise_level=0.5)
+    with pytest.raises(GeodesicInputError, match="second: lies at noise level 0.5"):
+        JoinKeyframes.execute(one, other_level)
+    (v_model,) = ModelSamplingDiscrete().patch(model, "v_prediction", False)
+    with pytest.raises(GeodesicInputError, match="keyframes: this path was made with .*EPS prediction"):
+        SolveBVP.execute(v_model, keyframes, 5, False, "equal", **FAST_BVP)
+    (zsnr_model,) = ModelSamplingDiscrete().patch(model, "eps", True)  # same family, other noise schedule
+    with pytest.raises(GeodesicInputError, match="path: this path lies at noise level 0.6"):
+        DecodePath.execute(zsnr_model, keyframes, 2, 4)
+    with pytest.raises(GeodesicInputError, match="negative: guidance > 0 needs a negative conditioning"):
+        SolveBVP.execute(model, keyframes, 5, False, "equal", **{**FAST_BVP, "guidance": 2.0})
+
+
+def test_cancel_stops_a_solve_within_one_model_call_and_the_next_run_works(sd, keyframes):
+    calls = []
+
+    def hook(value, total, preview, node_id=None):
+        calls.append(value)
+        if len(calls) == 2:
+            comfy.model_management.interrupt_current_processing(True)
+
+    previous = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(hook)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            SolveBVP.execute(sd["model"], keyframes, 9, False, "equal", **{**FAST_BVP, "max_evals": 400})
+    finally:
+        comfy.utils.set_progress_bar_global_hook(previous)
+    assert len(calls) == 2  # no model call after the one during which Cancel was pressed
+    path, _ = SolveBVP.execute(sd["model"], keyframes, 5, False, "equal", **FAST_BVP)
+    assert len(path) == 5
+
+
+def test_entrypoint_lists_prefixed_nodes_with_tooltips_everywhere():
+    extension = asyncio.run(pack.comfy_entrypoint())
+    nodes = asyncio.run(extension.get_node_list())
+    assert nodes == NODES
+    for node in nodes:
+        schema = node.define_schema()
+        schema.validate()
+        assert schema.node_id.startswith("DensityGeodesics_") and schema.category == "density_geodesics"
+        for item in [*schema.inputs, *schema.outputs]:
+            assert item.tooltip, f"{schema.node_id}.{item.id} has no tooltip"

@@ -31,7 +31,8 @@ def path_output(tooltip: str) -> io.Output:
 def batch_size_input() -> io.Int.Input:
     return io.Int.Input(
         "batch_size", default=4, min=1, max=256,
-        tooltip="Most latents per model call. Lower it if you run out of GPU memory; results do not change.")
+        tooltip="Most latents per model call. Lower it if you run out of GPU memory; results stay the same "
+                "up to float rounding.")
 
 
 def steps_input(tooltip: str) -> io.Int.Input:

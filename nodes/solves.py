@@ -15,6 +15,7 @@ from ..geodesic_core import (
     solve_bvp,
     solve_ivp,
 )
+from ..geodesic_core.geometry import to_sphere
 from ..geodesic_core.readout import path_terms
 from .bridge import Denoiser, model_key, noise_kind, run_with_denoiser, sigma_at
 from .path import (
@@ -113,8 +114,9 @@ def solve_keyframes(model, keyframes: GeodesicPath, *, frames: int, loop: bool, 
     """Piecewise geodesic through every keyframe in order with exactly ``frames`` points.
 
     Segment k gets a share of the frame steps (by keyframe distance or equally) and of the evaluation
-    budget; shared keyframes appear once. With ``loop`` the last segment returns to the first keyframe
-    and the closing copy is left out, so the frames repeat seamlessly.
+    budget; shared keyframes appear once. With the sphere constraint all keyframes are first scaled to
+    their mean norm (the paper scales each pair to its mean). With ``loop`` the last segment returns to the
+    first keyframe and the closing copy is left out, so the frames repeat seamlessly.
     """
     check_path_matches(keyframes, model_key(model), sigma_at(model, keyframes.noise_level), "keyframes")
     check_min_points(keyframes, 2, "keyframes", "a geodesic between keyframes")
@@ -130,9 +132,13 @@ def solve_keyframes(model, keyframes: GeodesicPath, *, frames: int, loop: bool, 
         raise GeodesicInputError(
             f"frames: {len(keyframes)} keyframes{' in a loop' if loop else ''} need at least "
             f"{n_segments + (0 if loop else 1)} frames, got {frames}")
+    if settings.sphere:
+        # One radius for all segments: a keyframe shared by two segments must not jump between two spheres.
+        radius = keyframes.points.reshape(len(keyframes), -1).norm(dim=-1).mean()
+        points = to_sphere(points.reshape(len(points), -1), radius).reshape(points.shape)
     steps = allocate_steps(_segment_weights(points, spacing), total_steps)
     interior = sum(s - 1 for s in steps)
-    budgets = [max(10, max_evals * (s - 1) // max(interior, 1)) for s in steps]
+    budgets = [max(10, max_evals * (s - 1) // max(interior, 1)) if s > 1 else 0 for s in steps]
 
     def work(denoise, device):
         pieces, densities, report = [points[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []

@@ -151,6 +151,10 @@ def test_solve_bvp_exact_frames_through_every_keyframe(sd, keyframes):
         assert hits[0] == [0] and len(hits[1]) == 1 and hits[2] == [frames - 1]
         assert torch.isfinite(path.points).all() and path.log_density.shape == (frames,)
         assert torch.all(path.t[1:] > path.t[:-1])
+    # With the sphere constraint every frame, keyframes included, lies on one sphere (no jump at keyframes).
+    path, _ = SolveBVP.execute(sd["model"], keyframes, 6, False, "by distance", **FAST_BVP)
+    norms = path.points.reshape(len(path), -1).norm(dim=-1)
+    torch.testing.assert_close(norms, norms.mean().expand(len(path)), rtol=1e-5, atol=0)  # float32 rescale
 
 
 def test_solve_bvp_loop_closes_back_to_the_first_keyframe(sd, keyframes):
@@ -226,6 +230,11 @@ def test_clear_errors_for_bad_inputs(sd, keyframes):
         SolveBVP.execute(model, one, 5, False, "equal", **FAST_BVP)
     with pytest.raises(GeodesicInputError, match="frames: expected at least 3 frames"):
         SolveBVP.execute(model, keyframes, 2, False, "equal", **FAST_BVP)
+    four = JoinKeyframes.execute(keyframes, one)[0]
+    with pytest.raises(GeodesicInputError, match="frames: 4 keyframes need at least 4 frames, got 3"):
+        SolveBVP.execute(model, four, 3, False, "equal", **FAST_BVP)
+    with pytest.raises(GeodesicInputError, match="image / latent: connect exactly one"):
+        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4)
     wide = EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4,
                                    latent={"samples": torch.zeros(1, 4, SIZE // 8, SIZE // 4)})[0]
     with pytest.raises(GeodesicInputError, match="second: latent size"):

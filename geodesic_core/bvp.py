@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .fields import DensityField
-from .geometry import flat, project_out, resample_polyline, slerp, to_sphere
+from .geometry import dot, flat, project_out, resample_polyline, slerp, to_sphere
 from .readout import PathTerms, path_positions, path_terms
 from .validation import GeodesicInputError, check_alpha, check_pair
 
@@ -191,7 +191,7 @@ def _elastic_solve(terms_c: Tensor, g: Tensor) -> Tensor:
     if n > 1:
         off = -2 * c[1:-1]
         h = h + torch.diag(off, 1) + torch.diag(off, -1)
-    return torch.linalg.solve(h.to(g.device), g.double()).to(g.dtype)
+    return torch.linalg.inv(h).to(device=g.device, dtype=g.dtype) @ g
 
 
 def _solve_default(problem: _Problem, n_points: int, tol: float, max_evals: int | None,
@@ -251,12 +251,12 @@ def _lbfgs_level(problem: _Problem, x: Tensor, s: Tensor, terms: PathTerms, t_in
         d = -_two_loop(g, pairs, lambda v, c=c: _elastic_solve(c, v))
         if problem.sphere:
             d = project_out(d, x)
-        gd = float((g.double() * d.double()).sum())
+        gd = dot(g, d)
         if gd >= 0:  # not a descent direction: drop the curvature memory
             pairs.clear()
             d = -_elastic_solve(c, g)
             d = project_out(d, x) if problem.sphere else d
-            gd = float((g.double() * d.double()).sum())
+            gd = dot(g, d)
         # Never move a point further than the path's longest segment in one step.
         xf = problem.full(x)
         seg_max = float((xf[1:] - xf[:-1]).norm(dim=-1).max())
@@ -281,8 +281,8 @@ def _lbfgs_level(problem: _Problem, x: Tensor, s: Tensor, terms: PathTerms, t_in
             return x, s, terms, iteration, False
         g_new = terms_new.energy_grad[1:-1].to(x.dtype)
         sk, yk = x_new - x, g_new - g
-        sy = float((sk.double() * yk.double()).sum())
-        if sy > 1e-12 * float(sk.double().norm() * yk.double().norm()):
+        sy = dot(sk, yk)
+        if sy > 1e-12 * (dot(sk, sk) * dot(yk, yk)) ** 0.5:
             pairs.append((sk, yk, sy))
             if len(pairs) > memory:
                 pairs.pop(0)
@@ -305,12 +305,12 @@ def _two_loop(g: Tensor, pairs: list[tuple[Tensor, Tensor, float]], precondition
     q = g.clone()
     alphas = []
     for sk, yk, sy in reversed(pairs):
-        a = float((sk.double() * q.double()).sum()) / sy
+        a = dot(sk, q) / sy
         alphas.append(a)
         q = q - a * yk
     r = precondition(q)
     for (sk, yk, sy), a in zip(pairs, reversed(alphas)):
-        b = float((yk.double() * r.double()).sum()) / sy
+        b = dot(yk, r) / sy
         r = r + (a - b) * sk
     return r
 
@@ -327,8 +327,8 @@ def _natural_spline_second_derivatives(yf: Tensor, h: float) -> Tensor:
     n = k - 1
     a = 4 * torch.eye(n, dtype=torch.float64) + torch.diag(torch.ones(n - 1, dtype=torch.float64), 1) \
         + torch.diag(torch.ones(n - 1, dtype=torch.float64), -1)
-    rhs = 6 * (yf[2:] - 2 * yf[1:-1] + yf[:-2]).double() / h**2
-    m[1:-1] = torch.linalg.solve(a.to(yf.device), rhs).to(yf.dtype)
+    rhs = (yf[2:] - 2 * yf[1:-1] + yf[:-2]) * (6 / h**2)
+    m[1:-1] = torch.linalg.inv(a).to(device=yf.device, dtype=yf.dtype) @ rhs
     return m
 
 

@@ -31,6 +31,15 @@ def slerp(a: Tensor, b: Tensor, ts: Tensor) -> Tensor:
     return (dirs * radius).to(a.dtype).reshape(len(ts), *a.shape)
 
 
+def rowdot(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise dot products of [N, d] arrays, accumulated in float64 without copying the arrays."""
+    return (a * b).sum(-1, dtype=torch.float64)
+
+
+def dot(a: Tensor, b: Tensor) -> float:
+    return float((a * b).sum(dtype=torch.float64))
+
+
 def project_out(v: Tensor, u: Tensor) -> Tensor:
     """Remove from each row of v its component along the matching row of u (u need not be unit)."""
     uu = (u * u).sum(-1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .fields import DensityField
-from .geometry import flat, project_out
+from .geometry import flat, project_out, rowdot
 from .validation import check_alpha, check_path
 
 
@@ -40,10 +40,11 @@ def path_terms(xf: Tensor, scores: Tensor, alpha: float, *, sphere: bool = False
     ``normal_only`` measures the residual across the curve only (the geodesic condition on the shape of
     the path, independent of how the points are spaced along it); otherwise spacing counts too.
     """
-    x64, s64 = xf.double(), scores.double()
-    delta = x64[1:] - x64[:-1]
-    seg = delta.norm(dim=-1)
-    dlog = 0.5 * ((s64[1:] + s64[:-1]) * delta).sum(-1)
+    # [N, d] arrays stay in the caller's dtype; per-point scalars are accumulated in float64.
+    dt = xf.dtype
+    delta = xf[1:] - xf[:-1]
+    seg = rowdot(delta, delta).sqrt()
+    dlog = 0.5 * rowdot(scores[1:] + scores[:-1], delta)
     log_density = torch.cat([dlog.new_zeros(1), dlog.cumsum(0)])
     logw = -alpha * log_density
     # Trapezoid segment weights m_i = (w_i + w_{i+1}) / 2, in log space so wide log-density ranges
@@ -54,27 +55,27 @@ def path_terms(xf: Tensor, scores: Tensor, alpha: float, *, sphere: bool = False
     length = float(torch.exp(log_m + log_seg).sum())
     log_energy = float(torch.logsumexp(2 * log_m + 2 * log_seg, 0))
     c = torch.exp(2 * log_m - log_energy)  # m_i^2 / E
-    elastic = torch.zeros_like(x64)
-    force = torch.zeros_like(x64)
-    elastic[1:-1] = 2 * c[:-1, None] * delta[:-1] - 2 * c[1:, None] * delta[1:]
+    elastic = torch.zeros_like(xf)
+    force = torch.zeros_like(xf)
+    elastic[1:-1] = (2 * c[:-1]).to(dt)[:, None] * delta[:-1] - (2 * c[1:]).to(dt)[:, None] * delta[1:]
     # d(m_i)/dx_j = -alpha w_j s_j / 2 for both segments i touching point j.
     pull = torch.exp(log_m + 2 * log_seg - log_energy)  # m_i |dx_i|^2 / E
-    force[1:-1] = -alpha * (torch.exp(logw[1:-1]) * (pull[:-1] + pull[1:]))[:, None] * s64[1:-1]
+    force[1:-1] = (-alpha * torch.exp(logw[1:-1]) * (pull[:-1] + pull[1:])).to(dt)[:, None] * scores[1:-1]
     grad = elastic + force
     if sphere:
-        grad, force = (project_out(v, x64) for v in (grad, force))
+        grad, force = (project_out(v, xf) for v in (grad, force))
     pr_grad, pr_f = grad, force
     if normal_only and len(xf) > 2:
-        tangent = torch.zeros_like(x64)
-        tangent[1:-1] = x64[2:] - x64[:-2]
+        tangent = torch.zeros_like(xf)
+        tangent[1:-1] = xf[2:] - xf[:-2]
         tangent[0], tangent[-1] = tangent[1], tangent[-2]
         pr_grad, pr_f = (project_out(v, tangent) for v in (grad, force))
     # Scale: the magnitudes of the two spring tensions plus the density force acting on each point,
     # so a straight line in a uniform field (tensions balanced, no force) has residual 0, not 0/0.
     tension = torch.zeros(len(xf), dtype=torch.float64, device=xf.device)
     tension[1:-1] = 2 * (c[:-1] * seg[:-1] + c[1:] * seg[1:])
-    num = pr_grad.norm(dim=-1)
-    den = tension + pr_f.norm(dim=-1)
+    num = rowdot(pr_grad, pr_grad).sqrt()
+    den = tension + rowdot(pr_f, pr_f).sqrt()
     point_res = torch.where(den > 0, num / den.clamp_min(tiny), torch.zeros_like(num))
     total_den = float(den.square().sum().sqrt())
     residual = float(num.square().sum().sqrt()) / total_den if total_den > 0 else 0.0

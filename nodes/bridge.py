@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError
 from .conditioning import KeyframeConds
-from .path import ConditioningSchedule, ModelKey
+from .path import ConditioningSchedule, ModelKey, check_conditioning
 
 Denoiser = Callable[[Tensor, float, "Tensor | None"], Tensor]
 Work = Callable[[Denoiser, torch.device], "T"]
@@ -161,6 +161,8 @@ def run_with_denoiser(model, schedule: ConditioningSchedule, work: Work, *, stag
     if guidance > 0 and negative is None:
         raise GeodesicInputError("negative: guidance > 0 needs a negative conditioning; connect one or set "
                                  "guidance to 0")
+    if negative is not None:
+        check_conditioning(negative, "negative")
     unique, knot_index = _unique_conditionings(schedule)
     keys = [f"keyframe_{i}" for i in range(len(unique))]
     conds = dict(zip(keys, unique, strict=True))

@@ -9,12 +9,15 @@ never image quality.
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 
 import comfy_inprocess_helpers as helpers  # first: puts ComfyUI on sys.path and forces CPU
 import pytest
 import torch
 
 pack = helpers.import_pack()
+import comfy.cli_args  # noqa: E402
 import comfy.model_management  # noqa: E402
 import comfy.sd  # noqa: E402
 import comfy.utils  # noqa: E402
@@ -250,26 +253,50 @@ def test_clear_errors_for_bad_inputs(sd, keyframes):
         DecodePath.execute(zsnr_model, keyframes, 2, 4)
     with pytest.raises(GeodesicInputError, match="negative: guidance > 0 needs a negative conditioning"):
         SolveBVP.execute(model, keyframes, 5, False, "equal", **{**FAST_BVP, "guidance": 2.0})
+    with pytest.raises(GeodesicInputError, match="negative: the conditioning is empty"):
+        SolveBVP.execute(model, keyframes, 5, False, "equal", **{**FAST_BVP, "guidance": 2.0}, negative=[])
 
 
-def test_cancel_stops_a_solve_within_one_model_call_and_the_next_run_works(sd, keyframes):
-    calls = []
+def test_progress_previews_and_cancel_within_one_model_call_then_the_next_run_works(sd, keyframes,
+                                                                                    monkeypatch):
+    calls, previews = [], []
 
     def hook(value, total, preview, node_id=None):
         calls.append(value)
+        previews.append(preview)
         if len(calls) == 2:
             comfy.model_management.interrupt_current_processing(True)
 
-    previous = comfy.utils.PROGRESS_BAR_HOOK
-    comfy.utils.set_progress_bar_global_hook(hook)
-    try:
-        with pytest.raises(comfy.model_management.InterruptProcessingException):
-            SolveBVP.execute(sd["model"], keyframes, 9, False, "equal", **{**FAST_BVP, "max_evals": 400})
-    finally:
-        comfy.utils.set_progress_bar_global_hook(previous)
+    # What `--preview-method auto` selects when no TAESD decoder is installed.
+    monkeypatch.setattr(comfy.cli_args.args, "preview_method", comfy.cli_args.LatentPreviewMethod.Latent2RGB)
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", hook)
+    with pytest.raises(comfy.model_management.InterruptProcessingException):
+        SolveBVP.execute(sd["model"], keyframes, 9, False, "equal", **{**FAST_BVP, "max_evals": 400})
     assert len(calls) == 2  # no model call after the one during which Cancel was pressed
+    assert calls[0] < calls[1] and all(p[0] == "JPEG" and p[1].size == (8, 8) for p in previews)
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", None)
     path, _ = SolveBVP.execute(sd["model"], keyframes, 5, False, "equal", **FAST_BVP)
     assert len(path) == 5
+
+
+def _live_tensors() -> int:
+    gc.collect()
+    with warnings.catch_warnings():  # inspecting torch.distributed's deprecated aliases warns
+        warnings.simplefilter("ignore", FutureWarning)
+        return sum(1 for obj in gc.get_objects() if torch.is_tensor(obj))
+
+
+def test_repeated_runs_keep_no_tensors_alive(sd, keyframes):
+    """No memory growth over repeated runs: after a warm-up run, further runs leave no extra live tensors."""
+    def run():
+        path, _ = SolveBVP.execute(sd["model"], keyframes, 4, False, "equal", **FAST_BVP)
+        DecodePath.execute(sd["model"], path, 1, 4)
+
+    run()
+    baseline = _live_tensors()
+    for _ in range(2):
+        run()
+    assert _live_tensors() <= baseline
 
 
 def test_entrypoint_lists_prefixed_nodes_with_tooltips_everywhere():

@@ -23,9 +23,14 @@ def path_input(name: str = "path", tooltip: str = "A geodesic path or keyframe s
     return GeodesicPathType.Input(name, tooltip=tooltip)
 
 
+def named_output(kind, name: str, tooltip: str, output_id: str | None = None) -> io.Output:
+    """An output of ComfyUI type ``kind`` that users see as ``name``."""
+    return kind.Output(output_id or name, display_name=name, tooltip=tooltip)
+
+
 def path_output(tooltip: str) -> io.Output:
     # Output ids must differ from input ids (IVP takes and gives a path); the display name is what users see.
-    return GeodesicPathType.Output("geodesic_path", display_name="path", tooltip=tooltip)
+    return named_output(GeodesicPathType, "path", tooltip, output_id="geodesic_path")
 
 
 def batch_size_input() -> io.Int.Input:
@@ -74,8 +79,14 @@ def max_evals_input() -> io.Int.Input:
                 "best path so far is returned when it runs out.")
 
 
-def guidance_inputs() -> list[io.Input]:
+def solver_inputs() -> list[io.Input]:
+    return [method_input(), tolerance_input(), max_evals_input()]
+
+
+def field_tail_inputs() -> list[io.Input]:
+    """The last inputs of every node that reads the density: batching, then guidance."""
     return [
+        batch_size_input(),
         io.Float.Input(
             "guidance", default=0.0, min=0.0, max=30.0, step=0.1,
             tooltip="Guidance g of the density: score + g * (score - negative score), computed as CFG "

@@ -5,10 +5,10 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..geodesic_core import GeodesicInputError
-from .bridge import latent_from_model_space
+from . import inputs as shared
+from .bridge import latent_from_model_space, model_key, sigma_at
 from .flows import encode_latents
-from .inputs import CATEGORY, batch_size_input, model_input, path_input, path_output, steps_input
-from .path import GeodesicPath, check_conditioning, join_paths
+from .path import GeodesicPath, check_conditioning, check_path_matches, join_paths
 
 
 def _clean_latents(image, vae, latent):
@@ -28,12 +28,12 @@ class EncodeKeyframes(io.ComfyNode):
         return io.Schema(
             node_id="DensityGeodesics_EncodeKeyframes",
             display_name="Encode Keyframes (Density Geodesics)",
-            category=CATEGORY,
+            category=shared.CATEGORY,
             description="Deterministically invert images (or clean latents) to a noise level of the model: "
                         "the space where density geodesics are solved. Every image of the batch is one keyframe "
                         "with this prompt's conditioning.",
             inputs=[
-                model_input(),
+                shared.model_input(),
                 io.Conditioning.Input(
                     "positive", tooltip="Prompt conditioning of these keyframes (used for the inversion and "
                                         "carried along; join sets with different prompts to interpolate)."),
@@ -41,8 +41,8 @@ class EncodeKeyframes(io.ComfyNode):
                     "noise_level", default=0.6, min=0.05, max=0.95, step=0.01,
                     tooltip="Fraction of the noise schedule to invert to (the paper's default 0.6 = 60%). "
                             "Later nodes check that paths match it."),
-                steps_input("Inversion steps from clean to the noise level (deterministic DDIM)."),
-                batch_size_input(),
+                shared.steps_input("Inversion steps from clean to the noise level (deterministic DDIM)."),
+                shared.batch_size_input(),
                 io.Image.Input("image", optional=True,
                                tooltip="One image or a batch of keyframes (e.g. video frames), in order."),
                 io.Vae.Input("vae", optional=True,
@@ -51,10 +51,11 @@ class EncodeKeyframes(io.ComfyNode):
                                 tooltip="Clean latents instead of images (e.g. a KSampler output)."),
             ],
             outputs=[
-                path_output("Keyframes at the noise level: connect to Solve BVP, Join Keyframes, Density "
-                            "Readout or Decode Path."),
-                io.Latent.Output("noisy_latent", display_name="noisy_latent",
-                                 tooltip="The same noisy keyframes as a plain LATENT."),
+                shared.path_output("Keyframes at the noise level: connect to Solve BVP, Join Keyframes, "
+                                   "Density Readout or Decode Path."),
+                shared.named_output(
+                    io.Latent, "noisy_latent",
+                    "The same noisy keyframes as a plain LATENT."),
             ],
         )
 
@@ -74,14 +75,14 @@ class JoinKeyframes(io.ComfyNode):
         return io.Schema(
             node_id="DensityGeodesics_JoinKeyframes",
             display_name="Join Keyframes (Density Geodesics)",
-            category=CATEGORY,
+            category=shared.CATEGORY,
             description="Concatenate two keyframe sets (or paths), keeping each point's own conditioning, so "
                         "every keyframe can have its own prompt. Chain several to add more keyframes.",
             inputs=[
-                path_input("first", "Keyframes (or path) that come first."),
-                path_input("second", "Keyframes (or path) that follow; same model, noise level and size."),
+                shared.path_input("first", "Keyframes (or path) that come first."),
+                shared.path_input("second", "Keyframes (or path) that follow; same model, noise level and size."),
             ],
-            outputs=[path_output("The joined keyframes, in order.")],
+            outputs=[shared.path_output("The joined keyframes, in order.")],
         )
 
     @classmethod
@@ -99,24 +100,24 @@ class PathToLatent(io.ComfyNode):
         return io.Schema(
             node_id="DensityGeodesics_PathToLatent",
             display_name="Path to Noisy Latent (Density Geodesics)",
-            category=CATEGORY,
+            category=shared.CATEGORY,
             description="The path's points as a plain LATENT batch (still noisy, at the path's noise level), "
                         "e.g. for KSampler Advanced starting at the matching step.",
             inputs=[
-                model_input(),
-                path_input(),
+                shared.model_input(),
+                shared.path_input(),
             ],
             outputs=[
-                io.Latent.Output("noisy_latent", display_name="noisy_latent",
-                                 tooltip="Noisy latents of every point, in ComfyUI's LATENT convention."),
-                io.Float.Output("noise_level", display_name="noise_level",
-                                tooltip="The path's noise level (fraction of the schedule)."),
+                shared.named_output(
+                    io.Latent, "noisy_latent",
+                    "Noisy latents of every point, in ComfyUI's LATENT convention."),
+                shared.named_output(
+                    io.Float, "noise_level",
+                    "The path's noise level (fraction of the schedule)."),
             ],
         )
 
     @classmethod
     def execute(cls, model, path) -> io.NodeOutput:
-        if not isinstance(path, GeodesicPath):
-            raise GeodesicInputError(f"path: expected a path from a Density Geodesics node, got "
-                                     f"{type(path).__name__}")
+        check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), "path")
         return io.NodeOutput({"samples": latent_from_model_space(model, path.points)}, path.noise_level)

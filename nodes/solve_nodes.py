@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from .inputs import (
-    CATEGORY,
-    alpha_input,
-    batch_size_input,
-    guidance_inputs,
-    max_evals_input,
-    method_input,
-    model_input,
-    path_input,
-    path_output,
-    sphere_input,
-    tolerance_input,
-)
+from . import inputs as shared
 from .solves import FieldSettings, extrapolate, solve_keyframes
 
 SPACINGS = ("by distance", "equal")
@@ -30,13 +18,13 @@ class SolveBVP(io.ComfyNode):
         return io.Schema(
             node_id="DensityGeodesics_SolveBVP",
             display_name="Geodesic Interpolation (BVP, Density Geodesics)",
-            category=CATEGORY,
+            category=shared.CATEGORY,
             description="Density geodesic through every keyframe in order with an exact number of frames; "
                         "the conditioning blends from each keyframe's prompt to the next. Decode the path to get "
                         "the frames.",
             inputs=[
-                model_input(),
-                path_input("keyframes", "Two or more keyframes (Encode Keyframes, Join Keyframes)."),
+                shared.model_input(),
+                shared.path_input("keyframes", "Two or more keyframes (Encode Keyframes, Join Keyframes)."),
                 io.Int.Input("frames", default=17, min=3, max=4096,
                              tooltip="Exact number of output frames, keyframes included (each appears "
                                      "once)."),
@@ -46,18 +34,16 @@ class SolveBVP(io.ComfyNode):
                 io.Combo.Input("spacing", options=list(SPACINGS), default=SPACINGS[0],
                                tooltip="How frames are shared between keyframe segments: in proportion to "
                                        "the distance between keyframes, or the same number per segment."),
-                alpha_input(),
-                method_input(),
-                tolerance_input(),
-                max_evals_input(),
-                sphere_input(),
-                batch_size_input(),
-                *guidance_inputs(),
+                shared.alpha_input(),
+                *shared.solver_inputs(),
+                shared.sphere_input(),
+                *shared.field_tail_inputs(),
             ],
             outputs=[
-                path_output("The geodesic path (noisy latents with per-frame conditioning and densities)."),
-                io.String.Output("report", display_name="report",
-                                 tooltip="Per segment: frames, length, residual, convergence, evaluations."),
+                shared.path_output("The geodesic path (noisy latents with per-frame conditioning and densities)."),
+                shared.named_output(
+                    io.String, "report",
+                    "Per segment: frames, length, residual, convergence, evaluations."),
             ],
         )
 
@@ -77,12 +63,12 @@ class SolveIVP(io.ComfyNode):
         return io.Schema(
             node_id="DensityGeodesics_SolveIVP",
             display_name="Geodesic Extrapolation (IVP, Density Geodesics)",
-            category=CATEGORY,
+            category=shared.CATEGORY,
             description="Continue a path past its last frame (or before its first) along the density "
                         "geodesic, at the path's own frame spacing.",
             inputs=[
-                model_input(),
-                path_input("path", "Path or keyframes (at least two frames) to continue."),
+                shared.model_input(),
+                shared.path_input("path", "Path or keyframes (at least two frames) to continue."),
                 io.Int.Input("frames", default=8, min=1, max=4096,
                              tooltip="Number of new frames to extrapolate."),
                 io.Combo.Input("velocity_from", options=list(VELOCITY_SOURCES), default=VELOCITY_SOURCES[0],
@@ -91,13 +77,12 @@ class SolveIVP(io.ComfyNode):
                 io.Combo.Input("direction", options=list(DIRECTIONS), default=DIRECTIONS[0],
                                tooltip="forward: after the last frame. backward: before the first frame "
                                        "(new frames are returned in playing order)."),
-                alpha_input(),
-                sphere_input(),
-                batch_size_input(),
-                *guidance_inputs(),
+                shared.alpha_input(),
+                shared.sphere_input(),
+                *shared.field_tail_inputs(),
             ],
             outputs=[
-                path_output("The new frames only (join with the input path to play them together)."),
+                shared.path_output("The new frames only (join with the input path to play them together)."),
             ],
         )
 

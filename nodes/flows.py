@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..geodesic_core import generate, invert
+from ..geodesic_core import GeodesicInputError, generate, invert
 from .bridge import (
     latent_from_model_space,
     latent_to_model_space,
@@ -29,6 +29,11 @@ def encode_latents(model, samples: Tensor, conditioning: list, *, noise_level: f
     Every point becomes a keyframe carrying ``conditioning``; inversion runs at CFG 1 because higher
     guidance makes DDIM inversion diverge.
     """
+    channels = model.get_model_object("latent_format").latent_channels
+    if samples.ndim != 4 or samples.shape[1] != channels:
+        raise GeodesicInputError(
+            f"latent: expected [batch, {channels}, height, width] latents for this model, got "
+            f"{tuple(samples.shape)}; use the VAE and model from the same checkpoint family")
     sigma = sigma_at(model, noise_level)
     sigmas = ode_sigmas(model, noise_level, steps).flip(0)
     t = keyframe_positions(len(samples))

@@ -175,9 +175,9 @@ def test_ivp_readout_decode_on_a_solved_path(sd, keyframes):
     model = sd["model"]
     path, _ = SolveBVP.execute(model, keyframes, 5, False, "equal", **FAST_BVP)
     assert path.end_tangent is not None
-    onward = SolveIVP.execute(model, path, 3, "end tangent", "forward", 0.002, True, 4, 0.0)[0]
-    backward = SolveIVP.execute(model, path, 2, "last two frames", "backward", 0.002, True, 4, 0.0)[0]
-    assert len(onward) == 3 and len(backward) == 2
+    onward = SolveIVP.execute(model, path, 2, "end tangent", "forward", 0.002, True, 4, 0.0)[0]
+    backward = SolveIVP.execute(model, path, 1, "last two frames", "backward", 0.002, True, 4, 0.0)[0]
+    assert len(onward) == 2 and len(backward) == 1
     assert torch.isfinite(onward.points).all() and torch.isfinite(backward.points).all()
     # The first extrapolated frame is about one frame step beyond the last frame.
     step = (path.points[-1] - path.points[-2]).norm()
@@ -236,6 +236,8 @@ def test_clear_errors_for_bad_inputs(sd, keyframes):
     four = JoinKeyframes.execute(keyframes, one)[0]
     with pytest.raises(GeodesicInputError, match="frames: 4 keyframes need at least 4 frames, got 3"):
         SolveBVP.execute(model, four, 3, False, "equal", **FAST_BVP)
+    with pytest.raises(GeodesicInputError, match=r"latent: expected \[batch, 4, height, width\]"):
+        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4, latent={"samples": torch.zeros(1, 16, 8, 8)})
     with pytest.raises(GeodesicInputError, match="image / latent: connect exactly one"):
         EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4)
     wide = EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4,

@@ -1,7 +1,7 @@
 """Boundary value problem: the density geodesic between two points.
 
 Two methods:
-- ``default``: coarse-to-fine (2, 4, 8, ... segments) minimisation of the discrete log-energy with
+- ``default``: coarse-to-fine (8, 16, ... segments) minimisation of the discrete log-energy with
   L-BFGS, preconditioned by the energy's exact elastic (tridiagonal) Hessian and an Armijo line
   search; converges when the scale-free Euler-Lagrange residual falls below ``tol``. Every iteration
   evaluates all interior points in one field call.
@@ -168,8 +168,10 @@ def _budget_left(problem: _Problem, max_evals: int | None, n: int) -> bool:
 
 
 def _levels(n_segments: int) -> list[int]:
+    # Halve down to no fewer than 8 segments: coarser paths are too crude a model of the final one to
+    # be worth their evaluations (16,384-D benchmark: 338 evaluations from 2 segments, 210 from 8).
     levels = [n_segments]
-    while levels[-1] > 2:
+    while levels[-1] >= 16:
         levels.append(math.ceil(levels[-1] / 2))
     return levels[::-1]
 
@@ -309,6 +311,11 @@ def _two_loop(g: Tensor, pairs: list[tuple[Tensor, Tensor, float]], precondition
         alphas.append(a)
         q = q - a * yk
     r = precondition(q)
+    if pairs:
+        # Scale the preconditioner by the latest measured curvature (s.y / y.P y), as in standard
+        # L-BFGS: the elastic Hessian misses the density's own curvature along the path.
+        sk, yk, sy = pairs[-1]
+        r = r * (sy / dot(yk, precondition(yk)))
     for (sk, yk, sy), a in zip(pairs, reversed(alphas)):
         b = dot(yk, r) / sy
         r = r + (a - b) * sk

@@ -113,6 +113,8 @@ class RecordedCall:
     module: str
     key: tuple
     images: int
+    wall_s: float = 0.0  # time inside the forward pass (only when the recorder times calls)
+    cpu_s: float = 0.0
 
 
 class ModelCallRecorder:
@@ -122,13 +124,17 @@ class ModelCallRecorder:
     can replay exactly those calls; all later calls only append a small record.
     """
 
-    def __init__(self, modules: dict[str, torch.nn.Module]):
+    def __init__(self, modules: dict[str, torch.nn.Module], time_calls: bool):
+        """time_calls: also time every forward pass (only meaningful where calls are synchronous: CPU)."""
         self.modules = modules
         self.calls: list[RecordedCall] = []
         self.examples: dict[tuple, tuple[tuple, dict]] = {}
         self.stage = "setup"
         self._handles = [module.register_forward_pre_hook(self._hook(name), with_kwargs=True)
                          for name, module in modules.items()]
+        if time_calls:
+            self._handles += [module.register_forward_hook(self._finish) for module in modules.values()]
+        self._started = (0.0, 0.0)
 
     def _hook(self, name: str):
         def record(module, args, kwargs):
@@ -136,7 +142,13 @@ class ModelCallRecorder:
             if key not in self.examples:
                 self.examples[key] = (_map_tensors(args, torch.clone), _map_tensors(kwargs, torch.clone))
             self.calls.append(RecordedCall(self.stage, name, key, int(args[0].shape[0])))
+            self._started = (time.perf_counter(), time.process_time())
         return record
+
+    def _finish(self, module, args, output) -> None:
+        call = self.calls[-1]
+        call.wall_s = time.perf_counter() - self._started[0]
+        call.cpu_s = time.process_time() - self._started[1]
 
     def remove(self) -> None:
         for handle in self._handles:
@@ -145,23 +157,46 @@ class ModelCallRecorder:
     def stage_calls(self, stage: str) -> list[RecordedCall]:
         return [c for c in self.calls if c.stage == stage]
 
-    def replay(self, calls: list[RecordedCall], device: torch.device) -> dict:
-        """Wall and process CPU seconds of the same forward calls run back to back."""
-        with timed(device) as clock, torch.inference_mode():
-            for call in calls:
-                args, kwargs = self.examples[call.key]
-                # forward passes write bookkeeping into transformer_options: give each call its own copy
-                self.modules[call.module](*args, **copy.deepcopy(kwargs))
-        return clock
+    def replay(self, calls: list[RecordedCall], device: torch.device, samples_per_signature: int = 0) -> dict:
+        """Wall and process CPU seconds of the same forward calls run back to back.
+
+        With samples_per_signature > 0 only that many calls of each (module, shapes) signature run and
+        the times are scaled by the signature's call count: same-shape forward passes cost the same,
+        and on a slow CPU this keeps the floor affordable.
+        """
+        counts = Counter(call.key for call in calls)
+        if samples_per_signature == 0:
+            # one synchronisation at the end, as the pipeline itself has: no per-call sync in the floor
+            with timed(device) as clock, torch.inference_mode():
+                for call in calls:
+                    self._forward(call)
+            return clock
+        total = {"wall_s": 0.0, "cpu_s": 0.0}
+        with torch.inference_mode():
+            for key, n in counts.items():
+                sampled = [c for c in calls if c.key == key][:samples_per_signature]
+                for call in sampled:
+                    with timed(device) as clock:
+                        self._forward(call)
+                    for k in total:
+                        total[k] += clock[k] * n / len(sampled)
+        return total
+
+    def _forward(self, call: RecordedCall) -> None:
+        args, kwargs = self.examples[call.key]
+        # forward passes write bookkeeping into transformer_options: each call gets its own copy
+        self.modules[call.module](*args, **copy.deepcopy(kwargs))
 
 
 def describe_calls(calls: list[RecordedCall]) -> dict:
-    """Per module: number of calls, images through it, and a histogram of images per call."""
+    """Per module: number of calls, images through it, a histogram of images per call, time inside."""
     out = {}
     for module in sorted({c.module for c in calls}):
-        sizes = [c.images for c in calls if c.module == module]
+        mine = [c for c in calls if c.module == module]
+        sizes = [c.images for c in mine]
         out[module] = {"calls": len(sizes), "images": sum(sizes),
-                       "images_per_call": dict(sorted(Counter(sizes).items()))}
+                       "images_per_call": dict(sorted(Counter(sizes).items())),
+                       "inside_wall_s": sum(c.wall_s for c in mine), "inside_cpu_s": sum(c.cpu_s for c in mine)}
     return out
 
 
@@ -175,6 +210,11 @@ class StageResult:
     peak_mib: float
     calls: dict
     extra: dict = field(default_factory=dict)
+
+    @property
+    def inside_cpu_s(self) -> float:
+        """Process CPU seconds spent inside the model forward passes during the stage itself."""
+        return sum(v["inside_cpu_s"] for v in self.calls.values())
 
     @property
     def unet_calls(self) -> int:
@@ -271,14 +311,16 @@ class PipelineSettings:
 
 
 def run_stage(name: str, recorder: ModelCallRecorder, device: torch.device, work: Callable[[], object],
-              replay: bool = True) -> tuple[StageResult, object]:
+              floor_samples: int | None) -> tuple[StageResult, object]:
+    """Time one stage; floor_samples None skips the floor, 0 replays every call, N > 0 N per signature."""
     recorder.stage = name
     # nodes run under inference mode in ComfyUI's executor
     with PeakMemory(device) as memory, timed(device) as clock, torch.inference_mode():
         output = work()
     recorder.stage = "idle"
     calls = recorder.stage_calls(name)
-    floor = recorder.replay(calls, device) if replay else {"wall_s": float("nan"), "cpu_s": float("nan")}
+    floor = ({"wall_s": float("nan"), "cpu_s": float("nan")} if floor_samples is None
+             else recorder.replay(calls, device, floor_samples))
     stage = StageResult(name, clock["wall_s"], clock["cpu_s"], floor["wall_s"], floor["cpu_s"],
                         memory.peak_bytes / 2**20, describe_calls(calls))
     return stage, output
@@ -294,7 +336,7 @@ def node_inputs(node_cls, **overrides) -> dict:
 
 
 def pipeline_stages(loaded: Loaded, settings: PipelineSettings, methods: dict[str, int], recorder,
-                    replay: bool = True) -> list[StageResult]:
+                    floor_samples: int | None) -> list[StageResult]:
     """The node pipeline through the nodes' own execute(): Encode Keyframes (two images, VAE included),
     Geodesic Interpolation (BVP) once per method, Decode Path (PF-ODE and VAE) of the first method's path."""
     pack = import_pack_module("nodes")
@@ -308,7 +350,7 @@ def pipeline_stages(loaded: Loaded, settings: PipelineSettings, methods: dict[st
         return pack.EncodeKeyframes.execute(**inputs).result[0]
 
     results = []
-    stage, keyframes = run_stage("encode", recorder, device, encode, replay)
+    stage, keyframes = run_stage("encode", recorder, device, encode, floor_samples)
     results.append(stage)
     paths = {}
     for method, max_evals in methods.items():
@@ -318,7 +360,9 @@ def pipeline_stages(loaded: Loaded, settings: PipelineSettings, methods: dict[st
                                  max_evals=max_evals)
             return pack.SolveBVP.execute(**inputs).result
 
-        stage, (path, report) = run_stage(f"solve_{method}", recorder, device, solve, replay)
+        # the paper solver is a comparison, not part of the pipeline: its floor is not needed
+        stage, (path, report) = run_stage(f"solve_{method}", recorder, device, solve,
+                                          None if method == "paper" else floor_samples)
         stage.extra.update(report=report, max_evals=max_evals, solver_length=reported_length(report))
         paths[method] = path
         results.append(stage)
@@ -331,7 +375,7 @@ def pipeline_stages(loaded: Loaded, settings: PipelineSettings, methods: dict[st
                              steps=settings.decode_steps, vae=loaded.vae)
         return pack.DecodePath.execute(**inputs).result[1]
 
-    stage, images = run_stage("decode", recorder, device, decode, replay)
+    stage, images = run_stage("decode", recorder, device, decode, floor_samples)
     stage.extra["images"] = list(images.shape)
     results.append(stage)
     return results
@@ -375,10 +419,17 @@ def machine_description(device: torch.device) -> dict:
     return info
 
 
+def in_model_ratio(*stages: StageResult) -> float:
+    """Stage CPU seconds over CPU seconds inside model forward passes, measured in the same run (immune
+    to other jobs on a shared machine); NaN where calls were not timed (GPU: timing them would sync)."""
+    inside = sum(s.inside_cpu_s for s in stages)
+    return sum(s.cpu_s for s in stages) / inside if inside > 0 else float("nan")
+
+
 def format_table(stages: list[StageResult], memory_label: str) -> str:
     header = (f"{'stage':<16}{'wall s':>9}{'floor s':>9}{'x floor':>8}{'cpu s':>9}{'floor cpu':>10}"
-              f"{'x floor':>8}{'UNet calls':>11}{'UNet imgs':>10}{'imgs/call':>22}{'VAE calls':>10}"
-              f"{memory_label:>15}")
+              f"{'x floor':>8}{'in-model cpu':>13}{'x in-model':>11}{'UNet calls':>11}{'UNet imgs':>10}"
+              f"{'imgs/call':>22}{'VAE calls':>10}{memory_label:>15}")
     lines = [header, "-" * len(header)]
     for s in stages:
         unet = s.calls.get("unet", {})
@@ -386,6 +437,7 @@ def format_table(stages: list[StageResult], memory_label: str) -> str:
         histogram = ",".join(f"{k}x{v}" for k, v in unet.get("images_per_call", {}).items())
         lines.append(f"{s.stage:<16}{s.wall_s:>9.2f}{s.floor_s:>9.2f}{s.wall_s / s.floor_s:>8.3f}"
                      f"{s.cpu_s:>9.2f}{s.floor_cpu_s:>10.2f}{s.cpu_s / s.floor_cpu_s:>8.3f}"
+                     f"{s.inside_cpu_s:>13.2f}{in_model_ratio(s):>11.3f}"
                      f"{s.unet_calls:>11}{s.unet_images:>10}{histogram:>22}{vae_calls:>10}{s.peak_mib:>15.0f}")
     return "\n".join(lines)
 
@@ -395,6 +447,7 @@ def ratios(stages: list[StageResult]) -> dict:
     pipeline = [s for s in stages if s.stage != "solve_paper"]
     out = {"pipeline_over_floor_wall": sum(s.wall_s for s in pipeline) / sum(s.floor_s for s in pipeline),
            "pipeline_over_floor_cpu": sum(s.cpu_s for s in pipeline) / sum(s.floor_cpu_s for s in pipeline),
+           "pipeline_over_in_model_cpu": in_model_ratio(*pipeline),
            "pipeline_wall_s": sum(s.wall_s for s in pipeline),
            "pipeline_peak_mib": max(s.peak_mib for s in pipeline)}
     default, paper = by_name.get("solve_default"), by_name.get("solve_paper")
@@ -443,6 +496,8 @@ def main() -> None:
     parser.add_argument("--methods", default="default,paper")
     parser.add_argument("--repeats", type=int, default=1,
                         help="run the pipeline this many times, report the last (the first pays warm-up)")
+    parser.add_argument("--floor-samples", type=int, default=0,
+                        help="0: the floor replays every model call; N: N calls per shape, scaled by count")
     parser.add_argument("--json", type=Path, default=None, help="also write all numbers here")
     args = parser.parse_args()
 
@@ -457,13 +512,16 @@ def main() -> None:
     budgets = {"default": args.max_evals, "paper": args.paper_max_evals}
     methods = {m: budgets[m] for m in args.methods.split(",")}
     recorder = ModelCallRecorder({"unet": loaded.model.model.diffusion_model,
-                                  **vae_modules(loaded.vae.first_stage_model)})
+                                  **vae_modules(loaded.vae.first_stage_model)},
+                                 time_calls=args.device == "cpu")
     device = loaded.device
     runs = []
+    print(f"{args.arch} {settings.size}px on {device}: methods {methods}", flush=True)
     for repeat in range(args.repeats):
         recorder.calls.clear()
         # only the reported (last) repeat pays for the floor replay
-        stages = pipeline_stages(loaded, settings, methods, recorder, replay=repeat == args.repeats - 1)
+        last = repeat == args.repeats - 1
+        stages = pipeline_stages(loaded, settings, methods, recorder, args.floor_samples if last else None)
         runs.append(stages)
         print(f"repeat {repeat + 1}/{args.repeats}: pipeline "
               f"{sum(s.wall_s for s in stages if s.stage != 'solve_paper'):.2f} s", flush=True)

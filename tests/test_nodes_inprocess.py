@@ -160,6 +160,27 @@ def test_solve_bvp_exact_frames_through_every_keyframe(sd, keyframes):
     torch.testing.assert_close(norms, norms.mean().expand(len(path)), rtol=1e-5, atol=0)  # float32 rescale
 
 
+def test_paper_method_runs_within_its_budget(sd, keyframes):
+    path, report = SolveBVP.execute(sd["model"], keyframes, 5, False, "equal",
+                                    **{**FAST_BVP, "method": "paper", "max_evals": 20})
+    assert len(path) == 5 and torch.isfinite(path.points).all()
+    evals = [int(line.split(", ")[-1].split()[0]) for line in report.splitlines()]
+    assert all(e <= 20 for e in evals)  # each segment's share of the 20-evaluation budget (10 at least)
+
+
+def test_batch_size_bounds_every_model_call_and_model_wrappers_apply(sd, keyframes):
+    batches = []
+
+    def record_batch(apply_model, args):
+        batches.append(args["input"].shape[0])
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    wrapped = sd["model"].clone()
+    wrapped.set_model_unet_function_wrapper(record_batch)
+    SolveBVP.execute(wrapped, keyframes, 7, False, "equal", **{**FAST_BVP, "batch_size": 2})
+    assert batches and max(batches) == 2
+
+
 def test_solve_bvp_loop_closes_back_to_the_first_keyframe(sd, keyframes):
     path, _ = SolveBVP.execute(sd["model"], keyframes, 7, True, "equal", **{**FAST_BVP, "sphere": False})
     assert len(path) == 7

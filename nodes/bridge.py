@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import comfy.model_management
 import comfy.model_sampling
@@ -26,17 +26,20 @@ from ..geodesic_core import GeodesicInputError
 from .conditioning import KeyframeConds
 from .path import ConditioningSchedule, ModelKey, check_conditioning
 
+if TYPE_CHECKING:
+    from comfy.model_patcher import ModelPatcher
+
 Denoiser = Callable[[Tensor, float, "Tensor | None"], Tensor]
 Work = Callable[[Denoiser, torch.device], "T"]
 T = TypeVar("T")
 
 
-def model_sampling(model):
+def model_sampling(model: ModelPatcher) -> torch.nn.Module:
     """Sampling object with patches (ModelSamplingDiscrete / SD3 nodes) applied."""
     return model.get_model_object("model_sampling")
 
 
-def prediction_type(model) -> str:
+def prediction_type(model: ModelPatcher) -> str:
     """EPS, V_PREDICTION, CONST (flow), ...: the prediction class mixed into the sampling object."""
     for cls in type(model_sampling(model)).__mro__:
         if cls.__module__ == comfy.model_sampling.__name__ and cls.__name__.replace("_", "").isupper():
@@ -44,17 +47,17 @@ def prediction_type(model) -> str:
     return type(model_sampling(model)).__name__
 
 
-def model_key(model) -> ModelKey:
+def model_key(model: ModelPatcher) -> ModelKey:
     return ModelKey(type(model.model).__name__, type(model.get_model_object("latent_format")).__name__,
                     prediction_type(model))
 
 
-def noise_kind(model) -> str:
+def noise_kind(model: ModelPatcher) -> str:
     """geodesic_core's noise convention: flow models mix x = (1-s)x0 + s n, all others x = x0 + s n."""
     return "flow" if isinstance(model_sampling(model), comfy.model_sampling.CONST) else "ve"
 
 
-def sigma_at(model, noise_level: float) -> float:
+def sigma_at(model: ModelPatcher, noise_level: float) -> float:
     """Sigma at a fraction of the schedule (0.6 = 60% of the way from clean to pure noise)."""
     if not 0.0 < noise_level < 1.0:
         raise GeodesicInputError(
@@ -62,7 +65,7 @@ def sigma_at(model, noise_level: float) -> float:
     return float(model_sampling(model).percent_to_sigma(1.0 - noise_level))
 
 
-def ode_sigmas(model, noise_level: float, steps: int) -> Tensor:
+def ode_sigmas(model: ModelPatcher, noise_level: float, steps: int) -> Tensor:
     """Descending sigmas from the noise level to 0, uniform in schedule fraction (DDIM-like spacing)."""
     if steps < 1:
         raise GeodesicInputError(f"steps: expected at least 1, got {steps}")
@@ -71,11 +74,11 @@ def ode_sigmas(model, noise_level: float, steps: int) -> Tensor:
     return torch.tensor([float(ms.percent_to_sigma(f)) for f in fractions], dtype=torch.float32)
 
 
-def latent_to_model_space(model, samples: Tensor) -> Tensor:
+def latent_to_model_space(model: ModelPatcher, samples: Tensor) -> Tensor:
     return model.model.process_latent_in(samples.float())
 
 
-def latent_from_model_space(model, points: Tensor) -> Tensor:
+def latent_from_model_space(model: ModelPatcher, points: Tensor) -> Tensor:
     return model.model.process_latent_out(points.float())
 
 
@@ -146,7 +149,7 @@ class _WorkSampler(comfy.samplers.Sampler):
         return torch.zeros_like(noise)
 
 
-def run_with_denoiser(model, schedule: ConditioningSchedule, work: Work, *, stage: str,
+def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work: Work, *, stage: str,
                       latent_shape: tuple[int, ...], batch_size: int, total_evals: int, sigma: float,
                       negative: list | None = None, guidance: float = 0.0) -> T:
     """Call ``work(denoise, device)`` with the loaded model ready; return what it returns.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
@@ -17,12 +19,15 @@ from .bridge import (
 )
 from .path import ConditioningSchedule, GeodesicPath, check_path_matches
 
+if TYPE_CHECKING:
+    from comfy.model_patcher import ModelPatcher
+
 
 def keyframe_positions(n: int) -> Tensor:
     return torch.linspace(0.0, 1.0, n) if n > 1 else torch.zeros(1)
 
 
-def encode_latents(model, samples: Tensor, conditioning: list, *, noise_level: float, steps: int,
+def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, noise_level: float, steps: int,
                    batch_size: int) -> GeodesicPath:
     """Invert clean (unscaled, LATENT-convention) latents [N, C, H, W] to the noise level.
 
@@ -51,7 +56,7 @@ def encode_latents(model, samples: Tensor, conditioning: list, *, noise_level: f
     return GeodesicPath(points, t, noise_level, sigma, model_key(model), schedule)
 
 
-def decode_path(model, path: GeodesicPath, *, steps: int, batch_size: int,
+def decode_path(model: ModelPatcher, path: GeodesicPath, *, steps: int, batch_size: int,
                 input_name: str = "path") -> Tensor:
     """Clean latents (unscaled, LATENT convention) of every path point, each with its own conditioning."""
     check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), input_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io as bytes_io
+from typing import TYPE_CHECKING
 
 import latent_preview
 import matplotlib
@@ -17,10 +18,15 @@ from .bridge import latent_to_model_space
 matplotlib.use("Agg")  # no display in a server; must precede pyplot
 from matplotlib import pyplot as plt  # noqa: E402
 
+if TYPE_CHECKING:
+    from comfy.model_patcher import ModelPatcher
+
+    from .solves import Readout
+
 LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the preview like decoded frames
 
 
-def density_plot(readout) -> Tensor:
+def density_plot(readout: Readout) -> Tensor:
     """IMAGE [1, H, W, 3]: relative log density and cumulative geodesic distance per frame."""
     frames = np.arange(len(readout.log_density))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.8), dpi=100, sharex=True)
@@ -41,7 +47,7 @@ def density_plot(readout) -> Tensor:
     return torch.from_numpy(pixels)[None]
 
 
-def latent_rgb_preview(model, samples: Tensor) -> Tensor:
+def latent_rgb_preview(model: ModelPatcher, samples: Tensor) -> Tensor:
     """IMAGE [N, H, W, 3] approximating each latent's colours (ComfyUI's latent preview factors)."""
     latent_format = model.get_model_object("latent_format")
     if latent_format.latent_rgb_factors is None:

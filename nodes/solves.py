@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -26,6 +27,9 @@ from .path import (
     check_path_matches,
 )
 
+if TYPE_CHECKING:
+    from comfy.model_patcher import ModelPatcher
+
 
 @dataclass(frozen=True)
 class FieldSettings:
@@ -38,11 +42,11 @@ class FieldSettings:
     batch_size: int
 
 
-def _field(model, denoise: Denoiser, sigma: float, settings: FieldSettings) -> DenoiserField:
+def _field(model: ModelPatcher, denoise: Denoiser, sigma: float, settings: FieldSettings) -> DenoiserField:
     return DenoiserField(denoise, sigma, noise_kind(model), chunk_size=settings.batch_size)
 
 
-def _run(model, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath, total_evals: int,
+def _run(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath, total_evals: int,
          settings: FieldSettings):
     return run_with_denoiser(model, schedule, work, stage=stage, latent_shape=tuple(path.points.shape[1:]),
                              batch_size=settings.batch_size, total_evals=total_evals, sigma=path.sigma,
@@ -108,7 +112,7 @@ class SolveReport:
         return "\n".join(self.lines)
 
 
-def solve_keyframes(model, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str, method: str,
+def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str, method: str,
                     tolerance: float, max_evals: int,
                     settings: FieldSettings) -> tuple[GeodesicPath, SolveReport]:
     """Piecewise geodesic through every keyframe in order with exactly ``frames`` points.
@@ -177,7 +181,7 @@ def solve_keyframes(model, keyframes: GeodesicPath, *, frames: int, loop: bool, 
     return path, SolveReport(lines)
 
 
-def extrapolate(model, path: GeodesicPath, *, frames: int, use_tangent: bool, backward: bool,
+def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tangent: bool, backward: bool,
                 settings: FieldSettings) -> GeodesicPath:
     """``frames`` new points shot along the geodesic from the path's end (or start), one frame step apart.
 
@@ -250,7 +254,7 @@ def _cumulative_distance(points: Tensor, scores: Tensor, alpha: float) -> Tensor
     return torch.tensor([0.0, *prefix_lengths], dtype=torch.float64)
 
 
-def read_out(model, path: GeodesicPath, *, compare_geodesic: bool, method: str, tolerance: float,
+def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, method: str, tolerance: float,
              max_evals: int, settings: FieldSettings) -> Readout:
     """Density and distance along any path; optionally its efficiency against the geodesic between its
     ends."""

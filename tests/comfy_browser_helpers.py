@@ -22,16 +22,20 @@ def launch_chromium(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
 
 
-def skip_first_run_dialogs(server_url: str) -> None:
-    """A fresh user directory opens the templates tutorial over the canvas; mark it as seen."""
-    for setting in ("Comfy.TutorialCompleted", "Comfy.Minimap.Visible"):
-        value = "true" if setting == "Comfy.TutorialCompleted" else "false"
-        requests.post(f"{server_url}/settings/{setting}", data=value, timeout=30).raise_for_status()
+# A fresh user directory opens the templates tutorial over the canvas and a minimap over the graph;
+# LOD rendering would hide node text in zoomed-out thumbnails.
+FRONTEND_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False,
+                     "LiteGraph.Canvas.MinFontSizeForLOD": 0}
 
 
-def open_app(browser: Browser, server_url: str) -> Page:
-    skip_first_run_dialogs(server_url)
-    page = browser.new_page(viewport=VIEWPORT)
+def apply_settings(server_url: str) -> None:
+    for setting, value in FRONTEND_SETTINGS.items():
+        requests.post(f"{server_url}/settings/{setting}", json=value, timeout=30).raise_for_status()
+
+
+def open_app(browser: Browser, server_url: str, viewport: dict = VIEWPORT) -> Page:
+    apply_settings(server_url)
+    page = browser.new_page(viewport=viewport)
     page.goto(server_url)
     page.wait_for_function("window.app?.graph && window.LiteGraph?.registered_node_types",
                            timeout=APP_READY_TIMEOUT_MS)
@@ -59,8 +63,24 @@ def frontend_api_prompt(page: Page) -> dict:
 
 
 def fit_view(page: Page) -> None:
-    page.evaluate("() => { window.app.canvas.ds.fitToBounds(window.app.graph.getBoundingBox?.() ?? "
-                  "window.app.canvas.graph.getBoundingBox()); window.app.canvas.setDirty(true, true); }")
+    """The frontend's own "Fit view" command (keyboard "."): the whole graph in the window."""
+    page.evaluate("() => window.app.canvas.deselectAll()")
+    page.evaluate("() => window.app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+    page.wait_for_timeout(800)  # the command animates the zoom
+
+
+def graph_clip(page: Page, margin: float = 16.0) -> dict:
+    """Page-pixel rectangle around every node of the loaded graph (for a screenshot of the graph only)."""
+    return page.evaluate("""margin => {
+        const canvas = window.app.canvas, box = canvas.canvas.getBoundingClientRect();
+        const rects = window.app.graph.nodes.map(n => n.boundingRect);
+        const left = Math.min(...rects.map(r => r[0])), top = Math.min(...rects.map(r => r[1]));
+        const right = Math.max(...rects.map(r => r[0] + r[2])), bottom = Math.max(...rects.map(r => r[1] + r[3]));
+        const [scale, [dx, dy]] = [canvas.ds.scale, canvas.ds.offset];
+        const x = Math.max(0, box.left + (left + dx) * scale - margin);
+        const y = Math.max(0, box.top + (top + dy) * scale - margin);
+        return {x, y, width: (right - left) * scale + 2 * margin, height: (bottom - top) * scale + 2 * margin};
+    }""", margin)
 
 
 def screenshot(page: Page, path: Path) -> Path:

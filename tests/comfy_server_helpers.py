@@ -21,8 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+from PIL import Image
+from sklearn.datasets import load_digits
 
 ROOT = Path(__file__).resolve().parents[1]
 COMFY_DIR = ROOT / ".comfyui" / "ComfyUI"
@@ -31,6 +34,24 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHECKPOINT_NAME = "tiny_sd15.safetensors"
 PACK_FOLDER_NAME = "density_geodesics"
 START_TIMEOUT_S = 180.0
+# Files the workflows' LoadImage nodes name: real handwritten digits (scikit-learn's data set),
+# upscaled; the clip pans across a strip of digits, i.e. real pixels with real motion.
+KEYFRAME_FILES = ("geodesics_keyframe_a.png", "geodesics_keyframe_b.png", "geodesics_keyframe_c.png")
+KEYFRAME_DIGITS = (0, 3, 6)  # indices into load_digits(): a 0, a 3 and a 6
+CLIP_FILE = "geodesics_clip.webp"
+CLIP_FRAMES = 9
+WORKFLOWS_DIR = ROOT / "workflows"
+WORKFLOW_NAMES = sorted(p.stem for p in WORKFLOWS_DIR.glob("*.json"))
+IMAGE_SIZE = 64  # px of the example inputs in the tests: CPU-sized
+# CPU-sized budgets for the tests, set on the workflows' nodes by type (in API prompts or in the
+# browser); everything else stays the workflow's own.
+FAST_SETTINGS = {
+    "DensityGeodesics_EncodeKeyframes": {"steps": 2},
+    "DensityGeodesics_SolveBVP": {"max_evals": 60, "tolerance": 0.05},
+    "DensityGeodesics_SolveIVP": {"frames": 3},
+    "DensityGeodesics_DensityReadout": {"max_evals": 60, "tolerance": 0.05},
+    "DensityGeodesics_DecodePath": {"steps": 2},
+}
 
 
 def free_port() -> int:
@@ -49,6 +70,27 @@ def make_base_directory(base: Path) -> Path:
     (base / "custom_nodes" / PACK_FOLDER_NAME).symlink_to(ROOT, target_is_directory=True)
     (base / "models" / "checkpoints" / CHECKPOINT_NAME).symlink_to(checkpoint)
     return base
+
+
+def digit_image(index: int, size: int) -> Image.Image:
+    """Dark ink on light paper, RGB: the 8x8 digit upscaled with bicubic smoothing."""
+    digit = load_digits().images[index] / 16.0
+    gray = Image.fromarray((255 * (1 - digit)).astype(np.uint8)).resize((size, size), Image.BICUBIC)
+    return gray.convert("RGB")
+
+
+def pan_clip(size: int, frames: int) -> list[Image.Image]:
+    """A camera panning right across a strip of digits, `size` px square frames."""
+    strip = np.concatenate([np.asarray(digit_image(i, size)) for i in range(1, 4)], axis=1)
+    step = (strip.shape[1] - size) // (frames - 1)
+    return [Image.fromarray(strip[:, k * step:k * step + size]) for k in range(frames)]
+
+
+def write_example_inputs(input_dir: Path, size: int = 64) -> None:
+    for name, index in zip(KEYFRAME_FILES, KEYFRAME_DIGITS, strict=True):
+        digit_image(index, size).save(input_dir / name)
+    first, *rest = pan_clip(size, CLIP_FRAMES)
+    first.save(input_dir / CLIP_FILE, save_all=True, append_images=rest, duration=100, lossless=True)
 
 
 @dataclass

@@ -1,0 +1,120 @@
+"""The pack in the real ComfyUI frontend, driven in Debian's headless chromium.
+
+Every workflow is fetched from the pack's template route (what Workflow > Browse Templates lists)
+and loaded through the app: no missing-node warning, and the frontend's own API conversion equals
+tests/workflow_convert.py's. The interpolation workflow is then run with the Run button and its
+animation must show up on the Save node. Screenshots go to test-artifacts/browser/.
+chromium missing is a failure, not a skip (launch_chromium raises).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from comfy_browser_helpers import (
+    fit_view,
+    frontend_api_prompt,
+    launch_chromium,
+    load_workflow,
+    missing_nodes_dialog_shown,
+    open_app,
+    screenshot,
+    unregistered_node_types,
+)
+from comfy_server_helpers import (
+    ARTIFACTS,
+    FAST_SETTINGS,
+    IMAGE_SIZE,
+    PACK_FOLDER_NAME,
+    WORKFLOW_NAMES,
+    ComfyServer,
+    write_example_inputs,
+)
+from PIL import Image
+from playwright.sync_api import Page, sync_playwright
+from workflow_convert import ordered_inputs, ui_to_api
+
+pytest_plugins = ["comfy_server_helpers"]
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = ARTIFACTS / "browser"
+RUN_TIMEOUT_MS = 300_000
+
+
+@pytest.fixture(scope="module")
+def page(comfy_server: ComfyServer) -> Iterator[Page]:
+    write_example_inputs(comfy_server.input_dir, IMAGE_SIZE)
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield open_app(browser, comfy_server.url)
+        finally:
+            browser.close()
+
+
+def template(page: Page, name: str) -> dict:
+    """The workflow as the frontend's template browser gets it: over HTTP from the pack's template route."""
+    return page.evaluate("async url => (await fetch(url)).json()",
+                         f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.json")
+
+
+def test_template_browser_lists_the_pack_workflows(page: Page):
+    listed = page.evaluate("async () => (await fetch('/api/workflow_templates')).json()")
+    assert sorted(listed[PACK_FOLDER_NAME]) == WORKFLOW_NAMES
+
+
+def test_missing_node_check_can_fail(page: Page):
+    """The check below must see an unknown node, or a passing result would mean nothing."""
+    workflow = template(page, WORKFLOW_NAMES[0])
+    workflow["nodes"][0]["type"] = "DensityGeodesics_NoSuchNode"
+    load_workflow(page, workflow, "broken")
+    assert unregistered_node_types(page) == ["DensityGeodesics_NoSuchNode"]
+    assert missing_nodes_dialog_shown(page)
+    page.keyboard.press("Escape")
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_loads_without_missing_nodes(page: Page, comfy_server: ComfyServer, name: str):
+    workflow = template(page, name)
+    load_workflow(page, workflow, name)
+    screenshot(page, SCREENSHOTS / f"{name}.png")
+    assert unregistered_node_types(page) == []
+    assert not missing_nodes_dialog_shown(page)
+    object_info = comfy_server.object_info()
+    # The frontend also sends its display-only widgets (PreviewAny's "preview"); the server drops inputs
+    # that are not in the node's schema, so only schema inputs are compared.
+    frontend = {node_id: {"class_type": node["class_type"],
+                          "inputs": {k: v for k, v in node["inputs"].items()
+                                     if k in dict(ordered_inputs(object_info[node["class_type"]]))}}
+                for node_id, node in frontend_api_prompt(page).items()}
+    assert frontend == ui_to_api(workflow, object_info)
+
+
+def set_widgets(page: Page, node_type: str, values: dict) -> None:
+    page.evaluate("""([type, values]) => {
+        for (const node of window.app.graph.nodes.filter(n => n.type === type))
+            for (const [name, value] of Object.entries(values))
+                node.widgets.find(w => w.name === name).value = value;
+    }""", [node_type, values])
+
+
+def test_interpolation_runs_from_the_run_button(page: Page, comfy_server: ComfyServer):
+    load_workflow(page, template(page, "geodesic_interpolation"), "geodesic_interpolation")
+    for node_type, values in FAST_SETTINGS.items():
+        set_widgets(page, node_type, values)
+    set_widgets(page, "SaveAnimatedWEBP", {"filename_prefix": "browser_run"})
+    page.get_by_role("button", name="Run").first.click()
+    # The finished animation is shown as an <img> served by /api/view (on the Save node and in the queue).
+    page.wait_for_function("""() => [...document.querySelectorAll("img[src*='browser_run']")]
+        .some(img => img.complete && img.naturalWidth > 0)""", timeout=RUN_TIMEOUT_MS)
+    fit_view(page)
+    shot = screenshot(page, SCREENSHOTS / "geodesic_interpolation_ran.png")
+    shown = page.evaluate("""() => {
+        const save = window.app.graph.nodes.find(n => n.type === 'SaveAnimatedWEBP');
+        return window.app.nodeOutputs[String(save.id)].images.map(i => i.filename);
+    }""")
+    written = sorted(p.name for p in comfy_server.output_dir.glob("browser_run_*.webp"))
+    assert shown == written and len(written) == 1, (shown, written)
+    with Image.open(comfy_server.output_dir / written[0]) as animation:
+        assert animation.n_frames == 17
+    assert shot.stat().st_size > 10_000

@@ -1,0 +1,301 @@
+"""The pack inside a real ComfyUI 0.3.75 server: registration, every example workflow end to end through
+POST /prompt, cancelling a solve with /interrupt, and bad inputs answered with clear messages.
+
+One server for the whole test session (comfy_server_helpers); 64 px images and small budgets keep the
+CPU cost low, the workflows themselves keep their user-facing defaults.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from comfy_server_helpers import (
+    FAST_SETTINGS,
+    IMAGE_SIZE,
+    PACK_FOLDER_NAME,
+    WORKFLOW_NAMES,
+    WORKFLOWS_DIR,
+    ComfyServer,
+    PromptResult,
+    write_example_inputs,
+)
+from PIL import Image, ImageSequence
+from workflow_convert import ui_to_api
+
+pytest_plugins = ["comfy_server_helpers"]
+pytestmark = pytest.mark.server
+
+PACK_NODE_IDS = {
+    "DensityGeodesics_EncodeKeyframes", "DensityGeodesics_JoinKeyframes", "DensityGeodesics_SolveBVP",
+    "DensityGeodesics_SolveIVP", "DensityGeodesics_DensityReadout", "DensityGeodesics_DecodePath",
+    "DensityGeodesics_PathToLatent",
+}
+ANIMATION_WORKFLOWS = ["geodesic_extrapolation", "geodesic_interpolation", "geodesic_keyframes_loop"]
+# Fewer frames than the workflows' own where a run would be slow on CPU (the 17-frame interpolation
+# keeps its frame count).
+WORKFLOW_OVERRIDES = {"geodesic_keyframes_loop": {"DensityGeodesics_SolveBVP": {"frames": 9}},
+                      "geodesic_extrapolation": {"DensityGeodesics_SolveBVP": {"frames": 5}}}
+RUN_TIMEOUT_S = 300.0
+
+
+def load_workflow(name: str) -> dict:
+    return json.loads((WORKFLOWS_DIR / f"{name}.json").read_text())
+
+
+def fast_prompt(name: str, object_info: dict) -> dict:
+    """The workflow in API format with CPU-sized budgets."""
+    prompt = ui_to_api(load_workflow(name), object_info)
+    for node in prompt.values():
+        node["inputs"].update(FAST_SETTINGS.get(node["class_type"], {}))
+        node["inputs"].update(WORKFLOW_OVERRIDES.get(name, {}).get(node["class_type"], {}))
+    return prompt
+
+
+def expected_frames(prompt: dict) -> int:
+    """Frames the animation must have: the geodesic's frames plus any extrapolated ones (exact counts)."""
+    return sum(node["inputs"]["frames"] for node in prompt.values()
+               if node["class_type"] in ("DensityGeodesics_SolveBVP", "DensityGeodesics_SolveIVP"))
+
+
+def node_id_of(prompt: dict, class_type: str) -> str:
+    (node_id,) = [i for i, node in prompt.items() if node["class_type"] == class_type]
+    return node_id
+
+
+def previewed_text(result: PromptResult, prompt: dict, object_info: dict, source_type: str, output: str) -> str:
+    """What the PreviewAny node attached to `source_type`'s output `output` displayed."""
+    source = [node_id_of(prompt, source_type), object_info[source_type]["output_name"].index(output)]
+    (node_id,) = [i for i, node in prompt.items()
+                  if node["class_type"] == "PreviewAny" and node["inputs"]["source"] == source]
+    return result.outputs[node_id]["text"][0]
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy_server: ComfyServer) -> dict:
+    write_example_inputs(comfy_server.input_dir, IMAGE_SIZE)
+    return comfy_server.object_info()
+
+
+def animation_frames(server: ComfyServer, result: PromptResult, save_node: str) -> list[np.ndarray]:
+    (entry,) = result.output_files(save_node)
+    with Image.open(server.output_path(entry)) as webp:
+        return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(webp)]
+
+
+# --- registration -------------------------------------------------------------------------------------
+
+def test_pack_imports_without_errors(comfy_server: ComfyServer, object_info: dict):
+    log = comfy_server.log_text()
+    assert "IMPORT FAILED" not in log and "Cannot import" not in log, comfy_server.log_tail(60)
+    assert "Error while calling comfy_entrypoint" not in log, comfy_server.log_tail(60)
+    assert re.search(rf"seconds: .*custom_nodes/{PACK_FOLDER_NAME}\n", log), "pack missing from the import list"
+    assert {k for k in object_info if k.startswith("DensityGeodesics")} == PACK_NODE_IDS
+
+
+@pytest.mark.parametrize("node_id", sorted(PACK_NODE_IDS))
+def test_every_input_and_output_has_a_tooltip(object_info: dict, node_id: str):
+    schema = object_info[node_id]
+    assert schema["description"].strip(), f"{node_id} has no description"
+    assert schema["category"] == "density_geodesics"
+    for section in ("required", "optional"):
+        for name, spec in schema["input"].get(section, {}).items():
+            assert len(spec) > 1 and spec[1].get("tooltip", "").strip(), f"{node_id}.{name} has no tooltip"
+    tooltips = schema.get("output_tooltips", [])
+    assert len(tooltips) == len(schema["output"]) and all(t and t.strip() for t in tooltips), node_id
+
+
+# --- the workflows/ folder ------------------------------------------------------------------------------
+
+def test_workflow_folder_is_complete_and_served_as_templates(comfy_server: ComfyServer):
+    assert set(WORKFLOW_NAMES) >= {*ANIMATION_WORKFLOWS, "video_density_analysis"}
+    listed = comfy_server.get("/api/workflow_templates").json()
+    assert sorted(listed[PACK_FOLDER_NAME]) == WORKFLOW_NAMES
+    for name in WORKFLOW_NAMES:
+        served = comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.json")
+        assert served.ok and served.json() == load_workflow(name)
+        thumbnail = comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.jpg")
+        assert thumbnail.ok and thumbnail.headers["Content-Type"] == "image/jpeg", name
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_workflow_uses_only_core_nodes_and_ours(object_info: dict, name: str):
+    types = {node["type"] for node in load_workflow(name)["nodes"]}
+    missing = types - set(object_info)
+    assert not missing, f"{name}: node types not on the server: {missing}"
+    foreign = {t for t in types if object_info[t]["python_module"].startswith("custom_nodes.")
+               and t not in PACK_NODE_IDS}
+    assert not foreign, f"{name}: nodes from other custom packs: {foreign}"
+
+
+# --- end to end -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ANIMATION_WORKFLOWS)
+def test_animation_workflow_writes_every_frame(comfy_server: ComfyServer, object_info: dict, name: str):
+    prompt = fast_prompt(name, object_info)
+    result = comfy_server.run(prompt, RUN_TIMEOUT_S)
+    assert result.status == "success", result.error_message or comfy_server.log_tail()
+    frames = animation_frames(comfy_server, result, node_id_of(prompt, "SaveAnimatedWEBP"))
+    assert len(frames) == expected_frames(prompt)
+    assert all(frame.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) for frame in frames)
+    # Random model weights make the pictures meaningless, but a path of distinct latents must not
+    # collapse to one repeated frame (a solver or decode bug would).
+    distinct = {frame.tobytes() for frame in frames}
+    assert len(distinct) > len(frames) // 2, f"only {len(distinct)} distinct frames"
+    report = previewed_text(result, prompt, object_info, "DensityGeodesics_SolveBVP", "report")
+    assert "segment 1" in report, report
+
+
+def test_video_analysis_workflow_plots_density_and_efficiency(comfy_server: ComfyServer, object_info: dict):
+    prompt = fast_prompt("video_density_analysis", object_info)
+    result = comfy_server.run(prompt, RUN_TIMEOUT_S)
+    assert result.status == "success", result.error_message or comfy_server.log_tail()
+    (plot_entry,) = result.output_files(node_id_of(prompt, "SaveImage"))
+    with Image.open(comfy_server.output_path(plot_entry)) as plot:
+        assert plot.width >= 200 and plot.height >= 150, plot.size
+        assert len(np.unique(np.asarray(plot.convert("L")))) > 10, "the plot is blank"
+    efficiency = float(previewed_text(result, prompt, object_info, "DensityGeodesics_DensityReadout", "efficiency"))
+    readout = prompt[node_id_of(prompt, "DensityGeodesics_DensityReadout")]
+    # A geodesic between the clip's ends is no longer than the clip: 0 < efficiency <= 1, up to the
+    # loose CPU tolerance (0.05 relative residual) of the geodesic solve.
+    assert readout["inputs"]["compare_geodesic"] is True
+    assert 0.0 < efficiency <= 1.05 and math.isfinite(efficiency), efficiency
+
+
+# --- cancelling -----------------------------------------------------------------------------------------
+
+def output_files(server: ComfyServer) -> set[Path]:
+    return {p for p in server.output_dir.rglob("*") if p.is_file()}
+
+
+def wait_for_log_line(server: ComfyServer, pattern: str, count: int, since: int, timeout_s: float = 120.0) -> None:
+    """Wait until the server log, from character `since` on, has `count` lines matching `pattern`."""
+    deadline = time.monotonic() + timeout_s
+    while len(re.findall(pattern, server.log_text()[since:])) < count:
+        assert time.monotonic() < deadline, f"no {count} x '{pattern}' in the log:\n{server.log_tail()}"
+        time.sleep(0.1)
+
+
+def test_interrupt_cancels_a_solve_and_the_next_prompt_runs(comfy_server: ComfyServer, mismatched_image: None):
+    # Its own prompt text, so no earlier test has the keyframes cached and both inversions run.
+    unique = with_changes(keyframes_prompt(), {"text": {"text": "a digit, to be interrupted"}})
+    endless = with_changes(unique, {"solve": {"max_evals": 1_000_000, "tolerance": 0.000001, "method": "paper"}})
+    before = output_files(comfy_server)
+    log_start = len(comfy_server.log_text())
+    response = comfy_server.submit(endless)
+    assert response.status_code == 200, response.text
+    prompt_id = response.json()["prompt_id"]
+    # Both keyframes inverted (the pack logs each stage when it ends): the solve is running now.
+    wait_for_log_line(comfy_server, r"DensityGeodesics inversion: .* model calls", 2, log_start)
+    time.sleep(1.0)
+    comfy_server.interrupt()
+    cancelled = comfy_server.wait(prompt_id, timeout_s=60.0)
+    assert cancelled.status == "error"
+    assert cancelled.messages["execution_interrupted"]["node_id"] == "solve", cancelled.messages
+    assert output_files(comfy_server) == before, "a cancelled prompt wrote output files"
+    # The next prompt reuses the cached keyframes and runs its own (short) solve to the end.
+    result = comfy_server.run(unique, RUN_TIMEOUT_S)
+    assert result.status == "success", result.error_message
+    assert len(animation_frames(comfy_server, result, "save")) == 5
+
+
+# --- bad inputs ---------------------------------------------------------------------------------------
+
+MISMATCHED_FILE = "geodesics_keyframe_b_96px.png"
+
+
+def keyframes_prompt(image_b: str = "geodesics_keyframe_b.png", noise_level_b: float = 0.6) -> dict:
+    """Two separately encoded keyframes joined, solved, decoded and saved (API format, CPU budgets)."""
+    def encode(image_node: str, noise_level: float) -> dict:
+        return {"class_type": "DensityGeodesics_EncodeKeyframes",
+                "inputs": {"model": ["ckpt", 0], "positive": ["text", 0], "noise_level": noise_level,
+                           "steps": 2, "batch_size": 4, "image": [image_node, 0], "vae": ["ckpt", 2]}}
+    return {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny_sd15.safetensors"}},
+        "text": {"class_type": "CLIPTextEncode", "inputs": {"text": "a digit", "clip": ["ckpt", 1]}},
+        "image_a": {"class_type": "LoadImage", "inputs": {"image": "geodesics_keyframe_a.png"}},
+        "image_b": {"class_type": "LoadImage", "inputs": {"image": image_b}},
+        "encode_a": encode("image_a", 0.6),
+        "encode_b": encode("image_b", noise_level_b),
+        "join": {"class_type": "DensityGeodesics_JoinKeyframes",
+                 "inputs": {"first": ["encode_a", 0], "second": ["encode_b", 0]}},
+        "solve": {"class_type": "DensityGeodesics_SolveBVP",
+                  "inputs": {"model": ["ckpt", 0], "keyframes": ["join", 0], "frames": 5, "loop": False,
+                             "spacing": "by distance", "alpha": 0.002, "method": "default", "tolerance": 0.05,
+                             "max_evals": 40, "sphere": True, "batch_size": 4, "guidance": 0.0}},
+        "decode": {"class_type": "DensityGeodesics_DecodePath",
+                   "inputs": {"model": ["ckpt", 0], "path": ["solve", 0], "steps": 2, "batch_size": 4,
+                              "vae": ["ckpt", 2]}},
+        "save": {"class_type": "SaveAnimatedWEBP",
+                 "inputs": {"images": ["decode", 1], "filename_prefix": "bad_input", "fps": 8.0,
+                            "lossless": False, "quality": 80, "method": "default"}},
+    }
+
+
+def with_changes(prompt: dict, changes: dict) -> dict:
+    """Copy of `prompt` with node inputs replaced ({node: {input: value}}) and nodes added ({node: node})."""
+    changed = json.loads(json.dumps(prompt))
+    for node_id, change in changes.items():
+        if "class_type" in change:
+            changed[node_id] = change
+        else:
+            changed[node_id]["inputs"].update(change)
+    return changed
+
+
+def v_prediction_model() -> dict:
+    return {"class_type": "ModelSamplingDiscrete",
+            "inputs": {"model": ["ckpt", 0], "sampling": "v_prediction", "zsnr": False}}
+
+
+# (prompt changes, node that must fail, message it must show)
+EXECUTION_ERRORS = {
+    "mismatched latent sizes": ({"image_b": {"image": MISMATCHED_FILE}}, "join", "latent size"),
+    "different noise level": ({"encode_b": {"noise_level": 0.5}}, "join", "lies at noise level 0.5"),
+    "path from a different model": ({"v_model": v_prediction_model(), "solve": {"model": ["v_model", 0]}},
+                                    "solve", "this path was made with"),
+    "one keyframe where two are needed": ({"solve": {"keyframes": ["encode_a", 0]}}, "solve",
+                                          "needs at least 2 points"),
+    "guidance without negative": ({"solve": {"guidance": 2.0}}, "solve", "needs a negative conditioning"),
+}
+
+
+@pytest.fixture(scope="module")
+def mismatched_image(comfy_server: ComfyServer, object_info: dict) -> None:
+    Image.open(comfy_server.input_dir / "geodesics_keyframe_b.png").resize((96, 96)).save(
+        comfy_server.input_dir / MISMATCHED_FILE)
+
+
+@pytest.mark.parametrize("case", sorted(EXECUTION_ERRORS))
+def test_bad_input_stops_with_a_clear_message(comfy_server: ComfyServer, mismatched_image: None, case: str):
+    changes, failing_node, message = EXECUTION_ERRORS[case]
+    before = output_files(comfy_server)
+    result = comfy_server.run(with_changes(keyframes_prompt(), changes), RUN_TIMEOUT_S)
+    assert result.status == "error", f"{case}: the prompt ran"
+    error = result.messages["execution_error"]
+    assert error["node_id"] == failing_node, error
+    assert error["exception_type"].endswith("GeodesicInputError"), error["exception_type"]
+    assert message in error["exception_message"], error["exception_message"]
+    assert output_files(comfy_server) == before, "a failed prompt wrote output files"
+
+
+# (prompt changes, node named in the HTTP 400 answer, text of its error)
+VALIDATION_ERRORS = {
+    "frames < 3": ({"solve": {"frames": 2}}, "solve", "frames"),
+    "empty conditioning (positive not connected)": ({"encode_a": {"positive": None}}, "encode_a", "positive"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(VALIDATION_ERRORS))
+def test_invalid_prompt_is_refused_with_http_400(comfy_server: ComfyServer, object_info: dict, case: str):
+    changes, failing_node, text = VALIDATION_ERRORS[case]
+    prompt = with_changes(keyframes_prompt(), changes)
+    prompt[failing_node]["inputs"] = {k: v for k, v in prompt[failing_node]["inputs"].items() if v is not None}
+    response = comfy_server.submit(prompt)
+    assert response.status_code == 400, response.text
+    errors = response.json()["node_errors"][failing_node]["errors"]
+    assert any(text in f"{e['message']} {e['details']}" for e in errors), errors

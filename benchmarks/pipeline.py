@@ -24,6 +24,7 @@ import copy
 import datetime
 import importlib
 import json
+import logging
 import os
 import platform
 import re
@@ -501,6 +502,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write all numbers here")
     args = parser.parse_args()
 
+    # ComfyUI's and the nodes' INFO lines (model loads, per-stage call counts) show progress
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     comfy_root = args.comfy.resolve()
     checkpoint = checkpoint_for(args.arch, args.checkpoint_dir.resolve(), comfy_root)
     json_path = args.json.resolve() if args.json else None

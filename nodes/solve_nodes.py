@@ -54,7 +54,7 @@ class SolveBVP(io.ComfyNode):
         path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
                                        method=method, tolerance=tolerance, max_evals=max_evals,
                                        settings=settings)
-        return io.NodeOutput(path, report.text())
+        return io.NodeOutput(path, report)
 
 
 class SolveIVP(io.ComfyNode):

@@ -104,23 +104,16 @@ def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, Tensor, Condition
     return points, t, schedule
 
 
-@dataclass
-class SolveReport:
-    lines: list[str]
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
 def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str, method: str,
                     tolerance: float, max_evals: int,
-                    settings: FieldSettings) -> tuple[GeodesicPath, SolveReport]:
+                    settings: FieldSettings) -> tuple[GeodesicPath, str]:
     """Piecewise geodesic through every keyframe in order with exactly ``frames`` points.
 
     Segment k gets a share of the frame steps (by keyframe distance or equally) and of the evaluation
     budget; shared keyframes appear once. With the sphere constraint all keyframes are first scaled to
     their mean norm (the paper scales each pair to its mean). With ``loop`` the last segment returns to the
-    first keyframe and the closing copy is left out, so the frames repeat seamlessly.
+    first keyframe and the closing copy is left out, so the frames repeat seamlessly. Also returns a
+    report with one line per segment.
     """
     check_path_matches(keyframes, model_key(model), sigma_at(model, keyframes.noise_level), "keyframes")
     check_min_points(keyframes, 2, "keyframes", "a geodesic between keyframes")
@@ -178,7 +171,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
     path = GeodesicPath(path_points, path_t, keyframes.noise_level, keyframes.sigma, keyframes.model_key,
                         schedule, log_density=log_density,
                         end_tangent=None if end_tangent is None else end_tangent.float().cpu())
-    return path, SolveReport(lines)
+    return path, "\n".join(lines)
 
 
 def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tangent: bool, backward: bool,

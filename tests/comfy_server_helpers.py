@@ -1,7 +1,8 @@
 """A real ComfyUI 0.3.75 server with this pack installed, for the server and browser tests.
 
-Load the fixtures with `pytest_plugins = ["comfy_server_helpers"]` in a test module: pytest then
-registers them once, so every module of the session shares ONE server (start-up costs ~10 s on CPU).
+The session fixture lives in comfy_server_fixture.py (load it with `pytest_plugins =
+["comfy_server_fixture"]` in a test module: pytest registers it once, so every module of the session
+shares ONE server; start-up costs ~10-20 s on CPU).
 
 Each test session gets its own ComfyUI base directory (test-artifacts/comfy-<time>/): custom_nodes/
 holds a symlink to this repository, models/checkpoints/ a symlink to the generated tiny SD1.5
@@ -11,18 +12,14 @@ itself, and the server log stays next to the outputs as a test artifact.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 import requests
 from PIL import Image
 from sklearn.datasets import load_digits
@@ -213,14 +210,3 @@ def start_server(base_directory: Path) -> ComfyServer:
     server = ComfyServer(make_base_directory(base_directory), free_port())
     server.start()
     return server
-
-
-@pytest.fixture(scope="session")
-def comfy_server() -> Iterator[ComfyServer]:
-    base = ARTIFACTS / f"comfy-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    server = start_server(base)
-    try:
-        yield server
-    finally:
-        server.stop()
-        print(f"\nComfyUI log kept at {server.log_path}", file=sys.stderr)

@@ -34,7 +34,7 @@ from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 from workflow_convert import ordered_inputs, ui_to_api
 
-pytest_plugins = ["comfy_server_helpers"]
+pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = ARTIFACTS / "browser"

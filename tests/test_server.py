@@ -27,7 +27,7 @@ from comfy_server_helpers import (
 from PIL import Image, ImageSequence
 from workflow_convert import ui_to_api
 
-pytest_plugins = ["comfy_server_helpers"]
+pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.server
 
 PACK_NODE_IDS = {

@@ -304,3 +304,30 @@ def test_field_and_flow_bad_input():
         DenoiserField(lambda x, s, t: x * float("nan"), 0.5).score(torch.ones(1, 2))
     with pytest.raises(GeodesicInputError, match="points"):
         read_path(_field2d(), torch.zeros(1, 2).double())
+
+
+def test_ivp_on_the_sphere_stays_on_it_and_matches_the_bvp():
+    field, a, b = _high_dim_problem(d=1024, seed=7)
+    bvp = solve_bvp(field, a, b, alpha=1e-3, sphere=True, n_points=33)
+    radius = 0.5 * (a.norm() + b.norm())
+    ivp = solve_ivp(field, bvp.points[0], bvp.start_tangent, n_steps=64, alpha=1e-3, sphere=True)
+    assert torch.allclose(ivp.points.norm(dim=1), radius.expand(65), rtol=1e-9)
+    euclid = float((bvp.points[1:] - bvp.points[:-1]).norm(dim=1).sum())
+    assert float((ivp.points[-1] - bvp.points[-1]).norm()) < 0.02 * euclid
+
+
+def test_stochastic_smoothing_is_reproducible_and_unbiased_for_gaussian_data():
+    sigma, spread = 0.6, 0.2
+    x = MU + 2.0 * torch.randn(1, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    draws = [DenoiserField(gaussian_denoiser("ve"), sigma, smoothing=spread,
+                           generator=torch.Generator().manual_seed(k)).score(x) for k in range(200)]
+    again = DenoiserField(gaussian_denoiser("ve"), sigma, smoothing=spread,
+                          generator=torch.Generator().manual_seed(0)).score(x)
+    assert torch.equal(draws[0], again)
+    # E over fresh noise of the re-noised Tweedie score is -(x - MU) / (TAU^2 + sigma'^2) at the random
+    # level sigma' in [sigma, sigma (1 + spread)]: between the exact scores at the two ends of that range.
+    mean = torch.stack(draws).mean(0)
+    lo = -(x - MU) / (TAU**2 + sigma**2)
+    hi = -(x - MU) / (TAU**2 + (sigma * (1 + spread)) ** 2)
+    inside = (mean - torch.minimum(lo, hi) > -0.05) & (torch.maximum(lo, hi) - mean > -0.05)
+    assert bool(inside.all())

@@ -10,7 +10,12 @@ same inputs, same batch sizes) replayed alone: pipeline / floor is the overhead 
 
     .venv/bin/python benchmarks/pipeline.py --arch tiny --size 256
     .venv/bin/python benchmarks/pipeline.py --arch sd15 --size 256 --paper-max-evals 200
-    python3 benchmarks/pipeline.py --arch sd15 --size 512 --device cuda --repeats 2   # GPU machine
+    python3 benchmarks/pipeline.py --arch sd15 --size 512 --device cuda --repeats 2 --comfy PATH/ComfyUI
+    python3 benchmarks/pipeline.py --arch sdxl --size 1024 --device cuda --repeats 2 --comfy PATH/ComfyUI
+
+On a GPU machine without ComfyUI installed, a copy of the ComfyUI 0.3.75 source tree (models/ not
+needed) is enough, plus the few of its requirements the in-process path imports (av, torchsde,
+trampoline on top of torch, transformers, safetensors, einops, scipy, aiohttp, psutil, matplotlib).
 
 Checkpoints for --arch sd15 / sdxl are generated on first use (benchmarks/make_checkpoints.py) into
 --checkpoint-dir; the weights are random, so timings are real but the images are noise and the
@@ -337,7 +342,7 @@ def node_inputs(node_cls, **overrides) -> dict:
 
 
 def pipeline_stages(loaded: Loaded, settings: PipelineSettings, methods: dict[str, int], recorder,
-                    floor_samples: int | None) -> list[StageResult]:
+                    floor_samples: int | None, readout: bool) -> list[StageResult]:
     """The node pipeline through the nodes' own execute(): Encode Keyframes (two images, VAE included),
     Geodesic Interpolation (BVP) once per method, Decode Path (PF-ODE and VAE) of the first method's path."""
     pack = import_pack_module("nodes")
@@ -369,7 +374,7 @@ def pipeline_stages(loaded: Loaded, settings: PipelineSettings, methods: dict[st
         results.append(stage)
     # one readout (the same frames' field and alpha) judges every method's path on an equal footing
     for stage, path in zip(results[1:], paths.values(), strict=True):
-        stage.extra["readout_length"] = path_length_on_model(loaded, path, settings)
+        stage.extra["readout_length"] = path_length_on_model(loaded, path, settings) if readout else None
 
     def decode():
         inputs = node_inputs(pack.DecodePath, **shared, path=paths[next(iter(methods))],
@@ -499,6 +504,8 @@ def main() -> None:
                         help="run the pipeline this many times, report the last (the first pays warm-up)")
     parser.add_argument("--floor-samples", type=int, default=0,
                         help="0: the floor replays every model call; N: N calls per shape, scaled by count")
+    parser.add_argument("--skip-readout", action="store_true",
+                        help="skip the equal-footing length readout of each path (N extra model evaluations)")
     parser.add_argument("--json", type=Path, default=None, help="also write all numbers here")
     args = parser.parse_args()
 
@@ -524,7 +531,8 @@ def main() -> None:
         recorder.calls.clear()
         # only the reported (last) repeat pays for the floor replay
         last = repeat == args.repeats - 1
-        stages = pipeline_stages(loaded, settings, methods, recorder, args.floor_samples if last else None)
+        stages = pipeline_stages(loaded, settings, methods, recorder, args.floor_samples if last else None,
+                                 readout=not args.skip_readout)
         runs.append(stages)
         print(f"repeat {repeat + 1}/{args.repeats}: pipeline "
               f"{sum(s.wall_s for s in stages if s.stage != 'solve_paper'):.2f} s", flush=True)

@@ -26,6 +26,7 @@ class PathTerms:
 
     log_density: Tensor      # [N], relative to the first point
     length: float
+    cumulative_length: Tensor  # [N] metric distance from the first point along the path
     log_energy: float
     energy_grad: Tensor      # [N, d] gradient of log E (rows 0 and N-1 are zero: endpoints are fixed)
     segment_weights: Tensor  # [N-1] c_i / E: the elastic stiffness of each segment
@@ -52,7 +53,9 @@ def path_terms(xf: Tensor, scores: Tensor, alpha: float, *, sphere: bool = False
     log_m = torch.logaddexp(logw[1:], logw[:-1]) - math.log(2.0)
     tiny = torch.finfo(torch.float64).tiny
     log_seg = torch.log(seg.clamp_min(tiny))
-    length = float(torch.exp(log_m + log_seg).sum())
+    seg_lengths = torch.exp(log_m + log_seg)
+    cumulative = torch.cat([seg_lengths.new_zeros(1), seg_lengths.cumsum(0)])
+    length = float(cumulative[-1])
     log_energy = float(torch.logsumexp(2 * log_m + 2 * log_seg, 0))
     c = torch.exp(2 * log_m - log_energy)  # m_i^2 / E
     elastic = torch.zeros_like(xf)
@@ -79,13 +82,14 @@ def path_terms(xf: Tensor, scores: Tensor, alpha: float, *, sphere: bool = False
     point_res = torch.where(den > 0, num / den.clamp_min(tiny), torch.zeros_like(num))
     total_den = float(den.square().sum().sqrt())
     residual = float(num.square().sum().sqrt()) / total_den if total_den > 0 else 0.0
-    return PathTerms(log_density, length, log_energy, grad, c, point_res, residual)
+    return PathTerms(log_density, length, cumulative, log_energy, grad, c, point_res, residual)
 
 
 @dataclass
 class PathReadout:
     log_density: Tensor      # [N] float64, relative to the first point
     length: float            # metric length with w = exp(-alpha * log_density)
+    cumulative_length: Tensor  # [N] float64 metric distance from the first point
     euclidean_length: float
     point_residuals: Tensor  # [N] scale-free Euler-Lagrange residual across the curve (0 at the ends)
     residual: float
@@ -106,8 +110,8 @@ def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere
     scores = field.score(points, t)
     terms = path_terms(flat(points), flat(scores), alpha, sphere=sphere, normal_only=True)
     euclid = float((flat(points)[1:] - flat(points)[:-1]).double().norm(dim=-1).sum())
-    return PathReadout(terms.log_density, terms.length, euclid, terms.point_residuals, terms.residual,
-                       len(points), scores)
+    return PathReadout(terms.log_density, terms.length, terms.cumulative_length, euclid, terms.point_residuals,
+                       terms.residual, len(points), scores)
 
 
 def log_density_along(field: DensityField, points: Tensor, t: Tensor | None = None) -> Tensor:

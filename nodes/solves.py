@@ -17,7 +17,6 @@ from ..geodesic_core import (
     solve_ivp,
 )
 from ..geodesic_core.geometry import to_sphere
-from ..geodesic_core.readout import path_terms
 from .bridge import Denoiser, model_key, noise_kind, run_with_denoiser, sigma_at
 from .path import (
     ConditioningSchedule,
@@ -241,12 +240,6 @@ class Readout:
         return "\n".join(rows)
 
 
-def _cumulative_distance(points: Tensor, scores: Tensor, alpha: float) -> Tensor:
-    xf, sf = points.reshape(len(points), -1), scores.reshape(len(scores), -1)
-    prefix_lengths = [path_terms(xf[:i + 1], sf[:i + 1], alpha).length for i in range(1, len(xf))]
-    return torch.tensor([0.0, *prefix_lengths], dtype=torch.float64)
-
-
 def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, method: str, tolerance: float,
              max_evals: int, settings: FieldSettings) -> Readout:
     """Density and distance along any path; optionally its efficiency against the geodesic between its
@@ -265,9 +258,7 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
         else:
             readout = read_path(field, points, settings.alpha, sphere=settings.sphere, t=local.to(device))
             efficiency, geodesic_length = -1.0, -1.0
-        cumulative = _cumulative_distance(points.cpu().double(), readout.scores.cpu().double(),
-                                          settings.alpha)
-        return Readout(path.t.clone(), readout.log_density.cpu(), cumulative, readout.length,
+        return Readout(path.t.clone(), readout.log_density.cpu(), readout.cumulative_length.cpu(), readout.length,
                        readout.euclidean_length, readout.residual, efficiency, geodesic_length)
 
     return _run(model, path.schedule, work, "readout", path, len(path) + (max_evals if compare_geodesic else 0),

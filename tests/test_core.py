@@ -331,3 +331,12 @@ def test_stochastic_smoothing_is_reproducible_and_unbiased_for_gaussian_data():
     hi = -(x - MU) / (TAU**2 + (sigma * (1 + spread)) ** 2)
     inside = (mean - torch.minimum(lo, hi) > -0.05) & (torch.maximum(lo, hi) - mean > -0.05)
     assert bool(inside.all())
+
+
+def test_cumulative_length_ends_at_the_length_and_grows():
+    field, a, b, alpha = MIXTURES_2D["two_modes"]
+    pts = lerp(torch.tensor(a).double(), torch.tensor(b).double(), torch.linspace(0, 1, 9).double())
+    out = read_path(field, pts, alpha)
+    assert out.cumulative_length[0] == 0 and float(out.cumulative_length[-1]) == pytest.approx(out.length)
+    assert bool((out.cumulative_length.diff() > 0).all())
+    assert out.euclidean_length == pytest.approx(float((pts[-1] - pts[0]).norm()))

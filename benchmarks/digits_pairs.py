@@ -14,9 +14,11 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,7 +30,9 @@ COLUMNS = ("mean_relative_log_density", "min_relative_log_density", "mean_confid
            "geodesic_efficiency")
 
 
-def run_pairs(n_pairs: int, seed: int, alpha: float) -> list[dict]:
+def run_pairs(n_pairs: int, seed: int, alpha: float, on_pair: Callable[[list[dict]], None]) -> list[dict]:
+    """Every pair's numbers; ``on_pair(results_so_far)`` after each pair (the JSON is kept current, so an
+    interrupted run still leaves its finished pairs)."""
     model = load_digits_model()
     judge = train_judge()
     images, labels = load_split("held_out")
@@ -46,6 +50,7 @@ def run_pairs(n_pairs: int, seed: int, alpha: float) -> list[dict]:
                        "score_evals": geodesic.score_evals, "residual": geodesic.residual},
             "seconds": round(time.time() - started, 2),
         })
+        on_pair(results)
         print(f"[digits_pairs] pair {k + 1}/{n_pairs} ({labels[i]} -> {labels[j]}) "
               f"{results[-1]['seconds']:.1f} s, {geodesic.score_evals} evals", file=sys.stderr, flush=True)
     return results
@@ -102,13 +107,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--alpha", type=float, default=ALPHA)
     parser.add_argument("--out", type=Path, default=Path("out/benchmarks/digits_pairs.json"))
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 wastes least on a shared, busy machine)")
     args = parser.parse_args(argv)
-    results = run_pairs(args.pairs, args.seed, args.alpha)
-    s = summary(results)
+    torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"pairs": args.pairs, "seed": args.seed, "alpha": args.alpha,
-                                    "summary": s, "results": results}, indent=2) + "\n")
-    print(format_summary(s, args.pairs))
+
+    def save(results: list[dict]) -> None:
+        args.out.write_text(json.dumps({"pairs_done": len(results), "pairs": args.pairs, "seed": args.seed,
+                                        "alpha": args.alpha, "summary": summary(results),
+                                        "results": results}, indent=2) + "\n")
+
+    results = run_pairs(args.pairs, args.seed, args.alpha, save)
+    print(format_summary(summary(results), len(results)))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,16 @@ SMALL = ["--frames", "5", "--ode-steps", "4", "--max-evals", "60"]
 OUTPUTS = ("strip.png", "density.png", "results.json")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # 8x8 batches gain nothing from threads, and on the busy 2-core CI machine two threads per process
+    # made these tests 3-5x slower; restored afterwards for the rest of the session.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def trained():
     return load_trained_model()

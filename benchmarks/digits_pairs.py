@@ -27,8 +27,8 @@ from digits.data import load_split, pick_pairs  # noqa: E402
 from digits.judge import train_judge  # noqa: E402
 from digits.pipeline import ALPHA, PATH_NAMES, compare_paths, decode_and_judge, encode, load_digits_model  # noqa: E402
 
-COLUMNS = ("mean_relative_log_density", "min_relative_log_density", "mean_confidence", "fraction_confident",
-           "geodesic_efficiency")
+COLUMNS = ("mean_relative_log_density", "arc_mean_relative_log_density", "min_relative_log_density",
+           "mean_confidence", "fraction_confident", "geodesic_efficiency")
 
 
 def run_pairs(n_pairs: int, seed: int, alpha: float, sphere: bool, on_pair: Callable[[list[dict]], None]) -> list[dict]:
@@ -65,39 +65,46 @@ def summary(results: list[dict]) -> dict:
     per_path = {path: {key: float(column(results, path, key).mean()) for key in COLUMNS} for path in PATH_NAMES}
     geo_mean = column(results, "geodesic", "mean_relative_log_density")
     geo_min = column(results, "geodesic", "min_relative_log_density")
+    geo_arc = column(results, "geodesic", "arc_mean_relative_log_density")
     geo_conf = column(results, "geodesic", "mean_confidence")
     wins = {}
     for baseline in ("linear", "slerp"):
         wins[baseline] = {
             "mean_log_density": float((geo_mean > column(results, baseline, "mean_relative_log_density")).mean()),
             "min_log_density": float((geo_min > column(results, baseline, "min_relative_log_density")).mean()),
+            "arc_mean_log_density": float(
+                (geo_arc > column(results, baseline, "arc_mean_relative_log_density")).mean()),
             "confidence_not_worse": float((geo_conf >= column(results, baseline, "mean_confidence")).mean()),
             "mean_confidence_difference": float((geo_conf - column(results, baseline, "mean_confidence")).mean()),
         }
     both = (geo_mean > column(results, "linear", "mean_relative_log_density")) & \
            (geo_mean > column(results, "slerp", "mean_relative_log_density"))
+    both_arc = (geo_arc > column(results, "linear", "arc_mean_relative_log_density")) & \
+               (geo_arc > column(results, "slerp", "arc_mean_relative_log_density"))
     return {"per_path_means": per_path, "geodesic_wins_against": wins,
             "geodesic_beats_both_on_mean_log_density": float(both.mean()),
+            "geodesic_beats_both_on_arc_mean_log_density": float(both_arc.mean()),
             "solver_converged_fraction": float(np.mean([r["solver"]["converged"] for r in results])),
             "mean_score_evals": float(np.mean([r["solver"]["score_evals"] for r in results])),
             "mean_seconds_per_pair": float(np.mean([r["seconds"] for r in results]))}
 
 
 def format_summary(s: dict, n_pairs: int, sphere: bool) -> str:
-    header = f"{'path':<9} {'mean logp':>10} {'min logp':>9} {'judge conf':>10} {'confident':>9} {'effic.':>7} " \
-             f"{'geo wins (mean / min logp)':>27} {'geo conf >=':>11}"
+    header = f"{'path':<9} {'mean logp':>9} {'arc logp':>8} {'min logp':>8} {'judge conf':>10} {'confident':>9} " \
+             f"{'effic.':>6} | {'geodesic wins (mean / arc / min)':>32} {'geo conf >=':>11}"
     title = f"{n_pairs} held-out pairs; means over pairs; geodesic {'on' if sphere else 'off'} the sphere"
     rows = [title, header, "-" * len(header)]
     for path in PATH_NAMES:
         m = s["per_path_means"][path]
         w = s["geodesic_wins_against"].get(path)
-        wins = f"{w['mean_log_density']:>13.0%} / {w['min_log_density']:<11.0%}" if w else f"{'':>27}"
-        conf = f"{w['confidence_not_worse']:>11.0%}" if w else ""
-        rows.append(f"{path:<9} {m['mean_relative_log_density']:>10.2f} {m['min_relative_log_density']:>9.2f} "
-                    f"{m['mean_confidence']:>10.3f} {m['fraction_confident']:>9.2f} "
-                    f"{m['geodesic_efficiency']:>7.3f} {wins} {conf}")
+        wins = (f"{w['mean_log_density']:>14.0%} / {w['arc_mean_log_density']:.0%} / {w['min_log_density']:<4.0%}"
+                f"{w['confidence_not_worse']:>13.0%}") if w else ""
+        rows.append(f"{path:<9} {m['mean_relative_log_density']:>9.2f} {m['arc_mean_relative_log_density']:>8.2f} "
+                    f"{m['min_relative_log_density']:>8.2f} {m['mean_confidence']:>10.3f} "
+                    f"{m['fraction_confident']:>9.2f} {m['geodesic_efficiency']:>6.3f} | {wins}")
     rows.append(f"geodesic beats both baselines on mean log density in "
-                f"{s['geodesic_beats_both_on_mean_log_density']:.0%} of pairs; solver converged in "
+                f"{s['geodesic_beats_both_on_mean_log_density']:.0%} of pairs (arc-length mean: "
+                f"{s['geodesic_beats_both_on_arc_mean_log_density']:.0%}); solver converged in "
                 f"{s['solver_converged_fraction']:.0%}; {s['mean_score_evals']:.0f} score evals and "
                 f"{s['mean_seconds_per_pair']:.1f} s per pair")
     return "\n".join(rows)

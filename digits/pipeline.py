@@ -56,6 +56,15 @@ def to_common_radius(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return a * (radius / a.norm()), b * (radius / b.norm())
 
 
+def arc_length_mean(points: Tensor, values: Tensor) -> float:
+    """Mean of ``values`` along the polyline per unit Euclidean length (trapezoid rule).
+
+    Unlike the mean over frames it does not depend on how the points are spaced: a geodesic solver
+    spaces points evenly in the density metric, which puts more of them in low-density stretches."""
+    segments = (points[1:] - points[:-1]).flatten(1).double().norm(dim=1)
+    return float((0.5 * (values[1:] + values[:-1]) * segments).sum() / segments.sum())
+
+
 @dataclass
 class PathReport:
     name: str
@@ -69,6 +78,7 @@ class PathReport:
         interior = self.log_density[1:-1]
         numbers = {
             "mean_relative_log_density": float(interior.mean()),
+            "arc_mean_relative_log_density": arc_length_mean(self.latents, self.log_density),
             "min_relative_log_density": float(interior.min()),
             "density_weighted_length": self.length,
             "geodesic_efficiency": geodesic_length / self.length,

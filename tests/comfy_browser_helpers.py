@@ -48,6 +48,25 @@ def load_workflow(page: Page, workflow: dict, name: str) -> None:
     page.wait_for_timeout(500)  # the missing-nodes dialog opens asynchronously after configure()
 
 
+def open_template_browser(page: Page, pack_folder: str) -> None:
+    """Workflow > Browse Templates, then the pack's entry under EXTENSIONS."""
+    page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+    page.get_by_role("button", name=pack_folder, exact=True).click()
+
+
+def load_template(page: Page, pack_folder: str, name: str) -> None:
+    """Load a pack workflow the way a user does: click its card in the template browser."""
+    page.evaluate("() => { window.__workflowBefore = window.app.extensionManager.workflow.activeWorkflow; }")
+    open_template_browser(page, pack_folder)
+    page.locator(f"[data-testid='template-workflow-{name}']").click()
+    # A template opens as a new tab ("name (2)" when one of that name is open already).
+    page.wait_for_function("""name => {
+        const active = window.app.extensionManager.workflow.activeWorkflow;
+        return active !== window.__workflowBefore && active?.filename.startsWith(name);
+    }""", arg=name)
+    page.wait_for_timeout(500)  # the missing-nodes dialog opens asynchronously after configure()
+
+
 def unregistered_node_types(page: Page) -> list[str]:
     return page.evaluate("() => window.app.graph.nodes.map(n => n.type)"
                          ".filter(t => !(t in window.LiteGraph.registered_node_types))")

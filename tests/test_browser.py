@@ -1,13 +1,15 @@
 """The pack in the real ComfyUI frontend, driven in Debian's headless chromium.
 
-Every workflow is fetched from the pack's template route (what Workflow > Browse Templates lists)
-and loaded through the app: no missing-node warning, and the frontend's own API conversion equals
-tests/workflow_convert.py's. The interpolation workflow is then run with the Run button and its
-animation must show up on the Save node. Screenshots go to test-artifacts/browser/.
+Every workflow is loaded by clicking its card in the template browser (Browse Templates >
+EXTENSIONS > density_geodesics): no missing-node warning, and the frontend's own API conversion of
+the loaded graph equals tests/workflow_convert.py's conversion of the file. The interpolation
+workflow is then run with the Run button and its animation must show up on the Save node.
+Screenshots go to test-artifacts/browser/.
 chromium missing is a failure, not a skip (launch_chromium raises).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -15,9 +17,11 @@ from comfy_browser_helpers import (
     fit_view,
     frontend_api_prompt,
     launch_chromium,
+    load_template,
     load_workflow,
     missing_nodes_dialog_shown,
     open_app,
+    open_template_browser,
     screenshot,
     unregistered_node_types,
 )
@@ -27,6 +31,7 @@ from comfy_server_helpers import (
     IMAGE_SIZE,
     PACK_FOLDER_NAME,
     WORKFLOW_NAMES,
+    WORKFLOWS_DIR,
     ComfyServer,
     write_example_inputs,
 )
@@ -61,6 +66,14 @@ def template(page: Page, name: str) -> dict:
 def test_template_browser_lists_the_pack_workflows(page: Page):
     listed = page.evaluate("async () => (await fetch('/api/workflow_templates')).json()")
     assert sorted(listed[PACK_FOLDER_NAME]) == WORKFLOW_NAMES
+    open_template_browser(page, PACK_FOLDER_NAME)
+    cards = page.locator("[data-testid^='template-workflow-']")
+    cards.first.wait_for()
+    page.wait_for_timeout(1000)  # thumbnails load
+    screenshot(page, SCREENSHOTS / "template_browser.png")
+    names = sorted(card.get_attribute("data-testid").removeprefix("template-workflow-") for card in cards.all())
+    page.keyboard.press("Escape")
+    assert names == WORKFLOW_NAMES
 
 
 def test_missing_node_check_can_fail(page: Page):
@@ -75,8 +88,7 @@ def test_missing_node_check_can_fail(page: Page):
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_workflow_loads_without_missing_nodes(page: Page, comfy_server: ComfyServer, name: str):
-    workflow = template(page, name)
-    load_workflow(page, workflow, name)
+    load_template(page, PACK_FOLDER_NAME, name)
     screenshot(page, SCREENSHOTS / f"{name}.png")
     assert unregistered_node_types(page) == []
     assert not missing_nodes_dialog_shown(page)
@@ -87,7 +99,7 @@ def test_workflow_loads_without_missing_nodes(page: Page, comfy_server: ComfySer
                           "inputs": {k: v for k, v in node["inputs"].items()
                                      if k in dict(ordered_inputs(object_info[node["class_type"]]))}}
                 for node_id, node in frontend_api_prompt(page).items()}
-    assert frontend == ui_to_api(workflow, object_info)
+    assert frontend == ui_to_api(json.loads((WORKFLOWS_DIR / f"{name}.json").read_text()), object_info)
 
 
 def set_widgets(page: Page, node_type: str, values: dict) -> None:
@@ -99,7 +111,7 @@ def set_widgets(page: Page, node_type: str, values: dict) -> None:
 
 
 def test_interpolation_runs_from_the_run_button(page: Page, comfy_server: ComfyServer):
-    load_workflow(page, template(page, "geodesic_interpolation"), "geodesic_interpolation")
+    load_template(page, PACK_FOLDER_NAME, "geodesic_interpolation")
     for node_type, values in FAST_SETTINGS.items():
         set_widgets(page, node_type, values)
     set_widgets(page, "SaveAnimatedWEBP", {"filename_prefix": "browser_run"})

@@ -95,9 +95,12 @@ def save_density_plot(reports: dict[str, PathReport], path: Path) -> None:
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
     for report in reports.values():
-        ts = np.linspace(0.0, 1.0, len(report.log_density))
-        ax.plot(ts, report.log_density.numpy(), marker="o", markersize=3, label=report.name)
-    ax.set_xlabel("position along the path")
+        # x is the fraction of Euclidean arc length, not the frame index: the geodesic's frames are spaced
+        # evenly in the density metric, which would stretch its low-density stretches on a frame axis.
+        segments = (report.latents[1:] - report.latents[:-1]).flatten(1).norm(dim=1).numpy()
+        arc = np.concatenate([[0.0], np.cumsum(segments)]) / segments.sum()
+        ax.plot(arc, report.log_density.numpy(), marker="o", markersize=3, label=report.name)
+    ax.set_xlabel("fraction of Euclidean arc length along the path")
     ax.set_ylabel("log p(x) - log p(start)")
     ax.set_title("relative log density at the noise level")
     ax.grid(alpha=0.3)
@@ -107,11 +110,12 @@ def save_density_plot(reports: dict[str, PathReport], path: Path) -> None:
 
 
 def format_table(numbers: dict[str, dict]) -> str:
-    header = f"{'path':<9} {'mean logp':>10} {'min logp':>9} {'length':>8} {'effic.':>7} {'judge conf':>10} " \
-             f"{'confident':>9}"
+    header = f"{'path':<9} {'mean logp':>10} {'arc logp':>9} {'min logp':>9} {'length':>8} {'effic.':>7} " \
+             f"{'judge conf':>10} {'confident':>9}"
     rows = [header, "-" * len(header)]
     for name, n in numbers.items():
-        rows.append(f"{name:<9} {n['mean_relative_log_density']:>10.2f} {n['min_relative_log_density']:>9.2f} "
+        rows.append(f"{name:<9} {n['mean_relative_log_density']:>10.2f} {n['arc_mean_relative_log_density']:>9.2f} "
+                    f"{n['min_relative_log_density']:>9.2f} "
                     f"{n['density_weighted_length']:>8.3g} {n['geodesic_efficiency']:>7.3f} "
                     f"{n['mean_confidence']:>10.3f} {n['fraction_confident']:>9.2f}")
     return "\n".join(rows)
@@ -167,8 +171,8 @@ def run(args: argparse.Namespace) -> dict:
         "geodesic_solver": {"converged": geodesic.converged, "iterations": geodesic.iterations,
                             "score_evals": geodesic.score_evals, "residual": geodesic.residual},
         "notes": "log densities are relative to the shared start point (both ends rescaled to their mean "
-                 "norm); means and minima are over the intermediate frames; efficiency = geodesic length / "
-                 "path length under the same alpha.",
+                 "norm); means and minima are over the intermediate frames, arc means per unit Euclidean length "
+                 "along the path; efficiency = geodesic length / path length under the same alpha.",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.partial-", dir=args.out.parent))

@@ -18,6 +18,7 @@ from comfy_server_helpers import (
     FAST_SETTINGS,
     IMAGE_SIZE,
     PACK_FOLDER_NAME,
+    ROOT,
     WORKFLOW_NAMES,
     WORKFLOWS_DIR,
     ComfyServer,
@@ -112,6 +113,10 @@ def test_every_input_and_output_has_a_tooltip(object_info: dict, node_id: str):
 # --- the workflows/ folder ------------------------------------------------------------------------------
 
 def test_workflow_folder_is_complete_and_served_as_templates(comfy_server: ComfyServer):
+    # ComfyUI 0.3.75 mounts each of these pack folders on the same URL and serves the first that exists.
+    shadowing = [d for d in ("example_workflows", "example", "examples", "workflow") if (ROOT / d).is_dir()]
+    assert not shadowing, (f"{shadowing} hide workflows/ from ComfyUI's template route "
+                           f"(/api/workflow_templates/{PACK_FOLDER_NAME}/...): rename or move them")
     assert set(WORKFLOW_NAMES) >= {*ANIMATION_WORKFLOWS, "video_density_analysis"}
     listed = comfy_server.get("/api/workflow_templates").json()
     assert sorted(listed[PACK_FOLDER_NAME]) == WORKFLOW_NAMES

@@ -6,10 +6,14 @@ every frame and VAE-decode them. For every stage it reports wall seconds, the nu
 (UNet and VAE forward passes, with images per call) and peak memory (process RSS on CPU, torch max
 allocated on GPU). The floor of a stage is the same sequence of plain forward calls (same modules,
 same inputs, same batch sizes) replayed alone: pipeline / floor is the overhead of everything else
-(solver math, ComfyUI's sampling wrappers, conditioning, copies, synchronisation).
+(solver math, ComfyUI's sampling wrappers, conditioning, copies, synchronisation). On CPU every
+forward pass is also timed in place (process CPU seconds), so "stage / inside model calls" measures
+the same overhead within one run; on a shared CPU machine that is the reliable figure, because
+other jobs stretch the separately timed replay by up to 2x either way.
 
-    .venv/bin/python benchmarks/pipeline.py --arch tiny --size 256
-    .venv/bin/python benchmarks/pipeline.py --arch sd15 --size 256 --paper-max-evals 200
+    .venv/bin/python benchmarks/pipeline.py --arch tiny --size 64     # node defaults, ~8 min on 2 free cores
+    .venv/bin/python benchmarks/pipeline.py --arch sd15 --size 256 --invert-steps 2 --decode-steps 1 \
+        --max-evals 30 --methods default --skip-readout --floor-samples 1   # ~5 min of 2 free cores
     python3 benchmarks/pipeline.py --arch sd15 --size 512 --device cuda --repeats 2 --comfy PATH/ComfyUI
     python3 benchmarks/pipeline.py --arch sdxl --size 1024 --device cuda --repeats 2 --comfy PATH/ComfyUI
 

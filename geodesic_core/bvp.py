@@ -111,10 +111,6 @@ class _Problem:
             sphere=self.sphere, history=history)
 
 
-class _Stop(Exception):
-    """The callback asked to stop, or the evaluation budget ran out."""
-
-
 def _check_args(start, end, n_points, alpha, method, tol, max_evals, initial):
     check_pair(start, end, ("start", "end"))
     if not isinstance(n_points, int) or n_points < 3:
@@ -185,9 +181,9 @@ def _resample_in_t(xf: Tensor, n_segments: int) -> Tensor:
     return xf[i0] + frac * (xf[i0 + 1] - xf[i0])
 
 
-def _elastic_solve(terms_c: Tensor, g: Tensor) -> Tensor:
-    """Apply the inverse of the energy's elastic Hessian (tridiagonal in the point index) to g [n, d]."""
-    c = terms_c
+def _elastic_solve(c: Tensor, g: Tensor) -> Tensor:
+    """Apply the inverse of the energy's elastic Hessian (tridiagonal in the point index, built from the
+    segment weights c) to g [n, d]."""
     n = len(g)
     h = torch.diag(2 * (c[:-1] + c[1:]))
     if n > 1:
@@ -202,28 +198,26 @@ def _solve_default(problem: _Problem, n_points: int, tol: float, max_evals: int 
     xf = flat(initial).to(problem.a) if initial is not None else _initial_path(problem, n_points)
     levels = _levels(n_points - 1) if initial is None else [n_points - 1]
     iteration = 0
-    interior = s_int = terms = None
+    interior = terms = None
     converged = False
-    try:
-        for level, n_seg in enumerate(levels):
-            final_level = level == len(levels) - 1
-            interior = problem.retract(_resample_in_t(xf, n_seg))
-            t_int = path_positions(n_seg + 1, xf.device)[1:-1]
-            if not _budget_left(problem, max_evals, len(interior)):
-                raise _Stop
-            s_int = problem.score(interior, t_int)
-            terms = problem.terms(interior, s_int)
-            level_tol = tol if final_level else max(tol, COARSE_TOL)
-            interior, s_int, terms, iteration, ok = _lbfgs_level(
-                problem, interior, s_int, terms, t_int, level_tol, max_evals, callback, history, iteration,
-                level, max_iter=200 if final_level else COARSE_MAX_ITER)
-            xf = problem.full(interior)
-            converged = ok and final_level
-    except _Stop:
-        pass
+    for level, n_seg in enumerate(levels):
+        final_level = level == len(levels) - 1
+        candidate = problem.retract(_resample_in_t(xf, n_seg))
+        t_int = path_positions(n_seg + 1, xf.device)[1:-1]
+        if not _budget_left(problem, max_evals, len(candidate)):
+            break
+        interior = candidate
+        terms = problem.terms(interior, problem.score(interior, t_int))
+        level_tol = tol if final_level else max(tol, COARSE_TOL)
+        interior, terms, iteration, outcome = _lbfgs_level(
+            problem, interior, terms, t_int, level_tol, max_evals, callback, history, iteration, level,
+            max_iter=200 if final_level else COARSE_MAX_ITER)
+        xf = problem.full(interior)
+        converged = outcome == "converged" and final_level
+        if outcome == "stopped":
+            break
     if terms is None or len(interior) != n_points - 2:
-        return _finish_at_resolution(problem, xf if interior is None else problem.full(interior), n_points,
-                                     iteration, history, "default")
+        return _finish_at_resolution(problem, xf, n_points, iteration, history, "default")
     return problem.result(interior, terms, iterations=iteration, converged=converged, method="default",
                           history=history)
 
@@ -237,18 +231,22 @@ def _finish_at_resolution(problem: _Problem, xf: Tensor, n_points: int, iteratio
     return problem.result(interior, terms, iterations=iteration, converged=False, method=method, history=history)
 
 
-def _lbfgs_level(problem: _Problem, x: Tensor, s: Tensor, terms: PathTerms, t_int: Tensor, tol: float,
+def _lbfgs_level(problem: _Problem, x: Tensor, terms: PathTerms, t_int: Tensor, tol: float,
                  max_evals: int | None, callback: Callback | None, history: list[dict], iteration: int,
-                 level: int, max_iter: int, memory: int = 6, stall_window: int = 15):
+                 level: int, max_iter: int, memory: int = 6,
+                 stall_window: int = 15) -> tuple[Tensor, PathTerms, int, str]:
+    """Iterate one resolution level; returns the last accepted path, its terms, the iteration count and
+    how the level ended: "converged", "stalled" (no progress, or no acceptable step) or "stopped" (the
+    callback or the evaluation budget)."""
     pairs: list[tuple[Tensor, Tensor, float]] = []
     g = terms.energy_grad[1:-1].to(x.dtype)
     best_log_energy = terms.log_energy
     residuals = [terms.residual]
     for _ in range(max_iter):
         if terms.residual <= tol:
-            return x, s, terms, iteration, True
+            return x, terms, iteration, "converged"
         if len(residuals) > stall_window and min(residuals[-stall_window:]) > 0.9 * min(residuals[:-stall_window]):
-            return x, s, terms, iteration, False  # stalled: no 10% progress over the last window
+            return x, terms, iteration, "stalled"  # no 10% progress over the last window
         c = terms.segment_weights
         d = -_two_loop(g, pairs, lambda v, c=c: _elastic_solve(c, v))
         if problem.sphere:
@@ -267,10 +265,9 @@ def _lbfgs_level(problem: _Problem, x: Tensor, s: Tensor, terms: PathTerms, t_in
         accepted = False
         for _ in range(8):
             if not _budget_left(problem, max_evals, len(x)):
-                raise _Stop
+                return x, terms, iteration, "stopped"
             x_new = problem.retract(x + eta * d)
-            s_new = problem.score(x_new, t_int)
-            terms_new = problem.terms(x_new, s_new)
+            terms_new = problem.terms(x_new, problem.score(x_new, t_int))
             # Armijo on the energy, or a clear drop of the residual: near the solution the trapezoid
             # energy is flat to within its quadrature error, and the residual is the meaningful merit.
             if (terms_new.log_energy <= terms.log_energy + 1e-4 * eta * gd
@@ -280,7 +277,7 @@ def _lbfgs_level(problem: _Problem, x: Tensor, s: Tensor, terms: PathTerms, t_in
                 break
             eta *= BACKTRACK
         if not accepted:
-            return x, s, terms, iteration, False
+            return x, terms, iteration, "stalled"
         g_new = terms_new.energy_grad[1:-1].to(x.dtype)
         sk, yk = x_new - x, g_new - g
         sy = dot(sk, yk)
@@ -288,7 +285,7 @@ def _lbfgs_level(problem: _Problem, x: Tensor, s: Tensor, terms: PathTerms, t_in
             pairs.append((sk, yk, sy))
             if len(pairs) > memory:
                 pairs.pop(0)
-        x, s, terms, g = x_new, s_new, terms_new, g_new
+        x, terms, g = x_new, terms_new, g_new
         best_log_energy = min(best_log_energy, terms.log_energy)
         residuals.append(terms.residual)
         iteration += 1
@@ -299,8 +296,8 @@ def _lbfgs_level(problem: _Problem, x: Tensor, s: Tensor, terms: PathTerms, t_in
             partial = problem.result(x, terms, iterations=iteration, converged=False, method="default",
                                      history=history)
             if callback(iteration, partial) is False:
-                raise _Stop
-    return x, s, terms, iteration, terms.residual <= tol
+                return x, terms, iteration, "stopped"
+    return x, terms, iteration, "converged" if terms.residual <= tol else "stalled"
 
 
 def _two_loop(g: Tensor, pairs: list[tuple[Tensor, Tensor, float]], precondition: Callable[[Tensor], Tensor]):
@@ -380,49 +377,46 @@ def _solve_paper(problem: _Problem, n_points: int, tol: float, max_evals: int | 
     yf = torch.cat([problem.a, problem.b])  # knots at t = j / (len - 1)
     strength, it = 1, 0
     level_knots = 2
-    try:
-        while it < total and strength <= strengths:
-            n_ctrl = 2**strength - 1
-            if n_ctrl + 2 != level_knots:  # bisect: insert midpoints taken from the current spline
-                h_old = 1.0 / (level_knots - 1)
-                ts = torch.linspace(0, 1, n_ctrl + 2, dtype=torch.float64, device=yf.device)
-                if problem.sphere:
-                    yf = _slerp_pieces(yf, ts, h_old)
-                else:
-                    yf = _spline_eval(yf, _natural_spline_second_derivatives(yf, h_old), h_old, ts)
-                yf[0], yf[-1] = problem.a[0], problem.b[0]
-                level_knots = n_ctrl + 2
-            h = 1.0 / (level_knots - 1)
-            x = yf[1:-1]
-            t_ctrl = path_positions(level_knots, yf.device)[1:-1]
-            if not _budget_left(problem, max_evals, n_ctrl):
-                raise _Stop
-            s = problem.score(x, t_ctrl)
-            m = _natural_spline_second_derivatives(yf, h)
-            v = _paper_velocity(yf, m, h, problem.sphere)
-            acc = m[1:-1]
+    while it < total and strength <= strengths:
+        n_ctrl = 2**strength - 1
+        if n_ctrl + 2 != level_knots:  # bisect: insert midpoints taken from the current spline
+            h_old = 1.0 / (level_knots - 1)
+            ts = torch.linspace(0, 1, n_ctrl + 2, dtype=torch.float64, device=yf.device)
             if problem.sphere:
-                s, acc = project_out(s, x), project_out(acc, x)
-            term1 = project_out(s, v)
-            term2 = project_out(acc / (v * v).sum(-1, keepdim=True), v) / problem.alpha
-            it += 1
-            if float(term1.norm()) < float(term2.norm()):
-                strength += 1  # the paper's heuristic: the smoothness term dominates, move on
-                continue
-            lr = lr0 * (1 - (it - 1) / total) / n_ctrl
-            yf = torch.cat([problem.a, problem.retract(x + lr * (term1 + term2)), problem.b])
-            if it >= strength * steps_per_level:
-                strength += 1
-            history.append({"iteration": it, "level": strength, "points": level_knots,
-                            "score_evals": problem.evals, "step": lr})
-            if callback is not None:
-                terms = problem.terms(yf[1:-1], s)  # scores are one step stale: a preview, not a readout
-                partial = problem.result(yf[1:-1], terms, iterations=it, converged=False, method="paper",
-                                         history=history)
-                if callback(it, partial) is False:
-                    raise _Stop
-    except _Stop:
-        pass
+                yf = _slerp_pieces(yf, ts, h_old)
+            else:
+                yf = _spline_eval(yf, _natural_spline_second_derivatives(yf, h_old), h_old, ts)
+            yf[0], yf[-1] = problem.a[0], problem.b[0]
+            level_knots = n_ctrl + 2
+        h = 1.0 / (level_knots - 1)
+        x = yf[1:-1]
+        t_ctrl = path_positions(level_knots, yf.device)[1:-1]
+        if not _budget_left(problem, max_evals, n_ctrl):
+            break
+        s = problem.score(x, t_ctrl)
+        m = _natural_spline_second_derivatives(yf, h)
+        v = _paper_velocity(yf, m, h, problem.sphere)
+        acc = m[1:-1]
+        if problem.sphere:
+            s, acc = project_out(s, x), project_out(acc, x)
+        term1 = project_out(s, v)
+        term2 = project_out(acc / (v * v).sum(-1, keepdim=True), v) / problem.alpha
+        it += 1
+        if float(term1.norm()) < float(term2.norm()):
+            strength += 1  # the paper's heuristic: the smoothness term dominates, move on
+            continue
+        lr = lr0 * (1 - (it - 1) / total) / n_ctrl
+        yf = torch.cat([problem.a, problem.retract(x + lr * (term1 + term2)), problem.b])
+        if it >= strength * steps_per_level:
+            strength += 1
+        history.append({"iteration": it, "level": strength, "points": level_knots,
+                        "score_evals": problem.evals, "step": lr})
+        if callback is not None:
+            terms = problem.terms(yf[1:-1], s)  # scores are one step stale: a preview, not a readout
+            partial = problem.result(yf[1:-1], terms, iterations=it, converged=False, method="paper",
+                                     history=history)
+            if callback(it, partial) is False:
+                break
     # The output frames are the spline sampled at n_points, read out with fresh scores.
     h = 1.0 / (len(yf) - 1)
     ts = path_positions(n_points, yf.device).double()

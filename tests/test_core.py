@@ -166,12 +166,17 @@ def test_callback_can_stop_early_with_a_full_resolution_path():
     seen = []
 
     def stop_after_three(iteration, partial):
-        seen.append(partial.length)
+        seen.append(partial)
         return iteration < 3
 
     res = solve_bvp(field, a, b, alpha=3e-3, callback=stop_after_three)
     assert len(seen) == 3 and not res.converged
     assert res.points.shape == (17, 1024) and torch.isfinite(res.log_density).all()
+    # 9 points is a single resolution level: the stopped result is exactly the last path the callback saw.
+    seen.clear()
+    res = solve_bvp(field, a, b, n_points=9, alpha=3e-3, callback=stop_after_three)
+    assert len(seen) == 3 and not res.converged
+    assert torch.equal(res.points, seen[-1].points) and res.length == seen[-1].length
 
 
 def test_max_evals_is_respected():

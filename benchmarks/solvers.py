@@ -84,7 +84,7 @@ def main() -> None:
     print("-" * len(head))
     for r in rows:
         over = (r["wall"] - r["field"]) / r["wall"]
-        print(f"{r['case']:22} {r['method']:8} {r['evals']:6d} {r['wall']:7.2f} {r['field']:7.2f} {over:8.1%} "
+        print(f"{r['case']:22} {r['method']:8} {r['evals']:6d} {r['wall']:7.3f} {r['field']:7.3f} {over:8.1%} "
               f"{r['length']:9.4f} {r['refined']:9.4f} {r['residual']:9.2e} {r['converged']}")
     print()
     print(f"{'case':22} {'evals default/paper':>20} {'wall default/paper':>19} {'length default/paper':>21} "

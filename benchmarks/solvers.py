@@ -6,6 +6,8 @@ Cases: (a) a 2-D two-mode mixture, (b) a 16,384-D mixture (an SD1.5 latent at 51
 the sphere constraint. "refined length" re-reads each returned 17-point path as a polyline sampled at
 129 points, so a solver cannot look short by hiding low-density stretches between its frames.
 "field s" is the time spent inside score calls, "overhead" the rest of the solver's wall time.
+"evals to paper length" is when the default solver's full-resolution path first comes within 0.5% of the
+paper solver's final length (with its fraction of the paper's evaluations); the run then goes on to converge.
 """
 
 from __future__ import annotations
@@ -62,7 +64,13 @@ def run_case(name, field, a, b, alpha, sphere, n_points=17):
         refined = read_path(field, fine.reshape(len(fine), *a.shape), alpha).length
         rows.append({"case": name, "method": method, "evals": res.score_evals, "wall": wall,
                      "field": timed.seconds, "length": res.length, "refined": refined,
-                     "residual": res.residual, "converged": res.converged})
+                     "residual": res.residual, "converged": res.converged, "history": res.history})
+    paper, default = rows
+    # The goal's reading "reaches the paper's final length": the first full-resolution iterate of the
+    # default solver within 0.5% of it (the run itself goes on to convergence).
+    reached = [h["score_evals"] for h in default["history"]
+               if h["points"] == n_points and h["length"] <= 1.005 * paper["length"]]
+    default["evals_to_paper_length"] = reached[0] if reached else None
     return rows
 
 
@@ -88,10 +96,13 @@ def main() -> None:
               f"{r['length']:9.4f} {r['refined']:9.4f} {r['residual']:9.2e} {r['converged']}")
     print()
     print(f"{'case':22} {'evals default/paper':>20} {'wall default/paper':>19} {'length default/paper':>21} "
-          f"{'refined default/paper':>22}")
+          f"{'refined default/paper':>22} {'evals to paper length':>22}")
     for paper, default in zip(rows[::2], rows[1::2]):
+        reach = default["evals_to_paper_length"]
+        reach_txt = "not reached" if reach is None else f"{reach} ({reach / paper['evals']:.3f})"
         print(f"{paper['case']:22} {default['evals'] / paper['evals']:20.3f} {default['wall'] / paper['wall']:19.3f} "
-              f"{default['length'] / paper['length']:21.4f} {default['refined'] / paper['refined']:22.4f}")
+              f"{default['length'] / paper['length']:21.4f} {default['refined'] / paper['refined']:22.4f} "
+              f"{reach_txt:>22}")
 
 
 if __name__ == "__main__":

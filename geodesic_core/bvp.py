@@ -402,8 +402,10 @@ def _solve_paper(problem: _Problem, n_points: int, tol: float, max_evals: int | 
         term1 = project_out(s, v)
         term2 = project_out(acc / (v * v).sum(-1, keepdim=True), v) / problem.alpha
         it += 1
-        if float(term1.norm()) < float(term2.norm()):
-            strength += 1  # the paper's heuristic: the smoothness term dominates, move on
+        # The paper's heuristic compares the mean per-point norms: when the smoothness term dominates,
+        # the step is skipped and the next level starts.
+        if float(term1.norm(dim=-1).mean()) < float(term2.norm(dim=-1).mean()):
+            strength += 1
             continue
         lr = lr0 * (1 - (it - 1) / total) / n_ctrl
         yf = torch.cat([problem.a, problem.retract(x + lr * (term1 + term2)), problem.b])

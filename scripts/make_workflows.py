@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from comfy_browser_helpers import fit_view, graph_clip, launch_chromium, load_workflow, open_app  # noqa: E402
 from comfy_server_helpers import (  # noqa: E402
-    CHECKPOINT_NAME,
     CLIP_FILE,
     KEYFRAME_FILES,
+    TEMPLATE_CHECKPOINT_NAME,
     start_server,
     write_example_inputs,
 )
@@ -38,7 +38,7 @@ PROMPT = "a handwritten digit, black ink on white paper"
 
 def model_nodes() -> list[Node]:
     return [
-        Node("checkpoint", "CheckpointLoaderSimple", {"ckpt_name": CHECKPOINT_NAME}),
+        Node("checkpoint", "CheckpointLoaderSimple", {"ckpt_name": TEMPLATE_CHECKPOINT_NAME}),
         Node("prompt", "CLIPTextEncode", {"text": PROMPT, "clip": Link("checkpoint", "CLIP")}),
     ]
 

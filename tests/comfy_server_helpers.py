@@ -5,9 +5,10 @@ The session fixture lives in comfy_server_fixture.py (load it with `pytest_plugi
 shares ONE server; start-up costs ~10-20 s on CPU).
 
 Each test session gets its own ComfyUI base directory (test-artifacts/comfy-<time>/): custom_nodes/
-holds a symlink to this repository, models/checkpoints/ a symlink to the generated tiny SD1.5
-checkpoint, and input/, output/, user/, temp/ are fresh. Nothing is written into .comfyui/ComfyUI
-itself, and the server log stays next to the outputs as a test artifact.
+holds a symlink to this repository, models/checkpoints/ symlinks to the generated tiny SD1.5
+checkpoint (under its own name and the SD1.5 file name the templates use), and input/, output/, user/,
+temp/ are fresh. Nothing is written into .comfyui/ComfyUI itself, and the server log stays next to the
+outputs as a test artifact.
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ COMFY_DIR = ROOT / ".comfyui" / "ComfyUI"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 ARTIFACTS = ROOT / "test-artifacts"
 CHECKPOINT_NAME = "tiny_sd15.safetensors"
+# The templates name the SD1.5 file ComfyUI's own templates use, so a user who has it runs them as they
+# are; the test server serves the generated tiny checkpoint under that name as well.
+TEMPLATE_CHECKPOINT_NAME = "v1-5-pruned-emaonly-fp16.safetensors"
 PACK_FOLDER_NAME = "density_geodesics"
 START_TIMEOUT_S = 180.0
 # Files the workflows' LoadImage nodes name: real handwritten digits (scikit-learn's data set),
@@ -65,7 +69,8 @@ def make_base_directory(base: Path) -> Path:
     for sub in ("custom_nodes", "models/checkpoints", "input", "output", "temp", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     (base / "custom_nodes" / PACK_FOLDER_NAME).symlink_to(ROOT, target_is_directory=True)
-    (base / "models" / "checkpoints" / CHECKPOINT_NAME).symlink_to(checkpoint)
+    for name in (CHECKPOINT_NAME, TEMPLATE_CHECKPOINT_NAME):
+        (base / "models" / "checkpoints" / name).symlink_to(checkpoint)
     return base
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .fields import DensityField
-from .geometry import dot, flat, project_out, resample_polyline, slerp, to_sphere
+from .geometry import dot, flat, project_out, resample_polyline, segment_lengths, slerp, to_sphere
 from .readout import PathTerms, path_positions, path_terms
 from .validation import GeodesicInputError, check_alpha, check_pair
 
@@ -51,7 +51,7 @@ class BVPResult:
         d = -3 * xf[i0] + 4 * xf[i1] - xf[i2]  # second-order one-sided difference
         if self.sphere:
             d = project_out(d[None], xf[i0][None])[0]
-        euclid = (xf[1:] - xf[:-1]).norm(dim=-1).sum()
+        euclid = segment_lengths(xf).sum()
         d = d / d.norm().clamp_min(1e-300) * euclid
         return d.to(self.points.dtype).reshape(self.points.shape[1:])
 
@@ -259,7 +259,7 @@ def _lbfgs_level(problem: _Problem, x: Tensor, terms: PathTerms, t_int: Tensor, 
             gd = dot(g, d)
         # Never move a point further than the path's longest segment in one step.
         xf = problem.full(x)
-        seg_max = float((xf[1:] - xf[:-1]).norm(dim=-1).max())
+        seg_max = float(segment_lengths(xf).max())
         step_max = float(d.norm(dim=-1).max())
         eta = min(1.0, seg_max / step_max) if step_max > 0 else 1.0
         accepted = False

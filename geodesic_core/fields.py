@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from .geometry import flat
 from .validation import GeodesicInputError, check_finite
 
 Denoiser = Callable[[Tensor, float, "Tensor | None"], Tensor]
@@ -22,10 +23,6 @@ NOISE_KINDS = ("ve", "flow")
 
 class DensityField(Protocol):
     def score(self, x: Tensor, t: Tensor | None = None) -> Tensor: ...
-
-
-def _flat(x: Tensor) -> Tensor:
-    return x.reshape(x.shape[0], -1)
 
 
 class GaussianMixtureField:
@@ -51,8 +48,8 @@ class GaussianMixtureField:
         self.shape = tuple(means.shape[1:])
 
     def _component_log_probs(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        xf = _flat(x).to(torch.float64)
-        mu = _flat(self.means).to(device=x.device, dtype=torch.float64)
+        xf = flat(x).to(torch.float64)
+        mu = flat(self.means).to(device=x.device, dtype=torch.float64)
         var = (self.stds.to(device=x.device, dtype=torch.float64)) ** 2
         d = xf.shape[1]
         sq = torch.cdist(xf, mu) ** 2
@@ -67,7 +64,7 @@ class GaussianMixtureField:
     def score(self, x: Tensor, t: Tensor | None = None) -> Tensor:
         logc, xf = self._component_log_probs(x)
         resp = torch.softmax(logc, dim=1)
-        mu = _flat(self.means).to(device=x.device, dtype=torch.float64)
+        mu = flat(self.means).to(device=x.device, dtype=torch.float64)
         var = (self.stds.to(device=x.device, dtype=torch.float64)) ** 2
         # sum_k r_k (mu_k - x) / var_k
         s = (resp / var) @ mu - (resp / var).sum(1, keepdim=True) * xf

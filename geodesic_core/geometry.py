@@ -54,13 +54,6 @@ def segment_lengths(xf: Tensor) -> Tensor:
     return (xf[1:] - xf[:-1]).norm(dim=-1)
 
 
-def central_differences(xf: Tensor, h: float) -> tuple[Tensor, Tensor]:
-    """Velocity and acceleration at the interior points of a uniformly parametrised discrete path."""
-    v = (xf[2:] - xf[:-2]) / (2 * h)
-    a = (xf[2:] - 2 * xf[1:-1] + xf[:-2]) / h**2
-    return v, a
-
-
 def resample_polyline(xf: Tensor, n: int) -> Tensor:
     """n points evenly spaced in Euclidean arc length along the polyline through the rows of xf."""
     seg = segment_lengths(xf).double()

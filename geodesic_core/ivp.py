@@ -60,29 +60,28 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
     evals = 0
 
     def accel(xx: Tensor, vv: Tensor, tpos: float) -> tuple[Tensor, Tensor]:
+        """Acceleration at (xx, vv) and the raw score there (kept for the density readout)."""
         nonlocal evals
         evals += 1
-        s = flat(field.score(xx.to(start.dtype).reshape(1, *shape),
-                             torch.tensor([tpos], device=start.device))).double()
-        if sphere:
-            s = project_out(s, xx)
+        score = flat(field.score(xx.to(start.dtype).reshape(1, *shape),
+                                 torch.tensor([tpos], device=start.device))).double()
+        s = project_out(score, xx) if sphere else score
         a = -alpha * (vv * vv).sum() * project_out(s, vv)
         if sphere:
             a = a - (vv * vv).sum() / (xx * xx).sum() * xx
-        return a, s
+        return a, score
 
     t0, t1 = t_span
+    positions = torch.linspace(t0, t1, n_steps + 1, device=start.device)
     points, vels, scores = [x], [v], []
     for k in range(n_steps):
-        tpos = t0 + (t1 - t0) * k / n_steps
         tmid = t0 + (t1 - t0) * (k + 0.5) / n_steps
-        tend = t0 + (t1 - t0) * (k + 1) / n_steps
-        a1, s1 = accel(x, v, tpos)
-        if k == 0:
-            scores.append(s1)
+        # The first RK stage sits on the current point: its score doubles as that point's readout.
+        a1, s1 = accel(x, v, float(positions[k]))
+        scores.append(s1)
         a2, _ = accel(x + 0.5 * h * v, v + 0.5 * h * a1, tmid)
         a3, _ = accel(x + 0.5 * h * (v + 0.5 * h * a1), v + 0.5 * h * a2, tmid)
-        a4, _ = accel(x + h * (v + 0.5 * h * a2), v + h * a3, tend)
+        a4, _ = accel(x + h * (v + 0.5 * h * a2), v + h * a3, float(positions[k + 1]))
         x_new = x + h * v + h * h / 6 * (a1 + a2 + a3)
         v_new = v + h / 6 * (a1 + 2 * a2 + 2 * a3 + a4)
         if sphere:
@@ -95,12 +94,10 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
         if callback is not None and callback(k + 1, x.to(start.dtype).reshape(shape)) is False:
             break
     xf = torch.cat(points)
-    # Score at the landing points for the density readout (the RK stages evaluated elsewhere).
-    s_rest = flat(field.score(xf[1:].to(start.dtype).reshape(len(xf) - 1, *shape),
-                              torch.linspace(t0, t1, n_steps + 1, device=start.device)[1:len(xf)])).double()
-    evals += len(xf) - 1
-    terms = path_terms(xf, torch.cat([scores[0], s_rest]), alpha)
     n = len(xf)
+    # Only the landing point has no first-stage score yet.
+    scores.append(flat(field.score(xf[-1:].to(start.dtype).reshape(1, *shape), positions[n - 1:n])).double())
+    evals += 1
+    terms = path_terms(xf, torch.cat(scores), alpha)
     return IVPResult(xf.to(start.dtype).reshape(n, *shape), torch.cat(vels).to(start.dtype).reshape(n, *shape),
-                     torch.linspace(t0, t1, n_steps + 1, device=start.device)[:n], terms.log_density,
-                     terms.length, evals)
+                     positions[:n], terms.log_density, terms.length, evals)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .fields import DensityField
-from .geometry import flat, project_out, rowdot
+from .geometry import flat, project_out, rowdot, segment_lengths
 from .validation import check_alpha, check_path
 
 
@@ -109,7 +109,7 @@ def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere
     t = path_positions(len(points), points.device) if t is None else t
     scores = field.score(points, t)
     terms = path_terms(flat(points), flat(scores), alpha, sphere=sphere, normal_only=True)
-    euclid = float((flat(points)[1:] - flat(points)[:-1]).double().norm(dim=-1).sum())
+    euclid = float(segment_lengths(flat(points)).double().sum())
     return PathReadout(terms.log_density, terms.length, terms.cumulative_length, euclid, terms.point_residuals,
                        terms.residual, len(points), scores)
 

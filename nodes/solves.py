@@ -197,8 +197,8 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
                            alpha=settings.alpha, sphere=settings.sphere)
         return result.points[1:].float().cpu(), result.log_density[1:].cpu()
 
-    # RK4: four score evaluations per step, plus one per landing point for the density readout.
-    new_points, log_density = _run(model, schedule, work, "extrapolation", path, 5 * frames, settings)
+    # RK4: four score evaluations per step, plus one for the final point's density readout.
+    new_points, log_density = _run(model, schedule, work, "extrapolation", path, 4 * frames + 1, settings)
     if backward:
         new_points, log_density = new_points.flip(0), log_density.flip(0)
     return GeodesicPath(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),

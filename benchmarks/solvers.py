@@ -1,18 +1,35 @@
-"""Default vs paper BVP solver on analytic Gaussian mixtures: score evaluations, seconds, length, residual.
+"""Default vs paper BVP solver: score evaluations, model calls, seconds, length, residual.
 
-    bash dev.sh py benchmarks/solvers.py            # prints a table (about a minute on 2 CPU cores)
+    bash dev.sh py benchmarks/solvers.py --threads 1      # prints the tables (about 2 minutes)
+    bash dev.sh py benchmarks/solvers.py --digit-pairs 0  # only the analytic cases (a), (b)
 
-Cases: (a) a 2-D two-mode mixture, (b) a 16,384-D mixture (an SD1.5 latent at 512 px), with and without
-the sphere constraint. "refined length" re-reads each returned 17-point path as a polyline sampled at
-129 points, so a solver cannot look short by hiding low-density stretches between its frames.
+Cases, all with 17 points: (a) a 2-D two-mode Gaussian mixture, (b) a 16,384-D mixture (an SD1.5 latent
+at 512 px), with and without the sphere constraint, both analytic; (c) the learned density of the embedded
+digits diffusion model (digits/pipeline.py: a trained diffusers UNet on sklearn's 8x8 digits) with the
+demo's field, alpha and noise level, between the DDIM-inverted latents of --digit-pairs held-out pairs
+(digits.data.pick_pairs("held_out", P, seed=0), default 8) rescaled to their common radius, with the sphere
+constraint (the demo's and the paper's default) and, unless --digit-spheres sphere, without it.
+"refined length" re-reads each returned 17-point path as a polyline sampled at 129 points, so a solver
+cannot look short by hiding low-density stretches between its frames.
 "field s" is the time spent inside score calls, "overhead" the rest of the solver's wall time.
 "evals to paper length" is when the default solver's full-resolution path first comes within 0.5% of the
-paper solver's final length (with its fraction of the paper's evaluations); the run then goes on to converge.
+paper solver's final length (with its fraction of the paper's evaluations); the run then goes on until it
+converges or stalls.
+For (c), per pair and as median and max over pairs: "model calls" counts calls of the denoiser (one
+batched UNet forward pass each, with the digits field's chunk size, printed above the table), "calls to
+paper length" is that same first iterate counted in model calls, and a pair that never reaches the
+paper's length ("not reached") counts as a failure. "paper its" is the paper solver's iterations out of
+its 400 (fewer: its skip heuristic skipped the last level, ending the run early), "skips" how many of
+them were skipped steps, "def conv" whether the default solver met its residual tolerance.
+On one CPU thread (a) and (b) take about 5 s, (c) about 6 s per digit pair and sphere setting.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,30 +70,150 @@ def mixture_16k(d: int = 16384, components: int = 8, seed: int = 0):
     return field, a, b, 1e-3
 
 
-def run_case(name, field, a, b, alpha, sphere, n_points=17):
+class CountingDenoiser:
+    """Wraps a denoiser ``denoise(x, sigma, t)`` to record the batch size of every call: one call is one
+    batched model forward pass."""
+
+    def __init__(self, denoise):
+        self.denoise, self.batches = denoise, []
+
+    def __call__(self, x, sigma, t=None):
+        self.batches.append(len(x))
+        return self.denoise(x, sigma, t)
+
+
+def run_case(name, field, a, b, alpha, sphere, n_points=17, counter: CountingDenoiser | None = None):
+    """Both solvers on one pair. With ``counter`` (the denoiser behind ``field``) each row also gets its
+    model calls, and the default row the model calls to the paper's length."""
     rows = []
     for method in ("paper", "default"):
         timed = TimedField(field)
+        first_call = len(counter.batches) if counter is not None else 0
         t0 = time.perf_counter()
         res = solve_bvp(timed, a, b, n_points=n_points, alpha=alpha, sphere=sphere, method=method)
         wall = time.perf_counter() - t0
+        batches = counter.batches[first_call:] if counter is not None else None
         fine = resample_polyline(res.points.reshape(n_points, -1), 8 * (n_points - 1) + 1)
         refined = read_path(field, fine.reshape(len(fine), *a.shape), alpha).length
         rows.append({"case": name, "method": method, "evals": res.score_evals, "wall": wall,
                      "field": timed.seconds, "length": res.length, "refined": refined,
-                     "residual": res.residual, "converged": res.converged, "history": res.history})
+                     "residual": res.residual, "converged": res.converged, "history": res.history,
+                     "iterations": res.iterations, "batches": batches,
+                     "model_calls": None if batches is None else len(batches)})
+        if batches is not None and sum(batches) != res.score_evals:
+            raise RuntimeError(f"{name} {method}: the denoiser saw {sum(batches)} points, the solver counted "
+                               f"{res.score_evals} score evaluations")
     paper, default = rows
     # The goal's reading "reaches the paper's final length": the first full-resolution iterate of the
     # default solver within 0.5% of it (the run itself goes on to convergence).
     reached = [h["score_evals"] for h in default["history"]
                if h["points"] == n_points and h["length"] <= 1.005 * paper["length"]]
     default["evals_to_paper_length"] = reached[0] if reached else None
+    default["calls_to_paper_length"] = None
+    if reached and default["batches"] is not None:
+        # An iterate's evaluation count falls on a call boundary: the calls up to it are the prefix of
+        # the run's calls whose batch sizes add up to it.
+        cumulative = list(itertools.accumulate(default["batches"]))
+        default["calls_to_paper_length"] = cumulative.index(reached[0]) + 1
     return rows
+
+
+def digits_case(n_pairs: int, spheres: tuple[bool, ...], n_points: int = 17) -> tuple[list[dict], dict]:
+    """Both solvers on ``n_pairs`` held-out digit pairs of the embedded digits model, set up as
+    digits/pipeline.py's compare_paths does (its field, alpha and noise level; both ends rescaled to their
+    common radius). Returns the per-pair rows and the settings used."""
+    from digits.data import load_split, pick_pairs
+    from digits.pipeline import ALPHA, NOISE_LEVEL, encode, load_digits_model, to_common_radius
+
+    model = load_digits_model()
+    counter = CountingDenoiser(model.denoise)
+    field = dataclasses.replace(model, denoise=counter).field  # exactly the demo's DenoiserField
+    images, labels = load_split("held_out")
+    pairs = pick_pairs("held_out", n_pairs, seed=0)
+    latents = encode(model, images[[k for pair in pairs for k in pair]]).reshape(n_pairs, 2, *images.shape[1:])
+    rows = []
+    for sphere in spheres:
+        for (i, j), (start, end) in zip(pairs, latents, strict=True):
+            a, b = to_common_radius(start, end)
+            name = f"{i:3d}->{j:<3d} {labels[i]}->{labels[j]}"
+            for row in run_case(name, field, a, b, ALPHA, sphere, n_points, counter):
+                rows.append(row | {"sphere": sphere})
+    settings = {"alpha": ALPHA, "noise_level": NOISE_LEVEL, "sigma": field.sigma, "chunk_size": field.chunk_size,
+                "n_points": n_points}
+    return rows, settings
+
+
+def _fraction(count, total):
+    return float("inf") if count is None else count / total
+
+
+def _reach_text(count, total):
+    return "not reached" if count is None else f"{count} ({count / total:.3f})"
+
+
+def _ratio_text(value, width):
+    return f"{'not reached':>{width}}" if value == float("inf") else f"{value:{width}.3f}"
+
+
+def print_digits(rows: list[dict], settings: dict) -> None:
+    print()
+    chunk = settings["chunk_size"]
+    print(f"(c) embedded digits model (learned density): noise level {settings['noise_level']} "
+          f"(sigma {settings['sigma']:.4f}), alpha {settings['alpha']}, {settings['n_points']} points, "
+          f"held-out pairs from pick_pairs('held_out', P, seed=0); model calls = denoiser calls, chunk size "
+          f"{'none (each score call is one batched call)' if chunk is None else chunk}")
+    head = (f"{'sphere':6} {'pair':14} {'paper evals':>11} {'default evals':>13} {'evals d/p':>9} "
+            f"{'length d/p':>10} {'evals to paper length':>22} {'paper calls':>11} {'default calls':>13} "
+            f"{'calls d/p':>9} {'calls to paper length':>22} {'paper its':>9} {'skips':>5} {'def conv':>8}")
+    print(head)
+    print("-" * len(head))
+    by_sphere: dict[bool, list[tuple[dict, dict]]] = {}
+    for paper, default in zip(rows[::2], rows[1::2]):
+        by_sphere.setdefault(paper["sphere"], []).append((paper, default))
+        skips = paper["iterations"] - len(paper["history"])
+        print(f"{str(paper['sphere']):6} {paper['case']:14} {paper['evals']:11d} {default['evals']:13d} "
+              f"{default['evals'] / paper['evals']:9.3f} {default['length'] / paper['length']:10.4f} "
+              f"{_reach_text(default['evals_to_paper_length'], paper['evals']):>22} "
+              f"{paper['model_calls']:11d} {default['model_calls']:13d} "
+              f"{default['model_calls'] / paper['model_calls']:9.3f} "
+              f"{_reach_text(default['calls_to_paper_length'], paper['model_calls']):>22} "
+              f"{paper['iterations']:9d} {skips:5d} {str(default['converged']):>8}")
+    print()
+    head = (f"{'sphere':6} {'stat':6} {'evals d/p':>9} {'length d/p':>10} {'evals to paper length frac':>27} "
+            f"{'calls d/p':>9} {'calls to paper length frac':>27}")
+    print(head)
+    print("-" * len(head))
+    for sphere, pairs in by_sphere.items():
+        columns = {
+            "evals": [d["evals"] / p["evals"] for p, d in pairs],
+            "length": [d["length"] / p["length"] for p, d in pairs],
+            "reach_evals": [_fraction(d["evals_to_paper_length"], p["evals"]) for p, d in pairs],
+            "calls": [d["model_calls"] / p["model_calls"] for p, d in pairs],
+            "reach_calls": [_fraction(d["calls_to_paper_length"], p["model_calls"]) for p, d in pairs],
+        }
+        for stat, fn in (("median", statistics.median), ("max", max)):
+            v = {key: fn(values) for key, values in columns.items()}
+            print(f"{str(sphere):6} {stat:6} {v['evals']:9.3f} {v['length']:10.4f} "
+                  f"{_ratio_text(v['reach_evals'], 27)} {v['calls']:9.3f} {_ratio_text(v['reach_calls'], 27)}")
+        n = len(pairs)
+        reached = sum(d["evals_to_paper_length"] is not None for _, d in pairs)
+        within_evals = sum(f <= 0.1 for f in columns["reach_evals"])
+        within_calls = sum(f <= 0.1 for f in columns["reach_calls"])
+        full_calls = sum(f <= 0.1 for f in columns["calls"])
+        early = sum(p["iterations"] < 400 for p, _ in pairs)
+        print(f"{str(sphere):6} pairs: {reached}/{n} reach the paper's final length, within 1/10 of the paper's "
+              f"evals {within_evals}/{n}, of its model calls {within_calls}/{n}; the whole default run within "
+              f"1/10 of the paper's model calls {full_calls}/{n}; paper run ended early by its skip heuristic "
+              f"in {early}/{n}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--digit-pairs", type=int, default=8, metavar="P",
+                    help="held-out digit pairs for case (c); 0 skips it")
+    ap.add_argument("--digit-spheres", choices=("both", "sphere"), default="both",
+                    help="case (c) with and without the sphere constraint, or only with it")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -103,6 +240,9 @@ def main() -> None:
         print(f"{paper['case']:22} {default['evals'] / paper['evals']:20.3f} {default['wall'] / paper['wall']:19.3f} "
               f"{default['length'] / paper['length']:21.4f} {default['refined'] / paper['refined']:22.4f} "
               f"{reach_txt:>22}")
+    if args.digit_pairs > 0:
+        spheres = (True, False) if args.digit_spheres == "both" else (True,)
+        print_digits(*digits_case(args.digit_pairs, spheres))
 
 
 if __name__ == "__main__":

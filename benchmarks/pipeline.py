@@ -403,14 +403,14 @@ def path_length_on_model(loaded: Loaded, path, settings: PipelineSettings) -> fl
     core = import_pack_module("geodesic_core")
 
     def work(denoise, device):
-        field_ = core.DenoiserField(denoise, path.sigma, bridge.noise_kind(loaded.model),
-                                    chunk_size=settings.batch_size)
-        return core.path_length(field_, path.points.to(device), alpha=settings.alpha, t=path.t.to(device))
+        field_ = core.DenoiserField(denoise, path.sigma, bridge.noise_kind(loaded.model))
+        return core.path_length(field_, path.points.to(device), alpha=settings.alpha, t=path.t)
 
     with torch.inference_mode():
         return float(bridge.run_with_denoiser(loaded.model, path.schedule, work, stage="benchmark readout",
                                               latent_shape=tuple(path.points.shape[1:]),
-                                              batch_size=settings.batch_size, total_evals=len(path),
+                                              batch_size=settings.batch_size, largest_batch=len(path),
+                                              total_evals=len(path),
                                               sigma=path.sigma))
 
 
@@ -496,8 +496,8 @@ def main() -> None:
     parser.add_argument("--noise-level", type=float, default=0.6)
     parser.add_argument("--invert-steps", type=int, default=25)
     parser.add_argument("--decode-steps", type=int, default=25)
-    parser.add_argument("--batch-size", type=int, default=4,
-                        help="most latents per model call (the nodes' default)")
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="most latents per model call; 0 = automatic, the nodes' default")
     parser.add_argument("--alpha", type=float, default=0.002)
     parser.add_argument("--tolerance", type=float, default=1e-3)
     parser.add_argument("--max-evals", type=int, default=3000, help="evaluation budget of the default solver")

@@ -82,12 +82,12 @@ class _Problem:
             af, bf = to_sphere(af, self.radius), to_sphere(bf, self.radius)
         self.a, self.b = af, bf
         self.evals = 0
-        ends = self.score(torch.cat([af, bf]), torch.tensor([0.0, 1.0], device=a.device))
+        ends = self.score(torch.cat([af, bf]), torch.tensor([0.0, 1.0]))
         self.s_a, self.s_b = ends[:1], ends[1:]
 
     def score(self, xf: Tensor, t: Tensor) -> Tensor:
         self.evals += len(xf)
-        s = self.field.score(xf.reshape(len(xf), *self.shape), t.to(xf.device))
+        s = self.field.score(xf.reshape(len(xf), *self.shape), t)
         return flat(s).to(xf.dtype)
 
     def full(self, interior: Tensor) -> Tensor:
@@ -105,7 +105,7 @@ class _Problem:
         xf = self.full(interior)
         return BVPResult(
             points=xf.reshape(len(xf), *self.shape).to(self.dtype),
-            t=path_positions(len(xf), xf.device), log_density=terms.log_density, length=terms.length,
+            t=path_positions(len(xf)), log_density=terms.log_density, length=terms.length,
             residual=terms.residual, point_residuals=terms.point_residuals, score_evals=self.evals,
             iterations=iterations, converged=converged, method=method, alpha=self.alpha,
             sphere=self.sphere, history=history)
@@ -142,7 +142,7 @@ def solve_bvp(field: DensityField, start: Tensor, end: Tensor, *, n_points: int 
     if torch.equal(start, end):
         pts = start.unsqueeze(0).expand(n_points, *start.shape).clone()
         zeros = torch.zeros(n_points, dtype=torch.float64)
-        return BVPResult(pts, path_positions(n_points, start.device), zeros, 0.0, 0.0, zeros, 0, 0, True,
+        return BVPResult(pts, path_positions(n_points), zeros, 0.0, 0.0, zeros, 0, 0, True,
                          method, alpha, sphere)
     problem = _Problem(field, start, end, alpha, sphere)
     solve = _solve_default if method == "default" else _solve_paper
@@ -203,7 +203,7 @@ def _solve_default(problem: _Problem, n_points: int, tol: float, max_evals: int 
     for level, n_seg in enumerate(levels):
         final_level = level == len(levels) - 1
         candidate = problem.retract(_resample_in_t(xf, n_seg))
-        t_int = path_positions(n_seg + 1, xf.device)[1:-1]
+        t_int = path_positions(n_seg + 1)[1:-1]
         if not _budget_left(problem, max_evals, len(candidate)):
             break
         interior = candidate
@@ -226,7 +226,7 @@ def _finish_at_resolution(problem: _Problem, xf: Tensor, n_points: int, iteratio
                           method: str) -> BVPResult:
     """A run stopped before reaching ``n_points``: resample its best path and read it out (n-2 evals)."""
     interior = problem.retract(resample_polyline(xf, n_points)[1:-1])
-    s_int = problem.score(interior, path_positions(n_points, xf.device)[1:-1])
+    s_int = problem.score(interior, path_positions(n_points)[1:-1])
     terms = problem.terms(interior, s_int)
     return problem.result(interior, terms, iterations=iteration, converged=False, method=method, history=history)
 
@@ -390,7 +390,7 @@ def _solve_paper(problem: _Problem, n_points: int, tol: float, max_evals: int | 
             level_knots = n_ctrl + 2
         h = 1.0 / (level_knots - 1)
         x = yf[1:-1]
-        t_ctrl = path_positions(level_knots, yf.device)[1:-1]
+        t_ctrl = path_positions(level_knots)[1:-1]
         if not _budget_left(problem, max_evals, n_ctrl):
             break
         s = problem.score(x, t_ctrl)
@@ -427,6 +427,6 @@ def _solve_paper(problem: _Problem, n_points: int, tol: float, max_evals: int | 
     else:
         out = _spline_eval(yf, _natural_spline_second_derivatives(yf, h), h, ts)
     interior = problem.retract(out[1:-1])
-    s_int = problem.score(interior, path_positions(n_points, yf.device)[1:-1])
+    s_int = problem.score(interior, path_positions(n_points)[1:-1])
     terms = problem.terms(interior, s_int)
     return problem.result(interior, terms, iterations=it, converged=False, method="paper", history=history)

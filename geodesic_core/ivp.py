@@ -64,7 +64,7 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
         nonlocal evals
         evals += 1
         score = flat(field.score(xx.to(start.dtype).reshape(1, *shape),
-                                 torch.tensor([tpos], device=start.device))).double()
+                                 torch.tensor([tpos]))).double()
         s = project_out(score, xx) if sphere else score
         a = -alpha * (vv * vv).sum() * project_out(s, vv)
         if sphere:
@@ -72,7 +72,7 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
         return a, score
 
     t0, t1 = t_span
-    positions = torch.linspace(t0, t1, n_steps + 1, device=start.device)
+    positions = torch.linspace(t0, t1, n_steps + 1)
     points, vels, scores = [x], [v], []
     for k in range(n_steps):
         tmid = t0 + (t1 - t0) * (k + 0.5) / n_steps

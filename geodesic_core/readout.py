@@ -98,6 +98,8 @@ class PathReadout:
 
 
 def path_positions(n: int, device: torch.device | str = "cpu") -> Tensor:
+    """``n`` evenly spaced path positions in [0, 1]. Positions handed to a field stay on the CPU whatever
+    the points' device: they are a handful of numbers used for host-side lookups (conditioning)."""
     return torch.linspace(0.0, 1.0, n, device=device)
 
 
@@ -106,7 +108,7 @@ def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere
     """Evaluate the score once at every point of any path (e.g. video frames) and read out its numbers."""
     check_path(points)
     check_alpha(alpha)
-    t = path_positions(len(points), points.device) if t is None else t
+    t = path_positions(len(points)) if t is None else t
     scores = field.score(points, t)
     terms = path_terms(flat(points), flat(scores), alpha, sphere=sphere, normal_only=True)
     euclid = float(segment_lengths(flat(points)).double().sum())

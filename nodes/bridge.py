@@ -112,16 +112,29 @@ class _Progress:
         self.callback(self.done - 1, denoised[denoised.shape[0] // 2:][:1], None, self.total)
 
 
+def fitting_batch(model: ModelPatcher, latent_shape: tuple[int, ...], wanted: int, cap: int,
+                  images_per_latent: int, device: torch.device) -> int:
+    """Latents per model call: at most ``wanted`` and ``cap`` (0: no cap), and few enough that ComfyUI's
+    estimate of the model's working memory, with the 1.5x margin its own cond batching uses, fits in the
+    device's free memory now. Never below 1: a single latent is what ComfyUI itself would attempt."""
+    batch = min(wanted, cap) if cap > 0 else wanted
+    free = comfy.model_management.get_free_memory(device)
+    while batch > 1 and model.memory_required([batch * images_per_latent, *latent_shape]) * 1.5 > free:
+        batch -= 1
+    return max(batch, 1)
+
+
 class _WorkSampler(comfy.samplers.Sampler):
     """Runs ``work(denoise, device)`` where ComfyUI would run a sampling loop; keeps its result."""
 
     def __init__(self, work: Work, schedule: ConditioningSchedule, knot_index: Tensor, keys: list[str],
-                 progress: _Progress):
+                 progress: _Progress, batch_limit: Callable[[int, torch.device], int]):
         self.work = work
         self.schedule = schedule
         self.knot_index = knot_index
         self.keys = keys
         self.progress = progress
+        self.batch_limit = batch_limit
         self.result = None
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
@@ -130,9 +143,8 @@ class _WorkSampler(comfy.samplers.Sampler):
         keyframes = KeyframeConds([original_conds[key] for key in self.keys])
         negative = original_conds.get("negative")
 
-        def denoise(x: Tensor, sigma: float, t: Tensor | None) -> Tensor:
+        def denoise_batch(x: Tensor, sigma: float, t: Tensor) -> Tensor:
             comfy.model_management.throw_exception_if_processing_interrupted()
-            t = torch.zeros(x.shape[0]) if t is None else t
             before, after, weight = self.schedule.locate(t)
             positive = keyframes.blend(self.knot_index[before], self.knot_index[after], weight)
             model_wrap.conds = {"positive": positive, "negative": negative}
@@ -140,6 +152,11 @@ class _WorkSampler(comfy.samplers.Sampler):
             denoised = model_wrap(x.float(), sigma_batch, **extra_args).to(x.dtype)
             self.progress.advance(denoised)
             return denoised
+
+        def denoise(x: Tensor, sigma: float, t: Tensor | None) -> Tensor:
+            t = torch.zeros(x.shape[0]) if t is None else t
+            size = self.batch_limit(x.shape[0], x.device)
+            return torch.cat([denoise_batch(x[i:i + size], sigma, t[i:i + size]) for i in range(0, len(x), size)])
 
         try:
             self.result = self.work(denoise, noise.device)
@@ -150,16 +167,19 @@ class _WorkSampler(comfy.samplers.Sampler):
 
 
 def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work: Work, *, stage: str,
-                      latent_shape: tuple[int, ...], batch_size: int, total_evals: int, sigma: float,
-                      negative: list | None = None, guidance: float = 0.0) -> T:
+                      latent_shape: tuple[int, ...], batch_size: int, largest_batch: int, total_evals: int,
+                      sigma: float, negative: list | None = None, guidance: float = 0.0) -> T:
     """Call ``work(denoise, device)`` with the loaded model ready; return what it returns.
 
     ``denoise(x, sigma, t)`` gives the x0 estimate for model-space latents ``x`` [B, C, H, W] on
     ``device``, conditioned per sample on the schedule at ``t`` (None: the first keyframe's).
     ``guidance`` g > 0 uses ComfyUI's CFG with scale 1 + g against ``negative``: since the score is
     affine in x0, CFG on x0 equals score guidance s + g (s - s_neg) in one batched model call.
-    ``latent_shape`` and ``batch_size`` size ComfyUI's memory estimate for loading the model; ``stage``
-    names the work in the log line with its time and model-call count.
+    ``denoise`` splits a batch into model calls of at most ``batch_size`` latents (0: as many as fit in
+    memory, see ``fitting_batch``); ``largest_batch``, the most latents the work passes at once, sizes
+    ComfyUI's memory estimate when it loads the model. ``stage`` names the work in the log line with its
+    time and model-call count. Path positions ``t`` stay on the CPU: conditioning is looked up there, so
+    a GPU run needs no host synchronisation per call.
     """
     if guidance > 0 and negative is None:
         raise GeodesicInputError("negative: guidance > 0 needs a negative conditioning; connect one or set "
@@ -174,9 +194,17 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     guider = comfy.samplers.CFGGuider(model)
     guider.inner_set_conds(conds)
     guider.set_cfg(1.0 + guidance)
+    if batch_size < 0:
+        raise GeodesicInputError(f"batch_size: expected 0 (automatic) or a positive number, got {batch_size}")
+    images_per_latent = 2 if guidance > 0 else 1
     progress = _Progress(model, total_evals)
-    sampler = _WorkSampler(work, schedule, knot_index, keys, progress)
-    placeholder = torch.zeros((batch_size, *latent_shape))
+
+    def batch_limit(wanted: int, device: torch.device) -> int:
+        return fitting_batch(model, latent_shape, wanted, batch_size, images_per_latent, device)
+
+    sampler = _WorkSampler(work, schedule, knot_index, keys, progress, batch_limit)
+    load_batch = min(largest_batch, batch_size) if batch_size > 0 else largest_batch
+    placeholder = torch.zeros((max(load_batch, 1), *latent_shape))
     started = time.perf_counter()
     guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
     logging.info("DensityGeodesics %s: %.2f s, %d model calls, %d latents evaluated", stage,

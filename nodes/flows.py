@@ -46,13 +46,12 @@ def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, 
     clean = latent_to_model_space(model, samples)
 
     def work(denoise, device):
-        noisy = invert(denoise, clean.to(device), sigmas, kind=noise_kind(model), t=t.to(device),
-                       chunk_size=batch_size)
+        noisy = invert(denoise, clean.to(device), sigmas, kind=noise_kind(model), t=t)
         return noisy.float().cpu()
 
     points = run_with_denoiser(model, schedule, work, stage="inversion", latent_shape=tuple(samples.shape[1:]),
-                               batch_size=min(batch_size, len(samples)), total_evals=steps * len(samples),
-                               sigma=sigma)
+                               batch_size=batch_size, largest_batch=len(samples),
+                               total_evals=steps * len(samples), sigma=sigma)
     return GeodesicPath(points, t, noise_level, sigma, model_key(model), schedule)
 
 
@@ -63,11 +62,10 @@ def decode_path(model: ModelPatcher, path: GeodesicPath, *, steps: int, batch_si
     sigmas = ode_sigmas(model, path.noise_level, steps)
 
     def work(denoise, device):
-        clean = generate(denoise, path.points.to(device), sigmas, kind=noise_kind(model),
-                         t=path.t.to(device), chunk_size=batch_size)
+        clean = generate(denoise, path.points.to(device), sigmas, kind=noise_kind(model), t=path.t)
         return clean.float().cpu()
 
     clean = run_with_denoiser(model, path.schedule, work, stage="decode", latent_shape=tuple(path.points.shape[1:]),
-                              batch_size=min(batch_size, len(path)), total_evals=steps * len(path),
-                              sigma=path.sigma)
+                              batch_size=batch_size, largest_batch=len(path),
+                              total_evals=steps * len(path), sigma=path.sigma)
     return latent_from_model_space(model, clean)

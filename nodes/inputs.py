@@ -35,9 +35,10 @@ def path_output(tooltip: str) -> io.Output:
 
 def batch_size_input() -> io.Int.Input:
     return io.Int.Input(
-        "batch_size", default=4, min=1, max=256,
-        tooltip="Most latents per model call. Lower it if you run out of GPU memory; results stay the same "
-                "up to float rounding.")
+        "batch_size", default=0, min=0, max=256,
+        tooltip="Most latents per model call. 0 (automatic): as many as ComfyUI's memory estimate for this "
+                "model says fit in free memory, the rule ComfyUI uses to batch prompts. Set a number to cap it "
+                "if you run out of memory; results stay the same up to float rounding.")
 
 
 def steps_input(tooltip: str) -> io.Int.Input:

@@ -41,25 +41,26 @@ class FieldSettings:
     batch_size: int
 
 
-def _field(model: ModelPatcher, denoise: Denoiser, sigma: float, settings: FieldSettings) -> DenoiserField:
-    return DenoiserField(denoise, sigma, noise_kind(model), chunk_size=settings.batch_size)
+def _field(model: ModelPatcher, denoise: Denoiser, sigma: float) -> DenoiserField:
+    # No chunk_size: the bridge's denoiser splits every batch into model calls that fit.
+    return DenoiserField(denoise, sigma, noise_kind(model))
 
 
-def _run(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath, total_evals: int,
-         settings: FieldSettings):
+def _run(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath, largest_batch: int,
+         total_evals: int, settings: FieldSettings):
     return run_with_denoiser(model, schedule, work, stage=stage, latent_shape=tuple(path.points.shape[1:]),
-                             batch_size=settings.batch_size, total_evals=total_evals, sigma=path.sigma,
-                             negative=settings.negative, guidance=settings.guidance)
+                             batch_size=settings.batch_size, largest_batch=largest_batch, total_evals=total_evals,
+                             sigma=path.sigma, negative=settings.negative, guidance=settings.guidance)
 
 
 def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoiser:
     """``denoise`` seen through a piecewise-linear map of path positions (local knots -> target knots)."""
-    local64, target64 = local.double().cpu(), target.double().cpu()
+    local64, target64 = local.double(), target.double()
 
     def mapped(x: Tensor, sigma: float, t: Tensor | None) -> Tensor:
         if t is None:
             return denoise(x, sigma, target[:1].expand(x.shape[0]))
-        t64 = t.detach().double().cpu().clamp(float(local64[0]), float(local64[-1]))
+        t64 = t.detach().double().clamp(float(local64[0]), float(local64[-1]))
         after = torch.searchsorted(local64, t64, right=True).clamp(1, len(local64) - 1)
         weight = (t64 - local64[after - 1]) / (local64[after] - local64[after - 1])
         return denoise(x, sigma, target64[after - 1] + weight * (target64[after] - target64[after - 1]))
@@ -140,8 +141,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
         pieces, densities, report = [points[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
         end_tangent = None
         for k, n_steps in enumerate(steps):
-            field = _field(model, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]),
-                           keyframes.sigma, settings)
+            field = _field(model, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]), keyframes.sigma)
             a, b = points[k].to(device), points[k + 1].to(device)
             if n_steps == 1:
                 segment = torch.stack([a, b])
@@ -161,7 +161,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
 
-    path_points, log_density, end_tangent, lines = _run(model, schedule, work, "solve", keyframes,
+    path_points, log_density, end_tangent, lines = _run(model, schedule, work, "solve", keyframes, max(steps) + 1,
                                                         sum(budgets), settings)
     path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
                                   for k, s in enumerate(steps)])
@@ -192,13 +192,13 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     schedule = ConditioningSchedule((0.0,), (path.schedule.at(end_t),))
 
     def work(denoise, device):
-        field = _field(model, denoise, path.sigma, settings)
+        field = _field(model, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
                            alpha=settings.alpha, sphere=settings.sphere)
         return result.points[1:].float().cpu(), result.log_density[1:].cpu()
 
     # RK4: four score evaluations per step, plus one for the final point's density readout.
-    new_points, log_density = _run(model, schedule, work, "extrapolation", path, 4 * frames + 1, settings)
+    new_points, log_density = _run(model, schedule, work, "extrapolation", path, 1, 4 * frames + 1, settings)
     if backward:
         new_points, log_density = new_points.flip(0), log_density.flip(0)
     return GeodesicPath(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
@@ -249,17 +249,17 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
     local = torch.linspace(0.0, 1.0, len(path))
 
     def work(denoise, device):
-        field = _field(model, _reparametrised(denoise, local, path.t), path.sigma, settings)
+        field = _field(model, _reparametrised(denoise, local, path.t), path.sigma)
         points = path.points.to(device)
         if compare_geodesic:
             result = geodesic_efficiency(field, points, settings.alpha, sphere=settings.sphere, method=method,
                                          tol=tolerance, max_evals=max_evals)
             readout, efficiency, geodesic_length = result.path, result.efficiency, result.geodesic.length
         else:
-            readout = read_path(field, points, settings.alpha, sphere=settings.sphere, t=local.to(device))
+            readout = read_path(field, points, settings.alpha, sphere=settings.sphere, t=local)
             efficiency, geodesic_length = -1.0, -1.0
         return Readout(path.t.clone(), readout.log_density.cpu(), readout.cumulative_length.cpu(), readout.length,
                        readout.euclidean_length, readout.residual, efficiency, geodesic_length)
 
-    return _run(model, path.schedule, work, "readout", path, len(path) + (max_evals if compare_geodesic else 0),
-                settings)
+    return _run(model, path.schedule, work, "readout", path, len(path),
+                len(path) + (max_evals if compare_geodesic else 0), settings)

@@ -84,7 +84,7 @@ def _bridge_scores(model, schedule, x, t, sigma):
         return DenoiserField(denoise, sigma, noise_kind(model)).score(x.to(device), t).cpu()
 
     return run_with_denoiser(model, schedule, work, stage="test", latent_shape=tuple(x.shape[1:]), batch_size=4,
-                             total_evals=len(x), sigma=sigma)
+                             largest_batch=len(x), total_evals=len(x), sigma=sigma)
 
 
 def _direct_denoised(model, x, sigma, cross_attn):
@@ -179,6 +179,35 @@ def test_batch_size_bounds_every_model_call_and_model_wrappers_apply(sd, keyfram
     wrapped.set_model_unet_function_wrapper(record_batch)
     SolveBVP.execute(wrapped, keyframes, 7, False, "equal", **{**FAST_BVP, "batch_size": 2})
     assert batches and max(batches) == 2
+
+
+def test_automatic_batch_takes_all_points_that_fit_in_free_memory(sd, keyframes, monkeypatch):
+    batches = []
+
+    def record_batch(apply_model, args):
+        batches.append(args["input"].shape[0])
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    wrapped = sd["model"].clone()
+    wrapped.set_model_unet_function_wrapper(record_batch)
+    path, _ = SolveBVP.execute(sd["model"], keyframes, 7, False, "equal", **FAST_BVP)
+    all_at_once = DecodePath.execute(wrapped, path, 2, 0).args[0]["samples"]
+    assert batches == [7, 7]  # plenty of memory: every frame of a step in one call
+
+    # The only mock here: a device with room (by ComfyUI's own estimate, with its 1.5x margin) for 3 latents.
+    latent_shape = list(path.points.shape[1:])
+    room = 1.5 * sd["model"].memory_required([3, *latent_shape]) + 1
+    monkeypatch.setattr(comfy.model_management, "get_free_memory",
+                        lambda dev=None, torch_free_too=False: (room, room) if torch_free_too else room)
+    batches.clear()
+    chunked = DecodePath.execute(wrapped, path, 2, 0).args[0]["samples"]
+    assert batches == [3, 3, 1] * 2
+    # Other batch shapes change float32 summation order in the UNet's matmuls; the latents come out
+    # scaled by 1/0.18215, so rounding differences reach ~2e-5 in absolute terms.
+    torch.testing.assert_close(chunked, all_at_once, rtol=1e-4, atol=1e-4)
+    batches.clear()
+    DecodePath.execute(wrapped, path, 2, 2)  # an explicit cap below the estimate wins
+    assert batches == [2, 2, 2, 1] * 2
 
 
 def test_solve_bvp_loop_closes_back_to_the_first_keyframe(sd, keyframes):

@@ -11,9 +11,12 @@ forward pass is also timed in place (process CPU seconds), so "stage / inside mo
 the same overhead within one run; on a shared CPU machine that is the reliable figure, because
 other jobs stretch the separately timed replay by up to 2x either way.
 
-    .venv/bin/python benchmarks/pipeline.py --arch tiny --size 64     # node defaults, ~8 min on 2 free cores
+    .venv/bin/python benchmarks/pipeline.py --arch tiny --size 64 --compare-batch-size 4   # ~4 min, 2 free cores
     .venv/bin/python benchmarks/pipeline.py --arch sd15 --size 256 --invert-steps 2 --decode-steps 1 \
-        --max-evals 30 --methods default --skip-readout --floor-samples 1   # ~5 min of 2 free cores
+        --max-evals 30 --methods default --skip-readout --floor-samples 1 --repeats 2 \
+        --compare-batch-size 4                                        # ~12 min of 2 free cores
+    .venv/bin/python benchmarks/pipeline.py --arch sdxl --size 256 --invert-steps 2 --decode-steps 1 \
+        --max-evals 30 --methods default --skip-readout --floor-samples 1 --repeats 2   # ~12 min, 17 GiB RAM
     python3 benchmarks/pipeline.py --arch sd15 --size 512 --device cuda --repeats 2 --comfy PATH/ComfyUI
     python3 benchmarks/pipeline.py --arch sdxl --size 1024 --device cuda --repeats 2 --comfy PATH/ComfyUI
 
@@ -44,7 +47,7 @@ import types
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -452,6 +455,26 @@ def format_table(stages: list[StageResult], memory_label: str) -> str:
     return "\n".join(lines)
 
 
+def format_batch_comparison(stages: list[StageResult], other: list[StageResult], batch: int, other_batch: int,
+                            memory_label: str) -> str:
+    """The pipeline's stages at two batch sizes: wall seconds, UNet calls and peak memory, with ratios."""
+    by_name = {s.stage: s for s in other}
+    header = (f"{'stage':<16}{f'wall s @{batch}':>12}{f'wall s @{other_batch}':>12}{'ratio':>8}"
+              f"{f'UNet calls @{batch}':>16}{f'UNet calls @{other_batch}':>16}"
+              f"{f'{memory_label} @{batch}':>22}{f'@{other_batch}':>8}")
+    lines = [f"batch_size {batch} vs {other_batch} (ratio = wall @{batch} / wall @{other_batch})", header,
+             "-" * len(header)]
+    for s in stages:
+        o = by_name.get(s.stage)
+        if o is not None:
+            lines.append(f"{s.stage:<16}{s.wall_s:>12.2f}{o.wall_s:>12.2f}{s.wall_s / o.wall_s:>8.3f}"
+                         f"{s.unet_calls:>16}{o.unet_calls:>16}{s.peak_mib:>22.0f}{o.peak_mib:>8.0f}")
+    mine = [s for s in stages if s.stage in by_name]
+    total, total_other = sum(s.wall_s for s in mine), sum(by_name[s.stage].wall_s for s in mine)
+    lines.append(f"{'pipeline':<16}{total:>12.2f}{total_other:>12.2f}{total / total_other:>8.3f}")
+    return "\n".join(lines)
+
+
 def ratios(stages: list[StageResult]) -> dict:
     by_name = {s.stage: s for s in stages}
     pipeline = [s for s in stages if s.stage != "solve_paper"]
@@ -498,6 +521,9 @@ def main() -> None:
     parser.add_argument("--decode-steps", type=int, default=25)
     parser.add_argument("--batch-size", type=int, default=0,
                         help="most latents per model call; 0 = automatic, the nodes' default")
+    parser.add_argument("--compare-batch-size", type=int, default=None, metavar="N",
+                        help="afterwards run the same pipeline (default solver, no floor) with batch_size N and "
+                             "print both side by side")
     parser.add_argument("--alpha", type=float, default=0.002)
     parser.add_argument("--tolerance", type=float, default=1e-3)
     parser.add_argument("--max-evals", type=int, default=3000, help="evaluation budget of the default solver")
@@ -529,17 +555,27 @@ def main() -> None:
                                   **vae_modules(loaded.vae.first_stage_model)},
                                  time_calls=args.device == "cpu")
     device = loaded.device
-    runs = []
     print(f"{args.arch} {settings.size}px on {device}: methods {methods}", flush=True)
-    for repeat in range(args.repeats):
-        recorder.calls.clear()
-        # only the reported (last) repeat pays for the floor replay
-        last = repeat == args.repeats - 1
-        stages = pipeline_stages(loaded, settings, methods, recorder, args.floor_samples if last else None,
-                                 readout=not args.skip_readout)
-        runs.append(stages)
-        print(f"repeat {repeat + 1}/{args.repeats}: pipeline "
-              f"{sum(s.wall_s for s in stages if s.stage != 'solve_paper'):.2f} s", flush=True)
+
+    def repeated(settings: PipelineSettings, methods: dict[str, int], floor_samples: int | None,
+                 readout: bool) -> list[list[StageResult]]:
+        runs = []
+        for repeat in range(args.repeats):
+            recorder.calls.clear()
+            # only the reported (last) repeat pays for the floor replay
+            last = repeat == args.repeats - 1
+            stages = pipeline_stages(loaded, settings, methods, recorder, floor_samples if last else None,
+                                     readout=readout)
+            runs.append(stages)
+            print(f"batch_size {settings.batch_size}, repeat {repeat + 1}/{args.repeats}: pipeline "
+                  f"{sum(s.wall_s for s in stages if s.stage != 'solve_paper'):.2f} s", flush=True)
+        return runs
+
+    runs = repeated(settings, methods, args.floor_samples, not args.skip_readout)
+    compared = None
+    if args.compare_batch_size is not None:
+        compared = repeated(replace(settings, batch_size=args.compare_batch_size),
+                            {"default": budgets["default"]}, None, False)[-1]
     recorder.remove()
     stages = runs[-1]
     memory_label = "peak alloc MiB" if device.type == "cuda" else "peak RSS MiB"
@@ -555,6 +591,11 @@ def main() -> None:
           f"device {device}")
     print(format_table(stages, memory_label))
     print(json.dumps(summary["ratios"], indent=1))
+    if compared is not None:
+        summary["compare_batch_size"] = {"batch_size": args.compare_batch_size,
+                                         "stages": [asdict(s) for s in compared]}
+        print(format_batch_comparison(stages, compared, settings.batch_size, args.compare_batch_size,
+                                      memory_label))
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(summary, indent=1, default=str))

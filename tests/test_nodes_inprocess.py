@@ -168,28 +168,28 @@ def test_paper_method_runs_within_its_budget(sd, keyframes):
     assert all(e <= 20 for e in evals)  # each segment's share of the 20-evaluation budget (10 at least)
 
 
-def test_batch_size_bounds_every_model_call_and_model_wrappers_apply(sd, keyframes):
+def _batch_recording(model):
+    """A clone of ``model`` whose UNet wrapper (a model-option wrapper, as custom nodes install them) records
+    the batch size of every call."""
     batches = []
 
     def record_batch(apply_model, args):
         batches.append(args["input"].shape[0])
         return apply_model(args["input"], args["timestep"], **args["c"])
 
-    wrapped = sd["model"].clone()
+    wrapped = model.clone()
     wrapped.set_model_unet_function_wrapper(record_batch)
+    return wrapped, batches
+
+
+def test_batch_size_bounds_every_model_call_and_model_wrappers_apply(sd, keyframes):
+    wrapped, batches = _batch_recording(sd["model"])
     SolveBVP.execute(wrapped, keyframes, 7, False, "equal", **{**FAST_BVP, "batch_size": 2})
     assert batches and max(batches) == 2
 
 
 def test_automatic_batch_takes_all_points_that_fit_in_free_memory(sd, keyframes, monkeypatch):
-    batches = []
-
-    def record_batch(apply_model, args):
-        batches.append(args["input"].shape[0])
-        return apply_model(args["input"], args["timestep"], **args["c"])
-
-    wrapped = sd["model"].clone()
-    wrapped.set_model_unet_function_wrapper(record_batch)
+    wrapped, batches = _batch_recording(sd["model"])
     path, _ = SolveBVP.execute(sd["model"], keyframes, 7, False, "equal", **FAST_BVP)
     all_at_once = DecodePath.execute(wrapped, path, 2, 0).args[0]["samples"]
     assert batches == [7, 7]  # plenty of memory: every frame of a step in one call

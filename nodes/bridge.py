@@ -156,6 +156,8 @@ class _WorkSampler(comfy.samplers.Sampler):
         def denoise(x: Tensor, sigma: float, t: Tensor | None) -> Tensor:
             t = torch.zeros(x.shape[0]) if t is None else t
             size = self.batch_limit(x.shape[0], x.device)
+            if size >= len(x):
+                return denoise_batch(x, sigma, t)
             return torch.cat([denoise_batch(x[i:i + size], sigma, t[i:i + size]) for i in range(0, len(x), size)])
 
         try:
@@ -181,6 +183,8 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     time and model-call count. Path positions ``t`` stay on the CPU: conditioning is looked up there, so
     a GPU run needs no host synchronisation per call.
     """
+    if batch_size < 0:
+        raise GeodesicInputError(f"batch_size: expected 0 (automatic) or a positive number, got {batch_size}")
     if guidance > 0 and negative is None:
         raise GeodesicInputError("negative: guidance > 0 needs a negative conditioning; connect one or set "
                                  "guidance to 0")
@@ -194,8 +198,6 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     guider = comfy.samplers.CFGGuider(model)
     guider.inner_set_conds(conds)
     guider.set_cfg(1.0 + guidance)
-    if batch_size < 0:
-        raise GeodesicInputError(f"batch_size: expected 0 (automatic) or a positive number, got {batch_size}")
     images_per_latent = 2 if guidance > 0 else 1
     progress = _Progress(model, total_evals)
 

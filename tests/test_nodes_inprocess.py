@@ -283,6 +283,8 @@ def test_clear_errors_for_bad_inputs(sd, keyframes):
         SolveBVP.execute(model, one, 5, False, "equal", **FAST_BVP)
     with pytest.raises(GeodesicInputError, match="frames: expected at least 3 frames"):
         SolveBVP.execute(model, keyframes, 2, False, "equal", **FAST_BVP)
+    with pytest.raises(GeodesicInputError, match=r"batch_size: expected 0 \(automatic\) or a positive number, got -1"):
+        SolveBVP.execute(model, keyframes, 5, False, "equal", **{**FAST_BVP, "batch_size": -1})
     four = JoinKeyframes.execute(keyframes, one)[0]
     with pytest.raises(GeodesicInputError, match="frames: 4 keyframes need at least 4 frames, got 3"):
         SolveBVP.execute(model, four, 3, False, "equal", **FAST_BVP)

@@ -16,7 +16,7 @@ other jobs stretch the separately timed replay by up to 2x either way.
         --max-evals 30 --methods default --skip-readout --floor-samples 1 --repeats 2 \
         --compare-batch-size 4                                        # ~12 min of 2 free cores
     .venv/bin/python benchmarks/pipeline.py --arch sdxl --size 256 --invert-steps 2 --decode-steps 1 \
-        --max-evals 30 --methods default --skip-readout --floor-samples 1 --repeats 2   # ~12 min, 17 GiB RAM
+        --max-evals 30 --methods default --skip-readout --floor-samples 1 --repeats 2   # ~9 min, 17 GiB RAM
     python3 benchmarks/pipeline.py --arch sd15 --size 512 --device cuda --repeats 2 --comfy PATH/ComfyUI
     python3 benchmarks/pipeline.py --arch sdxl --size 1024 --device cuda --repeats 2 --comfy PATH/ComfyUI
 

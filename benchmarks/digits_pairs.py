@@ -25,7 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from digits.data import load_split, pick_pairs  # noqa: E402
 from digits.judge import train_judge  # noqa: E402
-from digits.pipeline import ALPHA, PATH_NAMES, compare_paths, decode_and_judge, encode, load_digits_model  # noqa: E402
+from digits.pipeline import (  # noqa: E402
+    ALPHA,
+    PATH_NAMES,
+    compare_paths,
+    decode_and_judge,
+    encode_pairs,
+    load_digits_model,
+)
 
 COLUMNS = ("mean_relative_log_density", "arc_mean_relative_log_density", "min_relative_log_density",
            "mean_confidence", "fraction_confident", "geodesic_efficiency")
@@ -38,7 +45,7 @@ def run_pairs(n_pairs: int, seed: int, alpha: float, sphere: bool, on_pair: Call
     judge = train_judge()
     images, labels = load_split("held_out")
     pairs = pick_pairs("held_out", n_pairs, seed)
-    latents = encode(model, images[[k for pair in pairs for k in pair]]).reshape(n_pairs, 2, 1, 8, 8)
+    latents = encode_pairs(model, images, pairs)
     results = []
     for k, ((i, j), (a, b)) in enumerate(zip(pairs, latents, strict=True)):
         started = time.time()

@@ -123,14 +123,14 @@ def digits_case(n_pairs: int, spheres: tuple[bool, ...], n_points: int = 17) -> 
     digits/pipeline.py's compare_paths does (its field, alpha and noise level; both ends rescaled to their
     common radius). Returns the per-pair rows and the settings used."""
     from digits.data import load_split, pick_pairs
-    from digits.pipeline import ALPHA, NOISE_LEVEL, encode, load_digits_model, to_common_radius
+    from digits.pipeline import ALPHA, NOISE_LEVEL, encode_pairs, load_digits_model, to_common_radius
 
     model = load_digits_model()
     counter = CountingDenoiser(model.denoise)
     field = dataclasses.replace(model, denoise=counter).field  # exactly the demo's DenoiserField
     images, labels = load_split("held_out")
     pairs = pick_pairs("held_out", n_pairs, seed=0)
-    latents = encode(model, images[[k for pair in pairs for k in pair]]).reshape(n_pairs, 2, *images.shape[1:])
+    latents = encode_pairs(model, images, pairs)
     rows = []
     for sphere in spheres:
         for (i, j), (start, end) in zip(pairs, latents, strict=True):

@@ -18,17 +18,17 @@ import torch
 from geodesic_core import read_path, slerp
 
 from .data import load_split, pick_pairs
-from .pipeline import encode, load_digits_model, to_common_radius
+from .pipeline import encode_pairs, load_digits_model, to_common_radius
 
 
 def slerp_log_density_ranges(n_pairs: int, seed: int, n_points: int = 17) -> list[float]:
     model = load_digits_model()
     images, _ = load_split("train")
     pairs = pick_pairs("train", n_pairs, seed)
-    latents = encode(model, images[[k for pair in pairs for k in pair]])
+    latents = encode_pairs(model, images, pairs)
     ts = torch.linspace(0.0, 1.0, n_points)
     ranges = []
-    for a, b in latents.reshape(n_pairs, 2, *latents.shape[1:]):
+    for a, b in latents:
         a, b = to_common_radius(a, b)
         log_density = read_path(model.field, slerp(a, b, ts)).log_density
         ranges.append(float(log_density.max() - log_density.min()))

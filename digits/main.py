@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # no pyplot: renders straight to files, ne
 from PIL import Image, UnidentifiedImageError
 
 from geodesic_core import GeodesicInputError
+from geodesic_core.geometry import flat, segment_lengths
 
 from .data import IMAGE_SIZE, load_split, pick_pairs
 from .judge import CONFIDENT_PROBABILITY, train_judge
@@ -97,7 +98,7 @@ def save_density_plot(reports: dict[str, PathReport], path: Path) -> None:
     for report in reports.values():
         # x is the fraction of Euclidean arc length, not the frame index: the geodesic's frames are spaced
         # evenly in the density metric, which would stretch its low-density stretches on a frame axis.
-        segments = (report.latents[1:] - report.latents[:-1]).flatten(1).norm(dim=1).numpy()
+        segments = segment_lengths(flat(report.latents)).numpy()
         arc = np.concatenate([[0.0], np.cumsum(segments)]) / segments.sum()
         ax.plot(arc, report.log_density.numpy(), marker="o", markersize=3, label=report.name)
     ax.set_xlabel("fraction of Euclidean arc length along the path")

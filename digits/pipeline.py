@@ -11,6 +11,7 @@ from torch import Tensor
 
 from geodesic_core import BVPResult, DenoiserField, generate, invert, lerp, read_path, slerp, solve_bvp
 from geodesic_core.diffusers_adapter import DiffusersDenoiser, denoising_sigmas, sigma_at_noise_level
+from geodesic_core.geometry import flat, segment_lengths
 
 from .judge import Verdict, judge_frames
 from .model import load_trained_model
@@ -44,6 +45,11 @@ def encode(model: DigitsModel, images: Tensor) -> Tensor:
     return invert(model.denoise, images, model.schedule.flip(0))
 
 
+def encode_pairs(model: DigitsModel, images: Tensor, pairs: list[tuple[int, int]]) -> Tensor:
+    """Latents [P, 2, 1, 8, 8] of the image pairs (indices into ``images``), inverted in one batch."""
+    return encode(model, images[[k for pair in pairs for k in pair]]).reshape(len(pairs), 2, *images.shape[1:])
+
+
 def decode(model: DigitsModel, latents: Tensor) -> Tensor:
     """Latents at the noise level -> clean images in [-1, 1]."""
     return generate(model.denoise, latents, model.schedule).clamp(-1.0, 1.0)
@@ -61,7 +67,7 @@ def arc_length_mean(points: Tensor, values: Tensor) -> float:
 
     Unlike the mean over frames it does not depend on how the points are spaced: a geodesic solver
     spaces points evenly in the density metric, which puts more of them in low-density stretches."""
-    segments = (points[1:] - points[:-1]).flatten(1).double().norm(dim=1)
+    segments = segment_lengths(flat(points).double())
     return float((0.5 * (values[1:] + values[:-1]) * segments).sum() / segments.sum())
 
 

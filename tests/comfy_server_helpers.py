@@ -88,7 +88,7 @@ def pan_clip(size: int, frames: int) -> list[Image.Image]:
     return [Image.fromarray(strip[:, k * step:k * step + size]) for k in range(frames)]
 
 
-def write_example_inputs(input_dir: Path, size: int = 64) -> None:
+def write_example_inputs(input_dir: Path, size: int = IMAGE_SIZE) -> None:
     for name, index in zip(KEYFRAME_FILES, KEYFRAME_DIGITS, strict=True):
         digit_image(index, size).save(input_dir / name)
     first, *rest = pan_clip(size, CLIP_FRAMES)

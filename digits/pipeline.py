@@ -12,6 +12,8 @@ from torch import Tensor
 from geodesic_core import BVPResult, DenoiserField, generate, invert, lerp, read_path, slerp, solve_bvp
 from geodesic_core.diffusers_adapter import DiffusersDenoiser, denoising_sigmas, sigma_at_noise_level
 from geodesic_core.geometry import flat, segment_lengths
+from geodesic_core.lpips import LPIPS
+from geodesic_core.perceptual import interpolate_points, perceptual_metrics, retime
 
 from .judge import Verdict, judge_frames
 from .model import load_trained_model
@@ -21,6 +23,10 @@ NOISE_LEVEL = 0.6  # the paper's default: 60% of the schedule (sigma ~2.28 with 
 ALPHA = 0.5  # 1 / median log-density range along slerp = 0.495 (python -m digits.calibrate)
 ODE_STEPS = 20  # DDIM steps between the clean images and the noise level, both directions
 PATH_NAMES = ("linear", "slerp", "geodesic")
+# Re-timing variants compared on every path: (name, method, frames measured as a multiple of the path's N):
+# the paper code's rescheduler as it ships (measures on the N frames it re-times), the same rule given our
+# measurement budget (2N - 1 frames), and ours (the N frames plus N - 1 bisections of the largest steps).
+RETIMINGS = (("official", "official", 1), ("official_2n", "official", 2), ("adaptive", "adaptive", 2))
 
 
 @dataclass
@@ -121,3 +127,24 @@ def decode_and_judge(model: DigitsModel, reports: dict[str, PathReport], judge) 
     for report, path_frames in zip(reports.values(), frames, strict=True):
         report.frames = path_frames
         report.verdict = judge_frames(judge, path_frames)
+
+
+def retimed_variants(model: DigitsModel, report: PathReport, judge, lpips: LPIPS) -> dict:
+    """PPL, PDV and the judge's confidence of the plain decoded frames and of every re-timing in RETIMINGS,
+    with the extra frames each re-timing decoded. Latents between path points are interpolated linearly."""
+    n = len(report.latents)
+    t = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+
+    def render(positions: Tensor) -> Tensor:
+        return decode(model, interpolate_points(report.latents, t, positions))
+
+    plain = perceptual_metrics(report.frames, lpips)
+    numbers = {"plain": {**plain.numbers(), "steps": plain.steps.tolist(), "extra_decodes": 0}}
+    for name, method, multiple in RETIMINGS:
+        result = retime(render, n, method=method, measure=multiple * n - (multiple - 1), initial=(t, report.frames),
+                        lpips=lpips)
+        inner = judge_frames(judge, result.frames[1:-1])
+        numbers[name] = {**result.metrics.numbers(), "steps": result.metrics.steps.tolist(),
+                         "mean_confidence": inner.mean_confidence, "fraction_confident": inner.fraction_confident,
+                         "extra_decodes": result.renders, "t": result.t.tolist(), "frames": result.frames}
+    return numbers

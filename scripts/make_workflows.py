@@ -77,10 +77,13 @@ def solve(keyframes: Link, frames: int, loop: bool) -> list[Node]:
 
 
 def interpolation() -> list[Node]:
-    """Two images -> the density geodesic between them, 17 frames, as an animated WEBP."""
+    """Two images -> the density geodesic between them, 17 frames, as an animated WEBP, with the frames'
+    perceptual smoothness (per-step LPIPS plot, PPL and PDV)."""
     return [*model_nodes(), *keyframe_images(KEYFRAME_FILES[:2]), encode(Link("batch_1", "IMAGE")),
             *solve(Link("encode", "path"), frames=17, loop=False),
-            *decode_and_save(Link("solve", "path"), "geodesic_interpolation")]
+            *decode_and_save(Link("solve", "path"), "geodesic_interpolation"),
+            Node("metrics", "DensityGeodesics_PerceptualMetrics", {"images": Link("decode", "images")}),
+            Node("metrics_table", "PreviewAny", {"source": Link("metrics", "table")})]
 
 
 def keyframes_loop() -> list[Node]:

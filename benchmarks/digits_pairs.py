@@ -63,7 +63,7 @@ def run_pairs(n_pairs: int, seed: int, alpha: float, sphere: bool, on_pair: Call
     for k, ((i, j), (a, b)) in enumerate(zip(pairs, latents, strict=True)):
         started = time.time()
         reports, geodesic = compare_paths(model, a, b, alpha=alpha, sphere=sphere)
-        decode_and_judge(model, reports, judge)
+        decode_and_judge(model, reports, judge, lpips)
         perceptual = {name: retimed_variants(model, report, judge, lpips) for name, report in reports.items()}
         if figure is not None and k == 0:
             save_retiming_figure(reports, perceptual, figure)

@@ -112,13 +112,13 @@ def save_density_plot(reports: dict[str, PathReport], path: Path) -> None:
 
 def format_table(numbers: dict[str, dict]) -> str:
     header = f"{'path':<9} {'mean logp':>10} {'arc logp':>9} {'min logp':>9} {'length':>8} {'effic.':>7} " \
-             f"{'judge conf':>10} {'confident':>9}"
+             f"{'judge conf':>10} {'confident':>9} {'PPL':>6} {'PDV':>6}"
     rows = [header, "-" * len(header)]
     for name, n in numbers.items():
         rows.append(f"{name:<9} {n['mean_relative_log_density']:>10.2f} {n['arc_mean_relative_log_density']:>9.2f} "
                     f"{n['min_relative_log_density']:>9.2f} "
                     f"{n['density_weighted_length']:>8.3g} {n['geodesic_efficiency']:>7.3f} "
-                    f"{n['mean_confidence']:>10.3f} {n['fraction_confident']:>9.2f}")
+                    f"{n['mean_confidence']:>10.3f} {n['fraction_confident']:>9.2f} {n['ppl']:>6.3f} {n['pdv']:>6.3f}")
     return "\n".join(rows)
 
 
@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> dict:
                             "score_evals": geodesic.score_evals, "residual": geodesic.residual},
         "notes": "log densities are relative to the shared start point (both ends rescaled to their mean "
                  "norm); means and minima are over the intermediate frames, arc means per unit Euclidean length "
-                 "along the path; efficiency = geodesic length / path length under the same alpha.",
+                 "along the path; efficiency = geodesic length / path length under the same alpha; ppl / pdv = sum / "
+                 "standard deviation of the LPIPS-AlexNet distances between adjacent frames (upscaled to 64 px).",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.partial-", dir=args.out.parent))

@@ -12,8 +12,8 @@ from torch import Tensor
 from geodesic_core import BVPResult, DenoiserField, generate, invert, lerp, read_path, slerp, solve_bvp
 from geodesic_core.diffusers_adapter import DiffusersDenoiser, denoising_sigmas, sigma_at_noise_level
 from geodesic_core.geometry import flat, segment_lengths
-from geodesic_core.lpips import LPIPS
-from geodesic_core.perceptual import interpolate_points, perceptual_metrics, retime
+from geodesic_core.lpips import LPIPS, load_lpips
+from geodesic_core.perceptual import PerceptualMetrics, interpolate_points, perceptual_metrics, retime
 
 from .judge import Verdict, judge_frames
 from .model import load_trained_model
@@ -85,6 +85,7 @@ class PathReport:
     length: float          # density-weighted length with the same alpha as the geodesic
     frames: Tensor | None = None
     verdict: Verdict | None = None
+    perceptual: PerceptualMetrics | None = None  # LPIPS between adjacent decoded frames
 
     def numbers(self, geodesic_length: float) -> dict:
         interior = self.log_density[1:-1]
@@ -100,6 +101,8 @@ class PathReport:
             numbers |= {"mean_confidence": inner.mean_confidence,
                         "fraction_confident": inner.fraction_confident,
                         "frame_labels": [int(label) for label in self.verdict.labels]}
+        if self.perceptual is not None:
+            numbers |= {"ppl": self.perceptual.ppl, "pdv": self.perceptual.pdv}
         return numbers
 
 
@@ -120,13 +123,15 @@ def compare_paths(model: DigitsModel, start: Tensor, end: Tensor, *, alpha: floa
             for name, readout in readouts.items()}, geodesic
 
 
-def decode_and_judge(model: DigitsModel, reports: dict[str, PathReport], judge) -> None:
-    """Decode every path's points in one batch and let the independent classifier read the frames."""
+def decode_and_judge(model: DigitsModel, reports: dict[str, PathReport], judge, lpips: LPIPS | None = None) -> None:
+    """Decode every path's points in one batch, let the independent classifier read the frames and measure
+    the LPIPS between adjacent frames."""
     latents = torch.cat([report.latents for report in reports.values()])
     frames = decode(model, latents).split([len(report.latents) for report in reports.values()])
     for report, path_frames in zip(reports.values(), frames, strict=True):
         report.frames = path_frames
         report.verdict = judge_frames(judge, path_frames)
+        report.perceptual = perceptual_metrics(path_frames, lpips or load_lpips())
 
 
 def retimed_variants(model: DigitsModel, report: PathReport, judge, lpips: LPIPS) -> dict:
@@ -138,7 +143,7 @@ def retimed_variants(model: DigitsModel, report: PathReport, judge, lpips: LPIPS
     def render(positions: Tensor) -> Tensor:
         return decode(model, interpolate_points(report.latents, t, positions))
 
-    plain = perceptual_metrics(report.frames, lpips)
+    plain = report.perceptual
     numbers = {"plain": {**plain.numbers(), "steps": plain.steps.tolist(), "extra_decodes": 0}}
     for name, method, multiple in RETIMINGS:
         result = retime(render, n, method=method, measure=multiple * n - (multiple - 1), initial=(t, report.frames),

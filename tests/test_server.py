@@ -35,7 +35,7 @@ pytestmark = pytest.mark.server
 PACK_NODE_IDS = {
     "DensityGeodesics_EncodeKeyframes", "DensityGeodesics_JoinKeyframes", "DensityGeodesics_SolveBVP",
     "DensityGeodesics_SolveIVP", "DensityGeodesics_DensityReadout", "DensityGeodesics_DecodePath",
-    "DensityGeodesics_PathToLatent", "DensityGeodesics_PerceptualMetrics",
+    "DensityGeodesics_PathToLatent", "DensityGeodesics_PerceptualMetrics", "DensityGeodesics_RespacePath",
 }
 ANIMATION_WORKFLOWS = ["geodesic_extrapolation", "geodesic_interpolation", "geodesic_keyframes_loop"]
 # Fewer frames than the workflows' own where a run would be slow on CPU (the 17-frame interpolation

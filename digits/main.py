@@ -96,30 +96,46 @@ def path_rows(comparisons) -> list[str]:
     return [name for comparison in comparisons for name in (comparison.baseline, comparison.geodesic)]
 
 
+def tile_frames(frames):
+    """[N, 1, 8, 8] frames in [-1, 1] -> one [8, 9N - 1] row in [0, 1], with a NaN (blank) column between
+    frames; draw with frame_colormap()."""
+    import numpy as np
+
+    cell = IMAGE_SIZE + 1
+    tiles = np.full((IMAGE_SIZE, len(frames) * cell - 1), np.nan)
+    for k, frame in enumerate((frames[:, 0].numpy() + 1.0) / 2.0):
+        tiles[:, k * cell: k * cell + IMAGE_SIZE] = frame
+    return tiles
+
+
+def frame_colormap():
+    import matplotlib
+
+    return matplotlib.colormaps["gray"].with_extremes(bad="white")
+
+
 def save_strip(reports: dict, comparisons, judge_reliable: bool, path: Path) -> None:
     """Every path's frames (the judge's label under each), with its relative log density per frame plotted
     right below on one shared scale; rows grouped by comparison."""
-    import matplotlib
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: renders straight to files, never needs a display
 
+    from .judge import CONFIDENT_PROBABILITY
+
     names = path_rows(comparisons)
     n_frames = len(reports[names[0]].frames)
-    cell = IMAGE_SIZE + 1  # one blank pixel between frames
+    cell = IMAGE_SIZE + 1  # tile_frames leaves one blank pixel between frames
     centres = np.arange(n_frames) * cell + IMAGE_SIZE / 2 - 0.5
     densities = np.concatenate([reports[name].log_density.numpy() for name in names])
     margin = 0.1 * (densities.max() - densities.min() + 1e-9)
     fig = Figure(figsize=(15, STRIP_ROW_INCHES * len(names) + 0.4 * len(comparisons)))
     grid = fig.add_gridspec(2 * len(names), 1, height_ratios=[1.0, 0.55] * len(names), hspace=0.55)
-    cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
     for row, name in enumerate(names):
         report = reports[name]
         frames_ax, density_ax = fig.add_subplot(grid[2 * row]), fig.add_subplot(grid[2 * row + 1])
-        tiles = np.full((IMAGE_SIZE, n_frames * cell - 1), np.nan)
-        for k, frame in enumerate((report.frames[:, 0].numpy() + 1.0) / 2.0):
-            tiles[:, k * cell: k * cell + IMAGE_SIZE] = frame
-        frames_ax.imshow(tiles, cmap=cmap, vmin=0, vmax=1, interpolation="nearest", aspect="equal")
-        confident = report.verdict.confidence >= 0.9
+        frames_ax.imshow(tile_frames(report.frames), cmap=frame_colormap(), vmin=0, vmax=1,
+                         interpolation="nearest")
+        confident = report.verdict.confidence >= CONFIDENT_PROBABILITY
         suffix = "" if judge_reliable else "?"
         frames_ax.set_xticks(centres, [f"{label}{suffix}" for label in report.verdict.labels], fontsize=8)
         for tick, sure in zip(frames_ax.get_xticklabels(), confident, strict=True):
@@ -141,8 +157,8 @@ def save_strip(reports: dict, comparisons, judge_reliable: bool, path: Path) -> 
         interior = report.log_density[1:-1]
         density_ax.text(1.005, 0.5, f"mean {float(interior.mean()):+.2f}\nmin {float(interior.min()):+.2f}",
                         transform=density_ax.transAxes, fontsize=8, va="center")
-    judge_note = ("labels: the judge's digit per frame, red where it is below 0.9 sure" if judge_reliable else
-                  "labels UNRELIABLE (?): the inputs are unlike every training digit")
+    judge_note = (f"labels: the judge's digit per frame, red where it is below {CONFIDENT_PROBABILITY} sure"
+                  if judge_reliable else "labels UNRELIABLE (?): the inputs are unlike every training digit")
     fig.text(0.01, 0.07, f"log p: log density relative to the start at the noise level, one shared scale; "
              f"{judge_note}", fontsize=9)
     fig.savefig(path, dpi=100, bbox_inches="tight")

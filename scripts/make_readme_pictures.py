@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageSequence
 
 from digits.data import load_split, pick_pairs
 from digits.main import frame_colormap, tile_frames
@@ -29,13 +29,14 @@ from geodesic_core import solve_bvp
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "web" / "docs" / "images"
 SCREENSHOTS = ROOT / "test-artifacts" / "browser"
-# Browser screenshots in the README and help pages: test screenshot name -> picture name.
+# Browser screenshots in the README and help pages: test screenshot name -> picture name. PNG and GIF only:
+# aiohttp, which serves WEB_DIRECTORY, sends .webp as application/octet-stream on Python 3.11.
 BROWSER_PICTURES = {
-    "geodesic_interpolation_ran.png": "comfyui_interpolation.webp",
-    "geodesic_keyframes_loop.png": "comfyui_keyframes_loop.webp",
-    "geodesic_extrapolation.png": "comfyui_extrapolation.webp",
-    "video_density_analysis.png": "comfyui_video_density.webp",
-    "help_page.png": "comfyui_help_page.webp",
+    "geodesic_interpolation_ran.png": "comfyui_interpolation.png",
+    "geodesic_keyframes_loop.png": "comfyui_keyframes_loop.png",
+    "geodesic_extrapolation.png": "comfyui_extrapolation.png",
+    "video_density_analysis.png": "comfyui_video_density.png",
+    "help_page.png": "comfyui_help_page.png",
 }
 BROWSER_TESTS = "interpolation_runs or workflow_loads or help_page"
 SETTINGS_FRAMES = 11  # frames per row in the alpha / noise-level picture
@@ -53,7 +54,11 @@ def demo_pictures(work: Path) -> None:
         raise RuntimeError("the digits demo failed")
     shutil.copy(out / "strip.png", IMAGES / "digits_strip.png")
     shutil.copy(out / "density.png", IMAGES / "digits_density.png")
-    shutil.copy(out / "animation.webp", IMAGES / "digits_geodesic.webp")
+    with Image.open(out / "animation.webp") as animation:
+        frames = [frame.convert("L") for frame in ImageSequence.Iterator(animation)]
+        duration = animation.info["duration"]
+    frames[0].save(IMAGES / "digits_geodesic.gif", save_all=True, append_images=frames[1:], duration=duration,
+                   loop=0)
 
 
 def mixture_picture(work: Path) -> None:
@@ -112,7 +117,8 @@ def browser_pictures() -> None:
                    check=True)
     for source, target in BROWSER_PICTURES.items():
         with Image.open(SCREENSHOTS / source) as shot:
-            shot.convert("RGB").save(IMAGES / target, quality=80, method=6)
+            # 256 colours are plenty for the UI and keep each file near 100 KiB
+            shot.convert("RGB").quantize(256).save(IMAGES / target, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -266,8 +266,8 @@ def snap_line(numbers: dict[str, dict]) -> str:
     line = ("snap = share of the whole start-to-end change made in the largest step between two adjacent frames: "
             + ", ".join(f"{name} {share:.0%}" for name, share in shares.items()))
     if min(shares.values()) > 0.5:
-        line += (". Every path switches from one digit to the other in a single step: 8x8 digits are too small "
-                 "for this model to show a gradual morph.")
+        line += (". Every path switches from one end image to the other in a single step: at 8x8 this model "
+                 "shows no gradual morph.")
     return line
 
 

@@ -6,10 +6,11 @@ from comfy_api.latest import io, ui
 
 from ..geodesic_core import GeodesicInputError
 from . import inputs as shared
-from .flows import decode_path
+from .bridge import ModelCallSettings
+from .encode_decode import decode_path
+from .geodesics_on_model import DensitySettings, read_out
 from .perceptual import LPIPS_NETS, SPACINGS, decode_evenly, image_metrics, metrics_table, respace_evenly
-from .plot import density_plot, latent_rgb_preview, lpips_plot
-from .solves import FieldSettings, read_out
+from .plot import density_plot, latent_rgb_preview, lpips_plot, readout_table
 
 
 def lpips_net_input(optional: bool = False) -> io.Combo.Input:
@@ -71,11 +72,12 @@ class DensityReadout(io.ComfyNode):
     @classmethod
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
                 guidance, negative=None, images=None) -> io.NodeOutput:
-        settings = FieldSettings(alpha, sphere, guidance, negative, batch_size)
         readout = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,
-                           max_evals=max_evals, settings=settings)
+                           max_evals=max_evals, density=DensitySettings(alpha, sphere),
+                           calls=ModelCallSettings(guidance, negative, batch_size))
         plot = density_plot(readout)
-        table = readout.table() if images is None else with_lpips_columns(readout.table(), images, len(path))
+        table = readout_table(readout)
+        table = table if images is None else with_lpips_columns(table, images, len(path))
         return io.NodeOutput(plot, table, readout.length, readout.efficiency,
                              readout.min_log_density, ui=ui.PreviewImage(plot, cls=cls))
 
@@ -151,8 +153,8 @@ class RespacePath(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, path, frames, alpha, sphere, batch_size, guidance, negative=None) -> io.NodeOutput:
-        settings = FieldSettings(alpha, sphere, guidance, negative, batch_size)
-        return io.NodeOutput(respace_evenly(model, path, frames, settings))
+        return io.NodeOutput(respace_evenly(model, path, frames, DensitySettings(alpha, sphere),
+                                            ModelCallSettings(guidance, negative, batch_size)))
 
 
 class DecodePath(io.ComfyNode):

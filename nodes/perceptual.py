@@ -19,9 +19,10 @@ from ..geodesic_core.perceptual import (
     perceptual_metrics,
     retime,
 )
-from .flows import decode_path
+from .bridge import ModelCallSettings
+from .encode_decode import decode_path
+from .geodesics_on_model import DensitySettings, read_out
 from .path import GeodesicPath
-from .solves import FieldSettings, read_out
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
@@ -106,9 +107,10 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     return EvenDecode(samples, images, report)
 
 
-def respace_evenly(model: ModelPatcher, path: GeodesicPath, frames: int, settings: FieldSettings) -> GeodesicPath:
+def respace_evenly(model: ModelPatcher, path: GeodesicPath, frames: int, density: DensitySettings,
+                   calls: ModelCallSettings) -> GeodesicPath:
     """The path re-read at ``frames`` points equally far apart in its geodesic (density-weighted) distance."""
     readout = read_out(model, path, compare_geodesic=False, method="default", tolerance=1.0, max_evals=0,
-                       settings=settings)
+                       density=density, calls=calls)
     t, points = even_in_distance(path.points, path.t, readout.cumulative_distance, frames)
     return GeodesicPath(points.float(), t.float(), path.noise_level, path.sigma, path.model_key, path.schedule)

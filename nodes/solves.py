@@ -16,7 +16,7 @@ from ..geodesic_core import (
     solve_bvp,
     solve_ivp,
 )
-from ..geodesic_core.geometry import to_sphere
+from ..geodesic_core.geometry import allocate_steps, to_sphere
 from .bridge import Denoiser, model_key, noise_kind, run_with_denoiser, sigma_at
 from .path import (
     ConditioningSchedule,
@@ -66,22 +66,6 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
         return denoise(x, sigma, target64[after - 1] + weight * (target64[after] - target64[after - 1]))
 
     return mapped
-
-
-def allocate_steps(weights: list[float], total: int) -> list[int]:
-    """Split ``total`` frame steps over segments in proportion to ``weights``, at least one each
-    (largest-remainder rounding, so the sum is exact)."""
-    n = len(weights)
-    if total < n:
-        raise GeodesicInputError(f"frames: {n} keyframe segments need at least {n} steps between frames")
-    spare = total - n
-    weight_sum = sum(weights)
-    shares = [spare * w / weight_sum if weight_sum > 0 else spare / n for w in weights]
-    steps = [1 + int(s) for s in shares]
-    by_remainder = sorted(range(n), key=lambda i: shares[i] - int(shares[i]), reverse=True)
-    for i in by_remainder[: total - sum(steps)]:
-        steps[i] += 1
-    return steps
 
 
 def _segment_weights(points: Tensor, spacing: str) -> list[float]:

@@ -21,13 +21,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from geodesic_core import GeodesicInputError
 
-from .engine import pool_size, run_on_ray, start_ray
+from .engine import device_for, pool_size, run_on_ray, run_serial, start_ray
 from .inputs import InputsError, ItemError, analyze_items, content_hash, interpolate_items
-from .models import DIGITS, ModelError, model_identity
+from .models import DIGITS, ModelError, load_model, model_identity
 from .settings import FIELDS, Settings, SettingsError, as_dict, content_key, make_settings, read_config
 from .store import BusyError, finished_row, locked, remove_partials, write_results
 
@@ -57,8 +58,8 @@ def plan(command: str, items: list, identity: str, settings: Settings) -> list[d
 def run_job(command: str, source: Path, out: Path, *, model_spec: str = DIGITS, settings: Settings | None = None,
             address: str | None = None, workers: int | None = None, cpus_per_worker: float = 1.0,
             gpus_per_worker: float = 0.0, num_cpus: int | None = None) -> list[dict]:
-    """The whole job: plan, skip what is finished, run the rest on Ray, write results.parquet. Returns
-    the rows in item order."""
+    """The whole job: plan, skip what is finished, run the rest on Ray (``workers`` 0: in this process),
+    write results.parquet. Returns the rows in item order."""
     started = time.perf_counter()
     settings = settings or Settings()
     items = (interpolate_items if command == "interpolate" else analyze_items)(source)
@@ -79,7 +80,16 @@ def run_job(command: str, source: Path, out: Path, *, model_spec: str = DIGITS, 
         progress(f"{command}: {len(items)} items, {len(rows) - len(todo)} already finished or unreadable, "
                  f"{len(todo)} to run")
         finished: dict[str, dict] = {}
-        if todo:
+        if todo and workers == 0:
+            progress(f"running {len(todo)} items in this process (no Ray)")
+            threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, int(cpus_per_worker)))
+            try:
+                model = load_model(model_spec, settings, device_for(gpus_per_worker))
+                finished = {row["key"]: row for row in run_serial(command, model, list(todo.values()), settings, out)}
+            finally:
+                torch.set_num_threads(threads)
+        elif todo:
             owns_ray = start_ray(address, num_cpus)
             try:
                 pool = pool_size(workers, cpus_per_worker, gpus_per_worker, len(todo))
@@ -162,8 +172,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          help="'digits' (the embedded model, default) or a diffusers latent-diffusion folder")
         sub.add_argument("--config", type=Path, help="TOML or JSON file of settings; flags override it")
         sub.add_argument("--address", help="join this Ray cluster (default: start a local Ray)")
-        sub.add_argument("--workers", type=int, help="Ray workers, each holding the model once "
-                                                     "(default: as many as the CPUs or GPUs hold)")
+        sub.add_argument("--workers", type=int, help="Ray workers, each holding the model once (default: as many "
+                                                     "as the CPUs or GPUs hold; 0: no Ray, in this process)")
         sub.add_argument("--cpus-per-worker", type=float, default=1.0, help="(default 1; also torch threads)")
         sub.add_argument("--gpus-per-worker", type=float, default=0.0, help="(default 0: CPU)")
         sub.add_argument("--num-cpus", type=int, help="CPUs a local Ray may use (default: all)")
@@ -173,7 +183,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     example.add_argument("--count", type=int, default=8, help="pairs to write (default 8)")
     example.add_argument("--seed", type=int, default=0, help="picks the pairs (default 0)")
     args = parser.parse_args(argv)
-    for name in ("workers", "count", "num_cpus"):
+    if getattr(args, "workers", None) is not None and args.workers < 0:
+        parser.error(f"--workers: expected 0 (no Ray) or a positive number, got {args.workers}")
+    for name in ("count", "num_cpus"):
         if getattr(args, name, None) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expected a positive number, got {getattr(args, name)}")
     for name in ("cpus_per_worker", "gpus_per_worker"):

@@ -8,8 +8,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
-
 from digits.pipeline import ALPHA, NOISE_LEVEL, ODE_STEPS
 from geodesic_core import METHODS
 
@@ -63,6 +61,8 @@ def flag(name: str) -> str:
 
 def read_config(path: Path) -> dict:
     """A TOML or JSON file of settings (keys as the flags without dashes, e.g. noise_level = 0.5)."""
+    import tomllib  # Python 3.11+; only needed when a TOML config is given
+
     try:
         text = path.read_text()
     except OSError as error:

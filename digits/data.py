@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -46,3 +47,32 @@ def pick_pairs(split: str, n_pairs: int, seed: int) -> list[tuple[int, int]]:
         if labels[i] != labels[j] and (i, j) not in pairs:
             pairs.append((i, j))
     return pairs
+
+
+class ImageFileError(ValueError):
+    """An image file cannot be used; the message names the file and what was expected."""
+
+
+def image_to_tensor(image: Image.Image, size: tuple[int, int], grey: bool) -> np.ndarray:
+    """A PIL image -> [C, H, W] float32 in [-1, 1] at (height, width), box-filtered (bright = ink for
+    the digits, as in load_digits)."""
+    image = image.convert("L" if grey else "RGB").resize((size[1], size[0]), Image.Resampling.BOX)
+    pixels = np.asarray(image, dtype=np.float32) / 255.0 * 2.0 - 1.0
+    return pixels[None] if grey else pixels.transpose(2, 0, 1)
+
+
+def read_image_files(paths: list, size: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE), grey: bool = True) -> torch.Tensor:
+    """Image files -> [K, C, H, W] model images; all must open as images and have the same size."""
+    images, sizes = [], []
+    for path in paths:
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                sizes.append(opened.size)
+                images.append(image_to_tensor(opened, size, grey))
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise ImageFileError(f"cannot read {path} as an image ({error})") from error
+    if len(set(sizes)) > 1:
+        listed = ", ".join(f"{w}x{h} ({p})" for (w, h), p in zip(sizes, paths, strict=True))
+        raise ImageFileError(f"images must have the same size, got {listed}")
+    return torch.from_numpy(np.stack(images))

@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure  # no pyplot: renders straight to files, never needs a display
-from PIL import Image, UnidentifiedImageError
 
 from geodesic_core import GeodesicInputError
 from geodesic_core.geometry import flat, segment_lengths
 
-from .data import IMAGE_SIZE, load_split, pick_pairs
+from .data import IMAGE_SIZE, ImageFileError, load_split, pick_pairs, read_image_files
 from .judge import CONFIDENT_PROBABILITY, train_judge
 from .pipeline import (
     ALPHA,
@@ -50,24 +49,14 @@ def progress(message: str) -> None:
     print(f"[digits] {message}", file=sys.stderr, flush=True)
 
 
-def read_image_files(paths: list[Path]) -> torch.Tensor:
-    """Two image files -> [2, 1, 8, 8] model images. Both must have the same size; they are converted to
-    grey and resized to 8x8 (bright = ink, as in load_digits)."""
+def read_two_images(paths: list[Path]) -> torch.Tensor:
+    """Two image files -> [2, 1, 8, 8] model images (same size; grey, resized to 8x8)."""
     if len(paths) != 2:
         raise InputError(f"--images: expected exactly 2 image files (start and end), got {len(paths)}")
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as opened:
-                images.append(opened.convert("L"))
-        except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError) as error:
-            raise InputError(f"--images: cannot read {path} as an image ({error})") from error
-    if images[0].size != images[1].size:
-        raise InputError(f"--images: both images must have the same size, got {images[0].size} for {paths[0]} "
-                         f"and {images[1].size} for {paths[1]}")
-    pixels = [np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX), dtype=np.float32)
-              for image in images]
-    return torch.from_numpy(np.stack(pixels) / 255.0 * 2.0 - 1.0).reshape(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    try:
+        return read_image_files(paths)
+    except ImageFileError as error:
+        raise InputError(f"--images: {error}") from error
 
 
 def held_out_endpoints(seed: int) -> tuple[torch.Tensor, dict]:
@@ -136,7 +125,7 @@ def publish(staging: Path, out: Path) -> None:
 def run(args: argparse.Namespace) -> dict:
     started = time.time()
     if args.images is not None:
-        images = read_image_files(args.images)
+        images = read_two_images(args.images)
         inputs = {"source": "image files", "files": [str(p) for p in args.images]}
     else:
         images, inputs = held_out_endpoints(args.seed)

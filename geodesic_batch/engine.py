@@ -115,8 +115,11 @@ def run_on_ray(command: str, model_spec: str, tasks: list[dict], settings: Setti
 
     dataset = ray.data.from_items([{"task": json.dumps(task)} for task in tasks], override_num_blocks=len(tasks))
     resources = {"num_cpus": cpus_per_worker} | ({"num_gpus": gpus_per_worker} if gpus_per_worker > 0 else {})
+    # One item in flight per worker: items are long, and a queue per worker would leave a worker that
+    # started late (loading its model) idle while another works through its queue.
+    pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
     rows = dataset.map_batches(
-        ItemWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), **resources,
+        ItemWorker, batch_size=1, compute=pool, **resources,
         fn_constructor_kwargs={"command": command, "model_spec": model_spec, "settings": as_dict(settings),
                                "out": str(out.resolve()), "threads": max(1, int(cpus_per_worker)),
                                "gpus_per_worker": gpus_per_worker})

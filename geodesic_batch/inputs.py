@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+
+from digits.data import ImageFileError, image_to_tensor, read_image_files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi")
@@ -168,28 +169,12 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def image_to_tensor(image: Image.Image, size: tuple[int, int], grey: bool) -> np.ndarray:
-    """A PIL image -> [C, H, W] float32 in [-1, 1] at the model's (height, width), box-filtered."""
-    image = image.convert("L" if grey else "RGB").resize((size[1], size[0]), Image.Resampling.BOX)
-    pixels = np.asarray(image, dtype=np.float32) / 255.0 * 2.0 - 1.0
-    return pixels[None] if grey else pixels.transpose(2, 0, 1)
-
-
 def read_images(paths: list[str], size: tuple[int, int], grey: bool) -> torch.Tensor:
     """Image files of one item -> [K, C, H, W]; all must open as images and have the same size."""
-    images, sizes = [], []
-    for path in paths:
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                sizes.append(opened.size)
-                images.append(image_to_tensor(opened, size, grey))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise ItemError(f"cannot read {path} as an image ({error})") from error
-    if len(set(sizes)) > 1:
-        listed = ", ".join(f"{w}x{h} ({p})" for (w, h), p in zip(sizes, paths, strict=True))
-        raise ItemError(f"images of one item must have the same size, got {listed}")
-    return torch.from_numpy(np.stack(images))
+    try:
+        return read_image_files(paths, size, grey)
+    except ImageFileError as error:
+        raise ItemError(str(error)) from error
 
 
 def evenly_spaced(total: int, wanted: int) -> list[int]:

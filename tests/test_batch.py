@@ -55,7 +55,13 @@ def item_folders(out: Path) -> list[Path]:
 
 def test_two_workers_give_the_single_process_numbers(ray_address, pairs, tmp_path):
     out = tmp_path / "out"
-    rows = run_job("interpolate", pairs, out, settings=SMALL, workers=2)
+    context = ray.data.DataContext.get_current()
+    waited = context.wait_for_min_actors_s
+    context.wait_for_min_actors_s = 300  # both workers up before the first item, so that both take items
+    try:
+        rows = run_job("interpolate", pairs, out, settings=SMALL, workers=2)
+    finally:
+        context.wait_for_min_actors_s = waited
     assert [row["status"] for row in rows] == ["ok"] * 6
     assert len({row["worker"] for row in rows}) == 2, "both workers should have taken items"
 

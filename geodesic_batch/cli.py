@@ -174,8 +174,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         sub.add_argument("--address", help="join this Ray cluster (default: start a local Ray)")
         sub.add_argument("--workers", type=int, help="Ray workers, each holding the model once (default: as many "
                                                      "as the CPUs or GPUs hold; 0: no Ray, in this process)")
-        sub.add_argument("--cpus-per-worker", type=float, default=1.0, help="(default 1; also torch threads)")
-        sub.add_argument("--gpus-per-worker", type=float, default=0.0, help="(default 0: CPU)")
+        sub.add_argument("--cpus-per-worker", type=float, default=1.0,
+                         help="CPUs each worker reserves, also its torch threads (default 1)")
+        sub.add_argument("--gpus-per-worker", type=float, default=0.0,
+                         help="GPUs each worker reserves (default 0: runs on the CPU)")
         sub.add_argument("--num-cpus", type=int, help="CPUs a local Ray may use (default: all)")
         add_settings_flags(sub)
     example = commands.add_parser("example-pairs", help="write held-out digit pairs as PNG files")

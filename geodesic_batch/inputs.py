@@ -12,10 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from digits.data import ImageFileError, image_to_tensor, read_image_files
+from digits.images import ImageFileError, read_image_files, to_model_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi")
@@ -169,10 +168,11 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_images(paths: list[str], size: tuple[int, int], grey: bool) -> torch.Tensor:
-    """Image files of one item -> [K, C, H, W]; all must open as images and have the same size."""
+def read_images(paths: list[str], size: tuple[int, int], grey: bool, invert_light_background: bool
+                ) -> tuple[torch.Tensor, list[str]]:
+    """Image files of one item -> ([K, C, H, W], notices); all must open as images and have the same size."""
     try:
-        return read_image_files(paths, size, grey)
+        return read_image_files(paths, size, grey, invert_light_background)
     except ImageFileError as error:
         raise ItemError(str(error)) from error
 
@@ -184,16 +184,17 @@ def evenly_spaced(total: int, wanted: int) -> list[int]:
     return sorted({round(i * (total - 1) / (wanted - 1)) for i in range(wanted)})
 
 
-def read_clip(path: str, wanted: int, size: tuple[int, int], grey: bool) -> tuple[torch.Tensor, list[int], int]:
-    """A clip's frames at the model's size: ([F, C, H, W], the frame indices taken, frames in the clip).
-    Videos are decoded with PyAV; a folder's frames are its images in name order."""
+def read_clip(path: str, wanted: int, size: tuple[int, int], grey: bool, invert_light_background: bool
+              ) -> tuple[torch.Tensor, list[str], list[int], int]:
+    """A clip's frames at the model's size: ([F, C, H, W], notices, the frame indices taken, frames in the
+    clip). Videos are decoded with PyAV; a folder's frames are its images in name order."""
     clip = Path(path)
     if clip.is_dir():
         files = images_in(clip)
         indices = evenly_spaced(len(files), wanted)
         if len(files) < 2:
             raise ItemError(f"clip {path}: expected at least 2 frames, found {len(files)}")
-        return read_images([str(files[i]) for i in indices], size, grey), indices, len(files)
+        return *read_images([str(files[i]) for i in indices], size, grey, invert_light_background), indices, len(files)
     import av  # optional dependency (the batch extra); imported where a video is actually decoded
 
     try:
@@ -205,11 +206,11 @@ def read_clip(path: str, wanted: int, size: tuple[int, int], grey: bool) -> tupl
         indices = evenly_spaced(total, wanted)
         taken = set(indices)
         with av.open(path) as container:
-            frames = [image_to_tensor(frame.to_image(), size, grey)
-                      for number, frame in enumerate(container.decode(video=0)) if number in taken]
+            frames = [frame.to_image() for number, frame in enumerate(container.decode(video=0)) if number in taken]
     except (av.error.FFmpegError, OSError) as error:
         raise ItemError(f"clip {path}: cannot decode it as a video ({error})") from error
-    return torch.from_numpy(np.stack(frames)), indices, total
+    names = [f"{path} frame {number}" for number in indices]
+    return *to_model_images(frames, names, size, grey, invert_light_background), indices, total
 
 
 def count_frames(path: str) -> int:

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from digits.data import IMAGE_SIZE
 from digits.model import WEIGHTS_FILE, load_trained_model
 from digits.pipeline import DigitsModel, decode, denoise_to_clean, diffusion_at_level, encode
+from digits.settings import IMAGE_SIZE
 from geodesic_core.diffusers_adapter import DiffusersDenoiser
 
 from .settings import Settings
@@ -50,6 +50,7 @@ class BatchModel:
     diffusion: DigitsModel         # denoiser at the noise level with inversion / decoding schedules
     image_size: tuple[int, int]    # (height, width) images are resized to
     grey: bool
+    invert_light_background: bool  # the digits model learned bright strokes on dark (digits.images)
     device: torch.device
     vae: torch.nn.Module | None = None
     counter: CallCounter = field(default_factory=CallCounter)
@@ -100,7 +101,7 @@ def load_model(spec: str, settings: Settings, device: torch.device) -> BatchMode
         unet.to(device)
         model = BatchModel(model_identity(spec), diffusion_at_level(
             DiffusersDenoiser(unet, scheduler), scheduler, settings.noise_level, settings.invert_steps,
-            settings.decode_steps), (IMAGE_SIZE, IMAGE_SIZE), True, device)
+            settings.decode_steps), (IMAGE_SIZE, IMAGE_SIZE), True, True, device)
     else:
         model = load_latent_diffusion(Path(spec), settings, device)
     model.diffusion.denoise.unet.register_forward_hook(model.counter, with_kwargs=True)
@@ -120,7 +121,7 @@ def load_latent_diffusion(folder: Path, settings: Settings, device: torch.device
     diffusion = diffusion_at_level(denoise, scheduler, settings.noise_level, settings.invert_steps,
                                    settings.decode_steps)
     side = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
-    return BatchModel(identity, diffusion, (side, side), vae.config.in_channels == 1, device, vae)
+    return BatchModel(identity, diffusion, (side, side), vae.config.in_channels == 1, False, device, vae)
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ SETTINGS_COLUMNS = [
 COMMON_COLUMNS = [
     ("item_id", pa.string()), ("key", pa.string()), ("status", pa.string()), ("error", pa.string()),
     ("reused", pa.bool_()), ("inputs", pa.list_(pa.string())), ("input_sha256", pa.list_(pa.string())),
-    ("model", pa.string()),
+    ("model", pa.string()), ("notices", pa.list_(pa.string())),
 ]
 SOLVER_COLUMNS = [
     ("solver_score_evals", pa.int64()), ("solver_iterations", pa.int64()), ("solver_residual", pa.float64()),

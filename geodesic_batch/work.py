@@ -56,7 +56,7 @@ def save_webp(frames: list[Image.Image], path: Path) -> None:
 def interpolate_item(model: BatchModel, item: Item, settings: Settings, folder: Path) -> dict:
     """Linear, slerp and geodesic paths through the item's images: strip.png and one animated WebP per
     path in ``folder``; returns the row's per-path and solver numbers."""
-    images = read_images(list(item.inputs), model.image_size, model.grey)
+    images, notices = read_images(list(item.inputs), model.image_size, model.grey, model.invert_light_background)
     latents = model.encode(images)
     check_finite(latents, "the inverted images")
     reports, solves = compare_keyframe_paths(
@@ -71,7 +71,7 @@ def interpolate_item(model: BatchModel, item: Item, settings: Settings, folder: 
     for name, path_pictures in pictures.items():
         save_webp(path_pictures, folder / f"{name}.webp")
     geodesic_length = reports["geodesic"].length
-    row = {}
+    row = {"notices": notices}
     for name, report in reports.items():
         row[f"{name}_log_density"] = report.log_density.tolist()
         row[f"{name}_length"] = report.length
@@ -86,14 +86,15 @@ def interpolate_item(model: BatchModel, item: Item, settings: Settings, folder: 
 def analyze_item(model: BatchModel, item: Item, settings: Settings, folder: Path) -> dict:
     """Density along a clip's frames and its efficiency against the geodesic between its first and last
     frame; density.png in ``folder``; returns the row's numbers."""
-    frames, indices, total = read_clip(item.inputs[0], settings.clip_frames, model.image_size, model.grey)
+    frames, notices, indices, total = read_clip(item.inputs[0], settings.clip_frames, model.image_size, model.grey,
+                                                model.invert_light_background)
     latents = model.encode(frames)
     check_finite(latents, "the inverted frames")
     result = geodesic_efficiency(model.diffusion.field, latents, settings.alpha, sphere=settings.sphere,
                                  method=settings.solver, tol=settings.tolerance, max_evals=settings.max_evals)
     check_finite(result.path.log_density, "the clip's log density")
     save_density_plot(item.item_id, indices, result, folder / "density.png")
-    return {"clip_frames_total": total, "frame_indices": indices,
+    return {"notices": notices, "clip_frames_total": total, "frame_indices": indices,
             "log_density": result.path.log_density.tolist(),
             "cumulative_length": result.path.cumulative_length.tolist(),
             "length": result.path.length, "euclidean_length": result.path.euclidean_length,

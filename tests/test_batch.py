@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 ray = pytest.importorskip("ray", reason="the batch extra (requirements-batch.txt) is not installed")
 
@@ -72,7 +72,7 @@ def test_two_workers_give_the_single_process_numbers(ray_address, pairs, tmp_pat
     torch.set_num_threads(1)
     model = load_digits_model(SMALL.noise_level, SMALL.invert_steps, SMALL.decode_steps)
     for _, row in table.iterrows():
-        latents = encode(model, read_images(list(row["inputs"]), (8, 8), grey=True))
+        latents = encode(model, read_images(list(row["inputs"]), (8, 8), grey=True, invert_light_background=True)[0])
         reports, geodesic = compare_paths(model, latents[0], latents[1], alpha=SMALL.alpha, n_points=SMALL.frames,
                                           sphere=SMALL.sphere, max_evals=SMALL.max_evals)
         for name, report in reports.items():
@@ -91,9 +91,11 @@ def test_bad_items_become_failure_rows_and_the_job_goes_on(ray_address, pairs, t
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a PNG")
     Image.new("L", (16, 16)).save(tmp_path / "big.png")
     good = sorted(pairs.iterdir())
+    with Image.open(good[0]) as bright:  # the same digit drawn dark on light: read back inverted, with a notice
+        ImageOps.invert(bright.convert("L")).save(tmp_path / "light.png")
     manifest = tmp_path / "items.csv"
     manifest.write_text("id,images,loop\n"
-                        f"good,{good[0]};{good[1]},false\n"
+                        f"good,light.png;{good[1]},false\n"
                         f"corrupt,{good[2]};corrupt.png,false\n"
                         f"wrong_size,{good[4]};big.png,false\n"
                         f"missing,{good[4]};nowhere.png,false\n"
@@ -107,6 +109,8 @@ def test_bad_items_become_failure_rows_and_the_job_goes_on(ray_address, pairs, t
     assert "corrupt.png as an image" in table.loc["corrupt", "error"]
     assert "same size" in table.loc["wrong_size", "error"] and "16x16" in table.loc["wrong_size", "error"]
     assert "nowhere.png" in table.loc["missing", "error"]
+    assert len(table.loc["good", "notices"]) == 1 and "light.png: dark strokes" in table.loc["good", "notices"][0]
+    assert len(table.loc["loop", "notices"]) == 0
     # a closed loop through three keyframes: exactly --frames points, the closing copy left out
     assert len(table.loc["loop", "geodesic_log_density"]) == SMALL.frames
     assert len(item_folders(tmp_path / "out")) == 2, "only finished items have an output folder"
@@ -225,7 +229,8 @@ def test_diffusers_latent_diffusion_folder(ray_address, tmp_path):
     for prompt in ("a cat", "a dog"):
         model = load_model(str(folder), Settings(prompt=prompt, invert_steps=4), torch.device("cpu"))
         with torch.no_grad():
-            x = model.encode(read_images([str(images / "a.png"), str(images / "b.png")], model.image_size, grey=False))
+            x = model.encode(read_images([str(images / "a.png"), str(images / "b.png")], model.image_size,
+                                         grey=False, invert_light_background=False)[0])
             latents[prompt] = model.diffusion.field.score(x)
     assert not torch.allclose(latents["a cat"], latents["a dog"])
 

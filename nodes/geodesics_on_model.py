@@ -18,7 +18,7 @@ from ..geodesic_core import (
     solve_ivp,
 )
 from ..geodesic_core.fields import Denoiser
-from ..geodesic_core.geometry import to_sphere
+from ..geodesic_core.geometry import allocate_steps, to_sphere
 from .bridge import ModelCallSettings, run_with_denoiser
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points, knot_interval
@@ -59,22 +59,6 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
         return denoise(x, sigma, target64[before] + weight * (target64[after] - target64[before]))
 
     return mapped
-
-
-def allocate_steps(weights: list[float], total: int) -> list[int]:
-    """Split ``total`` frame steps over segments in proportion to ``weights``, at least one each
-    (largest-remainder rounding, so the sum is exact)."""
-    n = len(weights)
-    if total < n:
-        raise GeodesicInputError(f"frames: {n} keyframe segments need at least {n} steps between frames")
-    spare = total - n
-    weight_sum = sum(weights)
-    shares = [spare * w / weight_sum if weight_sum > 0 else spare / n for w in weights]
-    steps = [1 + int(s) for s in shares]
-    by_remainder = sorted(range(n), key=lambda i: shares[i] - int(shares[i]), reverse=True)
-    for i in by_remainder[: total - sum(steps)]:
-        steps[i] += 1
-    return steps
 
 
 def _segment_weights(points: Tensor, spacing: str) -> list[float]:

@@ -1,4 +1,4 @@
-"""Wall time of workflows/geodesic_interpolation.json on a real ComfyUI server, split by stage.
+"""Wall time of the interpolation template (example_workflows/) on a real ComfyUI server, split by stage.
 
     bash dev.sh py scripts/time_interpolation.py [--size 256] [--frames 17]
 
@@ -20,7 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from comfy_server_helpers import ARTIFACTS, WORKFLOWS_DIR, start_server, write_example_inputs  # noqa: E402
+from comfy_server_helpers import (  # noqa: E402
+    ARTIFACTS,
+    INTERPOLATION_TEMPLATE,
+    WORKFLOWS_DIR,
+    start_server,
+    write_example_inputs,
+)
 from workflow_convert import ui_to_api  # noqa: E402
 
 STAGE_LINE = re.compile(r"DensityGeodesics (\w+): ([\d.]+) s, (\d+) model calls, (\d+) latents evaluated")
@@ -36,7 +42,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="width = height of the two keyframe images")
     parser.add_argument("--frames", type=int, default=17)
     args = parser.parse_args()
-    workflow = json.loads((WORKFLOWS_DIR / "geodesic_interpolation.json").read_text())
+    workflow = json.loads((WORKFLOWS_DIR / f"{INTERPOLATION_TEMPLATE}.json").read_text())
     with tempfile.TemporaryDirectory() as base:
         server = start_server(Path(base) / "comfy")
         try:

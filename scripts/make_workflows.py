@@ -17,7 +17,6 @@ template browser shows thumbnails square, so they are square.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,10 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from comfy_server_helpers import (  # noqa: E402
+from devtools.comfy_server import (
     CLIP_FILE,
     EXTRAPOLATION_TEMPLATE,
     INTERPOLATION_TEMPLATE,
@@ -41,18 +37,17 @@ from comfy_server_helpers import (  # noqa: E402
     start_server,
     write_example_inputs,
 )
-from workflow_build import Link, Node, build_ui_workflow  # noqa: E402
-from workflow_convert import ui_to_api  # noqa: E402
-
-from digits.data import load_split  # noqa: E402
-from digits.pipeline import ALPHA, decode, encode, load_digits_model  # noqa: E402
-from geodesic_core import solve_bvp, solve_ivp  # noqa: E402
+from devtools.workflow_build import Link, Node, build_ui_workflow
+from devtools.workflow_convert import ui_to_api
+from digits.data import load_split
+from digits.pipeline import ALPHA, decode, encode, load_digits_model
+from geodesic_core import solve_bvp, solve_ivp
 
 THUMBNAIL_SIZE = 512
 GRID = 3  # frames per row and column of an animation's thumbnail
 EXTRAPOLATED_BORDER = (251, 133, 0)  # frames past the last keyframe are framed in orange
 PROMPT = "a handwritten digit, black ink on white paper"
-KEYFRAME_CLASSES = (0, 3, 6)  # the digits the example keyframe images show (comfy_server_helpers.KEYFRAME_DIGITS)
+KEYFRAME_CLASSES = (0, 3, 6)  # the digits the example keyframe images show (devtools.comfy_server.KEYFRAME_DIGITS)
 INTERPOLATION_FRAMES, LOOP_FRAMES, EXTRAPOLATION_BVP_FRAMES, EXTRAPOLATED_FRAMES = 17, 24, 9, 8
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ElementTree
 
-import comfy_inprocess_helpers as helpers  # first: puts ComfyUI on sys.path
 import yaml
-from comfy_config import config_parser
-from comfyui_version import __version__ as comfyui_version
 from packaging.specifiers import SpecifierSet
 
-ROOT = helpers.ROOT
+from devtools import comfy_harness as harness
+
+harness.import_comfy()  # puts ComfyUI on sys.path
+from comfy_config import config_parser  # noqa: E402
+from comfyui_version import __version__ as comfyui_version  # noqa: E402
+
+ROOT = harness.ROOT
 CONFIG = config_parser.extract_node_configuration(str(ROOT))
 
 

@@ -14,9 +14,10 @@ import importlib.util
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from comfy_server_helpers import INTERPOLATION_TEMPLATE, PACK_FOLDER_NAME, ROOT, WORKFLOW_NAMES, WORKFLOWS_DIR
 
-# The module needs nothing from ComfyUI, so it is loaded on its own, without the pack's package.
+from devtools.comfy_server import INTERPOLATION_TEMPLATE, PACK_FOLDER_NAME, ROOT, WORKFLOW_NAMES, WORKFLOWS_DIR
+
+# The module needs nothing from ComfyUI, so it is loaded from its file on its own (no ComfyUI import).
 _spec = importlib.util.spec_from_file_location("template_thumbnails", ROOT / "nodes" / "template_thumbnails.py")
 template_thumbnails = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(template_thumbnails)

@@ -514,7 +514,6 @@ class _TextRecorder:
 
 
 def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, keyframes, monkeypatch):
-
     updates = []
     monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK",
                         lambda value, total, preview, node_id=None: updates.append((value, total)))

@@ -271,7 +271,8 @@ def _leaf_sums(layout: Layout, table: NodeTable, rows: Tensor, geo: Segments, al
 def integrate_path(score: ScoreFn, xf: Tensor, alpha: float, *, frame_scores: Tensor | None = None,
                    known_frames: Tensor | None = None, sphere: bool = False, t: Tensor | None = None,
                    tol: float = 1e-3, layout: Layout | None = None, nodes: NodeTable | None = None,
-                   refine: bool = True, max_evals: int | None = None) -> PathIntegrals:
+                   refine: bool = True, max_evals: int | None = None,
+                   max_leaves_per_segment: int | None = None) -> PathIntegrals:
     """Relative log density and metric length of the path through the frames ``xf`` [N, d].
 
     ``frame_scores`` [N, d] are scores already known at the frames (all of them, or those marked in
@@ -279,9 +280,9 @@ def integrate_path(score: ScoreFn, xf: Tensor, alpha: float, *, frame_scores: Te
     ``layout`` starts from a given leaf layout (default: one leaf per segment, 3 new nodes each), ``nodes``
     from scores already evaluated on this same path (e.g. to refine a line-search trial). ``refine`` False
     keeps the layout as it is (a solver's line search: the integrals are then smooth in the points).
-    ``max_evals`` caps the new score evaluations: refinement stops before exceeding it (``converged``
-    False; the error estimates say what was reached); a first call that alone exceeds it raises
-    ``BudgetExceeded``.
+    ``max_evals`` caps the new score evaluations and ``max_leaves_per_segment`` the refinement of each
+    segment: refinement stops there (``converged`` False; the error estimates say what was reached); a
+    first call that alone exceeds ``max_evals`` raises ``BudgetExceeded``.
     """
     n = len(xf)
     t = path_positions(n) if t is None else t
@@ -316,6 +317,9 @@ def integrate_path(score: ScoreFn, xf: Tensor, alpha: float, *, frame_scores: Te
         sums = _leaf_sums(layout, table, rows, geo, alpha)
         ratio = _error_ratio(sums, layout, tol, alpha)
         split = (ratio > 1) & ((layout.b - layout.a) > MIN_LEAF_WIDTH)
+        if max_leaves_per_segment is not None:
+            per_segment = torch.bincount(layout.segment, minlength=n - 1)
+            split &= per_segment[layout.segment] < max_leaves_per_segment
         if not refine or not bool(split.any()):
             break
         candidate = layout.split(split, torch.where(ratio > SPLIT_FOUR_RATIO, 4, 2))

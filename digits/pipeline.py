@@ -5,6 +5,7 @@ distance and the judge's verdict for the linear, slerp and geodesic paths betwee
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -15,11 +16,8 @@ from geodesic_core.geometry import flat, segment_lengths
 
 from .judge import Verdict, judge_frames
 from .model import load_trained_model
+from .settings import ALPHA, NOISE_LEVEL, ODE_STEPS
 
-NOISE_LEVEL = 0.6  # the paper's default: 60% of the schedule (sigma ~2.28 with this scheduler)
-# Chosen by a stated rule on training-split pairs only, never on the evaluation pairs (digits/calibrate.py).
-ALPHA = 0.5  # 1 / median log-density range along slerp = 0.495 (python -m digits.calibrate)
-ODE_STEPS = 20  # DDIM steps between the clean images and the noise level, both directions
 PATH_NAMES = ("linear", "slerp", "geodesic")
 
 
@@ -93,6 +91,7 @@ class PathReport:
             inner = Verdict(self.verdict.labels[1:-1], self.verdict.confidence[1:-1])
             numbers |= {"mean_confidence": inner.mean_confidence,
                         "fraction_confident": inner.fraction_confident,
+                        "largest_step_share": largest_step_share(self),
                         "frame_labels": [int(label) for label in self.verdict.labels]}
         return numbers
 
@@ -109,9 +108,80 @@ def compare_paths(model: DigitsModel, start: Tensor, end: Tensor, *, alpha: floa
     geodesic = solve_bvp(field, a, b, n_points=n_points, alpha=alpha, sphere=sphere, method="default",
                          max_evals=max_evals, callback=bvp_callback)
     paths = {"linear": lerp(a, b, ts), "slerp": slerp(a, b, ts), "geodesic": geodesic.points}
-    readouts = {name: read_path(field, points, alpha, sphere=True) for name, points in paths.items()}
-    return {name: PathReport(name, paths[name], readout.log_density, readout.length)
-            for name, readout in readouts.items()}, geodesic
+    return read_reports(field, paths, alpha, sphere=True), geodesic
+
+
+def read_reports(field: DenoiserField, paths: dict[str, Tensor], alpha: float, sphere: bool
+                 ) -> dict[str, PathReport]:
+    """Density and length of every path, read by the same field (one score evaluation per point)."""
+    reports = {}
+    for name, points in paths.items():
+        readout = read_path(field, points, alpha, sphere=sphere)
+        reports[name] = PathReport(name, points, readout.log_density, readout.length)
+    return reports
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A geodesic against the straight-line baseline of the same geometry: like with like."""
+    key: str          # "sphere" or "free" (the demo's --compare value)
+    baseline: str     # path name of the baseline
+    geodesic: str     # path name of the geodesic
+    sphere: bool      # the geodesic is held on the sphere through both ends, as slerp is
+    geometry: str     # what both paths share, for the console
+
+
+COMPARISONS = {
+    "sphere": Comparison("sphere", "slerp", "sphere geodesic", True,
+                         "both keep the latents' norm (the paper's default)"),
+    "free": Comparison("free", "linear", "free geodesic", False, "both may cut inside the sphere"),
+}
+
+
+def compare_like_for_like(model: DigitsModel, start: Tensor, end: Tensor, comparisons: list[Comparison], *,
+                          alpha: float = ALPHA, n_points: int = 17, max_evals: int | None = None,
+                          bvp_callback: Callable | None = None
+                          ) -> tuple[dict[str, PathReport], dict[str, BVPResult]]:
+    """For each comparison, its baseline and its geodesic between the same two latents [1, 8, 8] (both
+    ends at their mean norm, so every path starts and ends at the same points), read out under the
+    comparison's own geometry; and the solver's result per comparison key.
+    ``bvp_callback(comparison, iteration, partial)`` reports solver progress."""
+    field = model.field
+    a, b = to_common_radius(start, end)
+    ts = torch.linspace(0.0, 1.0, n_points, dtype=a.dtype)
+    reports, solves = {}, {}
+    for comparison in comparisons:
+        callback = None if bvp_callback is None else partial(bvp_callback, comparison)
+        solves[comparison.key] = solve = solve_bvp(
+            field, a, b, n_points=n_points, alpha=alpha, sphere=comparison.sphere, method="default",
+            max_evals=max_evals, callback=callback)
+        baseline = (slerp if comparison.sphere else lerp)(a, b, ts)
+        reports |= read_reports(field, {comparison.baseline: baseline, comparison.geodesic: solve.points}, alpha,
+                                sphere=comparison.sphere)
+    return reports, solves
+
+
+def rms_distances(a: Tensor, b: Tensor) -> Tensor:
+    """[len(a), len(b)] RMS pixel distance (on the [-1, 1] scale) between every frame of a and of b."""
+    return torch.cdist(a.flatten(1).double(), b.flatten(1).double()) / a[0].numel() ** 0.5
+
+
+def frame_steps(report: PathReport) -> Tensor:
+    """[N - 1] RMS change between consecutive decoded frames: one large step is a snap, not a morph."""
+    return (report.frames[1:] - report.frames[:-1]).flatten(1).double().pow(2).mean(1).sqrt()
+
+
+def largest_step_share(report: PathReport) -> float:
+    """The largest change between adjacent frames as a share of the whole start-to-end change (RMS): near 1
+    the path snaps from one image to the other in one step, 1 / (N - 1) would be an even morph."""
+    return float(frame_steps(report).max() / rms_distances(report.frames[:1], report.frames[-1:]).squeeze())
+
+
+def novel_frame_distances(path: PathReport, reference: PathReport) -> Tensor:
+    """[N - 2] for each intermediate frame of ``path``, the RMS distance to the nearest frame of
+    ``reference`` anywhere along it: small everywhere means ``path`` shows no picture ``reference`` does
+    not also show (perhaps at another position)."""
+    return rms_distances(path.frames[1:-1], reference.frames).min(1).values
 
 
 def decode_and_judge(model: DigitsModel, reports: dict[str, PathReport], judge) -> None:

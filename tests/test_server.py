@@ -1,7 +1,7 @@
 """The pack inside a real ComfyUI 0.3.75 server: registration, every example workflow end to end through
 POST /prompt, cancelling a solve with /interrupt, and bad inputs answered with clear messages.
 
-One server for the whole test session (comfy_server_helpers); 64 px images and small budgets keep the
+One server for the whole test session (devtools/comfy_server.py); 64 px images and small budgets keep the
 CPU cost low, the workflows themselves keep their user-facing defaults.
 """
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from comfy_server_helpers import (
+from PIL import Image, ImageSequence
+
+from devtools.comfy_server import (
     CLIP_FRAMES,
     FAST_SETTINGS,
     IMAGE_SIZE,
@@ -26,8 +28,7 @@ from comfy_server_helpers import (
     PromptResult,
     write_example_inputs,
 )
-from PIL import Image, ImageSequence
-from workflow_convert import ui_to_api
+from devtools.workflow_convert import ui_to_api
 
 pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.server
@@ -137,6 +138,38 @@ def test_workflow_uses_only_core_nodes_and_ours(object_info: dict, name: str):
     foreign = {t for t in types if object_info[t]["python_module"].startswith("custom_nodes.")
                and t not in PACK_NODE_IDS}
     assert not foreign, f"{name}: nodes from other custom packs: {foreign}"
+
+
+# --- help pages -----------------------------------------------------------------------------------------
+
+def help_page_url(schema: dict) -> str:
+    """Where ComfyUI's frontend (1.32 here, the same rule in its current source) fetches a custom node's help:
+    /extensions/<pack folder from python_module>/docs/<node id>.md, served from the pack's WEB_DIRECTORY."""
+    pack = schema["python_module"].split(".")[1]
+    return f"/extensions/{pack}/docs/{schema['name']}.md"
+
+
+@pytest.mark.parametrize("node_id", sorted(PACK_NODE_IDS))
+def test_help_page_is_served_and_covers_every_input_and_output(comfy_server: ComfyServer, object_info: dict,
+                                                               node_id: str):
+    schema = object_info[node_id]
+    url = help_page_url(schema)
+    page = comfy_server.get(url)
+    assert page.ok, f"{url}: HTTP {page.status_code}"
+    text = page.text
+    title = schema["display_name"].replace(", Density Geodesics)", ")").replace(" (Density Geodesics)", "")
+    assert text.startswith(f"# {title}\n"), text[:80]
+    for heading in ("## When to use it", "## Inputs", "## How alpha and the noise level change the result",
+                    "## Outputs"):
+        assert heading in text, f"{node_id}: no {heading!r}"
+    inputs = [*schema["input"]["required"], *schema["input"].get("optional", {})]
+    for name in [*inputs, *schema["output_name"]]:
+        assert f"**{name}**" in text, f"{node_id}: the help page does not describe {name!r}"
+    pictures = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", text)
+    assert pictures, f"{node_id}: no picture"
+    for picture in pictures:  # relative to the page, as the frontend resolves them
+        served = comfy_server.get(url.rsplit("/", 1)[0] + "/" + picture)
+        assert served.ok and served.headers["Content-Type"].startswith("image/"), picture
 
 
 # --- end to end -----------------------------------------------------------------------------------------

@@ -109,10 +109,12 @@ class EfficiencyResult:
 
 
 def geodesic_efficiency(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere: bool = False,
-                        tol: float = 1e-3, **bvp_kwargs) -> EfficiencyResult:
-    """How close a path (e.g. video frames) is to the density geodesic between its ends."""
-    path = read_path(field, points, alpha, sphere=sphere, tol=tol)
+                        quadrature_tol: float = 1e-3, **bvp_kwargs) -> EfficiencyResult:
+    """How close a path (e.g. video frames) is to the density geodesic between its ends; both are read out
+    to relative accuracy ``quadrature_tol``; ``bvp_kwargs`` go to ``solve_bvp`` (method, tol, max_evals)."""
+    path = read_path(field, points, alpha, sphere=sphere, tol=quadrature_tol)
     bvp_kwargs.setdefault("n_points", max(len(points), 3))
-    geo = solve_bvp(field, points[0], points[-1], alpha=alpha, sphere=sphere, quadrature_tol=tol, **bvp_kwargs)
+    geo = solve_bvp(field, points[0], points[-1], alpha=alpha, sphere=sphere, quadrature_tol=quadrature_tol,
+                    **bvp_kwargs)
     eff = geo.length / path.length if path.length > 0 else 1.0
     return EfficiencyResult(eff, path, geo, closure(path, geo))

@@ -10,11 +10,13 @@ import torch
 from torch import Tensor
 
 from ..geodesic_core import (
+    Closure,
     DenoiserField,
     GeodesicInputError,
     geodesic_efficiency,
     read_path,
     solve_bvp,
+    one_pass_evals,
     solve_ivp,
 )
 from ..geodesic_core.fields import Denoiser
@@ -33,6 +35,7 @@ class DensitySettings:
 
     alpha: float
     sphere: bool
+    accuracy: float = 1e-3  # relative tolerance of the readout quadrature (geodesic_core.path_integrals)
 
 
 def _field(model: ModelPatcher, denoise: Denoiser, sigma: float) -> DenoiserField:
@@ -128,7 +131,15 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
         points = to_sphere(points.reshape(len(points), -1), radius).reshape(points.shape)
     steps = allocate_steps(_segment_weights(points, spacing), total_steps)
     interior = sum(s - 1 for s in steps)
-    budgets = [max(10, max_evals * (s - 1) // max(interior, 1)) if s > 1 else 0 for s in steps]
+    needed = [one_pass_evals(s + 1) if s > 1 else 0 for s in steps]
+    if max_evals < sum(needed):
+        raise GeodesicInputError(
+            f"max_evals: {max_evals} cannot cover even one readout of the {frames} frames ({sum(needed)} score "
+            f"evaluations: every frame and 3 quadrature points between each two); raise it to at least "
+            f"{sum(needed)}, or use fewer frames")
+    # Each segment gets its one readout plus a share of the rest in proportion to its frames.
+    spare = max_evals - sum(needed)
+    budgets = [n + spare * (s - 1) // max(interior, 1) if s > 1 else 0 for n, s in zip(needed, steps)]
 
     def solve_segments(denoise, device):
         pieces, densities, report = [points[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
@@ -138,12 +149,14 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             a, b = points[k].to(device), points[k + 1].to(device)
             if n_steps == 1:
                 segment = torch.stack([a, b])
-                log_density = read_path(field, segment, density.alpha, sphere=density.sphere).log_density
+                log_density = read_path(field, segment, density.alpha, sphere=density.sphere,
+                                        tol=density.accuracy).log_density
                 report.append(f"segment {k + 1}: keyframes only (no frames in between)")
                 end_tangent = None
             else:
                 result = solve_bvp(field, a, b, n_points=n_steps + 1, alpha=density.alpha,
-                                   sphere=density.sphere, method=method, tol=tolerance, max_evals=budgets[k])
+                                   sphere=density.sphere, method=method, tol=tolerance,
+                                   quadrature_tol=density.accuracy, max_evals=budgets[k])
                 segment, log_density = result.points, result.log_density
                 end_tangent = result.end_tangent / n_steps
                 report.append(
@@ -187,12 +200,13 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     def shoot_frames(denoise, device):
         field = _field(model, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
-                           alpha=density.alpha, sphere=density.sphere)
+                           alpha=density.alpha, sphere=density.sphere, quadrature_tol=density.accuracy)
         return result.points[1:].float().cpu(), result.log_density[1:].cpu()
 
-    # RK4: four score evaluations per step, plus one for the final point's density readout.
-    new_points, log_density = _run_on_model(model, schedule, shoot_frames, "extrapolation", path, 1, 4 * frames + 1,
-                                            calls)
+    # RK4: four score evaluations per step, then the density readout: the last point and at least 3
+    # quadrature points per step (more where the density changes fast).
+    new_points, log_density = _run_on_model(model, schedule, shoot_frames, "extrapolation", path, 1,
+                                            4 * frames + 1 + 3 * frames, calls)
     if backward:
         new_points, log_density = new_points.flip(0), log_density.flip(0)
     return GeodesicPath(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
@@ -206,12 +220,16 @@ class DensityReadoutResult:
 
     t: Tensor
     log_density: Tensor          # [N] float64, relative to the first frame
+    log_density_error: Tensor    # [N] the quadrature's error bound on log_density
     cumulative_distance: Tensor  # [N] float64, geodesic distance from the first frame
     length: float
+    length_error: float
     euclidean_length: float
     residual: float
+    score_evals: int             # of the readout itself (frames and quadrature points)
     efficiency: float            # -1 when the geodesic between the ends was not solved
     geodesic_length: float
+    closure: Closure | None      # the path and the geodesic end at the same point: how far their ends disagree
 
     @property
     def min_log_density(self) -> float:
@@ -231,14 +249,17 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
         points = path.points.to(device)
         if compare_geodesic:
             result = geodesic_efficiency(field, points, density.alpha, sphere=density.sphere, method=method,
-                                         tol=tolerance, max_evals=max_evals)
+                                         tol=tolerance, quadrature_tol=density.accuracy, max_evals=max_evals)
             readout, efficiency, geodesic_length = result.path, result.efficiency, result.geodesic.length
+            gap = result.closure
         else:
-            readout = read_path(field, points, density.alpha, sphere=density.sphere, t=local)
-            efficiency, geodesic_length = -1.0, -1.0
-        return DensityReadoutResult(path.t.clone(), readout.log_density.cpu(), readout.cumulative_length.cpu(),
-                                    readout.length, readout.euclidean_length, readout.residual, efficiency,
-                                    geodesic_length)
+            readout = read_path(field, points, density.alpha, sphere=density.sphere, t=local, tol=density.accuracy)
+            efficiency, geodesic_length, gap = -1.0, -1.0, None
+        return DensityReadoutResult(path.t.clone(), readout.log_density.cpu(), readout.log_density_error.cpu(),
+                                    readout.cumulative_length.cpu(), readout.length, readout.length_error,
+                                    readout.euclidean_length, readout.residual, readout.score_evals, efficiency,
+                                    geodesic_length, gap)
 
+    # The readout: every frame and at least 3 quadrature points per segment (more where needed).
     return _run_on_model(model, path.schedule, read_path_on_model, "readout", path, len(path),
-                         len(path) + (max_evals if compare_geodesic else 0), calls)
+                         one_pass_evals(len(path)) + (max_evals if compare_geodesic else 0), calls)

@@ -39,6 +39,7 @@ class SolveBVP(io.ComfyNode):
                 *shared.solver_inputs(),
                 shared.sphere_input(),
                 *shared.field_tail_inputs(),
+                shared.accuracy_input(),
             ],
             outputs=[
                 shared.path_output("The geodesic path (noisy latents with per-frame conditioning and densities)."),
@@ -50,10 +51,10 @@ class SolveBVP(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
-                batch_size, guidance, negative=None) -> io.NodeOutput:
+                batch_size, guidance, accuracy=0.001, negative=None) -> io.NodeOutput:
         path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
                                        method=method, tolerance=tolerance, max_evals=max_evals,
-                                       density=DensitySettings(alpha, sphere),
+                                       density=DensitySettings(alpha, sphere, accuracy),
                                        calls=ModelCallSettings(guidance, negative, batch_size))
         return io.NodeOutput(path, report)
 

@@ -3,7 +3,7 @@
 #   bash dev.sh demo [args]   the main job: geodesic vs linear/slerp on the embedded digits model
 #   bash dev.sh test [args]   ruff + the whole test suite (unit, real ComfyUI server, real browser)
 #   bash dev.sh setup         only install: .venv (torch 2.13.0 CPU, pinned), ComfyUI 0.3.75 in .comfyui/
-#   bash dev.sh py ARGS       run the project's python (e.g. bash dev.sh py benchmarks/solvers.py)
+#   bash dev.sh py ARGS       run the project's python in the repository root (e.g. bash dev.sh py -m benchmarks.solvers)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 VENV="$ROOT/.venv"; PY="$VENV/bin/python"
@@ -40,8 +40,8 @@ setup_comfy() {
   cp "$ROOT/scripts/_torchvision_cpu_shim.py" "$sp/_torchvision_cpu_shim.py"
   echo "import _torchvision_cpu_shim" > "$sp/zz_torchvision_cpu_shim.pth"
   # The test checkpoint: random weights in the SD1.5 layout (ComfyUI detects it as SD15).
-  "$PY" "$ROOT/scripts/make_tiny_sd15.py" --comfy "$COMFY" \
-      --out "$COMFY/models/checkpoints/tiny_sd15.safetensors" >/dev/null
+  (cd "$ROOT" && "$PY" -m scripts.make_tiny_sd15 --comfy "$COMFY" \
+      --out "$COMFY/models/checkpoints/tiny_sd15.safetensors" >/dev/null)
   touch "$COMFY_DIR/.ready-$STAMP_VERSION"
 }
 

@@ -1,6 +1,6 @@
 """Geodesic vs linear vs slerp on held-out digit pairs of the embedded digits model.
 
-    bash dev.sh py benchmarks/digits_pairs.py [--pairs 50] [--seed 0] [--out out/benchmarks/digits_pairs.json]
+    bash dev.sh py -m benchmarks.digits_pairs [--pairs 50] [--seed 0] [--out out/benchmarks/digits_pairs.json]
 
 For every pair (two held-out digits of different classes, drawn by --seed): invert both to the noise
 level, solve the geodesic (default solver, the demo's alpha; sphere constraint unless --no-sphere),
@@ -21,11 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from digits.data import load_split, pick_pairs  # noqa: E402
-from digits.judge import train_judge  # noqa: E402
-from digits.pipeline import (  # noqa: E402
+from digits.data import load_split, pick_pairs
+from digits.judge import train_judge
+from digits.pipeline import (
     ALPHA,
     PATH_NAMES,
     compare_paths,

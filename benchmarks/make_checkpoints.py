@@ -9,7 +9,7 @@ supported_models.SD15 / supported_models.SDXL.
 The files are GBs (SD1.5 ~2.1 GB, SDXL ~6.9 GB in fp16): write them outside the repository or to
 an ignored folder, never commit them.
 
-    .venv/bin/python benchmarks/make_checkpoints.py --arch sd15 --out /tmp/bench/sd15_random.safetensors
+    bash dev.sh py -m benchmarks.make_checkpoints --arch sd15 --out /tmp/bench/sd15_random.safetensors
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_COMFY = REPO / ".comfyui" / "ComfyUI"
+from devtools import comfy_harness as harness
+from scripts import make_tiny_sd15  # its meta state dicts, seeded random fill and VAE config
 
 # The UNet configurations ComfyUI itself uses for these families
 # (comfy/model_detection.py, unet_config_from_diffusers_unet: SD15 and SDXL); the keys that
@@ -58,14 +57,6 @@ TEXT_ENCODER_PREFIXES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def import_tiny_recipe():
-    """The tiny checkpoint script's helpers (meta state dicts, seeded random fill, VAE config)."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    import make_tiny_sd15
-
-    return make_tiny_sd15
-
-
 def text_encoder_state(comfy_root: Path, config_name: str, meta_state_dict: Callable) -> dict:
     """Meta state dict of one CLIP text encoder in ComfyUI's layout (text_model.*, text_projection)."""
     import comfy.ops
@@ -86,34 +77,30 @@ def random_checkpoint(arch: str, comfy_root: Path, seed: int, dtype_name: str, c
     from comfy.ldm.models.autoencoder import AutoencoderKL
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
-    recipe = import_tiny_recipe()
     dtypes = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16,
               "fp8": torch.float8_e4m3fn}
     generator = torch.Generator().manual_seed(seed)
-    unet = recipe.meta_state_dict(
+    unet = make_tiny_sd15.meta_state_dict(
         lambda: UNetModel(**UNET_CONFIGS[arch], operations=comfy.ops.disable_weight_init))
     # SD1.x and SDXL share the KL-VAE architecture (only the trained values differ)
-    vae = recipe.meta_state_dict(lambda: AutoencoderKL(ddconfig=recipe.SD_VAE_DDCONFIG, embed_dim=4))
-    state = recipe.fill(unet, "model.diffusion_model.", dtypes[dtype_name], generator)
+    vae = make_tiny_sd15.meta_state_dict(lambda: AutoencoderKL(ddconfig=make_tiny_sd15.SD_VAE_DDCONFIG, embed_dim=4))
+    state = make_tiny_sd15.fill(unet, "model.diffusion_model.", dtypes[dtype_name], generator)
     for config_name, prefix in TEXT_ENCODER_PREFIXES[arch]:
-        encoder = text_encoder_state(comfy_root, config_name, recipe.meta_state_dict)
-        state.update(recipe.fill(encoder, prefix, dtypes[clip_dtype_name], generator))
-    state.update(recipe.fill(vae, "first_stage_model.", dtypes[dtype_name], generator))
+        encoder = text_encoder_state(comfy_root, config_name, make_tiny_sd15.meta_state_dict)
+        state.update(make_tiny_sd15.fill(encoder, prefix, dtypes[clip_dtype_name], generator))
+    state.update(make_tiny_sd15.fill(vae, "first_stage_model.", dtypes[dtype_name], generator))
     return state
 
 
-def write_checkpoint(arch: str, out: Path, comfy_root: Path = DEFAULT_COMFY, seed: int = 0,
+def write_checkpoint(arch: str, out: Path, comfy_root: Path = harness.COMFY_DIR, seed: int = 0,
                      dtype_name: str = "fp16", clip_dtype_name: str = "fp16") -> dict:
     """Write the checkpoint (skipped when `out` already exists) and return a summary."""
     if arch not in UNET_CONFIGS:
         raise ValueError(f"arch: expected one of {sorted(UNET_CONFIGS)}, got {arch!r}")
     if out.exists():
         return {"out": str(out), "bytes": out.stat().st_size, "reused": True}
-    sys.path.insert(0, str(comfy_root))
-    import comfy.cli_args
-
     # writing needs no accelerator, and a CPU-only torch would fail model_management's CUDA probe
-    comfy.cli_args.args.cpu = True
+    harness.import_comfy(comfy_root, cpu=True)
     from safetensors.torch import save_file
 
     started = time.perf_counter()
@@ -134,7 +121,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", choices=sorted(UNET_CONFIGS), required=True)
     parser.add_argument("--out", type=Path, required=True, help="output .safetensors (kept if it exists)")
-    parser.add_argument("--comfy", type=Path, default=DEFAULT_COMFY, help="ComfyUI source tree")
+    parser.add_argument("--comfy", type=Path, default=harness.COMFY_DIR, help="ComfyUI source tree")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=["fp16", "fp32", "bf16"], default="fp16",
                         help="storage dtype of UNet and VAE (released SD1.5/SDXL files are fp16)")

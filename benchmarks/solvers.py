@@ -1,7 +1,7 @@
 """Default vs paper BVP solver: score evaluations, model calls, seconds, length, residual.
 
-    bash dev.sh py benchmarks/solvers.py --threads 1      # prints the tables (about 2 minutes)
-    bash dev.sh py benchmarks/solvers.py --digit-pairs 0  # only the analytic cases (a), (b)
+    bash dev.sh py -m benchmarks.solvers --threads 1      # prints the tables (about 2 minutes)
+    bash dev.sh py -m benchmarks.solvers --digit-pairs 0  # only the analytic cases (a), (b)
 
 Cases, all with 17 points: (a) a 2-D two-mode Gaussian mixture, (b) a 16,384-D mixture (an SD1.5 latent
 at 512 px), with and without the sphere constraint, both analytic; (c) the learned density of the embedded
@@ -30,15 +30,12 @@ import argparse
 import dataclasses
 import itertools
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from geodesic_core import GaussianMixtureField, read_path, solve_bvp  # noqa: E402
-from geodesic_core.geometry import resample_polyline  # noqa: E402
+from geodesic_core import GaussianMixtureField, read_path, solve_bvp
+from geodesic_core.geometry import resample_polyline
 
 
 class TimedField:

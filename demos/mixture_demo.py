@@ -1,6 +1,6 @@
 """The geodesic vs the straight line on an analytic 2-D mixture: writes a PNG and prints the numbers.
 
-    bash dev.sh py demos/mixture_demo.py [--out out/mixture] [--alpha 1.0] [--points 33]
+    bash dev.sh py -m demos.mixture_demo [--out out/mixture] [--alpha 1.0] [--points 33]
 
 Eight Gaussians on a ring; the straight line between two of them crosses the empty centre, the density
 geodesic goes round the ring. Runs in a second; needs only torch and matplotlib.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -19,8 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from geodesic_core import GaussianMixtureField, lerp, read_path, solve_bvp  # noqa: E402
+from geodesic_core import GaussianMixtureField, lerp, read_path, solve_bvp
 
 
 def ring_mixture(n: int = 8, radius: float = 2.0, std: float = 0.5) -> GaussianMixtureField:

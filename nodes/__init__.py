@@ -1,4 +1,10 @@
-"""Density Geodesics ComfyUI nodes (V3 schema API). Engine code lives in the plain modules beside them."""
+"""Density Geodesics ComfyUI nodes (V3 schema API).
+
+The *_nodes.py files declare the nodes; each execute() calls the plain modules beside them:
+encode_decode (inversion and generation), geodesics_on_model (BVP, IVP, readout), bridge (work inside
+ComfyUI's sampler), model_facts (what the pack asks of a MODEL), path (the GEODESIC_PATH value),
+conditioning (per-point blended conditioning), plot (readout plot and table), inputs (shared inputs).
+"""
 
 from .keyframe_nodes import EncodeKeyframes, JoinKeyframes, PathToLatent
 from .output_nodes import DecodePath, DensityReadout

@@ -1,11 +1,12 @@
-"""The model bridge: a ``denoise(x, sigma, t) -> x0`` callable over the MODEL the workflow loaded.
+"""The sampler bridge: work run with a ``denoise(x, sigma, t) -> x0`` callable over the MODEL the workflow loaded.
 
 All work runs inside a custom ``comfy.samplers.Sampler`` driven by ``comfy.samplers.CFGGuider``, the
 way ComfyUI's own sampling and training nodes call a model: ComfyUI loads the weights (no second
 copy), applies LoRAs, object patches, hooks and model-option wrappers, converts the conditioning and
 batches cond/uncond. Inside, the guider turns a batch of noisy latents into CFG'd x0 estimates; our
 denoiser swaps in per-point blended conditioning before each call. Cancel is checked before every
-model call, and every call advances the node's progress bar with a latent preview.
+model call, and every call advances the node's progress bar with a latent preview. What the pack asks
+of the model itself (identity, noise convention, sigmas, latent space) is in nodes/model_facts.py.
 """
 
 from __future__ import annotations
@@ -13,73 +14,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import comfy.model_management
-import comfy.model_sampling
 import comfy.samplers
 import latent_preview
 import torch
 from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError
+from ..geodesic_core.fields import Denoiser
 from .conditioning import KeyframeConds
-from .path import ConditioningSchedule, ModelKey, check_conditioning
+from .path import ConditioningSchedule, check_conditioning
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
 
-Denoiser = Callable[[Tensor, float, "Tensor | None"], Tensor]
 Work = Callable[[Denoiser, torch.device], "T"]
 T = TypeVar("T")
 
 
-def model_sampling(model: ModelPatcher) -> torch.nn.Module:
-    """Sampling object with patches (ModelSamplingDiscrete / SD3 nodes) applied."""
-    return model.get_model_object("model_sampling")
+@dataclass(frozen=True)
+class ModelCallSettings:
+    """How the model is called for a density: guidance against a negative prompt, and latents per call."""
 
-
-def prediction_type(model: ModelPatcher) -> str:
-    """EPS, V_PREDICTION, CONST (flow), ...: the prediction class mixed into the sampling object."""
-    for cls in type(model_sampling(model)).__mro__:
-        if cls.__module__ == comfy.model_sampling.__name__ and cls.__name__.replace("_", "").isupper():
-            return cls.__name__
-    return type(model_sampling(model)).__name__
-
-
-def model_key(model: ModelPatcher) -> ModelKey:
-    return ModelKey(type(model.model).__name__, type(model.get_model_object("latent_format")).__name__,
-                    prediction_type(model))
-
-
-def noise_kind(model: ModelPatcher) -> str:
-    """geodesic_core's noise convention: flow models mix x = (1-s)x0 + s n, all others x = x0 + s n."""
-    return "flow" if isinstance(model_sampling(model), comfy.model_sampling.CONST) else "ve"
-
-
-def sigma_at(model: ModelPatcher, noise_level: float) -> float:
-    """Sigma at a fraction of the schedule (0.6 = 60% of the way from clean to pure noise)."""
-    if not 0.0 < noise_level < 1.0:
-        raise GeodesicInputError(
-            f"noise_level: expected a fraction strictly between 0 and 1, got {noise_level}")
-    return float(model_sampling(model).percent_to_sigma(1.0 - noise_level))
-
-
-def ode_sigmas(model: ModelPatcher, noise_level: float, steps: int) -> Tensor:
-    """Descending sigmas from the noise level to 0, uniform in schedule fraction (DDIM-like spacing)."""
-    if steps < 1:
-        raise GeodesicInputError(f"steps: expected at least 1, got {steps}")
-    ms = model_sampling(model)
-    fractions = [1.0 - noise_level * i / steps for i in range(steps, -1, -1)]
-    return torch.tensor([float(ms.percent_to_sigma(f)) for f in fractions], dtype=torch.float32)
-
-
-def latent_to_model_space(model: ModelPatcher, samples: Tensor) -> Tensor:
-    return model.model.process_latent_in(samples.float())
-
-
-def latent_from_model_space(model: ModelPatcher, points: Tensor) -> Tensor:
-    return model.model.process_latent_out(points.float())
+    guidance: float = 0.0
+    negative: list | None = None
+    batch_size: int = 0
 
 
 def _unique_conditionings(schedule: ConditioningSchedule) -> tuple[list[list], Tensor]:

@@ -6,9 +6,9 @@ from comfy_api.latest import io
 
 from ..geodesic_core import GeodesicInputError
 from . import inputs as shared
-from .bridge import latent_from_model_space, model_key, sigma_at
-from .flows import encode_latents
-from .path import GeodesicPath, check_conditioning, check_path_matches, join_paths
+from .encode_decode import encode_latents
+from .model_facts import check_path_for, latent_from_model_space
+from .path import GeodesicPath, check_conditioning, join_paths
 
 
 def _clean_latents(image, vae, latent):
@@ -119,5 +119,5 @@ class PathToLatent(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, path) -> io.NodeOutput:
-        check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), "path")
+        check_path_for(model, path, "path")
         return io.NodeOutput({"samples": latent_from_model_space(model, path.points)}, path.noise_level)

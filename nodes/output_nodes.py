@@ -5,9 +5,10 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from . import inputs as shared
-from .flows import decode_path
-from .plot import density_plot, latent_rgb_preview
-from .solves import FieldSettings, read_out
+from .bridge import ModelCallSettings
+from .encode_decode import decode_path
+from .geodesics_on_model import DensitySettings, read_out
+from .plot import density_plot, latent_rgb_preview, readout_table
 
 
 class DensityReadout(io.ComfyNode):
@@ -58,11 +59,11 @@ class DensityReadout(io.ComfyNode):
     @classmethod
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
                 guidance, negative=None) -> io.NodeOutput:
-        settings = FieldSettings(alpha, sphere, guidance, negative, batch_size)
         readout = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,
-                           max_evals=max_evals, settings=settings)
+                           max_evals=max_evals, density=DensitySettings(alpha, sphere),
+                           calls=ModelCallSettings(guidance, negative, batch_size))
         plot = density_plot(readout)
-        return io.NodeOutput(plot, readout.table(), readout.length, readout.efficiency,
+        return io.NodeOutput(plot, readout_table(readout), readout.length, readout.efficiency,
                              readout.min_log_density, ui=ui.PreviewImage(plot, cls=cls))
 
 

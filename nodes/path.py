@@ -9,7 +9,7 @@ It never holds the model itself (the MODEL input of each node does), only what i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -32,6 +32,16 @@ class ModelKey:
         return f"{self.model_type} ({self.prediction} prediction, {self.latent_format} latents)"
 
 
+def knot_interval(knots: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """For each t (clamped to the knots' range): the index of the knot before it, of the knot after it, and
+    the linear weight of the latter. ``knots``: ascending float64 on the CPU, at least two."""
+    t64 = t.detach().to("cpu", torch.float64).clamp(float(knots[0]), float(knots[-1]))
+    after = torch.searchsorted(knots, t64, right=True).clamp(1, len(knots) - 1)
+    before = after - 1
+    weight = (t64 - knots[before]) / (knots[after] - knots[before])
+    return before, after, weight
+
+
 @dataclass(frozen=True)
 class ConditioningSchedule:
     """Keyframe conditionings (ComfyUI CONDITIONING lists) pinned at ascending knots in t."""
@@ -45,11 +55,7 @@ class ConditioningSchedule:
         if len(knots) == 1:
             zeros = torch.zeros(len(t), dtype=torch.long)
             return zeros, zeros, torch.zeros(len(t), dtype=torch.float64)
-        t64 = t.detach().to("cpu", torch.float64).clamp(float(knots[0]), float(knots[-1]))
-        after = torch.searchsorted(knots, t64, right=True).clamp(1, len(knots) - 1)
-        before = after - 1
-        weight = (t64 - knots[before]) / (knots[after] - knots[before])
-        return before, after, weight
+        return knot_interval(knots, t)
 
     def shifted(self, offset: float, scale: float) -> ConditioningSchedule:
         return ConditioningSchedule(tuple(offset + scale * k for k in self.knots), self.conditionings)
@@ -73,9 +79,6 @@ class GeodesicPath:
 
     def __len__(self) -> int:
         return self.points.shape[0]
-
-    def with_densities(self, log_density: Tensor) -> GeodesicPath:
-        return replace(self, log_density=log_density.detach().to("cpu", torch.float64))
 
 
 def check_conditioning(conditioning: list | None, input_name: str) -> list:

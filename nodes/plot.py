@@ -1,4 +1,5 @@
-"""Images the nodes output: the density/distance plot and a VAE-free colour preview of latents."""
+"""What the output nodes show: the density readout as a plot and a table, and a VAE-free colour preview of
+latents."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError
-from .bridge import latent_to_model_space
+from .model_facts import latent_to_model_space
 
 matplotlib.use("Agg")  # no display in a server; must precede pyplot
 from matplotlib import pyplot as plt  # noqa: E402
@@ -21,18 +22,39 @@ from matplotlib import pyplot as plt  # noqa: E402
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
 
-    from .solves import Readout
+    from .geodesics_on_model import DensityReadoutResult
 
 LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the preview like decoded frames
 
 
-def density_plot(readout: Readout) -> Tensor:
+def readout_title(readout: DensityReadoutResult) -> str:
+    compared = f", efficiency {readout.efficiency:.3f}" if readout.efficiency >= 0 else ""
+    return f"length {readout.length:.4g}{compared}"
+
+
+def readout_table(readout: DensityReadoutResult) -> str:
+    """Tab-separated: one row per frame (t, relative log density, geodesic distance), then the summary."""
+    rows = ["frame\tt\trelative_log_density\tgeodesic_distance"]
+    rows += [f"{i}\t{float(t):.4f}\t{float(ld):.6g}\t{float(d):.6g}"
+             for i, (t, ld, d) in enumerate(zip(readout.t, readout.log_density, readout.cumulative_distance,
+                                                strict=True))]
+    rows.append(f"geodesic_length\t{readout.length:.6g}")
+    rows.append(f"euclidean_length\t{readout.euclidean_length:.6g}")
+    rows.append(f"geodesic_residual\t{readout.residual:.4g}")
+    rows.append(f"min_relative_log_density\t{readout.min_log_density:.6g}")
+    if readout.efficiency >= 0:
+        rows.append(f"geodesic_between_ends_length\t{readout.geodesic_length:.6g}")
+        rows.append(f"efficiency\t{readout.efficiency:.6g}")
+    return "\n".join(rows)
+
+
+def density_plot(readout: DensityReadoutResult) -> Tensor:
     """IMAGE [1, H, W, 3]: relative log density and cumulative geodesic distance per frame."""
     frames = np.arange(len(readout.log_density))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.8), dpi=100, sharex=True)
     top.plot(frames, readout.log_density.numpy(), marker="o", color="tab:blue")
     top.set_ylabel("relative log density")
-    top.set_title(readout.title())
+    top.set_title(readout_title(readout))
     top.grid(alpha=0.3)
     bottom.plot(frames, readout.cumulative_distance.numpy(), marker="o", color="tab:orange")
     bottom.set_ylabel("geodesic distance")

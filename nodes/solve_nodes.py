@@ -5,7 +5,8 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import inputs as shared
-from .solves import FieldSettings, extrapolate, solve_keyframes
+from .bridge import ModelCallSettings
+from .geodesics_on_model import DensitySettings, extrapolate, solve_keyframes
 
 SPACINGS = ("by distance", "equal")
 VELOCITY_SOURCES = ("end tangent", "last two frames")
@@ -50,10 +51,10 @@ class SolveBVP(io.ComfyNode):
     @classmethod
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
                 batch_size, guidance, negative=None) -> io.NodeOutput:
-        settings = FieldSettings(alpha, sphere, guidance, negative, batch_size)
         path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
                                        method=method, tolerance=tolerance, max_evals=max_evals,
-                                       settings=settings)
+                                       density=DensitySettings(alpha, sphere),
+                                       calls=ModelCallSettings(guidance, negative, batch_size))
         return io.NodeOutput(path, report)
 
 
@@ -89,7 +90,7 @@ class SolveIVP(io.ComfyNode):
     @classmethod
     def execute(cls, model, path, frames, velocity_from, direction, alpha, sphere, batch_size, guidance,
                 negative=None) -> io.NodeOutput:
-        settings = FieldSettings(alpha, sphere, guidance, negative, batch_size)
         new_path = extrapolate(model, path, frames=frames, use_tangent=velocity_from == VELOCITY_SOURCES[0],
-                               backward=direction == DIRECTIONS[1], settings=settings)
+                               backward=direction == DIRECTIONS[1], density=DensitySettings(alpha, sphere),
+                               calls=ModelCallSettings(guidance, negative, batch_size))
         return io.NodeOutput(new_path)

@@ -1,6 +1,6 @@
 """Check per-frame conditioning blending on an SDXL-layout model (too large for CI: run by hand).
 
-    bash dev.sh py scripts/check_sdxl_blending.py [--checkpoint PATH]   # ~3 min, ~12 GiB RAM
+    bash dev.sh py -m scripts.check_sdxl_blending [--checkpoint PATH]   # ~3 min, ~12 GiB RAM
 
 Two keyframes with different prompts (77 and 154 tokens) go through Encode Keyframes, Join Keyframes,
 Solve BVP (5 frames) and Decode Path on the random-weight SDXL checkpoint of benchmarks/make_checkpoints.py
@@ -17,30 +17,26 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import pipeline  # noqa: E402
+from benchmarks.pipeline_stages import checkpoint_for, keyframe_images
+from devtools import comfy_harness as harness
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=Path("/tmp/bench/sdxl_random.safetensors"))
-    parser.add_argument("--comfy", type=Path, default=pipeline.DEFAULT_COMFY)
+    parser.add_argument("--comfy", type=Path, default=harness.COMFY_DIR)
     args = parser.parse_args()
     checkpoint = args.checkpoint.resolve()
     comfy_root = args.comfy.resolve()
     if not checkpoint.exists():
-        checkpoint = pipeline.checkpoint_for("sdxl", checkpoint.parent, comfy_root)  # writes the random SDXL file
-    pipeline.import_comfy(comfy_root, cpu=not torch.cuda.is_available())
-    import comfy.sd
-
-    import nodes as comfy_nodes
-
-    pack = pipeline.import_pack_module("nodes")
-    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(checkpoint), output_vae=True, output_clip=True)
+        checkpoint = checkpoint_for("sdxl", checkpoint.parent, comfy_root)  # writes the random SDXL file
+    harness.import_comfy(comfy_root, cpu=not torch.cuda.is_available())
+    pack = harness.import_pack_module("nodes")
+    model, clip, vae = harness.load_checkpoint(checkpoint)
     if type(model.model).__name__ != "SDXL":
         sys.exit(f"{checkpoint} loaded as {type(model.model).__name__}, not SDXL")
-    (cat,) = comfy_nodes.CLIPTextEncode().encode(clip, "a cat")
-    (dog,) = comfy_nodes.CLIPTextEncode().encode(clip, "a dog on a beach at sunset, " * 10)
+    cat = harness.encode_prompt(clip, "a cat")
+    dog = harness.encode_prompt(clip, "a dog on a beach at sunset, " * 10)
     seen = []
 
     def record(apply_model, call):
@@ -49,7 +45,7 @@ def main() -> None:
 
     wrapped = model.clone()
     wrapped.set_model_unet_function_wrapper(record)
-    images = pipeline.keyframe_images(64)
+    images = keyframe_images(64)
     with torch.inference_mode():
         first = pack.EncodeKeyframes.execute(wrapped, cat, 0.6, 2, 0, image=images[:1], vae=vae).result[0]
         y_first = seen[-1][0]

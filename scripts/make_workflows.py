@@ -1,6 +1,6 @@
 """Regenerate the example workflows (workflows/*.json, UI format) and their .jpg thumbnails.
 
-    bash dev.sh py scripts/make_workflows.py
+    bash dev.sh py -m scripts.make_workflows
 
 Starts a real ComfyUI with this pack (the same set-up as the tests), builds each workflow from the
 server's own /object_info (so widget order matches the installed node schemas), then loads every
@@ -10,27 +10,23 @@ thumbnail. Only core nodes plus this pack's nodes are used.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from comfy_browser_helpers import fit_view, graph_clip, launch_chromium, load_workflow, open_app  # noqa: E402
-from comfy_server_helpers import (  # noqa: E402
+from devtools.comfy_browser import fit_view, graph_clip, launch_chromium, load_workflow, open_app
+from devtools.comfy_server import (
     CLIP_FILE,
     KEYFRAME_FILES,
     TEMPLATE_CHECKPOINT_NAME,
+    WORKFLOWS_DIR,
     start_server,
     write_example_inputs,
 )
-from workflow_build import Link, Node, build_ui_workflow  # noqa: E402
+from devtools.workflow_build import Link, Node, build_ui_workflow
 
-WORKFLOWS_DIR = ROOT / "workflows"
 THUMBNAIL_SIZE = (640, 400)
 THUMBNAIL_VIEWPORT = {"width": 2200, "height": 1100}  # large enough that "fit view" keeps node text legible
 PROMPT = "a handwritten digit, black ink on white paper"

@@ -1,6 +1,6 @@
 """Wall time of workflows/geodesic_interpolation.json on a real ComfyUI server, split by stage.
 
-    bash dev.sh py scripts/time_interpolation.py [--size 256] [--frames 17]
+    bash dev.sh py -m scripts.time_interpolation [--size 256] [--frames 17]
 
 Runs the workflow with its own (user-facing) settings on the generated tiny SD1.5 checkpoint and
 two size x size digit images, then reads the pack's per-stage log lines ("DensityGeodesics <stage>:
@@ -13,15 +13,11 @@ import argparse
 import json
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from comfy_server_helpers import ARTIFACTS, WORKFLOWS_DIR, start_server, write_example_inputs  # noqa: E402
-from workflow_convert import ui_to_api  # noqa: E402
+from devtools.comfy_server import ARTIFACTS, WORKFLOWS_DIR, start_server, write_example_inputs
+from devtools.workflow_convert import ui_to_api
 
 STAGE_LINE = re.compile(r"DensityGeodesics (\w+): ([\d.]+) s, (\d+) model calls, (\d+) latents evaluated")
 

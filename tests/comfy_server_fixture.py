@@ -1,4 +1,4 @@
-"""pytest plugin: one real ComfyUI server per test session (see comfy_server_helpers).
+"""pytest plugin: one real ComfyUI server per test session (see devtools/comfy_server.py).
 
 Test modules load it with `pytest_plugins = ["comfy_server_fixture"]`; kept apart from the helpers so
 that test modules can import the helpers without pytest re-importing a plugin module.
@@ -11,7 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from comfy_server_helpers import ARTIFACTS, ComfyServer, start_server
+
+from devtools.comfy_server import ARTIFACTS, ComfyServer, start_server
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 Every workflow is loaded by clicking its card in the template browser (Browse Templates >
 EXTENSIONS > density_geodesics): no missing-node warning, and the frontend's own API conversion of
-the loaded graph equals tests/workflow_convert.py's conversion of the file. The interpolation
+the loaded graph equals devtools/workflow_convert.py's conversion of the file. The interpolation
 workflow is then run with the Run button and its animation must show up on the Save node.
 Screenshots go to test-artifacts/browser/.
 chromium missing is a failure, not a skip (launch_chromium raises).
@@ -13,7 +13,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from comfy_browser_helpers import (
+from PIL import Image
+from playwright.sync_api import Page, sync_playwright
+
+from devtools.comfy_browser import (
     fit_view,
     frontend_api_prompt,
     launch_chromium,
@@ -25,7 +28,7 @@ from comfy_browser_helpers import (
     screenshot,
     unregistered_node_types,
 )
-from comfy_server_helpers import (
+from devtools.comfy_server import (
     ARTIFACTS,
     FAST_SETTINGS,
     IMAGE_SIZE,
@@ -35,9 +38,7 @@ from comfy_server_helpers import (
     ComfyServer,
     write_example_inputs,
 )
-from PIL import Image
-from playwright.sync_api import Page, sync_playwright
-from workflow_convert import ordered_inputs, ui_to_api
+from devtools.workflow_convert import ordered_inputs, ui_to_api
 
 pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.browser

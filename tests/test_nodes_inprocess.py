@@ -12,11 +12,13 @@ import asyncio
 import gc
 import warnings
 
-import comfy_inprocess_helpers as helpers  # first: puts ComfyUI on sys.path and forces CPU
 import pytest
 import torch
 
-pack = helpers.import_pack()
+from devtools import comfy_harness as harness
+
+harness.import_comfy()  # before anything from ComfyUI: puts it on sys.path and forces CPU
+pack = harness.import_pack()
 import comfy.cli_args  # noqa: E402
 import comfy.model_management  # noqa: E402
 import comfy.sd  # noqa: E402
@@ -33,7 +35,8 @@ from density_geodesics.nodes import (  # noqa: E402
     SolveBVP,
     SolveIVP,
 )
-from density_geodesics.nodes.bridge import model_key, noise_kind, run_with_denoiser, sigma_at  # noqa: E402
+from density_geodesics.nodes.bridge import run_with_denoiser  # noqa: E402
+from density_geodesics.nodes.model_facts import model_key, noise_kind, sigma_at  # noqa: E402
 from density_geodesics.nodes.path import ConditioningSchedule  # noqa: E402
 
 NOISE_LEVEL = 0.6
@@ -54,12 +57,12 @@ def _inference_mode():
 
 @pytest.fixture(scope="module")
 def sd():
-    model, clip, vae = helpers.load_tiny_checkpoint()
+    model, clip, vae = harness.load_tiny_checkpoint()
     return {"model": model, "clip": clip, "vae": vae,
-            "cat": helpers.encode_prompt(clip, "a photo of a cat"),
+            "cat": harness.encode_prompt(clip, "a photo of a cat"),
             # 120 words, more than one 77-token window: this conditioning has 154 tokens.
-            "dog": helpers.encode_prompt(clip, "a dog " * 60),
-            "empty": helpers.encode_prompt(clip, "")}
+            "dog": harness.encode_prompt(clip, "a dog " * 60),
+            "empty": harness.encode_prompt(clip, "")}
 
 
 def _images(n: int, seed: int, size: int = SIZE) -> torch.Tensor:
@@ -80,10 +83,10 @@ def keyframes(sd):
 
 
 def _bridge_scores(model, schedule, x, t, sigma):
-    def work(denoise, device):
+    def field_scores(denoise, device):
         return DenoiserField(denoise, sigma, noise_kind(model)).score(x.to(device), t).cpu()
 
-    return run_with_denoiser(model, schedule, work, stage="test", latent_shape=tuple(x.shape[1:]), batch_size=4,
+    return run_with_denoiser(model, schedule, field_scores, stage="test", latent_shape=tuple(x.shape[1:]), batch_size=4,
                              largest_batch=len(x), total_evals=len(x), sigma=sigma)
 
 

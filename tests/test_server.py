@@ -1,7 +1,7 @@
 """The pack inside a real ComfyUI 0.3.75 server: registration, every example workflow end to end through
 POST /prompt, cancelling a solve with /interrupt, and bad inputs answered with clear messages.
 
-One server for the whole test session (comfy_server_helpers); 64 px images and small budgets keep the
+One server for the whole test session (devtools/comfy_server.py); 64 px images and small budgets keep the
 CPU cost low, the workflows themselves keep their user-facing defaults.
 """
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from comfy_server_helpers import (
+from PIL import Image, ImageSequence
+
+from devtools.comfy_server import (
     CLIP_FRAMES,
     FAST_SETTINGS,
     IMAGE_SIZE,
@@ -26,8 +28,7 @@ from comfy_server_helpers import (
     PromptResult,
     write_example_inputs,
 )
-from PIL import Image, ImageSequence
-from workflow_convert import ui_to_api
+from devtools.workflow_convert import ui_to_api
 
 pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.server

@@ -1,6 +1,6 @@
 """A real ComfyUI 0.3.75 server with this pack installed, for the server and browser tests.
 
-The session fixture lives in comfy_server_fixture.py (load it with `pytest_plugins =
+The session fixture lives in tests/comfy_server_fixture.py (load it with `pytest_plugins =
 ["comfy_server_fixture"]` in a test module: pytest registers it once, so every module of the session
 shares ONE server; start-up costs ~10-20 s on CPU).
 
@@ -25,15 +25,14 @@ import requests
 from PIL import Image
 from sklearn.datasets import load_digits
 
-ROOT = Path(__file__).resolve().parents[1]
-COMFY_DIR = ROOT / ".comfyui" / "ComfyUI"
+from .comfy_harness import COMFY_DIR, PACK_NAME, ROOT, TINY_CHECKPOINT_NAME, require_tiny_checkpoint
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
 ARTIFACTS = ROOT / "test-artifacts"
-CHECKPOINT_NAME = "tiny_sd15.safetensors"
 # The templates name the SD1.5 file ComfyUI's own templates use, so a user who has it runs them as they
 # are; the test server serves the generated tiny checkpoint under that name as well.
 TEMPLATE_CHECKPOINT_NAME = "v1-5-pruned-emaonly-fp16.safetensors"
-PACK_FOLDER_NAME = "density_geodesics"
+PACK_FOLDER_NAME = PACK_NAME  # custom_nodes/<folder>: ComfyUI imports the pack under this name
 START_TIMEOUT_S = 180.0
 # Files the workflows' LoadImage nodes name: real handwritten digits (scikit-learn's data set),
 # upscaled; the clip pans across a strip of digits, i.e. real pixels with real motion.
@@ -63,13 +62,11 @@ def free_port() -> int:
 
 def make_base_directory(base: Path) -> Path:
     """A ComfyUI base directory that sees this repository as the only extra custom node pack."""
-    checkpoint = COMFY_DIR / "models" / "checkpoints" / CHECKPOINT_NAME
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint} is missing: run `bash dev.sh setup` first")
+    checkpoint = require_tiny_checkpoint()
     for sub in ("custom_nodes", "models/checkpoints", "input", "output", "temp", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     (base / "custom_nodes" / PACK_FOLDER_NAME).symlink_to(ROOT, target_is_directory=True)
-    for name in (CHECKPOINT_NAME, TEMPLATE_CHECKPOINT_NAME):
+    for name in (TINY_CHECKPOINT_NAME, TEMPLATE_CHECKPOINT_NAME):
         (base / "models" / "checkpoints" / name).symlink_to(checkpoint)
     return base
 

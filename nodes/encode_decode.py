@@ -1,4 +1,5 @@
-"""Between clean latents and a path: deterministic inversion (encode) and generation (decode)."""
+"""Behind the encode and decode nodes: clean latents -> a path by deterministic inversion, and a path ->
+clean latents by deterministic generation (the math is geodesic_core/flow.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import torch
 from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError, generate, invert
-from .bridge import (
+from .bridge import run_with_denoiser
+from .model_facts import (
+    check_path_for,
     latent_from_model_space,
     latent_to_model_space,
     model_key,
     noise_kind,
     ode_sigmas,
-    run_with_denoiser,
     sigma_at,
 )
-from .path import ConditioningSchedule, GeodesicPath, check_path_matches
+from .path import ConditioningSchedule, GeodesicPath
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
@@ -45,27 +47,27 @@ def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, 
     schedule = ConditioningSchedule(tuple(float(v) for v in t), (conditioning,) * len(samples))
     clean = latent_to_model_space(model, samples)
 
-    def work(denoise, device):
+    def invert_keyframes(denoise, device):
         noisy = invert(denoise, clean.to(device), sigmas, kind=noise_kind(model), t=t)
         return noisy.float().cpu()
 
-    points = run_with_denoiser(model, schedule, work, stage="inversion", latent_shape=tuple(samples.shape[1:]),
-                               batch_size=batch_size, largest_batch=len(samples),
-                               total_evals=steps * len(samples), sigma=sigma)
+    points = run_with_denoiser(model, schedule, invert_keyframes, stage="inversion",
+                               latent_shape=tuple(samples.shape[1:]), batch_size=batch_size,
+                               largest_batch=len(samples), total_evals=steps * len(samples), sigma=sigma)
     return GeodesicPath(points, t, noise_level, sigma, model_key(model), schedule)
 
 
 def decode_path(model: ModelPatcher, path: GeodesicPath, *, steps: int, batch_size: int,
                 input_name: str = "path") -> Tensor:
     """Clean latents (unscaled, LATENT convention) of every path point, each with its own conditioning."""
-    check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), input_name)
+    check_path_for(model, path, input_name)
     sigmas = ode_sigmas(model, path.noise_level, steps)
 
-    def work(denoise, device):
+    def generate_clean(denoise, device):
         clean = generate(denoise, path.points.to(device), sigmas, kind=noise_kind(model), t=path.t)
         return clean.float().cpu()
 
-    clean = run_with_denoiser(model, path.schedule, work, stage="decode", latent_shape=tuple(path.points.shape[1:]),
-                              batch_size=batch_size, largest_batch=len(path),
-                              total_evals=steps * len(path), sigma=path.sigma)
+    clean = run_with_denoiser(model, path.schedule, generate_clean, stage="decode",
+                              latent_shape=tuple(path.points.shape[1:]), batch_size=batch_size,
+                              largest_batch=len(path), total_evals=steps * len(path), sigma=path.sigma)
     return latent_from_model_space(model, clean)

@@ -1,4 +1,5 @@
-"""Geodesic solves on a loaded model: piecewise BVP through keyframes, IVP extrapolation, path readout."""
+"""Geodesics on a loaded model, behind the solve and readout nodes: piecewise BVP through keyframes, IVP
+extrapolation, density readout of any path."""
 
 from __future__ import annotations
 
@@ -16,29 +17,22 @@ from ..geodesic_core import (
     solve_bvp,
     solve_ivp,
 )
+from ..geodesic_core.fields import Denoiser
 from ..geodesic_core.geometry import to_sphere
-from .bridge import Denoiser, model_key, noise_kind, run_with_denoiser, sigma_at
-from .path import (
-    ConditioningSchedule,
-    GeodesicPath,
-    check_conditioning,
-    check_min_points,
-    check_path_matches,
-)
+from .bridge import ModelCallSettings, run_with_denoiser
+from .model_facts import check_path_for, noise_kind
+from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points, knot_interval
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
 
 
 @dataclass(frozen=True)
-class FieldSettings:
-    """How the density is read from the model (shared by every solve node)."""
+class DensitySettings:
+    """Which density metric a solve or readout uses (shared by every node that reads the density)."""
 
     alpha: float
     sphere: bool
-    guidance: float
-    negative: list | None
-    batch_size: int
 
 
 def _field(model: ModelPatcher, denoise: Denoiser, sigma: float) -> DenoiserField:
@@ -46,11 +40,12 @@ def _field(model: ModelPatcher, denoise: Denoiser, sigma: float) -> DenoiserFiel
     return DenoiserField(denoise, sigma, noise_kind(model))
 
 
-def _run(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath, largest_batch: int,
-         total_evals: int, settings: FieldSettings):
+def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath,
+                  largest_batch: int, total_evals: int, calls: ModelCallSettings):
+    """``run_with_denoiser`` for work on latents shaped like ``path``'s, at its sigma."""
     return run_with_denoiser(model, schedule, work, stage=stage, latent_shape=tuple(path.points.shape[1:]),
-                             batch_size=settings.batch_size, largest_batch=largest_batch, total_evals=total_evals,
-                             sigma=path.sigma, negative=settings.negative, guidance=settings.guidance)
+                             batch_size=calls.batch_size, largest_batch=largest_batch, total_evals=total_evals,
+                             sigma=path.sigma, negative=calls.negative, guidance=calls.guidance)
 
 
 def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoiser:
@@ -60,10 +55,8 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
     def mapped(x: Tensor, sigma: float, t: Tensor | None) -> Tensor:
         if t is None:
             return denoise(x, sigma, target[:1].expand(x.shape[0]))
-        t64 = t.detach().double().clamp(float(local64[0]), float(local64[-1]))
-        after = torch.searchsorted(local64, t64, right=True).clamp(1, len(local64) - 1)
-        weight = (t64 - local64[after - 1]) / (local64[after] - local64[after - 1])
-        return denoise(x, sigma, target64[after - 1] + weight * (target64[after] - target64[after - 1]))
+        before, after, weight = knot_interval(local64, t)
+        return denoise(x, sigma, target64[before] + weight * (target64[after] - target64[before]))
 
     return mapped
 
@@ -105,8 +98,8 @@ def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, Tensor, Condition
 
 
 def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str, method: str,
-                    tolerance: float, max_evals: int,
-                    settings: FieldSettings) -> tuple[GeodesicPath, str]:
+                    tolerance: float, max_evals: int, density: DensitySettings,
+                    calls: ModelCallSettings) -> tuple[GeodesicPath, str]:
     """Piecewise geodesic through every keyframe in order with exactly ``frames`` points.
 
     Segment k gets a share of the frame steps (by keyframe distance or equally) and of the evaluation
@@ -115,7 +108,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
     first keyframe and the closing copy is left out, so the frames repeat seamlessly. Also returns a
     report with one line per segment.
     """
-    check_path_matches(keyframes, model_key(model), sigma_at(model, keyframes.noise_level), "keyframes")
+    check_path_for(model, keyframes, "keyframes")
     check_min_points(keyframes, 2, "keyframes", "a geodesic between keyframes")
     for i, conditioning in enumerate(keyframes.schedule.conditionings):
         check_conditioning(conditioning, f"keyframes (conditioning of keyframe {i})")
@@ -129,7 +122,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
         raise GeodesicInputError(
             f"frames: {len(keyframes)} keyframes{' in a loop' if loop else ''} need at least "
             f"{n_segments + (0 if loop else 1)} frames, got {frames}")
-    if settings.sphere:
+    if density.sphere:
         # One radius for all segments: a keyframe shared by two segments must not jump between two spheres.
         radius = keyframes.points.reshape(len(keyframes), -1).norm(dim=-1).mean()
         points = to_sphere(points.reshape(len(points), -1), radius).reshape(points.shape)
@@ -137,7 +130,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
     interior = sum(s - 1 for s in steps)
     budgets = [max(10, max_evals * (s - 1) // max(interior, 1)) if s > 1 else 0 for s in steps]
 
-    def work(denoise, device):
+    def solve_segments(denoise, device):
         pieces, densities, report = [points[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
         end_tangent = None
         for k, n_steps in enumerate(steps):
@@ -145,12 +138,12 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             a, b = points[k].to(device), points[k + 1].to(device)
             if n_steps == 1:
                 segment = torch.stack([a, b])
-                log_density = read_path(field, segment, settings.alpha, sphere=settings.sphere).log_density
+                log_density = read_path(field, segment, density.alpha, sphere=density.sphere).log_density
                 report.append(f"segment {k + 1}: keyframes only (no frames in between)")
                 end_tangent = None
             else:
-                result = solve_bvp(field, a, b, n_points=n_steps + 1, alpha=settings.alpha,
-                                   sphere=settings.sphere, method=method, tol=tolerance, max_evals=budgets[k])
+                result = solve_bvp(field, a, b, n_points=n_steps + 1, alpha=density.alpha,
+                                   sphere=density.sphere, method=method, tol=tolerance, max_evals=budgets[k])
                 segment, log_density = result.points, result.log_density
                 end_tangent = result.end_tangent / n_steps
                 report.append(
@@ -161,8 +154,8 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
 
-    path_points, log_density, end_tangent, lines = _run(model, schedule, work, "solve", keyframes, max(steps) + 1,
-                                                        sum(budgets), settings)
+    path_points, log_density, end_tangent, lines = _run_on_model(model, schedule, solve_segments, "solve", keyframes,
+                                                                 max(steps) + 1, sum(budgets), calls)
     path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
                                   for k, s in enumerate(steps)])
     if loop:
@@ -174,13 +167,13 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
 
 
 def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tangent: bool, backward: bool,
-                settings: FieldSettings) -> GeodesicPath:
+                density: DensitySettings, calls: ModelCallSettings) -> GeodesicPath:
     """``frames`` new points shot along the geodesic from the path's end (or start), one frame step apart.
 
     The step is the path's end tangent per frame (a solved BVP knows it) or its last frame difference;
     the new frames keep the conditioning of the keyframe nearest the end they continue.
     """
-    check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), "path")
+    check_path_for(model, path, "path")
     check_min_points(path, 2, "path", "extrapolation (a direction from two frames)")
     if frames < 1:
         raise GeodesicInputError(f"frames: expected at least 1 new frame, got {frames}")
@@ -191,14 +184,15 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     end_t = float(path.t[0] if backward else path.t[-1])
     schedule = ConditioningSchedule((0.0,), (path.schedule.at(end_t),))
 
-    def work(denoise, device):
+    def shoot_frames(denoise, device):
         field = _field(model, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
-                           alpha=settings.alpha, sphere=settings.sphere)
+                           alpha=density.alpha, sphere=density.sphere)
         return result.points[1:].float().cpu(), result.log_density[1:].cpu()
 
     # RK4: four score evaluations per step, plus one for the final point's density readout.
-    new_points, log_density = _run(model, schedule, work, "extrapolation", path, 1, 4 * frames + 1, settings)
+    new_points, log_density = _run_on_model(model, schedule, shoot_frames, "extrapolation", path, 1, 4 * frames + 1,
+                                            calls)
     if backward:
         new_points, log_density = new_points.flip(0), log_density.flip(0)
     return GeodesicPath(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
@@ -207,7 +201,9 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
 
 
 @dataclass
-class Readout:
+class DensityReadoutResult:
+    """What the Density Readout node reports about a path (formatted by nodes/plot.py)."""
+
     t: Tensor
     log_density: Tensor          # [N] float64, relative to the first frame
     cumulative_distance: Tensor  # [N] float64, geodesic distance from the first frame
@@ -221,45 +217,28 @@ class Readout:
     def min_log_density(self) -> float:
         return float(self.log_density.min())
 
-    def title(self) -> str:
-        compared = f", efficiency {self.efficiency:.3f}" if self.efficiency >= 0 else ""
-        return f"length {self.length:.4g}{compared}"
-
-    def table(self) -> str:
-        rows = ["frame\tt\trelative_log_density\tgeodesic_distance"]
-        rows += [f"{i}\t{float(t):.4f}\t{float(ld):.6g}\t{float(d):.6g}"
-                 for i, (t, ld, d) in enumerate(zip(self.t, self.log_density, self.cumulative_distance,
-                                                    strict=True))]
-        rows.append(f"geodesic_length\t{self.length:.6g}")
-        rows.append(f"euclidean_length\t{self.euclidean_length:.6g}")
-        rows.append(f"geodesic_residual\t{self.residual:.4g}")
-        rows.append(f"min_relative_log_density\t{self.min_log_density:.6g}")
-        if self.efficiency >= 0:
-            rows.append(f"geodesic_between_ends_length\t{self.geodesic_length:.6g}")
-            rows.append(f"efficiency\t{self.efficiency:.6g}")
-        return "\n".join(rows)
-
 
 def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, method: str, tolerance: float,
-             max_evals: int, settings: FieldSettings) -> Readout:
+             max_evals: int, density: DensitySettings, calls: ModelCallSettings) -> DensityReadoutResult:
     """Density and distance along any path; optionally its efficiency against the geodesic between its
     ends."""
-    check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), "path")
+    check_path_for(model, path, "path")
     check_min_points(path, 2, "path", "a density readout")
     local = torch.linspace(0.0, 1.0, len(path))
 
-    def work(denoise, device):
+    def read_path_on_model(denoise, device):
         field = _field(model, _reparametrised(denoise, local, path.t), path.sigma)
         points = path.points.to(device)
         if compare_geodesic:
-            result = geodesic_efficiency(field, points, settings.alpha, sphere=settings.sphere, method=method,
+            result = geodesic_efficiency(field, points, density.alpha, sphere=density.sphere, method=method,
                                          tol=tolerance, max_evals=max_evals)
             readout, efficiency, geodesic_length = result.path, result.efficiency, result.geodesic.length
         else:
-            readout = read_path(field, points, settings.alpha, sphere=settings.sphere, t=local)
+            readout = read_path(field, points, density.alpha, sphere=density.sphere, t=local)
             efficiency, geodesic_length = -1.0, -1.0
-        return Readout(path.t.clone(), readout.log_density.cpu(), readout.cumulative_length.cpu(), readout.length,
-                       readout.euclidean_length, readout.residual, efficiency, geodesic_length)
+        return DensityReadoutResult(path.t.clone(), readout.log_density.cpu(), readout.cumulative_length.cpu(),
+                                    readout.length, readout.euclidean_length, readout.residual, efficiency,
+                                    geodesic_length)
 
-    return _run(model, path.schedule, work, "readout", path, len(path),
-                len(path) + (max_evals if compare_geodesic else 0), settings)
+    return _run_on_model(model, path.schedule, read_path_on_model, "readout", path, len(path),
+                         len(path) + (max_evals if compare_geodesic else 0), calls)

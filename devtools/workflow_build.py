@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflow_convert import is_widget, ordered_inputs
+from .workflow_convert import is_widget, ordered_inputs
 
 COLUMN_WIDTH = 380
 NODE_WIDTH = 330

@@ -1,0 +1,71 @@
+"""Facts about the MODEL a workflow loaded: its identity, noise convention, sigmas and latent space.
+
+Most of the pack needs only these; running work inside ComfyUI's sampler is nodes/bridge.py.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import comfy.model_sampling
+import torch
+from torch import Tensor
+
+from ..geodesic_core import GeodesicInputError
+from .path import GeodesicPath, ModelKey, check_path_matches
+
+if TYPE_CHECKING:
+    from comfy.model_patcher import ModelPatcher
+
+
+def model_sampling(model: ModelPatcher) -> torch.nn.Module:
+    """Sampling object with patches (ModelSamplingDiscrete / SD3 nodes) applied."""
+    return model.get_model_object("model_sampling")
+
+
+def prediction_type(model: ModelPatcher) -> str:
+    """EPS, V_PREDICTION, CONST (flow), ...: the prediction class mixed into the sampling object."""
+    for cls in type(model_sampling(model)).__mro__:
+        if cls.__module__ == comfy.model_sampling.__name__ and cls.__name__.replace("_", "").isupper():
+            return cls.__name__
+    return type(model_sampling(model)).__name__
+
+
+def model_key(model: ModelPatcher) -> ModelKey:
+    return ModelKey(type(model.model).__name__, type(model.get_model_object("latent_format")).__name__,
+                    prediction_type(model))
+
+
+def noise_kind(model: ModelPatcher) -> str:
+    """geodesic_core's noise convention: flow models mix x = (1-s)x0 + s n, all others x = x0 + s n."""
+    return "flow" if isinstance(model_sampling(model), comfy.model_sampling.CONST) else "ve"
+
+
+def sigma_at(model: ModelPatcher, noise_level: float) -> float:
+    """Sigma at a fraction of the schedule (0.6 = 60% of the way from clean to pure noise)."""
+    if not 0.0 < noise_level < 1.0:
+        raise GeodesicInputError(
+            f"noise_level: expected a fraction strictly between 0 and 1, got {noise_level}")
+    return float(model_sampling(model).percent_to_sigma(1.0 - noise_level))
+
+
+def ode_sigmas(model: ModelPatcher, noise_level: float, steps: int) -> Tensor:
+    """Descending sigmas from the noise level to 0, uniform in schedule fraction (DDIM-like spacing)."""
+    if steps < 1:
+        raise GeodesicInputError(f"steps: expected at least 1, got {steps}")
+    ms = model_sampling(model)
+    fractions = [1.0 - noise_level * i / steps for i in range(steps, -1, -1)]
+    return torch.tensor([float(ms.percent_to_sigma(f)) for f in fractions], dtype=torch.float32)
+
+
+def latent_to_model_space(model: ModelPatcher, samples: Tensor) -> Tensor:
+    return model.model.process_latent_in(samples.float())
+
+
+def latent_from_model_space(model: ModelPatcher, points: Tensor) -> Tensor:
+    return model.model.process_latent_out(points.float())
+
+
+def check_path_for(model: ModelPatcher, path: GeodesicPath, input_name: str) -> None:
+    """The path on input ``input_name`` was made with this model family at this model's sigma."""
+    check_path_matches(path, model_key(model), sigma_at(model, path.noise_level), input_name)

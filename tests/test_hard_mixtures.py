@@ -6,12 +6,16 @@ import torch
 
 from benchmarks.hard_mixtures import (
     ALPHA_TIMES_RANGE,
+    PathOptimiser,
+    Subspace,
     exact_cumulative_length,
     exact_log_density,
     exact_path_length,
     exact_path_log_density,
+    exact_segment_lengths,
     hard_family,
     hardness,
+    solver_ends,
 )
 from geodesic_core import GaussianMixtureField, slerp
 
@@ -112,3 +116,43 @@ def test_family_is_deterministic(family):
         assert p.name == q.name and p.alpha == q.alpha
         assert torch.equal(p.start, q.start) and torch.equal(p.field.means, q.field.means)
         assert torch.equal(exact_log_density(p.field, p.initial_path()), exact_log_density(q.field, q.initial_path()))
+
+
+def test_length_gradient_matches_finite_differences():
+    field = GaussianMixtureField(_random_path(3, 16, 2), 1.0, torch.tensor([0.2, 0.3, 0.5]))
+    pts = _random_path(5, 16, 3).requires_grad_(True)
+    for sphere in (False, True):
+        length = exact_segment_lengths(field, pts, 0.3, sphere=sphere, rtol=1e-12).sum()
+        (grad,) = torch.autograd.grad(length, pts)
+        direction = _random_path(5, 16, 4)
+        direction[0] = direction[-1] = 0
+        h = 1e-5
+        with torch.no_grad():
+            up = exact_path_length(field, pts + h * direction, 0.3, sphere=sphere, rtol=1e-12)
+            down = exact_path_length(field, pts - h * direction, 0.3, sphere=sphere, rtol=1e-12)
+        assert float((grad * direction).sum()) == pytest.approx((up - down) / (2 * h), rel=1e-6)
+
+
+@pytest.mark.parametrize("sphere", [False, True])
+def test_optimiser_finds_the_straight_line_and_the_great_circle(sphere):
+    # alpha = 0: the shortest path is the straight line (length |b - a|) or the great-circle arc (r theta)
+    field = GaussianMixtureField(torch.zeros(1, 8, dtype=torch.float64), 1.0)
+    zigzag = _random_path(9, 8, 5)
+    if sphere:
+        zigzag = zigzag * (5.0 / zigzag.norm(dim=1, keepdim=True))
+    a, b = zigzag[0], zigzag[-1]
+    run = PathOptimiser(field, a, b, zigzag, 0.0, sphere=sphere)
+    run.run(500)
+    expected = float(5.0 * torch.arccos(a @ b / 25.0)) if sphere else float((b - a).norm())
+    assert run.length() == pytest.approx(expected, rel=1e-8)
+
+
+def test_subspace_keeps_lengths_and_densities(family):
+    problem = next(p for p in family if p.sphere)
+    subspace = Subspace.of(problem)
+    a, b = solver_ends(problem)
+    pts = slerp(a, b, torch.linspace(0, 1, 17, dtype=torch.float64))  # in S up to float64 rounding
+    coords = subspace.coordinates(pts)
+    assert torch.allclose(subspace.lift(coords), pts, atol=1e-9, rtol=0)
+    full = exact_path_length(problem.field, pts, problem.alpha, sphere=True)
+    assert exact_path_length(subspace.field, coords, problem.alpha, sphere=True) == pytest.approx(full, rel=1e-9)

@@ -295,6 +295,8 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     started = time.time()
     import torch
 
+    from geodesic_core import closure
+
     from .data import distance_to_training, in_distribution_limit
     from .judge import CONFIDENT_PROBABILITY, train_judge
     from .pipeline import (
@@ -305,8 +307,6 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
         load_digits_model,
         novel_frame_distances,
     )
-
-    from geodesic_core import closure
 
     torch.set_num_threads(args.threads)
     comparisons = [COMPARISONS[key] for key in COMPARE_CHOICES[args.compare]]

@@ -23,7 +23,8 @@ from .readout import (
 from .validation import GeodesicInputError
 
 __all__ = [
-    "METHODS", "BVPResult", "Callback", "Closure", "DenoiserField", "DensityField", "EfficiencyResult", "GaussianMixtureField",
-    "GeodesicInputError", "IVPResult", "Outcome", "PathReadout", "Progress", "closure", "generate", "geodesic_efficiency", "invert", "lerp",
-    "log_density_along", "one_pass_evals", "path_length", "read_path", "score_from_denoised", "slerp", "solve_bvp", "solve_ivp",
+    "METHODS", "BVPResult", "Callback", "Closure", "DenoiserField", "DensityField", "EfficiencyResult",
+    "GaussianMixtureField", "GeodesicInputError", "IVPResult", "Outcome", "PathReadout", "Progress", "closure",
+    "generate", "geodesic_efficiency", "invert", "lerp", "log_density_along", "one_pass_evals", "path_length",
+    "read_path", "score_from_denoised", "slerp", "solve_bvp", "solve_ivp",
 ]

@@ -14,9 +14,9 @@ from ..geodesic_core import (
     DenoiserField,
     GeodesicInputError,
     geodesic_efficiency,
+    one_pass_evals,
     read_path,
     solve_bvp,
-    one_pass_evals,
     solve_ivp,
 )
 from ..geodesic_core.fields import Denoiser

@@ -38,9 +38,9 @@ class DensitySettings:
     accuracy: float = 1e-3  # relative tolerance of the readout quadrature (geodesic_core.path_integrals)
 
 
-def _field(model: ModelPatcher, denoise: Denoiser, sigma: float) -> DenoiserField:
+def _field(kind: str, denoise: Denoiser, sigma: float) -> DenoiserField:
     # No chunk_size: the bridge's denoiser splits every batch into model calls that fit.
-    return DenoiserField(denoise, sigma, noise_kind(model))
+    return DenoiserField(denoise, sigma, kind)
 
 
 def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath,
@@ -112,6 +112,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
     report with one line per segment.
     """
     check_path_for(model, keyframes, "keyframes")
+    kind = noise_kind(model)
     check_min_points(keyframes, 2, "keyframes", "a geodesic between keyframes")
     for i, conditioning in enumerate(keyframes.schedule.conditionings):
         check_conditioning(conditioning, f"keyframes (conditioning of keyframe {i})")
@@ -145,7 +146,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
         pieces, densities, report = [points[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
         end_tangent = None
         for k, n_steps in enumerate(steps):
-            field = _field(model, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]), keyframes.sigma)
+            field = _field(kind, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]), keyframes.sigma)
             a, b = points[k].to(device), points[k + 1].to(device)
             if n_steps == 1:
                 segment = torch.stack([a, b])
@@ -187,6 +188,7 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     the new frames keep the conditioning of the keyframe nearest the end they continue.
     """
     check_path_for(model, path, "path")
+    kind = noise_kind(model)
     check_min_points(path, 2, "path", "extrapolation (a direction from two frames)")
     if frames < 1:
         raise GeodesicInputError(f"frames: expected at least 1 new frame, got {frames}")
@@ -198,7 +200,7 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     schedule = ConditioningSchedule((0.0,), (path.schedule.at(end_t),))
 
     def shoot_frames(denoise, device):
-        field = _field(model, denoise, path.sigma)
+        field = _field(kind, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
                            alpha=density.alpha, sphere=density.sphere, quadrature_tol=density.accuracy)
         return result.points[1:].float().cpu(), result.log_density[1:].cpu()
@@ -241,11 +243,12 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
     """Density and distance along any path; optionally its efficiency against the geodesic between its
     ends."""
     check_path_for(model, path, "path")
+    kind = noise_kind(model)
     check_min_points(path, 2, "path", "a density readout")
     local = torch.linspace(0.0, 1.0, len(path))
 
     def read_path_on_model(denoise, device):
-        field = _field(model, _reparametrised(denoise, local, path.t), path.sigma)
+        field = _field(kind, _reparametrised(denoise, local, path.t), path.sigma)
         points = path.points.to(device)
         if compare_geodesic:
             result = geodesic_efficiency(field, points, density.alpha, sphere=density.sphere, method=method,

@@ -271,6 +271,9 @@ def _best_text(length: float, best: float | None, width: int) -> str:
 
 
 def print_hard_family(rows: list[dict]) -> None:
+    if not rows:
+        print("\n(d) hard family: no problem matches --problems")
+        return
     print()
     print("(d) hard family (benchmarks/hard_mixtures.py): lengths measured with the exact density; ratios "
           "default/paper (d/p) and to the best known 17-point length (/best)")

@@ -434,26 +434,30 @@ def path_energy(xf: Tensor, integrals: PathIntegrals, alpha: float, *, sphere: b
     n = len(xf)
     table, rows = integrals.nodes, integrals.leaf_node_rows
     x = xf.double()
-    gram = [rowdot(x[:-1], x[:-1]), rowdot(x[1:], x[1:]), rowdot(x[:-1], x[1:])]
-    gram = [g.clone().requires_grad_(True) for g in gram]
     seg, u = integrals.layout.nodes()
     seg_f, u_f, rows_f = seg.reshape(-1), u.reshape(-1), rows.reshape(-1)
-    dots = table.dots[rows_f].clone().requires_grad_(True)
-    geo = Segments.from_gram(*gram, sphere)
-    c_a, c_b, dc_a, dc_b = geo.coefficients(seg_f, u_f)
-    lin = c_a * dots[:, 0] + c_b * dots[:, 1]
-    l_node = integrals.node_log_density[rows_f] + lin - lin.detach()
-    tiny = torch.finfo(torch.float64).tiny
-    log_g = -alpha * l_node + torch.log(geo.speed(seg_f, dc_a, dc_b).clamp_min(tiny))
-    shift = float(log_g.detach().max())
-    g = torch.exp(log_g - shift).reshape(u.shape)
-    seg_len = torch.zeros(n - 1, dtype=torch.float64).index_add(0, integrals.layout.segment,
-                                                                (g * integrals.leaf_weights).sum(1))
-    parity = torch.arange(n - 1) % 2
-    parts = [(seg_len**2 * (parity == p)).sum() for p in (0, 1)]
-    energy = float((parts[0] + parts[1]).detach())
-    pulls = [_chain_to_points(torch.autograd.grad(part, [*gram, dots], retain_graph=True, allow_unused=True),
-                              x, table, rows_f, seg_f) / energy for part in parts]
+    # Hosts such as ComfyUI run nodes in inference mode: autograd over these few scalars needs it off, and
+    # tensors made in inference mode cannot be saved for backward, hence the clones.
+    with torch.inference_mode(False), torch.enable_grad():
+        gram = [rowdot(x[:-1], x[:-1]), rowdot(x[1:], x[1:]), rowdot(x[:-1], x[1:])]
+        gram = [g.clone().requires_grad_(True) for g in gram]
+        dots = table.dots[rows_f].clone().requires_grad_(True)
+        seg_c, u_c, leaf_seg = seg_f.clone(), u_f.clone(), integrals.layout.segment.clone()
+        geo = Segments.from_gram(*gram, sphere)
+        c_a, c_b, dc_a, dc_b = geo.coefficients(seg_c, u_c)
+        lin = c_a * dots[:, 0] + c_b * dots[:, 1]
+        l_node = integrals.node_log_density[rows_f].clone() + lin - lin.detach()
+        tiny = torch.finfo(torch.float64).tiny
+        log_g = -alpha * l_node + torch.log(geo.speed(seg_c, dc_a, dc_b).clamp_min(tiny))
+        shift = float(log_g.detach().max())
+        g = torch.exp(log_g - shift).reshape(u.shape)
+        seg_len = torch.zeros(n - 1, dtype=torch.float64).index_add(0, leaf_seg,
+                                                                    (g * integrals.leaf_weights.clone()).sum(1))
+        parity = torch.arange(n - 1) % 2
+        parts = [(seg_len**2 * (parity == p)).sum() for p in (0, 1)]
+        energy = float((parts[0] + parts[1]).detach())
+        grads = [torch.autograd.grad(part, [*gram, dots], retain_graph=True, allow_unused=True) for part in parts]
+    pulls = [_chain_to_points(g, x, table, rows_f, seg_f) / energy for g in grads]
     grad = pulls[0] + pulls[1]
     grad[0], grad[-1] = 0.0, 0.0
     if sphere:

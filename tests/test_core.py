@@ -460,3 +460,14 @@ def test_ivp_readout_is_exact_within_its_bound():
     ivp = solve_ivp(field, a, b - a, n_steps=16, alpha=1e-3)
     exact = field.log_prob(ivp.points) - field.log_prob(ivp.points[:1])
     assert bool(((ivp.log_density - exact).abs() <= ivp.log_density_error).all())
+
+
+def test_solvers_and_readout_run_under_inference_mode():
+    # ComfyUI executes nodes under torch.inference_mode(); the energy gradient's autograd must still work.
+    field, a, b = _high_dim_problem(d=256, seed=8)
+    with torch.inference_mode():
+        res = solve_bvp(field, a, b, n_points=9, alpha=1e-3)
+        again = read_path(field, res.points, 1e-3)
+    plain = solve_bvp(field, a, b, n_points=9, alpha=1e-3)
+    assert torch.equal(res.points, plain.points) and res.length == plain.length
+    assert abs(again.length - res.length) <= again.length_error + res.length_error

@@ -46,42 +46,16 @@ def progress(message: str) -> None:
     print(f"[digits] {message}", file=sys.stderr, flush=True)
 
 
-def open_image_files(paths: list[Path]) -> list:
-    """Two readable image files of the same size, as grey PIL images (checked before any heavy import)."""
-    from PIL import Image, UnidentifiedImageError
+def open_two_images(paths: list[Path]) -> list:
+    """Two readable image files of the same size, as PIL images (checked before any heavy import)."""
+    from .images import ImageFileError, open_image_files
 
     if len(paths) != 2:
         raise InputError(f"--images: expected exactly 2 image files (start and end), got {len(paths)}")
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as opened:
-                images.append(opened.convert("L"))
-        except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError) as error:
-            raise InputError(f"--images: cannot read {path} as an image ({error})") from error
-    if images[0].size != images[1].size:
-        raise InputError(f"--images: both images must have the same size, got {images[0].size} for {paths[0]} "
-                         f"and {images[1].size} for {paths[1]}")
-    return images
-
-
-def to_model_images(images: list, paths: list[Path]):
-    """Grey PIL images -> ([2, 1, 8, 8] model images, notices). A light background (median pixel above
-    mid-grey; no training digit has one) is inverted so that strokes are bright, as the model learned."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    pixels, notices = [], []
-    for image, path in zip(images, paths, strict=True):
-        unit = np.asarray(image, dtype=np.float32) / 255.0
-        if np.median(unit) > 0.5:
-            unit = 1.0 - unit
-            notices.append(f"{path}: dark strokes on a light background; inverted to bright strokes on dark, "
-                           "as the model was trained")
-        small = Image.fromarray(unit).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
-        pixels.append(np.asarray(small, dtype=np.float32))
-    return torch.from_numpy(np.stack(pixels) * 2.0 - 1.0).reshape(2, 1, IMAGE_SIZE, IMAGE_SIZE), notices
+    try:
+        return open_image_files(paths)
+    except ImageFileError as error:
+        raise InputError(f"--images: {error}") from error
 
 
 def held_out_endpoints(seed: int):
@@ -298,6 +272,7 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     from geodesic_core import closure
 
     from .data import distance_to_training, in_distribution_limit
+    from .images import to_model_images
     from .judge import CONFIDENT_PROBABILITY, train_judge
     from .pipeline import (
         COMPARISONS,
@@ -461,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         check_args(args)
-        image_files = None if args.images is None else open_image_files(args.images)
+        image_files = None if args.images is None else open_two_images(args.images)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

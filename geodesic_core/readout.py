@@ -14,7 +14,7 @@ from torch import Tensor
 from .bvp import BVPResult, solve_bvp
 from .fields import DensityField
 from .geometry import flat, segment_lengths
-from .path_integrals import integrate_path, path_energy, path_positions
+from .path_integrals import BudgetExceeded, integrate_path, path_energy, path_positions
 from .validation import GeodesicInputError, check_alpha, check_path
 
 
@@ -37,8 +37,9 @@ def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere
     """Read out any path's relative log density, metric length and residual, to relative accuracy ``tol``.
 
     Costs one score evaluation per frame plus the quadrature's nodes between them (batched; at least 3 per
-    segment, more where the density changes fast). ``max_evals`` caps the nodes; the error bounds then say
-    what was reached.
+    segment, more where the density changes fast). ``max_evals`` caps them all: below one pass
+    (``one_pass_evals``) it is refused, above it stops the refinement, and the error bounds say what was
+    reached.
     """
     check_path(points)
     check_alpha(alpha)
@@ -51,7 +52,12 @@ def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere
     def score(x: Tensor, tt: Tensor) -> Tensor:
         return flat(field.score(x.reshape(len(x), *shape), tt))
 
-    q = integrate_path(score, xf, alpha, sphere=sphere, t=t, tol=tol, max_evals=max_evals)
+    try:
+        q = integrate_path(score, xf, alpha, sphere=sphere, t=t, tol=tol, max_evals=max_evals)
+    except BudgetExceeded as exc:
+        raise GeodesicInputError(
+            f"max_evals: {max_evals} score evaluations cannot cover one readout of {len(points)} points "
+            f"({exc.needed}: every point and 3 quadrature points between each two)") from exc
     energy = path_energy(xf, q, alpha, sphere=sphere, normal_only=True)
     euclid = float(segment_lengths(xf).double().sum()) if not sphere else _arc_euclidean(xf)
     return PathReadout(q.log_density, q.log_density_error, q.length, q.length_error, q.cumulative_length, euclid,
@@ -109,10 +115,12 @@ class EfficiencyResult:
 
 
 def geodesic_efficiency(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere: bool = False,
-                        quadrature_tol: float = 1e-3, **bvp_kwargs) -> EfficiencyResult:
+                        quadrature_tol: float = 1e-3, readout_max_evals: int | None = None,
+                        **bvp_kwargs) -> EfficiencyResult:
     """How close a path (e.g. video frames) is to the density geodesic between its ends; both are read out
-    to relative accuracy ``quadrature_tol``; ``bvp_kwargs`` go to ``solve_bvp`` (method, tol, max_evals)."""
-    path = read_path(field, points, alpha, sphere=sphere, tol=quadrature_tol)
+    to relative accuracy ``quadrature_tol`` (the path's readout within ``readout_max_evals``); ``bvp_kwargs``
+    go to ``solve_bvp`` (method, tol, max_evals)."""
+    path = read_path(field, points, alpha, sphere=sphere, tol=quadrature_tol, max_evals=readout_max_evals)
     bvp_kwargs.setdefault("n_points", max(len(points), 3))
     geo = solve_bvp(field, points[0], points[-1], alpha=alpha, sphere=sphere, quadrature_tol=quadrature_tol,
                     **bvp_kwargs)

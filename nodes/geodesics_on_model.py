@@ -13,6 +13,7 @@ from ..geodesic_core import (
     Closure,
     DenoiserField,
     GeodesicInputError,
+    Progress,
     geodesic_efficiency,
     one_pass_evals,
     read_path,
@@ -20,8 +21,8 @@ from ..geodesic_core import (
     solve_ivp,
 )
 from ..geodesic_core.fields import Denoiser
-from ..geodesic_core.geometry import to_sphere
-from .bridge import ModelCallSettings, run_with_denoiser
+from ..geodesic_core.geometry import allocate_steps, to_sphere
+from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points, knot_interval
 
@@ -51,6 +52,28 @@ def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, sta
                              sigma=path.sigma, negative=calls.negative, guidance=calls.guidance)
 
 
+# A keyframes-only segment (no frames between two keyframes) is only read out: one pass and some refinement.
+KEYFRAMES_ONLY_BUDGET = 64
+
+
+def check_budget(max_evals: int, needed: int, purpose: str) -> None:
+    """The budget must cover at least one readout of the frames, or the solve cannot report any path."""
+    if max_evals < needed:
+        raise GeodesicInputError(
+            f"max_evals: a budget of {max_evals} score evaluations cannot read out {purpose} even once ({needed}: "
+            f"every frame and 3 quadrature points between each two); set max_evals to at least {needed} (the "
+            "default is 2000)")
+
+
+def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
+    """solve_bvp callback: the running solve's length and residual as text on the node."""
+    def show(progress: Progress) -> None:
+        show_progress_text(
+            f"segment {segment + 1}/{segments}, iteration {progress.step}: length {progress.length:.5g}, residual "
+            f"{progress.residual:.3g} (stops below {tolerance:g}), {progress.score_evals} of {budget} evaluations")
+    return show
+
+
 def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoiser:
     """``denoise`` seen through a piecewise-linear map of path positions (local knots -> target knots)."""
     local64, target64 = local.double(), target.double()
@@ -62,22 +85,6 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
         return denoise(x, sigma, target64[before] + weight * (target64[after] - target64[before]))
 
     return mapped
-
-
-def allocate_steps(weights: list[float], total: int) -> list[int]:
-    """Split ``total`` frame steps over segments in proportion to ``weights``, at least one each
-    (largest-remainder rounding, so the sum is exact)."""
-    n = len(weights)
-    if total < n:
-        raise GeodesicInputError(f"frames: {n} keyframe segments need at least {n} steps between frames")
-    spare = total - n
-    weight_sum = sum(weights)
-    shares = [spare * w / weight_sum if weight_sum > 0 else spare / n for w in weights]
-    steps = [1 + int(s) for s in shares]
-    by_remainder = sorted(range(n), key=lambda i: shares[i] - int(shares[i]), reverse=True)
-    for i in by_remainder[: total - sum(steps)]:
-        steps[i] += 1
-    return steps
 
 
 def _segment_weights(points: Tensor, spacing: str) -> list[float]:
@@ -133,11 +140,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
     steps = allocate_steps(_segment_weights(points, spacing), total_steps)
     interior = sum(s - 1 for s in steps)
     needed = [one_pass_evals(s + 1) if s > 1 else 0 for s in steps]
-    if max_evals < sum(needed):
-        raise GeodesicInputError(
-            f"max_evals: {max_evals} cannot cover even one readout of the {frames} frames ({sum(needed)} score "
-            f"evaluations: every frame and 3 quadrature points between each two); raise it to at least "
-            f"{sum(needed)}, or use fewer frames")
+    check_budget(max_evals, sum(needed), f"the {frames} frames")
     # Each segment gets its one readout plus a share of the rest in proportion to its frames.
     spare = max_evals - sum(needed)
     budgets = [n + spare * (s - 1) // max(interior, 1) if s > 1 else 0 for n, s in zip(needed, steps)]
@@ -151,13 +154,14 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             if n_steps == 1:
                 segment = torch.stack([a, b])
                 log_density = read_path(field, segment, density.alpha, sphere=density.sphere,
-                                        tol=density.accuracy).log_density
+                                        tol=density.accuracy, max_evals=KEYFRAMES_ONLY_BUDGET).log_density
                 report.append(f"segment {k + 1}: keyframes only (no frames in between)")
                 end_tangent = None
             else:
                 result = solve_bvp(field, a, b, n_points=n_steps + 1, alpha=density.alpha,
                                    sphere=density.sphere, method=method, tol=tolerance,
-                                   quadrature_tol=density.accuracy, max_evals=budgets[k])
+                                   quadrature_tol=density.accuracy, max_evals=budgets[k],
+                                   callback=_solve_progress(k, len(steps), tolerance, budgets[k]))
                 segment, log_density = result.points, result.log_density
                 end_tangent = result.end_tangent / n_steps
                 report.append(
@@ -168,8 +172,10 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
 
+    # Every solve keeps within its budget, its readout included; a keyframes-only segment reads out its ends.
+    most_evals = sum(budget if s > 1 else KEYFRAMES_ONLY_BUDGET for budget, s in zip(budgets, steps, strict=True))
     path_points, log_density, end_tangent, lines = _run_on_model(model, schedule, solve_segments, "solve", keyframes,
-                                                                 max(steps) + 1, sum(budgets), calls)
+                                                                 max(steps) + 1, most_evals, calls)
     path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
                                   for k, s in enumerate(steps)])
     if loop:
@@ -245,6 +251,10 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
     check_path_for(model, path, "path")
     kind = noise_kind(model)
     check_min_points(path, 2, "path", "a density readout")
+    if compare_geodesic:
+        check_budget(max_evals, one_pass_evals(len(path)), "the geodesic between the path's ends")
+    # The path's own readout may refine within the same budget (at least one pass over its frames).
+    readout_budget = max(max_evals, one_pass_evals(len(path)))
     local = torch.linspace(0.0, 1.0, len(path))
 
     def read_path_on_model(denoise, device):
@@ -252,17 +262,18 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
         points = path.points.to(device)
         if compare_geodesic:
             result = geodesic_efficiency(field, points, density.alpha, sphere=density.sphere, method=method,
-                                         tol=tolerance, quadrature_tol=density.accuracy, max_evals=max_evals)
+                                         tol=tolerance, quadrature_tol=density.accuracy, max_evals=max_evals,
+                                         readout_max_evals=readout_budget)
             readout, efficiency, geodesic_length = result.path, result.efficiency, result.geodesic.length
             gap = result.closure
         else:
-            readout = read_path(field, points, density.alpha, sphere=density.sphere, t=local, tol=density.accuracy)
+            readout = read_path(field, points, density.alpha, sphere=density.sphere, t=local, tol=density.accuracy,
+                                max_evals=readout_budget)
             efficiency, geodesic_length, gap = -1.0, -1.0, None
         return DensityReadoutResult(path.t.clone(), readout.log_density.cpu(), readout.log_density_error.cpu(),
                                     readout.cumulative_length.cpu(), readout.length, readout.length_error,
                                     readout.euclidean_length, readout.residual, readout.score_evals, efficiency,
                                     geodesic_length, gap)
 
-    # The readout: every frame and at least 3 quadrature points per segment (more where needed).
     return _run_on_model(model, path.schedule, read_path_on_model, "readout", path, len(path),
-                         one_pass_evals(len(path)) + (max_evals if compare_geodesic else 0), calls)
+                         readout_budget + (max_evals if compare_geodesic else 0), calls)

@@ -13,7 +13,8 @@ from diffusers import DDPMScheduler
 from PIL import Image
 
 from digits.data import distance_to_training, in_distribution_limit, load_split
-from digits.main import main, to_model_images
+from digits.images import to_model_images
+from digits.main import main
 from digits.model import (
     METADATA_FILE,
     SCHEDULER_CONFIG,

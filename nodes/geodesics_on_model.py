@@ -68,9 +68,11 @@ def check_budget(max_evals: int, needed: int, purpose: str) -> None:
 def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
     """solve_bvp callback: the running solve's length and residual as text on the node."""
     def show(progress: Progress) -> None:
-        show_progress_text(
-            f"segment {segment + 1}/{segments}, iteration {progress.step}: length {progress.length:.5g}, residual "
-            f"{progress.residual:.3g} (stops below {tolerance:g}), {progress.score_evals} of {budget} evaluations")
+        # The paper schedule reads nothing out while it iterates: no length or residual to show then.
+        numbers = "" if progress.length is None else (
+            f"length {progress.length:.5g}, residual {progress.residual:.3g} (stops below {tolerance:g}), ")
+        show_progress_text(f"segment {segment + 1}/{segments}, iteration {progress.step}: {numbers}"
+                           f"{progress.score_evals} of {budget} evaluations")
     return show
 
 

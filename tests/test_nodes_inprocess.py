@@ -181,7 +181,7 @@ def test_paper_method_runs_within_its_budget(sd, keyframes):
                                     **{**FAST_BVP, "method": "paper", "max_evals": 60})
     assert len(path) == 5 and torch.isfinite(path.points).all()
     evals = [int(line.split(", ")[-1].split()[0]) for line in report.splitlines()]
-    assert all(e <= 20 for e in evals)  # each segment's share of the 20-evaluation budget (10 at least)
+    assert sum(evals) <= 60  # max_evals bounds the whole solve, every segment's readout included
 
 
 def _batch_recording(model):

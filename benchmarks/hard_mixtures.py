@@ -21,7 +21,7 @@ to every component mean is a closed form in u of a few dot products, so the fine
 quadrature costs O(K d) per frame plus O(K) per node: a 16,384-D path measures in milliseconds and is
 differentiable (autograd) for the best-path optimiser.
 
-Best known paths (`best_path`, cached by `--best` in hard_family_best.json, read by `best_known_lengths`):
+Best known paths (`best_path`, cached by `--best` in hard_family_best.json, read by `best_known`):
 the exact length of the 17-point piecewise path (chords / arcs, the same curve the benchmark measures) is
 minimised over its 15 interior points by L-BFGS with strong-Wolfe line search, in float64, with autograd
 through the exact quadrature (panels refined at every evaluation to 1e-8, so the optimiser cannot exploit
@@ -29,7 +29,9 @@ quadrature error), on the sphere through x = r y / |y|. The search runs in the 8
 the means (`Subspace`: exact for the lengths of paths in it; without the sphere the best path provably lies
 in it, and both solvers' iterates stay in it). Starts: the initial path, the paper and default solvers'
 results (current `solve_bvp`), and the polylines through each of the four intermediate means; each start
-gets 60 iterations, the two shortest then run to convergence. The JSON records which start won.
+gets 60 iterations, the two shortest and the initial path then run to convergence. The JSON records which
+start won, and the converged length from the initial path alone (`from_initial_path`: the local optimum
+of the basin both solvers start in; the best paths mostly detour through an intermediate component).
 """
 
 from __future__ import annotations
@@ -324,6 +326,8 @@ class BestPath:
     start: str            # which starting path led to it
     iterations: int       # L-BFGS iterations of that run
     evaluations: int      # length-and-gradient evaluations of that run
+    from_initial: float   # the converged length from the initial path alone: the local optimum of the
+    #                       basin the solvers start in (the best path may lie in another basin)
 
 
 def solver_ends(problem: HardProblem) -> tuple[Tensor, Tensor]:
@@ -439,8 +443,8 @@ def starting_paths(problem: HardProblem, subspace: Subspace, supplied: dict[str,
 def best_path(problem: HardProblem, supplied: dict[str, Tensor] | None = None, *, screen_iterations: int = 60,
               finalists: int = 2, max_iterations: int = 20000) -> BestPath:
     """The shortest 17-point path found by L-BFGS from every starting path (`starting_paths`): each start
-    gets ``screen_iterations`` iterations, the ``finalists`` shortest then run on to convergence; the
-    winner is measured again with the full-dimensional exact length."""
+    gets ``screen_iterations`` iterations, the ``finalists`` shortest and the initial path then run on to
+    convergence; the winner is measured again with the full-dimensional exact length."""
     subspace = Subspace.of(problem)
     a, b = (subspace.coordinates(x[None])[0] for x in solver_ends(problem))
     runs = {}
@@ -449,12 +453,15 @@ def best_path(problem: HardProblem, supplied: dict[str, Tensor] | None = None, *
         runs[name].run(screen_iterations)
     screened = {name: run.length() for name, run in runs.items()}
     best = None
-    for name in sorted(screened, key=screened.get)[:finalists]:
+    finalists_and_initial = sorted(screened, key=screened.get)[:finalists]
+    finalists_and_initial += [] if "initial path" in finalists_and_initial else ["initial path"]
+    for name in finalists_and_initial:
         run = runs[name]
         run.run(max_iterations)
         length = run.length()
         if best is None or length < best.length:
-            best = BestPath(run.path().detach(), length, name, run.iterations, run.evaluations)
+            best = BestPath(run.path().detach(), length, name, run.iterations, run.evaluations, math.nan)
+    best.from_initial = runs["initial path"].length()
     points = subspace.lift(best.points)
     points[0], points[-1] = solver_ends(problem)
     best.points = points
@@ -481,7 +488,7 @@ def compute_best(problems: list[HardProblem], path: Path = BEST_JSON) -> dict:
         best = best_path(problem, supplied)
         records[problem.name] = {
             "length": best.length, "start": best.start, "lbfgs_iterations": best.iterations,
-            "lbfgs_evaluations": best.evaluations,
+            "lbfgs_evaluations": best.evaluations, "from_initial_path": best.from_initial,
             "initial_path_length": exact_path_length(problem.field, problem.initial_path(), problem.alpha,
                                                      sphere=problem.sphere),
             "paper_length": solver_lengths["paper"], "default_length": solver_lengths["default"],
@@ -502,8 +509,9 @@ def _write_best(path: Path, records: dict) -> dict:
     old = json.loads(path.read_text())["problems"] if path.exists() else {}
     data = {"how": "python -m benchmarks.hard_mixtures --best: see best_path (L-BFGS on the exact length in "
                    "the 8-D span of ends and means, from the initial path, both solvers' paths and the "
-                   "polylines via each intermediate mean; 60 screening iterations each, the 2 best run to "
-                   "convergence)",
+                   "polylines via each intermediate mean; 60 screening iterations each, the 2 best and the "
+                   "initial path run to convergence: from_initial_path is the optimum of the solvers' "
+                   "starting basin)",
             "problems": dict(sorted((old | records).items(), key=lambda item: _FAMILY_ORDER.get(item[0], 0)))}
     path.write_text(json.dumps(data, indent=1) + "\n")
     return data
@@ -514,11 +522,10 @@ def matches(name: str, pattern: str) -> bool:
     return any(part in name for part in pattern.split(","))
 
 
-def best_known_lengths(path: Path = BEST_JSON) -> dict[str, float]:
-    """Problem name -> best known 17-point length from the committed cache (`compute_best`)."""
-    if not path.exists():
-        return {}
-    return {name: rec["length"] for name, rec in json.loads(path.read_text())["problems"].items()}
+def best_known(path: Path = BEST_JSON) -> dict[str, dict]:
+    """Problem name -> its record in the committed cache (`compute_best`): "length" (the best known
+    17-point length), "from_initial_path", "start", ..."""
+    return json.loads(path.read_text())["problems"] if path.exists() else {}
 
 
 def main() -> None:

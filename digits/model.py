@@ -7,7 +7,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file
 
-from .data import IMAGE_SIZE
+from .settings import IMAGE_SIZE
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "digits_unet.safetensors"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .validation import GeodesicInputError
+
 
 def flat(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0], -1)
@@ -66,3 +68,19 @@ def resample_polyline(xf: Tensor, n: int) -> Tensor:
     out = xf[idx] + frac * (xf[idx + 1] - xf[idx])
     out[0], out[-1] = xf[0], xf[-1]
     return out
+
+
+def allocate_steps(weights: list[float], total: int) -> list[int]:
+    """Split ``total`` frame steps over segments in proportion to ``weights``, at least one each
+    (largest-remainder rounding, so the sum is exact)."""
+    n = len(weights)
+    if total < n:
+        raise GeodesicInputError(f"frames: {n} keyframe segments need at least {n} steps between frames")
+    spare = total - n
+    weight_sum = sum(weights)
+    shares = [spare * w / weight_sum if weight_sum > 0 else spare / n for w in weights]
+    steps = [1 + int(s) for s in shares]
+    by_remainder = sorted(range(n), key=lambda i: shares[i] - int(shares[i]), reverse=True)
+    for i in by_remainder[: total - sum(steps)]:
+        steps[i] += 1
+    return steps

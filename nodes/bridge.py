@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError
 from ..geodesic_core.fields import Denoiser
+from .comfy_internals import free_memory, sampling_conds, set_sampling_conds
 from .conditioning import KeyframeConds
 from .path import ConditioningSchedule, check_conditioning
 
@@ -78,9 +79,10 @@ def fitting_batch(model: ModelPatcher, latent_shape: tuple[int, ...], wanted: in
                   images_per_latent: int, device: torch.device) -> int:
     """Latents per model call: at most ``wanted`` and ``cap`` (0: no cap), and few enough that ComfyUI's
     estimate of the model's working memory, with the 1.5x margin its own cond batching uses, fits in the
-    device's free memory now. Never below 1: a single latent is what ComfyUI itself would attempt."""
+    device's free memory now (asked as the running ComfyUI asks it). Never below 1: a single latent is what
+    ComfyUI itself would attempt."""
     batch = min(wanted, cap) if cap > 0 else wanted
-    free = comfy.model_management.get_free_memory(device)
+    free = free_memory(model, device)
     while batch > 1 and model.memory_required([batch * images_per_latent, *latent_shape]) * 1.5 > free:
         batch -= 1
     return max(batch, 1)
@@ -101,7 +103,7 @@ class _WorkSampler(comfy.samplers.Sampler):
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
                disable_pbar=False):
-        original_conds = model_wrap.conds
+        original_conds = sampling_conds(model_wrap)
         keyframes = KeyframeConds([original_conds[key] for key in self.keys])
         negative = original_conds.get("negative")
 
@@ -109,7 +111,7 @@ class _WorkSampler(comfy.samplers.Sampler):
             comfy.model_management.throw_exception_if_processing_interrupted()
             before, after, weight = self.schedule.locate(t)
             positive = keyframes.blend(self.knot_index[before], self.knot_index[after], weight)
-            model_wrap.conds = {"positive": positive, "negative": negative}
+            set_sampling_conds(model_wrap, {"positive": positive, "negative": negative})
             sigma_batch = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=torch.float32)
             denoised = model_wrap(x.float(), sigma_batch, **extra_args).to(x.dtype)
             self.progress.advance(denoised)
@@ -125,7 +127,7 @@ class _WorkSampler(comfy.samplers.Sampler):
         try:
             self.result = self.work(denoise, noise.device)
         finally:
-            model_wrap.conds = original_conds
+            set_sampling_conds(model_wrap, original_conds)
         # The real output travels in self.result; the guider only needs a tensor of the latent's shape.
         return torch.zeros_like(noise)
 

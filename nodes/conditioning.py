@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import math
 
-import comfy.conds
 import torch
 from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError
-
-_FIXED_TYPES = (comfy.conds.CONDConstant, comfy.conds.CONDList)
+from .comfy_internals import CROSS_ATTN_COND, FIXED_COND_TYPES, cond_with
 
 
 def _token_aligned(tensors: list[Tensor]) -> list[Tensor]:
@@ -28,11 +26,11 @@ def _token_aligned(tensors: list[Tensor]) -> list[Tensor]:
 
 def _blendable(conds: list) -> bool:
     first = conds[0]
-    if isinstance(first, _FIXED_TYPES) or not all(type(c) is type(first) for c in conds):
+    if isinstance(first, FIXED_COND_TYPES) or not all(type(c) is type(first) for c in conds):
         return False
     if not all(isinstance(c.cond, Tensor) and c.cond.shape[0] == 1 for c in conds):
         return False
-    if isinstance(first, comfy.conds.CONDCrossAttn):
+    if isinstance(first, CROSS_ATTN_COND):
         return all(c.cond.shape[0::2] == first.cond.shape[0::2] for c in conds)
     return all(c.cond.shape == first.cond.shape for c in conds)
 
@@ -45,7 +43,7 @@ def _stacked_model_conds(entries: list[dict]) -> dict[str, Tensor]:
         if any(c is None for c in conds) or not _blendable(conds):
             continue
         tensors = [c.cond for c in conds]
-        if isinstance(conds[0], comfy.conds.CONDCrossAttn):
+        if isinstance(conds[0], CROSS_ATTN_COND):
             tensors = _token_aligned(tensors)
         stacked[name] = torch.cat(tensors)
     return stacked
@@ -74,7 +72,7 @@ class KeyframeConds:
             for name, tensors in stack.items():
                 w = weight.to(tensors.device, tensors.dtype).reshape(-1, *([1] * (tensors.ndim - 1)))
                 value = (1 - w) * tensors[before.to(tensors.device)] + w * tensors[after.to(tensors.device)]
-                model_conds[name] = model_conds[name]._copy_with(value)
+                model_conds[name] = cond_with(model_conds[name], value)
             entry["model_conds"] = model_conds
             blended.append(entry)
         return blended

@@ -41,6 +41,7 @@ def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, 
         raise GeodesicInputError(
             f"latent: expected [batch, {channels}, height, width] latents for this model, got "
             f"{tuple(samples.shape)}; use the VAE and model from the same checkpoint family")
+    kind = noise_kind(model)
     sigma = sigma_at(model, noise_level)
     sigmas = ode_sigmas(model, noise_level, steps).flip(0)
     t = keyframe_positions(len(samples))
@@ -48,7 +49,7 @@ def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, 
     clean = latent_to_model_space(model, samples)
 
     def invert_keyframes(denoise, device):
-        noisy = invert(denoise, clean.to(device), sigmas, kind=noise_kind(model), t=t)
+        noisy = invert(denoise, clean.to(device), sigmas, kind=kind, t=t)
         return noisy.float().cpu()
 
     points = run_with_denoiser(model, schedule, invert_keyframes, stage="inversion",
@@ -61,10 +62,11 @@ def decode_path(model: ModelPatcher, path: GeodesicPath, *, steps: int, batch_si
                 input_name: str = "path") -> Tensor:
     """Clean latents (unscaled, LATENT convention) of every path point, each with its own conditioning."""
     check_path_for(model, path, input_name)
+    kind = noise_kind(model)
     sigmas = ode_sigmas(model, path.noise_level, steps)
 
     def generate_clean(denoise, device):
-        clean = generate(denoise, path.points.to(device), sigmas, kind=noise_kind(model), t=path.t)
+        clean = generate(denoise, path.points.to(device), sigmas, kind=kind, t=path.t)
         return clean.float().cpu()
 
     clean = run_with_denoiser(model, path.schedule, generate_clean, stage="decode",

@@ -18,7 +18,7 @@ from ..geodesic_core import (
     solve_ivp,
 )
 from ..geodesic_core.fields import Denoiser
-from ..geodesic_core.geometry import to_sphere
+from ..geodesic_core.geometry import allocate_steps, to_sphere
 from .bridge import ModelCallSettings, run_with_denoiser
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points, knot_interval
@@ -35,9 +35,9 @@ class DensitySettings:
     sphere: bool
 
 
-def _field(model: ModelPatcher, denoise: Denoiser, sigma: float) -> DenoiserField:
+def _field(kind: str, denoise: Denoiser, sigma: float) -> DenoiserField:
     # No chunk_size: the bridge's denoiser splits every batch into model calls that fit.
-    return DenoiserField(denoise, sigma, noise_kind(model))
+    return DenoiserField(denoise, sigma, kind)
 
 
 def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath,
@@ -59,22 +59,6 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
         return denoise(x, sigma, target64[before] + weight * (target64[after] - target64[before]))
 
     return mapped
-
-
-def allocate_steps(weights: list[float], total: int) -> list[int]:
-    """Split ``total`` frame steps over segments in proportion to ``weights``, at least one each
-    (largest-remainder rounding, so the sum is exact)."""
-    n = len(weights)
-    if total < n:
-        raise GeodesicInputError(f"frames: {n} keyframe segments need at least {n} steps between frames")
-    spare = total - n
-    weight_sum = sum(weights)
-    shares = [spare * w / weight_sum if weight_sum > 0 else spare / n for w in weights]
-    steps = [1 + int(s) for s in shares]
-    by_remainder = sorted(range(n), key=lambda i: shares[i] - int(shares[i]), reverse=True)
-    for i in by_remainder[: total - sum(steps)]:
-        steps[i] += 1
-    return steps
 
 
 def _segment_weights(points: Tensor, spacing: str) -> list[float]:
@@ -109,6 +93,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
     report with one line per segment.
     """
     check_path_for(model, keyframes, "keyframes")
+    kind = noise_kind(model)
     check_min_points(keyframes, 2, "keyframes", "a geodesic between keyframes")
     for i, conditioning in enumerate(keyframes.schedule.conditionings):
         check_conditioning(conditioning, f"keyframes (conditioning of keyframe {i})")
@@ -134,7 +119,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
         pieces, densities, report = [points[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
         end_tangent = None
         for k, n_steps in enumerate(steps):
-            field = _field(model, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]), keyframes.sigma)
+            field = _field(kind, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]), keyframes.sigma)
             a, b = points[k].to(device), points[k + 1].to(device)
             if n_steps == 1:
                 segment = torch.stack([a, b])
@@ -174,6 +159,7 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     the new frames keep the conditioning of the keyframe nearest the end they continue.
     """
     check_path_for(model, path, "path")
+    kind = noise_kind(model)
     check_min_points(path, 2, "path", "extrapolation (a direction from two frames)")
     if frames < 1:
         raise GeodesicInputError(f"frames: expected at least 1 new frame, got {frames}")
@@ -185,7 +171,7 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     schedule = ConditioningSchedule((0.0,), (path.schedule.at(end_t),))
 
     def shoot_frames(denoise, device):
-        field = _field(model, denoise, path.sigma)
+        field = _field(kind, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
                            alpha=density.alpha, sphere=density.sphere)
         return result.points[1:].float().cpu(), result.log_density[1:].cpu()
@@ -223,11 +209,12 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
     """Density and distance along any path; optionally its efficiency against the geodesic between its
     ends."""
     check_path_for(model, path, "path")
+    kind = noise_kind(model)
     check_min_points(path, 2, "path", "a density readout")
     local = torch.linspace(0.0, 1.0, len(path))
 
     def read_path_on_model(denoise, device):
-        field = _field(model, _reparametrised(denoise, local, path.t), path.sigma)
+        field = _field(kind, _reparametrised(denoise, local, path.t), path.sigma)
         points = path.points.to(device)
         if compare_geodesic:
             result = geodesic_efficiency(field, points, density.alpha, sphere=density.sphere, method=method,

@@ -36,9 +36,33 @@ def model_key(model: ModelPatcher) -> ModelKey:
                     prediction_type(model))
 
 
+# geodesic_core's noise conventions, by the comfy.model_sampling class whose noise_scaling the model's
+# sampling object uses: "ve" x = x0 + sigma n (EPS and its v / x0 / EDM subclasses, V_PREDICTION_DDPM,
+# COSMOS_RFLOW), "flow" x = (1 - sigma) x0 + sigma n (CONST at noise_scale 1). Any other noise_scaling
+# (img-to-img "flows" that add no noise, a sampling class of another package) is refused, never guessed.
+NOISE_KIND_BY_SCALING = {"EPS": "ve", "V_PREDICTION_DDPM": "ve", "COSMOS_RFLOW": "ve", "CONST": "flow"}
+
+
 def noise_kind(model: ModelPatcher) -> str:
-    """geodesic_core's noise convention: flow models mix x = (1-s)x0 + s n, all others x = x0 + s n."""
-    return "flow" if isinstance(model_sampling(model), comfy.model_sampling.CONST) else "ve"
+    """geodesic_core's noise convention of the model ("ve" or "flow"); a clear error for any other."""
+    sampling = model_sampling(model)
+    sampling_class = f"{type(sampling).__module__}.{type(sampling).__qualname__}"
+    scaling_owner = next((cls for cls in type(sampling).__mro__ if "noise_scaling" in vars(cls)), None)
+    kind = None
+    if scaling_owner is not None and scaling_owner.__module__ == comfy.model_sampling.__name__:
+        kind = NOISE_KIND_BY_SCALING.get(scaling_owner.__name__)
+    if kind is None:
+        owner = "no noise_scaling" if scaling_owner is None else f"noise_scaling of {scaling_owner.__qualname__}"
+        raise GeodesicInputError(
+            f"model: its sampling class {sampling_class} ({owner}) adds noise in a way the density formulas do not "
+            f"cover (x = x0 + sigma n, or (1 - sigma) x0 + sigma n for flow models); use a model whose sampling is "
+            f"eps, v-prediction or flow (ModelSamplingDiscrete / ModelSamplingSD3 patches are fine)")
+    noise_scale = float(getattr(sampling, "noise_scale", 1.0))
+    if kind == "flow" and noise_scale != 1.0:
+        raise GeodesicInputError(
+            f"model: its sampling class {sampling_class} is a flow model with noise_scale {noise_scale:g}; the flow "
+            f"score formula assumes noise_scale 1 (x = (1 - sigma) x0 + sigma n), so this model is not supported")
+    return kind
 
 
 def sigma_at(model: ModelPatcher, noise_level: float) -> float:

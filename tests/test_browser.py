@@ -3,8 +3,9 @@
 Every workflow is loaded by clicking its card in the template browser (Browse Templates >
 EXTENSIONS > density_geodesics): no missing-node warning, and the frontend's own API conversion of
 the loaded graph equals devtools/workflow_convert.py's conversion of the file. The interpolation
-workflow is then run with the Run button and its animation must show up on the Save node.
-Screenshots go to test-artifacts/browser/.
+workflow is then run with the Run button and its animation must show up on the Save node, and a node's
+help page (web/docs/<node id>.md) must open from the selection toolbox's info button.
+Screenshots go to test-artifacts/browser/ (scripts/make_readme_pictures.py copies some into web/docs/images/).
 chromium missing is a failure, not a skip (launch_chromium raises).
 """
 from __future__ import annotations
@@ -131,3 +132,31 @@ def test_interpolation_runs_from_the_run_button(page: Page, comfy_server: ComfyS
     with Image.open(comfy_server.output_dir / written[0]) as animation:
         assert animation.n_frames == 17
     assert shot.stat().st_size > 10_000
+
+
+HELP_NODE = "DensityGeodesics_SolveBVP"
+
+
+def test_node_help_page_opens_with_its_picture(page: Page):
+    """Select a node, press the selection toolbox's info button: the sidebar shows the pack's help page
+    (fetched from /extensions/<pack>/docs/<node id>.md), its pictures loaded, not the generated fallback."""
+    load_template(page, PACK_FOLDER_NAME, "geodesic_interpolation")
+    fit_view(page)
+    page.evaluate("""type => {
+        const node = window.app.graph.nodes.find(n => n.type === type);
+        window.app.canvas.selectNode(node);
+        window.app.canvas.setDirty(true, true);
+    }""", HELP_NODE)
+    page.locator("[data-testid='info-button']").first.click()
+    heading = page.get_by_text("How alpha and the noise level change the result")
+    try:
+        heading.wait_for(timeout=15_000)
+        page.wait_for_function("""() => {
+            const pictures = [...document.querySelectorAll("img[src*='/docs/images/']")];
+            return pictures.length > 0 && pictures.every(img => img.complete && img.naturalWidth > 0);
+        }""", timeout=15_000)
+    finally:
+        screenshot(page, SCREENSHOTS / "help_page.png")  # also when it fails: shows what the user got
+    assert heading.is_visible()
+    sources = page.evaluate("() => [...document.querySelectorAll(\"img[src*='/docs/images/']\")].map(i => i.src)")
+    assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src in sources), sources

@@ -12,7 +12,8 @@ import torch
 from diffusers import DDPMScheduler
 from PIL import Image
 
-from digits.data import load_split
+from digits.data import distance_to_training, in_distribution_limit, load_split
+from digits.images import to_model_images
 from digits.main import main
 from digits.model import (
     METADATA_FILE,
@@ -34,7 +35,7 @@ from geodesic_core.diffusers_adapter import (
 ROOT = Path(__file__).resolve().parents[1]
 # The demo at test size: 5 points per path, 4 DDIM steps, a small solver budget (seconds, not minutes).
 SMALL = ["--frames", "5", "--ode-steps", "4", "--max-evals", "60"]
-OUTPUTS = ("strip.png", "density.png", "results.json")
+OUTPUTS = ("strip.png", "density.png", "animation.webp", "results.json")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -125,23 +126,122 @@ def test_invert_then_decode_reconstructs_held_out_digits():
     assert rms < 0.15, rms
 
 
-def test_main_command_writes_all_outputs(tmp_path):
+def test_main_command_compares_like_with_like(tmp_path):
     out = tmp_path / "demo"
     completed = subprocess.run([sys.executable, "-m", "digits.main", "--out", str(out), *SMALL], cwd=ROOT,
-                               capture_output=True, text=True, timeout=300)
+                               capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
     results = json.loads((out / "results.json").read_text())
-    assert set(results["paths"]) == {"linear", "slerp", "geodesic"}
-    for numbers in results["paths"].values():
+    # Each geodesic is compared with the baseline of its own geometry, and its efficiency is measured
+    # against that geodesic: the geodesic itself scores exactly 1.
+    assert results["comparisons"].keys() == {"sphere", "free"}
+    assert {(c["baseline"], c["geodesic"], c["sphere"]) for c in results["comparisons"].values()} == {
+        ("slerp", "sphere geodesic", True), ("linear", "free geodesic", False)}
+    paths = results["paths"]
+    assert set(paths) == {"slerp", "sphere geodesic", "linear", "free geodesic"}
+    for comparison in results["comparisons"].values():
+        geodesic, baseline = paths[comparison["geodesic"]], paths[comparison["baseline"]]
+        assert geodesic["geodesic_efficiency"] == 1.0
+        assert baseline["geodesic_efficiency"] == pytest.approx(
+            geodesic["density_weighted_length"] / baseline["density_weighted_length"], rel=1e-12)
+        assert comparison["baseline_length_over_geodesic"] == pytest.approx(1 / baseline["geodesic_efficiency"])
+        assert comparison["visibly_different"] == (comparison["novel_frame_distance_max"] >= 0.15)
+    for numbers in paths.values():
         assert all(np.isfinite(numbers[key]) for key in ("mean_relative_log_density",
                                                           "min_relative_log_density", "geodesic_efficiency"))
         assert 0.0 <= numbers["mean_confidence"] <= 1.0 and len(numbers["frame_labels"]) == 5
+        assert numbers["largest_step_share"] > 0.0
     assert all(len(values) == 5 for values in results["log_density"].values())
+    # Held-out digits are in distribution by construction: the judge is trusted and nothing is inverted.
+    assert results["judge_reliable"] and results["inputs"]["notices"] == []
     with Image.open(out / "strip.png") as strip:
-        assert strip.width > strip.height > 0
-    assert "geodesic" in completed.stdout and "[digits]" in completed.stderr  # table and progress
+        assert strip.width > 1000 and strip.height > 400  # four rows of frames with their density plots
+    with Image.open(out / "animation.webp") as animation:
+        assert animation.n_frames == 2 * 5 - 2  # there and back
+    # The console says which path is compared with which, what efficiency means and what differs.
+    assert "sphere geodesic vs slerp" in completed.stdout and "free geodesic vs linear" in completed.stdout
+    assert "efficiency = geodesic length / path length" in completed.stdout
+    assert completed.stdout.count("Where it differs: log density") == 2
+    assert "[digits]" in completed.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no staging folder left behind
+
+
+# Each case is a bad argument the demo must reject before it loads torch, diffusers, scikit-learn or
+# matplotlib, so that the error comes back at once (measured well under a second, see the closing note).
+FAST_ERRORS = [
+    (["--frames", "2"], "--frames: expected at least 3 points"),
+    (["--alpha", "-1"], "--alpha: expected a finite positive number"),
+    (["--alpha", "nan"], "--alpha: expected a finite positive number"),
+    (["--noise-level", "1.5"], "--noise-level: expected a fraction"),
+    (["--max-evals", "0"], "--max-evals: expected a positive number"),
+    (["--threads", "0"], "--threads: expected a positive number"),
+    (["--ode-steps", "0"], "--ode-steps: expected a positive number"),
+    (["--images", "a.png"], "--images: expected exactly 2 image files"),
+    (["--images", "missing.png", "missing2.png"], "--images: cannot read missing.png"),
+]
+FAST_ERROR_SCRIPT = """
+import contextlib, io, json, sys
+from digits.main import main
+results = []
+for args, _ in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    results.append([code, err.getvalue()])
+heavy = sorted(m for m in ("torch", "sklearn", "diffusers", "matplotlib", "numpy") if m in sys.modules)
+print(json.dumps({"results": results, "heavy": heavy}))
+"""
+
+
+def test_argument_errors_come_before_heavy_imports(tmp_path):
+    completed = subprocess.run([sys.executable, "-c", FAST_ERROR_SCRIPT, json.dumps(FAST_ERRORS)], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=120,
+                               env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    for (args, message), (code, stderr) in zip(FAST_ERRORS, report["results"], strict=True):
+        assert code == 2 and message in stderr, (args, code, stderr)
+    assert report["heavy"] == [], f"loaded before the arguments were checked: {report['heavy']}"
+
+
+def dark_on_light_png(digit: torch.Tensor, path: Path, scale: int = 4) -> Path:
+    """A model image [1, 8, 8] drawn the other way round (dark ink on white), scale x larger."""
+    unit = ((digit[0].numpy() + 1.0) / 2.0).repeat(scale, 0).repeat(scale, 1)
+    Image.fromarray(np.round(255 * (1.0 - unit)).astype(np.uint8)).save(path)
+    return path
+
+
+def test_light_background_is_inverted_with_a_notice(tmp_path):
+    held_out, _ = load_split("held_out")
+    digits = held_out[:2]
+    files = [dark_on_light_png(digit, tmp_path / f"dark_{k}.png") for k, digit in enumerate(digits)]
+    with Image.open(files[0]) as first, Image.open(files[1]) as second:
+        images, notices = to_model_images([first.convert("L"), second.convert("L")], files)
+    # Inverted and shrunk back, each is the original digit up to 8-bit rounding (one load_digits step is
+    # 2/16 on this scale; 8-bit rounding is 1/255).
+    torch.testing.assert_close(images, digits, atol=2 / 255, rtol=0)
+    assert len(notices) == 2 and all("inverted" in notice and str(f) in notice for notice, f in zip(notices, files))
+    bright = tmp_path / "bright.png"
+    Image.fromarray(np.round(255 * (digits[0, 0].numpy() + 1) / 2).astype(np.uint8)).save(bright)
+    with Image.open(bright) as image:
+        same, none = to_model_images([image.convert("L")] * 2, [bright] * 2)
+    torch.testing.assert_close(same, digits[[0, 0]], atol=2 / 255, rtol=0)
+    assert none == []
+
+
+def test_distance_to_training_separates_digits_from_other_inputs():
+    held_out, _ = load_split("held_out")
+    limit = in_distribution_limit()
+    assert (distance_to_training(held_out) <= limit).all()
+    # The issue's case, dark-on-light digits read without inversion, and plain noise are far outside.
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand((8, 1, 8, 8), generator=generator) * 2 - 1
+    assert (distance_to_training(-held_out[:50]) > 2 * limit).all()
+    assert (distance_to_training(noise) > 1.5 * limit).all()
+    # A training digit is at distance 0 from itself (up to the rounding of torch.cdist).
+    train, _ = load_split("train")
+    assert distance_to_training(train[:3]).max() < 1e-6
 
 
 def write_digit_png(path: Path, size: tuple[int, int]) -> Path:
@@ -180,18 +280,35 @@ def test_images_of_different_sizes(tmp_path, capsys):
     run_and_expect_error(tmp_path, capsys, ["--images", str(a), str(b)], "must have the same size")
 
 
-def test_failure_after_loading_leaves_no_output(tmp_path, capsys):
-    # alpha is checked by the solver, after the model has loaded and the images are inverted.
-    run_and_expect_error(tmp_path, capsys, ["--alpha", "-1"], "alpha")
+def test_failure_after_loading_leaves_no_output(tmp_path, capsys, monkeypatch):
+    # A failure while the results are written (a full disk, say: impossible to cause for real here)
+    # must leave neither a complete-looking output folder nor the staging folder.
+    def disk_full(*_args):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("digits.main.save_animation", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        main(["--out", str(tmp_path / "out"), *SMALL, "--compare", "sphere"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_own_images_run_and_replace_an_earlier_result(tmp_path):
+    """Off-distribution inputs (thin strokes on a 32x32 canvas, nothing like a training digit) run, are
+    reported, and the judge's verdict is marked unreliable; --no-sphere compares only free vs linear."""
     a = write_digit_png(tmp_path / "a.png", (32, 32))
     b = Image.open(a).transpose(Image.Transpose.ROTATE_90)
     b.save(tmp_path / "b.png")
     out = tmp_path / "out"
     out.mkdir()
     (out / "stale.txt").write_text("from an earlier run")
-    assert main(["--out", str(out), *SMALL, "--images", str(a), str(tmp_path / "b.png")]) == 0
+    completed = subprocess.run([sys.executable, "-m", "digits.main", "--out", str(out), *SMALL, "--no-sphere",
+                                "--images", str(a), str(tmp_path / "b.png")], cwd=ROOT, capture_output=True,
+                               text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
-    assert json.loads((out / "results.json").read_text())["inputs"]["source"] == "image files"
+    results = json.loads((out / "results.json").read_text())
+    assert results["inputs"]["source"] == "image files"
+    assert set(results["paths"]) == {"linear", "free geodesic"} and set(results["comparisons"]) == {"free"}
+    assert not results["judge_reliable"]
+    assert min(results["inputs"]["distance_to_nearest_training_digit"]) > results["inputs"]["in_distribution_limit"]
+    assert "unlike the training digits" in completed.stderr and "judge: UNRELIABLE" in completed.stdout

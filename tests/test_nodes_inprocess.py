@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import warnings
 
 import pytest
@@ -20,9 +21,13 @@ from devtools import comfy_harness as harness
 harness.import_comfy()  # before anything from ComfyUI: puts it on sys.path and forces CPU
 pack = harness.import_pack()
 import comfy.cli_args  # noqa: E402
+import comfy.conds  # noqa: E402
 import comfy.model_management  # noqa: E402
+import comfy.model_sampling  # noqa: E402
+import comfy.samplers  # noqa: E402
 import comfy.sd  # noqa: E402
 import comfy.utils  # noqa: E402
+import latent_preview  # noqa: E402
 from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete, ModelSamplingSD3  # noqa: E402
 from density_geodesics.geodesic_core import DenoiserField, GeodesicInputError  # noqa: E402
 from density_geodesics.nodes import (  # noqa: E402
@@ -34,10 +39,13 @@ from density_geodesics.nodes import (  # noqa: E402
     PathToLatent,
     SolveBVP,
     SolveIVP,
+    comfy_internals,  # noqa: E402
 )
 from density_geodesics.nodes.bridge import run_with_denoiser  # noqa: E402
 from density_geodesics.nodes.model_facts import model_key, noise_kind, sigma_at  # noqa: E402
 from density_geodesics.nodes.path import ConditioningSchedule  # noqa: E402
+
+from scripts.comfy_symbols import OBJECT_MEMBERS, pack_symbols  # noqa: E402
 
 NOISE_LEVEL = 0.6
 SIZE = 64
@@ -213,6 +221,68 @@ def test_automatic_batch_takes_all_points_that_fit_in_free_memory(sd, keyframes,
     assert batches == [2, 2, 2, 1] * 2
 
 
+def _room_for(model, latents: int, latent_shape: list[int]) -> float:
+    """Free bytes that fit ``latents`` latents by ComfyUI's own estimate with its 1.5x margin, and no more."""
+    return 1.5 * model.memory_required([latents, *latent_shape]) + 1
+
+
+def test_automatic_batch_asks_the_model_patcher_for_free_memory_when_it_offers_it(sd, keyframes, monkeypatch):
+    # Current ComfyUI asks the model patcher (it adds what dynamic VRAM can free); 0.3.75's patcher has no
+    # get_free_memory, so one clone offers it here: room for 2 latents there, for 3 by the module function.
+    assert not hasattr(sd["model"], "get_free_memory")  # 0.3.75: the fallback is what the other tests run
+    path, _ = SolveBVP.execute(sd["model"], keyframes, 7, False, "equal", **FAST_BVP)
+    latent_shape = list(path.points.shape[1:])
+    module_room = _room_for(sd["model"], 3, latent_shape)
+    monkeypatch.setattr(comfy.model_management, "get_free_memory",
+                        lambda dev=None, torch_free_too=False: (module_room,) * 2 if torch_free_too else module_room)
+    wrapped, batches = _batch_recording(sd["model"])
+    asked = []
+
+    def patcher_free_memory(device):
+        asked.append(device)
+        return _room_for(sd["model"], 2, latent_shape)
+
+    wrapped.get_free_memory = patcher_free_memory
+    DecodePath.execute(wrapped, path, 2, 0)
+    assert asked and batches == [2, 2, 2, 1] * 2
+
+
+def test_comfy_internals_keep_their_shape(sd):
+    """The private ComfyUI internals of nodes/comfy_internals.py: fails naming the one that changed."""
+    tokens, other = torch.ones(1, 77, 8), torch.zeros(1, 77, 8)
+    for cond_type, value, new in ((comfy.conds.CONDRegular, tokens, other),
+                                  (comfy_internals.CROSS_ATTN_COND, tokens, other),
+                                  (comfy.conds.CONDConstant, 3, 4), (comfy.conds.CONDList, [tokens], [other])):
+        copy = comfy_internals.cond_with(cond_type(value), new)
+        assert type(copy) is cond_type and copy.cond is new, f"comfy.conds.{cond_type.__name__}._copy_with changed"
+    seen = {}
+
+    class InspectingSampler(comfy.samplers.Sampler):
+        def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
+                   disable_pbar=False):
+            conds = comfy_internals.sampling_conds(model_wrap)
+            seen["names"] = set(conds)
+            seen["model_conds"] = conds["positive"][0]["model_conds"]
+            x, sigma = torch.randn_like(noise), torch.full((noise.shape[0],), float(sigmas[0]))
+            as_given = model_wrap(x, sigma, **extra_args)
+            comfy_internals.set_sampling_conds(model_wrap, {"positive": conds["negative"],
+                                                            "negative": conds["negative"]})
+            swapped = model_wrap(x, sigma, **extra_args)
+            comfy_internals.set_sampling_conds(model_wrap, conds)
+            seen["swap_changes_the_call"] = not torch.equal(as_given, swapped)
+            return torch.zeros_like(noise)
+
+    guider = comfy.samplers.CFGGuider(sd["model"])
+    guider.set_conds(sd["cat"], sd["dog"])
+    guider.set_cfg(1.0)
+    latent = torch.zeros(1, 4, SIZE // 8, SIZE // 8)
+    guider.sample(latent, latent, InspectingSampler(), torch.tensor([2.0, 0.0]), disable_pbar=True, seed=0)
+    assert seen["names"] == {"positive", "negative"}, "CFGGuider.conds: no longer the processed conds by name"
+    assert isinstance(seen["model_conds"]["c_crossattn"], comfy_internals.CROSS_ATTN_COND), \
+        "CFGGuider.conds entries: 'model_conds' no longer holds comfy.conds objects"
+    assert seen["swap_changes_the_call"], "CFGGuider no longer reads .conds at each model call"
+
+
 def test_solve_bvp_loop_closes_back_to_the_first_keyframe(sd, keyframes):
     path, _ = SolveBVP.execute(sd["model"], keyframes, 7, True, "equal", **{**FAST_BVP, "sphere": False})
     assert len(path) == 7
@@ -275,6 +345,63 @@ def test_flow_patched_model_uses_the_flow_score(sd):
                                  _encode(sd, _images(1, 8), sd["cat"], flow_model))[0]
     path, _ = SolveBVP.execute(flow_model, keys, 4, False, "equal", **FAST_BVP)
     assert torch.isfinite(path.points).all() and len(path) == 4
+
+
+class _OtherPackageSampling(comfy.model_sampling.ModelSamplingDiscreteFlow, comfy.model_sampling.CONST):
+    """A flow-like sampling class defined outside comfy.model_sampling, with a noise convention of its own."""
+
+    def noise_scaling(self, sigma, noise, latent_image, max_denoise=False):
+        return latent_image + sigma * noise
+
+
+def test_sampling_the_density_formulas_do_not_cover_is_refused_naming_its_class(sd, keyframes):
+    images = _images(1, 3)
+    other = sd["model"].clone()
+    other.add_object_patch("model_sampling", _OtherPackageSampling())
+    with pytest.raises(GeodesicInputError, match=r"model: its sampling class .*_OtherPackageSampling \(noise_scaling "
+                                                 r"of _OtherPackageSampling\) adds noise in a way"):
+        _encode(sd, images, sd["cat"], other)
+    (flow_model,) = ModelSamplingSD3().patch(sd["model"], 3.0)
+    flow_model.get_model_object("model_sampling").noise_scale = 1.0  # what current ComfyUI sets by default
+    assert noise_kind(flow_model) == "flow"
+    flow_model.get_model_object("model_sampling").noise_scale = 0.5
+    with pytest.raises(GeodesicInputError, match=r"model: its sampling class .*ModelSamplingAdvanced is a flow model "
+                                                 r"with noise_scale 0.5"):
+        _encode(sd, images, sd["cat"], flow_model)
+    with pytest.raises(GeodesicInputError, match="noise_scale 0.5"):
+        noise_kind(flow_model)
+
+
+def test_every_comfy_name_the_pack_uses_exists_in_this_comfyui(sd):
+    """scripts/comfy_symbols.py's list, checked against the installed ComfyUI (0.3.75 in CI)."""
+    missing = [name for name in pack_symbols() if not _resolves(name)]
+    assert not missing, f"names the pack uses but this ComfyUI lacks: {missing}"
+    model = sd["model"]
+    objects = {"ModelPatcher": model, "BaseModel": model.model,
+               "model_sampling": model.get_model_object("model_sampling"),
+               "LatentFormat": model.get_model_object("latent_format"), "VAE": sd["vae"],
+               "CFGGuider": comfy.samplers.CFGGuider(model), "Sampler": comfy.samplers.Sampler,
+               "CONDRegular": comfy.conds.CONDRegular(torch.zeros(1)),
+               "Latent2RGBPreviewer": latent_preview.Latent2RGBPreviewer}
+    absent = [f"{owner}.{member}" for owner, member, _ in OBJECT_MEMBERS
+              if not hasattr(objects[owner], member.split()[0]) and "while sampling" not in member]
+    assert not absent, f"members the pack uses but this ComfyUI's objects lack: {absent}"
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            value = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[split:]:
+                value = getattr(value, attr)
+        except AttributeError:
+            return False
+        return True
+    return False
 
 
 def test_clear_errors_for_bad_inputs(sd, keyframes):

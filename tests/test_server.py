@@ -140,6 +140,38 @@ def test_workflow_uses_only_core_nodes_and_ours(object_info: dict, name: str):
     assert not foreign, f"{name}: nodes from other custom packs: {foreign}"
 
 
+# --- help pages -----------------------------------------------------------------------------------------
+
+def help_page_url(schema: dict) -> str:
+    """Where ComfyUI's frontend (1.32 here, the same rule in its current source) fetches a custom node's help:
+    /extensions/<pack folder from python_module>/docs/<node id>.md, served from the pack's WEB_DIRECTORY."""
+    pack = schema["python_module"].split(".")[1]
+    return f"/extensions/{pack}/docs/{schema['name']}.md"
+
+
+@pytest.mark.parametrize("node_id", sorted(PACK_NODE_IDS))
+def test_help_page_is_served_and_covers_every_input_and_output(comfy_server: ComfyServer, object_info: dict,
+                                                               node_id: str):
+    schema = object_info[node_id]
+    url = help_page_url(schema)
+    page = comfy_server.get(url)
+    assert page.ok, f"{url}: HTTP {page.status_code}"
+    text = page.text
+    title = schema["display_name"].replace(", Density Geodesics)", ")").replace(" (Density Geodesics)", "")
+    assert text.startswith(f"# {title}\n"), text[:80]
+    for heading in ("## When to use it", "## Inputs", "## How alpha and the noise level change the result",
+                    "## Outputs"):
+        assert heading in text, f"{node_id}: no {heading!r}"
+    inputs = [*schema["input"]["required"], *schema["input"].get("optional", {})]
+    for name in [*inputs, *schema["output_name"]]:
+        assert f"**{name}**" in text, f"{node_id}: the help page does not describe {name!r}"
+    pictures = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", text)
+    assert pictures, f"{node_id}: no picture"
+    for picture in pictures:  # relative to the page, as the frontend resolves them
+        served = comfy_server.get(url.rsplit("/", 1)[0] + "/" + picture)
+        assert served.ok and served.headers["Content-Type"].startswith("image/"), picture
+
+
 # --- end to end -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ANIMATION_WORKFLOWS)

@@ -1,0 +1,148 @@
+"""Regenerate every picture of the README and the node help pages from the code, into web/docs/images/.
+
+    python -m scripts.make_readme_pictures                 # everything (about 10 minutes on 2 busy cores)
+    python -m scripts.make_readme_pictures --skip-browser  # only what needs no ComfyUI server and browser
+
+web/docs/ is the pack's WEB_DIRECTORY, so ComfyUI serves these files to the help pages; the README shows
+the same files. The ComfyUI screenshots come from the real-browser test (tests/test_browser.py writes
+them to test-artifacts/browser/), run here through pytest rather than a second browser harness.
+"""
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+from PIL import Image, ImageSequence
+
+from digits.data import load_split, pick_pairs
+from digits.main import frame_colormap, tile_frames
+from digits.main import main as digits_demo
+from digits.pipeline import decode, encode, load_digits_model, to_common_radius
+from digits.settings import ALPHA, NOISE_LEVEL
+from geodesic_core import solve_bvp
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "web" / "docs" / "images"
+SCREENSHOTS = ROOT / "test-artifacts" / "browser"
+# Browser screenshots in the README and help pages: test screenshot name -> picture name. PNG and GIF only:
+# aiohttp, which serves WEB_DIRECTORY, sends .webp as application/octet-stream on Python 3.11.
+BROWSER_PICTURES = {
+    "geodesic_interpolation_ran.png": "comfyui_interpolation.png",
+    "geodesic_keyframes_loop.png": "comfyui_keyframes_loop.png",
+    "geodesic_extrapolation.png": "comfyui_extrapolation.png",
+    "video_density_analysis.png": "comfyui_video_density.png",
+    "help_page.png": "comfyui_help_page.png",
+}
+BROWSER_TESTS = "interpolation_runs or workflow_loads or help_page"
+SETTINGS_FRAMES = 11  # frames per row in the alpha / noise-level picture
+SETTINGS_ROWS = [(NOISE_LEVEL, 0.05), (NOISE_LEVEL, ALPHA), (NOISE_LEVEL, 2.0), (0.4, ALPHA), (0.8, ALPHA)]
+NOISY_LEVELS = (0.2, 0.4, 0.6, 0.8)
+
+
+def progress(message: str) -> None:
+    print(f"[pictures] {message}", file=sys.stderr, flush=True)
+
+
+def demo_pictures(work: Path) -> None:
+    out = work / "digits"
+    if digits_demo(["--out", str(out)]) != 0:
+        raise RuntimeError("the digits demo failed")
+    shutil.copy(out / "strip.png", IMAGES / "digits_strip.png")
+    shutil.copy(out / "density.png", IMAGES / "digits_density.png")
+    with Image.open(out / "animation.webp") as animation:
+        frames = [frame.convert("L") for frame in ImageSequence.Iterator(animation)]
+        duration = animation.info["duration"]
+    frames[0].save(IMAGES / "digits_geodesic.gif", save_all=True, append_images=frames[1:], duration=duration,
+                   loop=0)
+
+
+def mixture_picture(work: Path) -> None:
+    subprocess.run([sys.executable, "-m", "demos.mixture_demo", "--out", str(work / "mixture")], cwd=ROOT,
+                   check=True)
+    shutil.copy(work / "mixture" / "mixture_geodesic.png", IMAGES / "mixture_geodesic.png")
+
+
+def frames_row(ax, frames: torch.Tensor, label: str) -> None:
+    ax.imshow(tile_frames(frames), cmap=frame_colormap(), vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+
+
+def settings_picture() -> None:
+    """The sphere geodesic between the demo's two digits for several alphas and noise levels."""
+    images, _ = load_split("held_out")
+    (i, j), = pick_pairs("held_out", 1, 0)  # the demo's default pair
+    fig = Figure(figsize=(9, 0.8 * len(SETTINGS_ROWS) + 0.5))
+    axes = fig.subplots(len(SETTINGS_ROWS), 1)
+    for ax, (noise_level, alpha) in zip(axes, SETTINGS_ROWS, strict=True):
+        model = load_digits_model(noise_level)
+        a, b = to_common_radius(*encode(model, images[[i, j]]))
+        path = solve_bvp(model.field, a, b, n_points=SETTINGS_FRAMES, alpha=alpha, sphere=True)
+        frames_row(ax, decode(model, path.points), f"noise {noise_level}, alpha {alpha}")
+        if alpha == 0.05:
+            ax.set_title("sphere geodesic between the same two digits (slerp is the limit alpha -> 0)",
+                         fontsize=10, loc="left")
+    fig.tight_layout()
+    fig.savefig(IMAGES / "alpha_noise_level.png", dpi=100)
+
+
+def noisy_latents_picture() -> None:
+    """A digit, its noisy latent at several noise levels, and the clean frame decoded back from each."""
+    images, _ = load_split("held_out")
+    digit = images[:1]
+    fig = Figure(figsize=(6, 2.1))
+    top, bottom = fig.subplots(2, 1)
+    latents, decoded = [], []
+    for noise_level in NOISY_LEVELS:
+        model = load_digits_model(noise_level)
+        latent = encode(model, digit)
+        latents.append(latent / latent.abs().max())  # shown rescaled to [-1, 1]
+        decoded.append(decode(model, latent))
+    frames_row(top, torch.cat([digit, *latents]), "noisy latent")
+    frames_row(bottom, torch.cat([digit, *decoded]), "decoded")
+    top.set_title(f"clean, then noise level {', '.join(str(n) for n in NOISY_LEVELS)}", fontsize=10, loc="left")
+    fig.tight_layout()
+    fig.savefig(IMAGES / "noisy_latents.png", dpi=100)
+
+
+def browser_pictures() -> None:
+    """Run the real-browser test (it writes its screenshots), then keep the ones the docs show, as WebP."""
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_browser.py", "-k", BROWSER_TESTS], cwd=ROOT,
+                   check=True)
+    for source, target in BROWSER_PICTURES.items():
+        with Image.open(SCREENSHOTS / source) as shot:
+            # 256 colours are plenty for the UI and keep each file near 100 KiB
+            shot.convert("RGB").quantize(256).save(IMAGES / target, optimize=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.make_readme_pictures", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-browser", action="store_true", help="leave the ComfyUI screenshots as they are")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # 8x8 batches: threads only slow a shared CPU down
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        progress("digits demo")
+        demo_pictures(Path(work))
+        progress("mixture demo")
+        mixture_picture(Path(work))
+    progress("alpha and noise level")
+    settings_picture()
+    noisy_latents_picture()
+    if not args.skip_browser:
+        progress("real-browser test")
+        browser_pictures()
+    for picture in sorted(IMAGES.iterdir()):
+        progress(f"{picture.relative_to(ROOT)}: {picture.stat().st_size // 1024} KiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

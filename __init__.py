@@ -1,8 +1,12 @@
 """ComfyUI entry point of the Density Geodesics node pack (V3 API: ComfyUI calls comfy_entrypoint)."""
 
+from pathlib import Path
+
+import server
 from comfy_api.latest import ComfyExtension, io
 
 from .nodes import NODES
+from .nodes.template_thumbnails import add_thumbnail_route
 
 # Served by ComfyUI at /extensions/<pack folder>/; the frontend reads each node's help page from
 # docs/<node id>.md there (its pictures from docs/images/).
@@ -15,4 +19,8 @@ class DensityGeodesicsExtension(ComfyExtension):
 
 
 async def comfy_entrypoint() -> DensityGeodesicsExtension:
+    prompt_server = getattr(server.PromptServer, "instance", None)
+    if prompt_server is not None:  # None when the pack is imported without a server (in-process tests)
+        # ComfyUI names a pack's template URLs after the folder the pack is installed in.
+        add_thumbnail_route(prompt_server.routes, Path(__file__).parent.name)
     return DensityGeodesicsExtension()

@@ -1,6 +1,6 @@
 """Drive the real ComfyUI frontend in Debian's headless chromium (playwright, no browser download).
 
-Used by tests/test_browser.py and scripts/make_workflows.py (thumbnails).
+Used by tests/test_browser.py.
 """
 from __future__ import annotations
 
@@ -86,20 +86,6 @@ def fit_view(page: Page) -> None:
     page.evaluate("() => window.app.canvas.deselectAll()")
     page.evaluate("() => window.app.extensionManager.command.execute('Comfy.Canvas.FitView')")
     page.wait_for_timeout(800)  # the command animates the zoom
-
-
-def graph_clip(page: Page, margin: float = 16.0) -> dict:
-    """Page-pixel rectangle around every node of the loaded graph (for a screenshot of the graph only)."""
-    return page.evaluate("""margin => {
-        const canvas = window.app.canvas, box = canvas.canvas.getBoundingClientRect();
-        const rects = window.app.graph.nodes.map(n => n.boundingRect);
-        const left = Math.min(...rects.map(r => r[0])), top = Math.min(...rects.map(r => r[1]));
-        const right = Math.max(...rects.map(r => r[0] + r[2])), bottom = Math.max(...rects.map(r => r[1] + r[3]));
-        const [scale, [dx, dy]] = [canvas.ds.scale, canvas.ds.offset];
-        const x = Math.max(0, box.left + (left + dx) * scale - margin);
-        const y = Math.max(0, box.top + (top + dy) * scale - margin);
-        return {x, y, width: (right - left) * scale + 2 * margin, height: (bottom - top) * scale + 2 * margin};
-    }""", margin)
 
 
 def screenshot(page: Page, path: Path) -> Path:

@@ -40,8 +40,15 @@ KEYFRAME_FILES = ("geodesics_keyframe_a.png", "geodesics_keyframe_b.png", "geode
 KEYFRAME_DIGITS = (0, 3, 6)  # indices into load_digits(): a 0, a 3 and a 6
 CLIP_FILE = "geodesics_clip.webp"
 CLIP_FRAMES = 9
-WORKFLOWS_DIR = ROOT / "workflows"
+# The folder current ComfyUI documents for a custom node's templates (0.3.75 serves it first as well).
+WORKFLOWS_DIR = ROOT / "example_workflows"
 WORKFLOW_NAMES = sorted(p.stem for p in WORKFLOWS_DIR.glob("*.json"))
+# The template browser shows a custom node template's file name as its title and, with - and _ read as
+# spaces, as its description; current ComfyUI lists them sorted by name, so the main template sorts first.
+INTERPOLATION_TEMPLATE = "Geodesic interpolation between two images"
+LOOP_TEMPLATE = "Geodesic loop through three keyframes"
+EXTRAPOLATION_TEMPLATE = "Geodesic path continued past its last frame"
+VIDEO_TEMPLATE = "Video density and geodesic efficiency"
 IMAGE_SIZE = 64  # px of the example inputs in the tests: CPU-sized
 # CPU-sized budgets for the tests, set on the workflows' nodes by type (in API prompts or in the
 # browser); everything else stays the workflow's own.

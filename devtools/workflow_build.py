@@ -2,7 +2,7 @@
 
 The node schemas come from a running server's /object_info, so widget order, UI-only widget values
 (seed control, upload button) and socket types are exactly what the frontend would produce.
-scripts/make_workflows.py writes workflows/*.json with this; the tests convert them back with
+scripts/make_workflows.py writes example_workflows/*.json with this; the tests convert them back with
 workflow_convert.ui_to_api and compare against the frontend's own conversion.
 """
 from __future__ import annotations

@@ -12,6 +12,7 @@ of the model itself (identity, noise convention, sigmas, latent space) is in nod
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from typing import TYPE_CHECKING, TypeVar
 import comfy.model_management
 import comfy.samplers
 import latent_preview
+import server
 import torch
+from comfy_execution.utils import get_executing_context
 from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError
@@ -60,19 +63,43 @@ def _unique_conditionings(schedule: ConditioningSchedule) -> tuple[list[list], T
 
 
 class _Progress:
-    """One progress step per denoised sample, with a latent preview of the latest x0 estimate."""
+    """One progress step per denoised sample, with a latent preview of the latest x0 estimate.
+
+    ``total`` is the most samples the work can denoise; the bar never passes it, and ``finish`` fills it
+    when the work stops early (a solve that converges before its budget is spent)."""
 
     def __init__(self, model, total: int):
-        self.callback = latent_preview.prepare_callback(model, max(total, 1))
         self.total = max(total, 1)
+        self.callback = latent_preview.prepare_callback(model, self.total)
         self.done = 0
         self.calls = 0
+        self.last_preview: Tensor | None = None
 
     def advance(self, denoised: Tensor) -> None:
         self.calls += 1
         self.done += denoised.shape[0]
-        self.total = max(self.total, self.done)
-        self.callback(self.done - 1, denoised[denoised.shape[0] // 2:][:1], None, self.total)
+        self.last_preview = denoised[denoised.shape[0] // 2:][:1]
+        self.callback(min(self.done, self.total) - 1, self.last_preview, None, self.total)
+
+    def finish(self) -> None:
+        if self.last_preview is not None and self.done < self.total:
+            self.callback(self.total - 1, self.last_preview, None, self.total)
+
+
+def show_progress_text(text: str) -> None:
+    """Text under the running node's title in the ComfyUI frontend (nothing outside a server run)."""
+    context = get_executing_context()
+    prompt_server = getattr(server.PromptServer, "instance", None)
+    if context is not None and prompt_server is not None:
+        prompt_server.send_progress_text(text, context.node_id)
+
+
+def check_guidance(guidance: float, negative_connected: bool) -> None:
+    if not math.isfinite(guidance) or guidance < 0:
+        raise GeodesicInputError(f"guidance: expected a finite number >= 0, got {guidance}")
+    if guidance > 0 and not negative_connected:
+        raise GeodesicInputError("negative: guidance > 0 needs a negative conditioning; connect one or set "
+                                 "guidance to 0")
 
 
 def fitting_batch(model: ModelPatcher, latent_shape: tuple[int, ...], wanted: int, cap: int,
@@ -149,9 +176,7 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     """
     if batch_size < 0:
         raise GeodesicInputError(f"batch_size: expected 0 (automatic) or a positive number, got {batch_size}")
-    if guidance > 0 and negative is None:
-        raise GeodesicInputError("negative: guidance > 0 needs a negative conditioning; connect one or set "
-                                 "guidance to 0")
+    check_guidance(guidance, negative is not None)
     if negative is not None:
         check_conditioning(negative, "negative")
     unique, knot_index = _unique_conditionings(schedule)
@@ -173,6 +198,7 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     placeholder = torch.zeros((max(load_batch, 1), *latent_shape))
     started = time.perf_counter()
     guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
+    progress.finish()
     logging.info("DensityGeodesics %s: %.2f s, %d model calls, %d latents evaluated", stage,
                  time.perf_counter() - started, progress.calls, progress.done)
     return sampler.result

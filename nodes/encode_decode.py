@@ -52,9 +52,10 @@ def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, 
         noisy = invert(denoise, clean.to(device), sigmas, kind=kind, t=t)
         return noisy.float().cpu()
 
+    # The first inversion step starts from the clean latent itself (sigma 0): no model call.
     points = run_with_denoiser(model, schedule, invert_keyframes, stage="inversion",
                                latent_shape=tuple(samples.shape[1:]), batch_size=batch_size,
-                               largest_batch=len(samples), total_evals=steps * len(samples), sigma=sigma)
+                               largest_batch=len(samples), total_evals=(steps - 1) * len(samples), sigma=sigma)
     return GeodesicPath(points, t, noise_level, sigma, model_key(model), schedule)
 
 

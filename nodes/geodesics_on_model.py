@@ -19,7 +19,7 @@ from ..geodesic_core import (
 )
 from ..geodesic_core.fields import Denoiser
 from ..geodesic_core.geometry import allocate_steps, to_sphere
-from .bridge import ModelCallSettings, run_with_denoiser
+from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points, knot_interval
 
@@ -46,6 +46,29 @@ def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, sta
     return run_with_denoiser(model, schedule, work, stage=stage, latent_shape=tuple(path.points.shape[1:]),
                              batch_size=calls.batch_size, largest_batch=largest_batch, total_evals=total_evals,
                              sigma=path.sigma, negative=calls.negative, guidance=calls.guidance)
+
+
+def check_budget(max_evals: int, frames: int, purpose: str) -> None:
+    """The budget must at least evaluate every frame once, or the solve cannot even read out its path."""
+    if max_evals < frames:
+        raise GeodesicInputError(
+            f"max_evals: a budget of {max_evals} score evaluations cannot evaluate the {frames} frames of "
+            f"{purpose} even once; set max_evals to at least {frames} (the default is 2000)")
+
+
+def solve_evals_bound(budget: int, n_points: int) -> int:
+    """Most score evaluations one BVP solve can make: its budget, plus one read-out of all points when the
+    budget ends before the solver reaches full resolution."""
+    return budget + n_points
+
+
+def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
+    """solve_bvp callback: the running solve's length and residual as text on the node."""
+    def show(iteration: int, partial) -> None:
+        show_progress_text(
+            f"segment {segment + 1}/{segments}, iteration {iteration}: length {partial.length:.5g}, residual "
+            f"{partial.residual:.3g} (stops below {tolerance:g}), {partial.score_evals} of {budget} evaluations")
+    return show
 
 
 def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoiser:
@@ -128,7 +151,8 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
                 end_tangent = None
             else:
                 result = solve_bvp(field, a, b, n_points=n_steps + 1, alpha=density.alpha,
-                                   sphere=density.sphere, method=method, tol=tolerance, max_evals=budgets[k])
+                                   sphere=density.sphere, method=method, tol=tolerance, max_evals=budgets[k],
+                                   callback=_solve_progress(k, len(steps), tolerance, budgets[k]))
                 segment, log_density = result.points, result.log_density
                 end_tangent = result.end_tangent / n_steps
                 report.append(
@@ -139,8 +163,10 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
 
+    # A keyframes-only segment reads out its two ends.
+    most_evals = sum(solve_evals_bound(budget, s + 1) if s > 1 else 2 for budget, s in zip(budgets, steps, strict=True))
     path_points, log_density, end_tangent, lines = _run_on_model(model, schedule, solve_segments, "solve", keyframes,
-                                                                 max(steps) + 1, sum(budgets), calls)
+                                                                 max(steps) + 1, most_evals, calls)
     path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
                                   for k, s in enumerate(steps)])
     if loop:
@@ -211,6 +237,8 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
     check_path_for(model, path, "path")
     kind = noise_kind(model)
     check_min_points(path, 2, "path", "a density readout")
+    if compare_geodesic:
+        check_budget(max_evals, len(path), "the geodesic between the path's ends")
     local = torch.linspace(0.0, 1.0, len(path))
 
     def read_path_on_model(denoise, device):
@@ -227,5 +255,5 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
                                     readout.length, readout.euclidean_length, readout.residual, efficiency,
                                     geodesic_length)
 
-    return _run_on_model(model, path.schedule, read_path_on_model, "readout", path, len(path),
-                         len(path) + (max_evals if compare_geodesic else 0), calls)
+    most_evals = len(path) + (solve_evals_bound(max_evals, len(path)) if compare_geodesic else 0)
+    return _run_on_model(model, path.schedule, read_path_on_model, "readout", path, len(path), most_evals, calls)

@@ -10,12 +10,28 @@ from .encode_decode import encode_latents
 from .model_facts import check_path_for, latent_from_model_space
 from .path import GeodesicPath, check_conditioning, join_paths
 
+# The pack's noisy LATENT outputs carry their noise level under this key, next to the very tensor it
+# describes: a node that makes new latents from them (a KSampler copies the dict and replaces "samples")
+# leaves the mark behind on the old tensor, so only the untouched noisy output is recognised.
+NOISY_MARK = "density_geodesics_noisy"
+
+
+def noisy_latent(model, path: GeodesicPath) -> dict:
+    samples = latent_from_model_space(model, path.points)
+    return {"samples": samples, NOISY_MARK: {"samples": samples, "noise_level": path.noise_level}}
+
 
 def _clean_latents(image, vae, latent):
     if (image is None) == (latent is None):
         raise GeodesicInputError("image / latent: connect exactly one of them (images to encode with the "
                                  "VAE, or clean latents such as a KSampler output)")
     if latent is not None:
+        mark = latent.get(NOISY_MARK)
+        if mark is not None and mark["samples"] is latent["samples"]:
+            raise GeodesicInputError(
+                f"latent: these latents are already noisy (a noisy_latent output, at noise level "
+                f"{mark['noise_level']:g}) and would be inverted a second time; connect that node's path "
+                f"output to the next Density Geodesics node instead, or clean latents (VAE Encode, KSampler) here")
         return latent["samples"]
     if vae is None:
         raise GeodesicInputError("vae: encoding an image needs the VAE (e.g. from Load Checkpoint)")
@@ -60,13 +76,17 @@ class EncodeKeyframes(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, noise_level) -> bool | str:
+        return shared.queue_time_check(cls, dict(noise_level=noise_level))
+
+    @classmethod
     def execute(cls, model, positive, noise_level, steps, batch_size, image=None, vae=None,
                 latent=None) -> io.NodeOutput:
         check_conditioning(positive, "positive")
         samples = _clean_latents(image, vae, latent)
         path = encode_latents(model, samples, positive, noise_level=noise_level, steps=steps,
                               batch_size=batch_size)
-        return io.NodeOutput(path, {"samples": latent_from_model_space(model, path.points)})
+        return io.NodeOutput(path, noisy_latent(model, path))
 
 
 class JoinKeyframes(io.ComfyNode):
@@ -120,4 +140,4 @@ class PathToLatent(io.ComfyNode):
     @classmethod
     def execute(cls, model, path) -> io.NodeOutput:
         check_path_for(model, path, "path")
-        return io.NodeOutput({"samples": latent_from_model_space(model, path.points)}, path.noise_level)
+        return io.NodeOutput(noisy_latent(model, path), path.noise_level)

@@ -57,6 +57,12 @@ class DensityReadout(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, alpha, method, tolerance, guidance, negative=shared.UNCONNECTED) -> bool | str:
+        return shared.queue_time_check(
+            cls, dict(alpha=alpha, method=method, tolerance=tolerance, guidance=guidance),
+            shared.guidance_check(guidance, negative))
+
+    @classmethod
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
                 guidance, negative=None) -> io.NodeOutput:
         readout = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from . import inputs as shared
 from .bridge import ModelCallSettings
-from .geodesics_on_model import DensitySettings, extrapolate, solve_keyframes
+from .geodesics_on_model import DensitySettings, check_budget, extrapolate, solve_keyframes
 
 SPACINGS = ("by distance", "equal")
 VELOCITY_SOURCES = ("end tangent", "last two frames")
@@ -49,6 +49,15 @@ class SolveBVP(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, frames, spacing, alpha, method, tolerance, max_evals, guidance,
+                        negative=shared.UNCONNECTED) -> bool | str:
+        return shared.queue_time_check(
+            cls, dict(frames=frames, spacing=spacing, alpha=alpha, method=method, tolerance=tolerance,
+                      max_evals=max_evals, guidance=guidance),
+            shared.guidance_check(guidance, negative),
+            lambda: None if None in (frames, max_evals) else check_budget(max_evals, frames, "the path"))
+
+    @classmethod
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
                 batch_size, guidance, negative=None) -> io.NodeOutput:
         path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
@@ -86,6 +95,12 @@ class SolveIVP(io.ComfyNode):
                 shared.path_output("The new frames only (join with the input path to play them together)."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, velocity_from, direction, alpha, guidance, negative=shared.UNCONNECTED) -> bool | str:
+        return shared.queue_time_check(
+            cls, dict(velocity_from=velocity_from, direction=direction, alpha=alpha, guidance=guidance),
+            shared.guidance_check(guidance, negative))
 
     @classmethod
     def execute(cls, model, path, frames, velocity_from, direction, alpha, sphere, batch_size, guidance,

@@ -1,11 +1,18 @@
-"""Regenerate the example workflows (workflows/*.json, UI format) and their .jpg thumbnails.
+"""Regenerate the templates (example_workflows/*.json, UI format) and their .jpg thumbnails.
 
     bash dev.sh py -m scripts.make_workflows
 
-Starts a real ComfyUI with this pack (the same set-up as the tests), builds each workflow from the
-server's own /object_info (so widget order matches the installed node schemas), then loads every
-workflow into the real frontend in headless chromium and saves a screenshot of the graph as its
-thumbnail. Only core nodes plus this pack's nodes are used.
+Starts a real ComfyUI with this pack (the same set-up as the tests) and builds each workflow from the
+server's own /object_info, so widget order matches the installed node schemas. Only core nodes plus this
+pack's nodes are used; keyframes are encoded one image per Encode Keyframes and joined with Join
+Keyframes, so images of different sizes meet the pack's own size check (core Batch Images would rescale
+them silently, and current ComfyUI marks it deprecated).
+
+Thumbnails show results, never the graph: the animations' frames come from the same solves on the
+embedded digits model (a learned density, where frames are legible; the test checkpoint has random
+weights), and the video template's thumbnail is the density plot the workflow itself writes when it
+runs on the test server (random weights: its numbers mean nothing, its form is the real output). The
+template browser shows thumbnails square, so they are square.
 """
 from __future__ import annotations
 
@@ -13,24 +20,38 @@ import json
 import tempfile
 from pathlib import Path
 
-from PIL import Image
-from playwright.sync_api import sync_playwright
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageOps
 
-from devtools.comfy_browser import fit_view, graph_clip, launch_chromium, load_workflow, open_app
 from devtools.comfy_server import (
     CLIP_FILE,
+    EXTRAPOLATION_TEMPLATE,
+    INTERPOLATION_TEMPLATE,
     KEYFRAME_FILES,
+    LOOP_TEMPLATE,
     TEMPLATE_CHECKPOINT_NAME,
+    VIDEO_TEMPLATE,
     WORKFLOWS_DIR,
+    ComfyServer,
     start_server,
     write_example_inputs,
 )
 from devtools.workflow_build import Link, Node, build_ui_workflow
+from devtools.workflow_convert import ui_to_api
+from digits.data import load_split
+from digits.pipeline import ALPHA, decode, encode, load_digits_model
+from geodesic_core import solve_bvp, solve_ivp
 
-THUMBNAIL_SIZE = (640, 400)
-THUMBNAIL_VIEWPORT = {"width": 2200, "height": 1100}  # large enough that "fit view" keeps node text legible
+THUMBNAIL_SIZE = 512
+GRID = 3  # frames per row and column of an animation's thumbnail
+EXTRAPOLATED_BORDER = (251, 133, 0)  # frames past the last keyframe are framed in orange
 PROMPT = "a handwritten digit, black ink on white paper"
+KEYFRAME_CLASSES = (0, 3, 6)  # the digits the example keyframe images show (devtools.comfy_server.KEYFRAME_DIGITS)
+INTERPOLATION_FRAMES, LOOP_FRAMES, EXTRAPOLATION_BVP_FRAMES, EXTRAPOLATED_FRAMES = 17, 24, 9, 8
 
+
+# --- the workflows --------------------------------------------------------------------------------------
 
 def model_nodes() -> list[Node]:
     return [
@@ -39,20 +60,24 @@ def model_nodes() -> list[Node]:
     ]
 
 
-def keyframe_images(files: tuple[str, ...]) -> list[Node]:
-    """LoadImage per file, chained through ImageBatch into one batch whose order is the play order."""
-    nodes = [Node(f"image_{i}", "LoadImage", {"image": name}) for i, name in enumerate(files)]
-    batch = Link("image_0", "IMAGE")
-    for i in range(1, len(files)):
-        nodes.append(Node(f"batch_{i}", "ImageBatch", {"image1": batch, "image2": Link(f"image_{i}", "IMAGE")}))
-        batch = Link(f"batch_{i}", "IMAGE")
-    return nodes
-
-
-def encode(images: Link) -> Node:
-    return Node("encode", "DensityGeodesics_EncodeKeyframes",
+def encode_node(key: str, images: Link) -> Node:
+    return Node(key, "DensityGeodesics_EncodeKeyframes",
                 {"model": Link("checkpoint", "MODEL"), "positive": Link("prompt", "CONDITIONING"),
                  "image": images, "vae": Link("checkpoint", "VAE")})
+
+
+def keyframes(files: tuple[str, ...]) -> tuple[list[Node], Link]:
+    """One Load Image and Encode Keyframes per file, chained through Join Keyframes in play order."""
+    nodes = []
+    for i, name in enumerate(files):
+        nodes += [Node(f"image_{i}", "LoadImage", {"image": name}),
+                  encode_node(f"encode_{i}", Link(f"image_{i}", "IMAGE"))]
+    joined = Link("encode_0", "path")
+    for i in range(1, len(files)):
+        nodes.append(Node(f"join_{i}", "DensityGeodesics_JoinKeyframes",
+                          {"first": joined, "second": Link(f"encode_{i}", "path")}))
+        joined = Link(f"join_{i}", "path")
+    return nodes, joined
 
 
 def decode_and_save(path: Link, prefix: str) -> list[Node]:
@@ -64,9 +89,9 @@ def decode_and_save(path: Link, prefix: str) -> list[Node]:
     ]
 
 
-def solve(keyframes: Link, frames: int, loop: bool) -> list[Node]:
+def solve(keyframe_set: Link, frames: int, loop: bool) -> list[Node]:
     return [
-        Node("solve", "DensityGeodesics_SolveBVP", {"model": Link("checkpoint", "MODEL"), "keyframes": keyframes,
+        Node("solve", "DensityGeodesics_SolveBVP", {"model": Link("checkpoint", "MODEL"), "keyframes": keyframe_set,
                                                      "frames": frames, "loop": loop}),
         Node("solve_report", "PreviewAny", {"source": Link("solve", "report")}),
     ]
@@ -74,24 +99,25 @@ def solve(keyframes: Link, frames: int, loop: bool) -> list[Node]:
 
 def interpolation() -> list[Node]:
     """Two images -> the density geodesic between them, 17 frames, as an animated WEBP."""
-    return [*model_nodes(), *keyframe_images(KEYFRAME_FILES[:2]), encode(Link("batch_1", "IMAGE")),
-            *solve(Link("encode", "path"), frames=17, loop=False),
+    nodes, joined = keyframes(KEYFRAME_FILES[:2])
+    return [*model_nodes(), *nodes, *solve(joined, frames=INTERPOLATION_FRAMES, loop=False),
             *decode_and_save(Link("solve", "path"), "geodesic_interpolation")]
 
 
 def keyframes_loop() -> list[Node]:
     """Three keyframes in a closed loop: 24 frames that repeat seamlessly."""
-    return [*model_nodes(), *keyframe_images(KEYFRAME_FILES), encode(Link("batch_2", "IMAGE")),
-            *solve(Link("encode", "path"), frames=24, loop=True),
+    nodes, joined = keyframes(KEYFRAME_FILES)
+    return [*model_nodes(), *nodes, *solve(joined, frames=LOOP_FRAMES, loop=True),
             *decode_and_save(Link("solve", "path"), "geodesic_loop")]
 
 
 def extrapolation() -> list[Node]:
     """A 9-frame geodesic between two images, continued 8 frames past its end along the geodesic."""
-    return [*model_nodes(), *keyframe_images(KEYFRAME_FILES[:2]), encode(Link("batch_1", "IMAGE")),
-            *solve(Link("encode", "path"), frames=9, loop=False),
+    nodes, joined = keyframes(KEYFRAME_FILES[:2])
+    return [*model_nodes(), *nodes, *solve(joined, frames=EXTRAPOLATION_BVP_FRAMES, loop=False),
             Node("extrapolate", "DensityGeodesics_SolveIVP", {"model": Link("checkpoint", "MODEL"),
-                                                               "path": Link("solve", "path"), "frames": 8}),
+                                                               "path": Link("solve", "path"),
+                                                               "frames": EXTRAPOLATED_FRAMES}),
             Node("join", "DensityGeodesics_JoinKeyframes", {"first": Link("solve", "path"),
                                                              "second": Link("extrapolate", "path")}),
             *decode_and_save(Link("join", "path"), "geodesic_extrapolation")]
@@ -100,7 +126,7 @@ def extrapolation() -> list[Node]:
 def video_analysis() -> list[Node]:
     """Frames of a clip (an animated image) -> per-frame density plot and the clip's geodesic efficiency."""
     return [*model_nodes(), Node("clip_frames", "LoadImage", {"image": CLIP_FILE}),
-            encode(Link("clip_frames", "IMAGE")),
+            encode_node("encode", Link("clip_frames", "IMAGE")),
             Node("readout", "DensityGeodesics_DensityReadout", {"model": Link("checkpoint", "MODEL"),
                                                                  "path": Link("encode", "path")}),
             Node("save_plot", "SaveImage", {"images": Link("readout", "plot"),
@@ -110,44 +136,91 @@ def video_analysis() -> list[Node]:
 
 
 WORKFLOWS = {
-    "geodesic_interpolation": interpolation,
-    "geodesic_keyframes_loop": keyframes_loop,
-    "geodesic_extrapolation": extrapolation,
-    "video_density_analysis": video_analysis,
+    INTERPOLATION_TEMPLATE: interpolation,
+    LOOP_TEMPLATE: keyframes_loop,
+    EXTRAPOLATION_TEMPLATE: extrapolation,
+    VIDEO_TEMPLATE: video_analysis,
 }
 
 
-def write_thumbnails(server_url: str, workflows: dict[str, dict]) -> None:
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = open_app(browser, server_url, THUMBNAIL_VIEWPORT)
-            for name, workflow in workflows.items():
-                load_workflow(page, workflow, name)
-                fit_view(page)
-                with tempfile.TemporaryDirectory() as scratch:
-                    png = Path(scratch) / "graph.png"
-                    page.screenshot(path=str(png), clip=graph_clip(page))
-                    thumbnail = Image.open(png).convert("RGB")
-                    thumbnail.thumbnail(THUMBNAIL_SIZE, Image.LANCZOS)
-                    thumbnail.save(WORKFLOWS_DIR / f"{name}.jpg", quality=88)
-        finally:
-            browser.close()
+# --- thumbnails -----------------------------------------------------------------------------------------
+
+def frame_grid(frames: torch.Tensor, extrapolated_from: int | None = None) -> Image.Image:
+    """GRID x GRID frames spread evenly over the animation, dark ink on white like the example images."""
+    picks = np.linspace(0, len(frames) - 1, GRID * GRID).round().astype(int)
+    cell = THUMBNAIL_SIZE // GRID
+    sheet = Image.new("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE), "white")
+    for slot, index in enumerate(picks):
+        ink = ((frames[index, 0].clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
+        tile = ImageOps.invert(Image.fromarray(ink).convert("RGB")).resize((cell - 8, cell - 8), Image.NEAREST)
+        x, y = (slot % GRID) * cell + 4, (slot // GRID) * cell + 4
+        sheet.paste(tile, (x, y))
+        if extrapolated_from is not None and index >= extrapolated_from:
+            ImageDraw.Draw(sheet).rectangle((x, y, x + cell - 9, y + cell - 9), outline=EXTRAPOLATED_BORDER, width=5)
+    return sheet
+
+
+def on_common_sphere(latents: torch.Tensor) -> torch.Tensor:
+    """All keyframes scaled to their mean norm, as Solve BVP does with the sphere constraint."""
+    norms = latents.flatten(1).norm(dim=1)
+    return latents * (norms.mean() / norms).reshape(-1, *[1] * (latents.ndim - 1))
+
+
+def digits_animation_thumbnails() -> dict[str, Image.Image]:
+    """The three animation templates' solves on the embedded digits model, decoded."""
+    model = load_digits_model()
+    images, labels = load_split("held_out")
+    picks = [int(np.flatnonzero(labels == digit)[0]) for digit in KEYFRAME_CLASSES]
+    keys = on_common_sphere(encode(model, images[picks]))
+
+    def geodesic(a: torch.Tensor, b: torch.Tensor, frames: int):
+        return solve_bvp(model.field, a, b, n_points=frames, alpha=ALPHA, sphere=True)
+
+    interpolation_path = geodesic(keys[0], keys[1], INTERPOLATION_FRAMES).points
+    segments = [geodesic(keys[k], keys[(k + 1) % 3], LOOP_FRAMES // 3 + 1).points[:-1] for k in range(3)]
+    short = geodesic(keys[0], keys[1], EXTRAPOLATION_BVP_FRAMES)
+    # Solve IVP's step: the geodesic's end tangent per frame step, shot for EXTRAPOLATED_FRAMES frames.
+    step = short.end_tangent / (EXTRAPOLATION_BVP_FRAMES - 1)
+    onward = solve_ivp(model.field, short.points[-1], step * EXTRAPOLATED_FRAMES, n_steps=EXTRAPOLATED_FRAMES,
+                       alpha=ALPHA, sphere=True).points[1:]
+    return {
+        INTERPOLATION_TEMPLATE: frame_grid(decode(model, interpolation_path)),
+        LOOP_TEMPLATE: frame_grid(decode(model, torch.cat(segments))),
+        EXTRAPOLATION_TEMPLATE: frame_grid(decode(model, torch.cat([short.points, onward])),
+                                           extrapolated_from=EXTRAPOLATION_BVP_FRAMES),
+    }
+
+
+def density_plot_thumbnail(server: ComfyServer, workflow: dict, object_info: dict) -> Image.Image:
+    """The plot the video template writes with its own settings, run on the test server."""
+    prompt = ui_to_api(workflow, object_info)
+    result = server.run(prompt, timeout_s=600.0)
+    if result.status != "success":
+        raise RuntimeError(f"the video template failed on the test server: {result.error_message}")
+    (plot_node,) = [i for i, node in prompt.items() if node["class_type"] == "SaveImage"]
+    (entry,) = result.output_files(plot_node)
+    with Image.open(server.output_path(entry)) as plot:
+        return ImageOps.pad(plot.convert("RGB"), (THUMBNAIL_SIZE, THUMBNAIL_SIZE), color="white")
 
 
 def main() -> None:
+    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as base:
         server = start_server(Path(base) / "comfy")
         try:
             write_example_inputs(server.input_dir)
             object_info = server.object_info()
             workflows = {name: build_ui_workflow(make(), object_info) for name, make in WORKFLOWS.items()}
-            for name, workflow in workflows.items():
-                (WORKFLOWS_DIR / f"{name}.json").write_text(json.dumps(workflow, indent=2) + "\n")
-            write_thumbnails(server.url, workflows)
+            thumbnails = {VIDEO_TEMPLATE: density_plot_thumbnail(server, workflows[VIDEO_TEMPLATE], object_info)}
         finally:
             server.stop()
-    print(f"wrote {len(WORKFLOWS)} workflows and thumbnails to {WORKFLOWS_DIR}")
+    thumbnails |= digits_animation_thumbnails()
+    for old in [*WORKFLOWS_DIR.glob("*.json"), *WORKFLOWS_DIR.glob("*.jpg")]:
+        old.unlink()
+    for name, workflow in workflows.items():
+        (WORKFLOWS_DIR / f"{name}.json").write_text(json.dumps(workflow, indent=2) + "\n")
+        thumbnails[name].save(WORKFLOWS_DIR / f"{name}.jpg", quality=88)
+    print(f"wrote {len(WORKFLOWS)} templates and thumbnails to {WORKFLOWS_DIR}")
 
 
 if __name__ == "__main__":

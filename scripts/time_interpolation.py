@@ -1,4 +1,4 @@
-"""Wall time of workflows/geodesic_interpolation.json on a real ComfyUI server, split by stage.
+"""Wall time of the interpolation template (example_workflows/) on a real ComfyUI server, split by stage.
 
     bash dev.sh py -m scripts.time_interpolation [--size 256] [--frames 17]
 
@@ -16,7 +16,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from devtools.comfy_server import ARTIFACTS, WORKFLOWS_DIR, start_server, write_example_inputs
+from devtools.comfy_server import ARTIFACTS, INTERPOLATION_TEMPLATE, WORKFLOWS_DIR, start_server, write_example_inputs
 from devtools.workflow_convert import ui_to_api
 
 STAGE_LINE = re.compile(r"DensityGeodesics (\w+): ([\d.]+) s, (\d+) model calls, (\d+) latents evaluated")
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="width = height of the two keyframe images")
     parser.add_argument("--frames", type=int, default=17)
     args = parser.parse_args()
-    workflow = json.loads((WORKFLOWS_DIR / "geodesic_interpolation.json").read_text())
+    workflow = json.loads((WORKFLOWS_DIR / f"{INTERPOLATION_TEMPLATE}.json").read_text())
     with tempfile.TemporaryDirectory() as base:
         server = start_server(Path(base) / "comfy")
         try:

@@ -1,11 +1,12 @@
 """The pack in the real ComfyUI frontend, driven in Debian's headless chromium.
 
-Every workflow is loaded by clicking its card in the template browser (Browse Templates >
-EXTENSIONS > density_geodesics): no missing-node warning, and the frontend's own API conversion of
-the loaded graph equals devtools/workflow_convert.py's conversion of the file. The interpolation
-workflow is then run with the Run button and its animation must show up on the Save node, and a node's
-help page (web/docs/<node id>.md) must open from the selection toolbox's info button.
-Screenshots go to test-artifacts/browser/ (scripts/make_readme_pictures.py copies some into web/docs/images/).
+The template browser (Browse Templates > EXTENSIONS > density_geodesics) shows every template's title
+and result thumbnail. Every workflow is loaded by clicking its card there: no missing-node warning, and
+the frontend's own API conversion of the loaded graph equals devtools/workflow_convert.py's conversion of
+the file. The interpolation workflow is then run with the Run button and its animation must show up on
+the Save node, and a node's help page (web/docs/<node id>.md) must open from the selection toolbox's info
+button. Screenshots go to test-artifacts/browser/ (scripts/make_readme_pictures.py copies some into
+web/docs/images/).
 chromium missing is a failure, not a skip (launch_chromium raises).
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from devtools.comfy_server import (
     ARTIFACTS,
     FAST_SETTINGS,
     IMAGE_SIZE,
+    INTERPOLATION_TEMPLATE,
     PACK_FOLDER_NAME,
     WORKFLOW_NAMES,
     WORKFLOWS_DIR,
@@ -65,17 +67,29 @@ def template(page: Page, name: str) -> dict:
                          f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.json")
 
 
-def test_template_browser_lists_the_pack_workflows(page: Page):
-    listed = page.evaluate("async () => (await fetch('/api/workflow_templates')).json()")
-    assert sorted(listed[PACK_FOLDER_NAME]) == WORKFLOW_NAMES
+def test_template_browser_shows_titles_and_thumbnails_in_the_served_order(page: Page):
+    listed = page.evaluate("async () => (await fetch('/api/workflow_templates')).json()")[PACK_FOLDER_NAME]
+    assert sorted(listed) == WORKFLOW_NAMES
     open_template_browser(page, PACK_FOLDER_NAME)
     cards = page.locator("[data-testid^='template-workflow-']")
     cards.first.wait_for()
-    page.wait_for_timeout(1000)  # thumbnails load
+    page.wait_for_function("""() => [...document.querySelectorAll("[data-testid^='template-workflow-'] img")]
+        .every(img => img.complete)""")
     screenshot(page, SCREENSHOTS / "template_browser.png")
-    names = sorted(card.get_attribute("data-testid").removeprefix("template-workflow-") for card in cards.all())
+    shown = page.evaluate("""() => [...document.querySelectorAll("[data-testid^='template-workflow-']")].map(card => ({
+        name: card.dataset.testid.replace('template-workflow-', ''),
+        title: card.querySelector('h3')?.textContent.trim(),
+        description: card.querySelector('p')?.textContent.trim(),
+        thumbnails: [...card.querySelectorAll('img')].map(img => img.naturalWidth),
+    }))""")
     page.keyboard.press("Escape")
-    assert names == WORKFLOW_NAMES
+    # The browser keeps the server's order: current ComfyUI's sorted list puts the interpolation first
+    # (0.3.75 lists in directory order).
+    assert [card["name"] for card in shown] == listed and WORKFLOW_NAMES[0] == INTERPOLATION_TEMPLATE
+    for card in shown:
+        # A custom node template's title is its file name, its description the name with - and _ as spaces.
+        assert card["title"] == card["description"] == card["name"], card
+        assert card["thumbnails"] and all(width > 0 for width in card["thumbnails"]), card  # the .jpg loaded
 
 
 def test_missing_node_check_can_fail(page: Page):
@@ -113,7 +127,7 @@ def set_widgets(page: Page, node_type: str, values: dict) -> None:
 
 
 def test_interpolation_runs_from_the_run_button(page: Page, comfy_server: ComfyServer):
-    load_template(page, PACK_FOLDER_NAME, "geodesic_interpolation")
+    load_template(page, PACK_FOLDER_NAME, INTERPOLATION_TEMPLATE)
     for node_type, values in FAST_SETTINGS.items():
         set_widgets(page, node_type, values)
     set_widgets(page, "SaveAnimatedWEBP", {"filename_prefix": "browser_run"})
@@ -140,7 +154,7 @@ HELP_NODE = "DensityGeodesics_SolveBVP"
 def test_node_help_page_opens_with_its_picture(page: Page):
     """Select a node, press the selection toolbox's info button: the sidebar shows the pack's help page
     (fetched from /extensions/<pack>/docs/<node id>.md), its pictures loaded, not the generated fallback."""
-    load_template(page, PACK_FOLDER_NAME, "geodesic_interpolation")
+    load_template(page, PACK_FOLDER_NAME, INTERPOLATION_TEMPLATE)
     fit_view(page)
     page.evaluate("""type => {
         const node = window.app.graph.nodes.find(n => n.type === type);

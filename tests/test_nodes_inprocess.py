@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import inspect
+import re
 import warnings
 
 import pytest
@@ -28,6 +30,8 @@ import comfy.samplers  # noqa: E402
 import comfy.sd  # noqa: E402
 import comfy.utils  # noqa: E402
 import latent_preview  # noqa: E402
+import server  # noqa: E402
+from comfy_execution.utils import CurrentNodeContext  # noqa: E402
 from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete, ModelSamplingSD3  # noqa: E402
 from density_geodesics.geodesic_core import DenoiserField, GeodesicInputError  # noqa: E402
 from density_geodesics.nodes import (  # noqa: E402
@@ -42,6 +46,7 @@ from density_geodesics.nodes import (  # noqa: E402
     comfy_internals,  # noqa: E402
 )
 from density_geodesics.nodes.bridge import run_with_denoiser  # noqa: E402
+from density_geodesics.nodes.inputs import UNCONNECTED  # noqa: E402
 from density_geodesics.nodes.model_facts import model_key, noise_kind, sigma_at  # noqa: E402
 from density_geodesics.nodes.path import ConditioningSchedule  # noqa: E402
 
@@ -382,9 +387,16 @@ def test_every_comfy_name_the_pack_uses_exists_in_this_comfyui(sd):
                "LatentFormat": model.get_model_object("latent_format"), "VAE": sd["vae"],
                "CFGGuider": comfy.samplers.CFGGuider(model), "Sampler": comfy.samplers.Sampler,
                "CONDRegular": comfy.conds.CONDRegular(torch.zeros(1)),
-               "Latent2RGBPreviewer": latent_preview.Latent2RGBPreviewer}
+               "Latent2RGBPreviewer": latent_preview.Latent2RGBPreviewer, "PromptServer": server.PromptServer}
+    # Attributes a running server sets on itself exist only on an instance: read them from __init__'s source.
+    init_source = inspect.getsource(server.PromptServer.__init__)
+
+    def has(owner: str, member: str) -> bool:
+        name = member.split()[0]
+        return f".{name} = " in init_source if "set in __init__" in member else hasattr(objects[owner], name)
+
     absent = [f"{owner}.{member}" for owner, member, _ in OBJECT_MEMBERS
-              if not hasattr(objects[owner], member.split()[0]) and "while sampling" not in member]
+              if not has(owner, member) and "while sampling" not in member]
     assert not absent, f"members the pack uses but this ComfyUI's objects lack: {absent}"
 
 
@@ -439,6 +451,90 @@ def test_clear_errors_for_bad_inputs(sd, keyframes):
         SolveBVP.execute(model, keyframes, 5, False, "equal", **{**FAST_BVP, "guidance": 2.0})
     with pytest.raises(GeodesicInputError, match="negative: the conditioning is empty"):
         SolveBVP.execute(model, keyframes, 5, False, "equal", **{**FAST_BVP, "guidance": 2.0}, negative=[])
+
+
+BVP_WIDGETS = dict(frames=17, spacing="by distance", alpha=0.002, method="default", tolerance=1e-3, max_evals=2000,
+                   guidance=0.0)
+# (node, changed widgets, connected negative or not, start of the message ComfyUI shows when the prompt is queued)
+QUEUE_TIME_ERRORS = [
+    (SolveBVP, {"guidance": 2.0}, UNCONNECTED, "negative: guidance > 0 needs a negative conditioning"),
+    (SolveBVP, {"guidance": float("nan")}, None, "guidance: expected a number from 0 to 30, got nan"),
+    (SolveBVP, {"tolerance": float("nan")}, UNCONNECTED, "tolerance: expected a number from 1e-06 to 1, got nan"),
+    (SolveBVP, {"alpha": float("inf")}, UNCONNECTED, "alpha: expected a number from 1e-06 to 10, got inf"),
+    (SolveBVP, {"spacing": "evenly"}, UNCONNECTED, "spacing: expected one of 'by distance', 'equal', got 'evenly'"),
+    (SolveBVP, {"method": "adam"}, UNCONNECTED, "method: expected one of 'default', 'paper', got 'adam'"),
+    (SolveBVP, {"frames": 2}, UNCONNECTED, "frames: expected a number from 3 to 4096, got 2"),
+    (SolveBVP, {"max_evals": 16}, UNCONNECTED,
+     "max_evals: a budget of 16 score evaluations cannot evaluate the 17 frames of the path even once"),
+]
+
+
+@pytest.mark.parametrize("node, changes, negative, message", QUEUE_TIME_ERRORS,
+                         ids=[f"{next(iter(c))}={next(iter(c.values()))}" for _, c, _, _ in QUEUE_TIME_ERRORS])
+def test_validate_inputs_names_the_widget(node, changes, negative, message):
+    result = node.validate_inputs(**{**BVP_WIDGETS, **changes}, negative=negative)
+    assert isinstance(result, str) and result.startswith(message), result
+
+
+def test_validate_inputs_accepts_defaults_connected_negatives_and_links():
+    assert SolveBVP.validate_inputs(**BVP_WIDGETS) is True
+    assert SolveBVP.validate_inputs(**{**BVP_WIDGETS, "guidance": 2.0}, negative=None) is True  # connected
+    # Connected widgets arrive as None at queue time: they are checked when the node runs.
+    assert SolveBVP.validate_inputs(**{**BVP_WIDGETS, "guidance": None, "frames": None}) is True
+    assert SolveIVP.validate_inputs("end tangent", "forward", 0.002, 0.0) is True
+    assert SolveIVP.validate_inputs("end tangent", "sideways", 0.002, 0.0).startswith(
+        "direction: expected one of 'forward', 'backward', got 'sideways'")
+    assert SolveIVP.validate_inputs("velocity", "forward", 0.002, 0.0).startswith("velocity_from: expected one of")
+    assert DensityReadout.validate_inputs(0.002, "default", float("nan"), 0.0).startswith("tolerance:")
+    assert DensityReadout.validate_inputs(0.002, "default", 1e-3, 1.0).startswith("negative: guidance > 0")
+    assert EncodeKeyframes.validate_inputs(float("nan")).startswith("noise_level: expected a number from 0.05")
+
+
+def test_noisy_latent_fed_back_into_encode_is_refused(sd, keyframes):
+    model = sd["model"]
+    noisy = EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4, image=_images(1, 7), vae=sd["vae"]).args[1]
+    with pytest.raises(GeodesicInputError, match="latent: these latents are already noisy .* noise level 0.6"):
+        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4, latent=noisy)
+    path_latent = PathToLatent.execute(model, keyframes).args[0]
+    with pytest.raises(GeodesicInputError, match="latent: these latents are already noisy"):
+        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4, latent=path_latent)
+    # A KSampler copies the LATENT dict and puts its new (clean) samples in: those encode normally.
+    sampled = {**noisy, "samples": noisy["samples"] * 0.5}
+    assert len(EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4, latent=sampled)[0]) == 1
+
+
+class _TextRecorder:
+    """Stands in for the PromptServer that an in-process run lacks: records progress texts per node."""
+
+    def __init__(self):
+        self.texts = []
+
+    def send_progress_text(self, text, node_id):
+        self.texts.append((node_id, text))
+
+
+def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, keyframes, monkeypatch):
+    updates = []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK",
+                        lambda value, total, preview, node_id=None: updates.append((value, total)))
+    recorder = _TextRecorder()
+    monkeypatch.setattr(server.PromptServer, "instance", recorder, raising=False)
+    steps = 4
+    EncodeKeyframes.execute(sd["model"], sd["cat"], NOISE_LEVEL, steps, 1, image=_images(2, 11), vae=sd["vae"])
+    # Inversion: (steps - 1) model calls per image (the first step starts from the clean latent), exactly.
+    assert updates == [(k, (steps - 1) * 2) for k in range(1, (steps - 1) * 2 + 1)]
+    for max_evals in (24, 2000):  # a budget the solve spends, and one it does not
+        updates.clear()
+        with CurrentNodeContext("prompt", "solve-node"):
+            SolveBVP.execute(sd["model"], keyframes, 9, False, "equal", **{**FAST_BVP, "max_evals": max_evals})
+        totals = {total for _, total in updates}
+        assert len(totals) == 1, totals  # one total from the start
+        (total,) = totals
+        values = [value for value, _ in updates]
+        assert values == sorted(values) and values[-1] == total  # never past the total, full when done
+    assert recorder.texts and all(node == "solve-node" for node, _ in recorder.texts)
+    assert all(re.match(r"segment \d/2, iteration \d+: length [\d.e+-]+, residual [\d.e+-]+ \(stops below 0.001\), "
+                        r"\d+ of \d+ evaluations", text) for _, text in recorder.texts), recorder.texts
 
 
 def test_progress_previews_and_cancel_within_one_model_call_then_the_next_run_works(sd, keyframes,

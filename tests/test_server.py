@@ -18,10 +18,14 @@ from PIL import Image, ImageSequence
 
 from devtools.comfy_server import (
     CLIP_FRAMES,
+    EXTRAPOLATION_TEMPLATE,
     FAST_SETTINGS,
     IMAGE_SIZE,
+    INTERPOLATION_TEMPLATE,
+    LOOP_TEMPLATE,
     PACK_FOLDER_NAME,
     ROOT,
+    VIDEO_TEMPLATE,
     WORKFLOW_NAMES,
     WORKFLOWS_DIR,
     ComfyServer,
@@ -38,11 +42,16 @@ PACK_NODE_IDS = {
     "DensityGeodesics_SolveIVP", "DensityGeodesics_DensityReadout", "DensityGeodesics_DecodePath",
     "DensityGeodesics_PathToLatent",
 }
-ANIMATION_WORKFLOWS = ["geodesic_extrapolation", "geodesic_interpolation", "geodesic_keyframes_loop"]
+ANIMATION_WORKFLOWS = [INTERPOLATION_TEMPLATE, LOOP_TEMPLATE, EXTRAPOLATION_TEMPLATE]
 # Fewer frames than the workflows' own where a run would be slow on CPU (the 17-frame interpolation
 # keeps its frame count).
-WORKFLOW_OVERRIDES = {"geodesic_keyframes_loop": {"DensityGeodesics_SolveBVP": {"frames": 9}},
-                      "geodesic_extrapolation": {"DensityGeodesics_SolveBVP": {"frames": 5}}}
+WORKFLOW_OVERRIDES = {LOOP_TEMPLATE: {"DensityGeodesics_SolveBVP": {"frames": 9}},
+                      EXTRAPOLATION_TEMPLATE: {"DensityGeodesics_SolveBVP": {"frames": 5}}}
+# Core nodes current ComfyUI marks deprecated (nodes.py: ImageBatch has `DEPRECATED = True`, shown as
+# "Batch Images (DEPRECATED)"); 0.3.75 does not mark them yet, so its /object_info cannot tell.
+DEPRECATED_IN_CURRENT_COMFYUI = {"ImageBatch"}
+# The folder names ComfyUI reads a custom node's templates from besides example_workflows/ (legacy aliases).
+LEGACY_TEMPLATE_FOLDERS = ("example", "examples", "workflow", "workflows")
 RUN_TIMEOUT_S = 300.0
 
 
@@ -113,31 +122,54 @@ def test_every_input_and_output_has_a_tooltip(object_info: dict, node_id: str):
     assert len(tooltips) == len(schema["output"]) and all(t and t.strip() for t in tooltips), node_id
 
 
-# --- the workflows/ folder ------------------------------------------------------------------------------
+# --- the example_workflows/ folder ---------------------------------------------------------------------
 
-def test_workflow_folder_is_complete_and_served_as_templates(comfy_server: ComfyServer):
-    # ComfyUI 0.3.75 mounts each of these pack folders on the same URL and serves the first that exists.
-    shadowing = [d for d in ("example_workflows", "example", "examples", "workflow") if (ROOT / d).is_dir()]
-    assert not shadowing, (f"{shadowing} hide workflows/ from ComfyUI's template route "
-                           f"(/api/workflow_templates/{PACK_FOLDER_NAME}/...): rename or move them")
-    assert set(WORKFLOW_NAMES) >= {*ANIMATION_WORKFLOWS, "video_density_analysis"}
-    listed = comfy_server.get("/api/workflow_templates").json()
-    assert sorted(listed[PACK_FOLDER_NAME]) == WORKFLOW_NAMES
+def test_templates_are_served_with_square_thumbnails_interpolation_first(comfy_server: ComfyServer):
+    # 0.3.75 lists the files of every alias folder but serves only the first folder that exists; current
+    # ComfyUI lists a second folder's templates again: one folder, the documented one, is all the pack has.
+    legacy = [d for d in LEGACY_TEMPLATE_FOLDERS if (ROOT / d).is_dir()]
+    assert not legacy, f"{legacy}: keep the templates only in example_workflows/"
+    assert set(WORKFLOW_NAMES) == {*ANIMATION_WORKFLOWS, VIDEO_TEMPLATE}
+    listed = comfy_server.get("/api/workflow_templates").json()[PACK_FOLDER_NAME]
+    # Current ComfyUI lists templates sorted by name (0.3.75 in directory order): the main one first.
+    assert sorted(listed) == WORKFLOW_NAMES and WORKFLOW_NAMES[0] == INTERPOLATION_TEMPLATE
     for name in WORKFLOW_NAMES:
         served = comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.json")
         assert served.ok and served.json() == load_workflow(name)
+        # The frontend asks for <name>.jpg beside the template (0.3.75: ComfyUI's static mount answers;
+        # current ComfyUI: the pack's own route, nodes/template_thumbnails.py; tests/test_template_thumbnails.py).
         thumbnail = comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.jpg")
         assert thumbnail.ok and thumbnail.headers["Content-Type"] == "image/jpeg", name
+        assert thumbnail.content == (WORKFLOWS_DIR / f"{name}.jpg").read_bytes()
+        with Image.open(WORKFLOWS_DIR / f"{name}.jpg") as image:
+            assert image.width == image.height >= 256, (name, image.size)  # the browser's cards are square
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
-def test_workflow_uses_only_core_nodes_and_ours(object_info: dict, name: str):
+def test_workflow_uses_only_current_core_nodes_and_ours(object_info: dict, name: str):
     types = {node["type"] for node in load_workflow(name)["nodes"]}
     missing = types - set(object_info)
     assert not missing, f"{name}: node types not on the server: {missing}"
     foreign = {t for t in types if object_info[t]["python_module"].startswith("custom_nodes.")
                and t not in PACK_NODE_IDS}
     assert not foreign, f"{name}: nodes from other custom packs: {foreign}"
+    deprecated = {t for t in types if object_info[t].get("deprecated")} | (types & DEPRECATED_IN_CURRENT_COMFYUI)
+    assert not deprecated, f"{name}: deprecated core nodes {deprecated}"
+
+
+def test_interpolation_template_refuses_keyframes_of_different_sizes(comfy_server: ComfyServer, object_info: dict,
+                                                                     mismatched_image: None):
+    """The template encodes each image on its own and joins them: Join Keyframes' size check fires (core
+    Batch Images would have rescaled the second image without a word)."""
+    prompt = fast_prompt(INTERPOLATION_TEMPLATE, object_info)
+    (second_image,) = [i for i, node in prompt.items()
+                       if node["class_type"] == "LoadImage" and node["inputs"]["image"] == "geodesics_keyframe_b.png"]
+    prompt[second_image]["inputs"]["image"] = MISMATCHED_FILE
+    result = comfy_server.run(prompt, RUN_TIMEOUT_S)
+    assert result.status == "error"
+    error = result.messages["execution_error"]
+    assert prompt[error["node_id"]]["class_type"] == "DensityGeodesics_JoinKeyframes", error
+    assert error["exception_message"].startswith("second: latent size"), error["exception_message"]
 
 
 # --- help pages -----------------------------------------------------------------------------------------
@@ -191,7 +223,7 @@ def test_animation_workflow_writes_every_frame(comfy_server: ComfyServer, object
 
 
 def test_video_analysis_workflow_plots_density_and_efficiency(comfy_server: ComfyServer, object_info: dict):
-    prompt = fast_prompt("video_density_analysis", object_info)
+    prompt = fast_prompt(VIDEO_TEMPLATE, object_info)
     result = comfy_server.run(prompt, RUN_TIMEOUT_S)
     assert result.status == "success", result.error_message or comfy_server.log_tail()
     (plot_entry,) = result.output_files(node_id_of(prompt, "SaveImage"))
@@ -304,7 +336,11 @@ EXECUTION_ERRORS = {
                                     "solve", "this path was made with"),
     "one keyframe where two are needed": ({"solve": {"keyframes": ["encode_a", 0]}}, "solve",
                                           "needs at least 2 points"),
-    "guidance without negative": ({"solve": {"guidance": 2.0}}, "solve", "needs a negative conditioning"),
+    "noisy latent fed back into Encode Keyframes": (
+        {"encode_b": {"class_type": "DensityGeodesics_EncodeKeyframes",
+                      "inputs": {"model": ["ckpt", 0], "positive": ["text", 0], "noise_level": 0.6, "steps": 2,
+                                 "batch_size": 4, "latent": ["encode_a", 1]}}},
+        "encode_b", "latent: these latents are already noisy"),
 }
 
 
@@ -327,10 +363,35 @@ def test_bad_input_stops_with_a_clear_message(comfy_server: ComfyServer, mismatc
     assert output_files(comfy_server) == before, "a failed prompt wrote output files"
 
 
-# (prompt changes, node named in the HTTP 400 answer, text of its error)
+def extrapolation_output(**changes) -> dict:
+    """Prompt changes: Solve IVP after the solve, its path shown by the prompt's only output node (ComfyUI
+    queues a prompt whose other outputs are valid and drops the invalid ones)."""
+    return {"extrapolate": {"class_type": "DensityGeodesics_SolveIVP",
+                            "inputs": {"model": ["ckpt", 0], "path": ["solve", 0], "frames": 2,
+                                       "velocity_from": "end tangent", "direction": "forward", "alpha": 0.002,
+                                       "sphere": True, "batch_size": 4, "guidance": 0.0, **changes}},
+            "save": {"class_type": "PreviewAny", "inputs": {"source": ["extrapolate", 0]}}}
+
+
+# (prompt changes, node named in the HTTP 400 answer, text its error must contain). The pack's own checks
+# (validate_inputs) start their message with the widget's name as the UI shows it; ComfyUI prefixes it
+# with the name of each input the check reads ("guidance - negative: ...").
 VALIDATION_ERRORS = {
-    "frames < 3": ({"solve": {"frames": 2}}, "solve", "frames"),
+    "frames < 3": ({"solve": {"frames": 2}}, "solve", "frames: expected a number from 3 to 4096, got 2"),
     "empty conditioning (positive not connected)": ({"encode_a": {"positive": None}}, "encode_a", "positive"),
+    "guidance without negative": ({"solve": {"guidance": 2.0}}, "solve",
+                                  "negative: guidance > 0 needs a negative conditioning"),
+    "NaN guidance": ({"solve": {"guidance": math.nan}}, "solve", "guidance: expected a number from 0 to 30, got nan"),
+    "NaN tolerance": ({"solve": {"tolerance": math.nan}}, "solve",
+                      "tolerance: expected a number from 1e-06 to 1, got nan"),
+    "unknown spacing": ({"solve": {"spacing": "evenly"}}, "solve",
+                        "spacing: expected one of 'by distance', 'equal', got 'evenly'"),
+    "budget below one pass over the frames": ({"solve": {"frames": 40, "max_evals": 30}}, "solve",
+                                              "max_evals: a budget of 30 score evaluations cannot evaluate the 40"),
+    "unknown velocity_from": (extrapolation_output(velocity_from="tangent"), "extrapolate",
+                              "velocity_from: expected one of 'end tangent', 'last two frames', got 'tangent'"),
+    "unknown direction": (extrapolation_output(direction="up"), "extrapolate",
+                          "direction: expected one of 'forward', 'backward', got 'up'"),
 }
 
 

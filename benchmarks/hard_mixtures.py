@@ -1,6 +1,7 @@
 """Hard Gaussian-mixture geodesic problems and exact-density references for them (issue 10).
 
-    bash dev.sh py -m benchmarks.hard_mixtures            # the family's facts, one row per problem
+    bash dev.sh py -m benchmarks.hard_mixtures            # the family's facts, one row per problem (3 s)
+    bash dev.sh py -m benchmarks.hard_mixtures --best     # recompute hard_family_best.json (~30-40 min)
 
 The family (`hard_family()`): high-dimensional mixtures (1,024, 4,096 and 16,384 dimensions) of 6
 unit-variance isotropic Gaussians, with the two endpoints drawn near two of them, the sphere constraint on
@@ -20,6 +21,18 @@ constraint the great-circle arc of `geodesic_core.slerp`). Along a chord or an a
 to every component mean is a closed form in u of a few dot products, so the fine composite Gauss-Legendre
 quadrature costs O(K d) per frame plus O(K) per node: a 16,384-D path measures in milliseconds and is
 differentiable (autograd) for the best-path optimiser.
+
+Best known paths (`best_path`, cached by `--best` in hard_family_best.json, read by `best_known`):
+the exact length of the 17-point piecewise path (chords / arcs, the same curve the benchmark measures) is
+minimised over its 15 interior points by L-BFGS with strong-Wolfe line search, in float64, with autograd
+through the exact quadrature (panels refined at every evaluation to 1e-8, so the optimiser cannot exploit
+quadrature error), on the sphere through x = r y / |y|. The search runs in the 8-D span of the ends and
+the means (`Subspace`: exact for the lengths of paths in it; without the sphere the best path provably lies
+in it, and both solvers' iterates stay in it). Starts: the initial path, the paper and default solvers'
+results (current `solve_bvp`), and the polylines through each of the four intermediate means; each start
+gets 60 iterations, the two shortest and the initial path then run to convergence. The JSON records which
+start won, and the converged length from the initial path alone (`from_initial_path`: the local optimum
+of the basin both solvers start in; the best paths mostly detour through an intermediate component).
 """
 
 from __future__ import annotations
@@ -257,6 +270,10 @@ def _round_significant(x: float, digits: int = 2) -> float:
     return float(f"{x:.{digits - 1}e}")
 
 
+def problem_name(dim: int, sphere: bool, seed: int) -> str:
+    return f"d{dim}-{'sphere' if sphere else 'line'}-s{seed}"
+
+
 def hard_family() -> list[HardProblem]:
     """The 24 problems: dims 1,024 / 4,096 / 16,384, sphere off and on, four seeds each (`FAMILY_SEEDS`);
     alpha = ALPHA_TIMES_RANGE / (exact log-density range along the initial path), two significant digits."""
@@ -264,8 +281,7 @@ def hard_family() -> list[HardProblem]:
     for (dim, sphere), seeds in FAMILY_SEEDS.items():
         for i, seed in enumerate(seeds):
             field, start, end = _mixture(dim, seed)
-            problem = HardProblem(f"d{dim}-{'sphere' if sphere else 'line'}-s{seed}", field, start, end, 1.0,
-                                  sphere, dim, seed)
+            problem = HardProblem(problem_name(dim, sphere, seed), field, start, end, 1.0, sphere, dim, seed)
             exact = exact_log_density(field, problem.initial_path())
             span = float(exact.max() - exact.min())
             problem.alpha = _round_significant(ALPHA_TIMES_RANGE[i % len(ALPHA_TIMES_RANGE)] / span)
@@ -326,6 +342,8 @@ class BestPath:
     start: str            # which starting path led to it
     iterations: int       # L-BFGS iterations of that run
     evaluations: int      # length-and-gradient evaluations of that run
+    from_initial: float   # the converged length from the initial path alone: the local optimum of the
+    #                       basin the solvers start in (the best path may lie in another basin)
 
 
 def solver_ends(problem: HardProblem) -> tuple[Tensor, Tensor]:
@@ -441,8 +459,8 @@ def starting_paths(problem: HardProblem, subspace: Subspace, supplied: dict[str,
 def best_path(problem: HardProblem, supplied: dict[str, Tensor] | None = None, *, screen_iterations: int = 60,
               finalists: int = 2, max_iterations: int = 20000) -> BestPath:
     """The shortest 17-point path found by L-BFGS from every starting path (`starting_paths`): each start
-    gets ``screen_iterations`` iterations, the ``finalists`` shortest then run on to convergence; the
-    winner is measured again with the full-dimensional exact length."""
+    gets ``screen_iterations`` iterations, the ``finalists`` shortest and the initial path then run on to
+    convergence; the winner is measured again with the full-dimensional exact length."""
     subspace = Subspace.of(problem)
     a, b = (subspace.coordinates(x[None])[0] for x in solver_ends(problem))
     runs = {}
@@ -451,12 +469,15 @@ def best_path(problem: HardProblem, supplied: dict[str, Tensor] | None = None, *
         runs[name].run(screen_iterations)
     screened = {name: run.length() for name, run in runs.items()}
     best = None
-    for name in sorted(screened, key=screened.get)[:finalists]:
+    finalists_and_initial = sorted(screened, key=screened.get)[:finalists]
+    finalists_and_initial += [] if "initial path" in finalists_and_initial else ["initial path"]
+    for name in finalists_and_initial:
         run = runs[name]
         run.run(max_iterations)
         length = run.length()
         if best is None or length < best.length:
-            best = BestPath(run.path().detach(), length, name, run.iterations, run.evaluations)
+            best = BestPath(run.path().detach(), length, name, run.iterations, run.evaluations, math.nan)
+    best.from_initial = runs["initial path"].length()
     points = subspace.lift(best.points)
     points[0], points[-1] = solver_ends(problem)
     best.points = points
@@ -483,7 +504,7 @@ def compute_best(problems: list[HardProblem], path: Path = BEST_JSON) -> dict:
         best = best_path(problem, supplied)
         records[problem.name] = {
             "length": best.length, "start": best.start, "lbfgs_iterations": best.iterations,
-            "lbfgs_evaluations": best.evaluations,
+            "lbfgs_evaluations": best.evaluations, "from_initial_path": best.from_initial,
             "initial_path_length": exact_path_length(problem.field, problem.initial_path(), problem.alpha,
                                                      sphere=problem.sphere),
             "paper_length": solver_lengths["paper"], "default_length": solver_lengths["default"],
@@ -491,21 +512,36 @@ def compute_best(problems: list[HardProblem], path: Path = BEST_JSON) -> dict:
         print(f"{problem.name:20} best {best.length:12.6g} from {best.start:12} ({best.iterations} L-BFGS iterations)"
               f"  paper {solver_lengths['paper']:12.6g}  default {solver_lengths['default']:12.6g}"
               f"  {records[problem.name]['seconds']:.0f} s", flush=True)
+        data = _write_best(path, records)
+    return data
+
+
+_FAMILY_ORDER = {problem_name(dim, sphere, seed): i for i, (dim, sphere, seed) in enumerate(
+    (dim, sphere, seed) for (dim, sphere), seeds in FAMILY_SEEDS.items() for seed in seeds)}
+
+
+def _write_best(path: Path, records: dict) -> dict:
+    """Merge ``records`` into the JSON at ``path`` (after every problem: a long run can be split by name)."""
     old = json.loads(path.read_text())["problems"] if path.exists() else {}
     data = {"how": "python -m benchmarks.hard_mixtures --best: see best_path (L-BFGS on the exact length in "
                    "the 8-D span of ends and means, from the initial path, both solvers' paths and the "
-                   "polylines via each intermediate mean; 60 screening iterations each, the 2 best run to "
-                   "convergence)",
-            "problems": old | records}
+                   "polylines via each intermediate mean; 60 screening iterations each, the 2 best and the "
+                   "initial path run to convergence: from_initial_path is the optimum of the solvers' "
+                   "starting basin)",
+            "problems": dict(sorted((old | records).items(), key=lambda item: _FAMILY_ORDER.get(item[0], 0)))}
     path.write_text(json.dumps(data, indent=1) + "\n")
     return data
 
 
-def best_known_lengths(path: Path = BEST_JSON) -> dict[str, float]:
-    """Problem name -> best known 17-point length from the committed cache (`compute_best`)."""
-    if not path.exists():
-        return {}
-    return {name: rec["length"] for name, rec in json.loads(path.read_text())["problems"].items()}
+def matches(name: str, pattern: str) -> bool:
+    """Whether a problem name contains one of the comma-separated parts of ``pattern`` ("" matches all)."""
+    return any(part in name for part in pattern.split(","))
+
+
+def best_known(path: Path = BEST_JSON) -> dict[str, dict]:
+    """Problem name -> its record in the committed cache (`compute_best`): "length" (the best known
+    17-point length), "from_initial_path", "start", ..."""
+    return json.loads(path.read_text())["problems"] if path.exists() else {}
 
 
 def main() -> None:
@@ -513,10 +549,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--best", action="store_true",
                     help=f"recompute the best known paths (minutes per problem) into {BEST_JSON.name}")
-    ap.add_argument("--problems", default="", help="only problems whose name contains this text")
+    ap.add_argument("--problems", default="", metavar="TEXT[,TEXT...]",
+                    help="only problems whose name contains one of these texts (e.g. d1024,d4096-line)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    problems = [p for p in hard_family() if args.problems in p.name]
+    problems = [p for p in hard_family() if matches(p.name, args.problems)]
     if args.best:
         compute_best(problems)
         return

@@ -29,7 +29,8 @@ nats along the initial path and alpha times that range 6 to 14. Every returned p
 independently with the exact mixture density (`exact_path_length`: fine Gauss-Legendre quadrature along
 the chords, or the great-circle arcs on the sphere), never with a solver's own bookkeeping. "best" is the
 best known 17-point length (benchmarks/hard_family_best.json: an exact-density L-BFGS optimiser from many
-starts, `python -m benchmarks.hard_mixtures --best`). The readout columns compare `read_path` on the
+starts, `python -m benchmarks.hard_mixtures --best`), "basin" the optimum that optimiser reaches from the
+initial path alone (the local optimum of the basin the solvers start in). The readout columns compare `read_path` on the
 initial path and on the default solver's path with the exact answers: the worst frame's log-density error
 as a fraction of the exact range, and the length's relative error.
 
@@ -49,10 +50,11 @@ import torch
 
 from benchmarks.hard_mixtures import (
     HardProblem,
-    best_known_lengths,
+    best_known,
     exact_log_density,
     exact_path_length,
     hard_family,
+    matches,
 )
 from geodesic_core import GaussianMixtureField, read_path, solve_bvp
 from geodesic_core.geometry import resample_polyline
@@ -231,24 +233,25 @@ CONVERGED_GOAL = 0.9        # fraction of problems on which the default solver c
 BEST_GOAL = 1.2             # median default length / best known
 
 
-def readout_errors(problem: HardProblem, points: torch.Tensor) -> tuple[float, float]:
+def readout_errors(problem: HardProblem, points: torch.Tensor) -> tuple[float, float, int]:
     """`read_path` against the exact answers on ``points``: (max over frames of |log density error| /
-    exact log-density range, relative error of the length)."""
+    exact log-density range, relative error of the length, the readout's score evaluations)."""
     exact = exact_log_density(problem.field, points)
     readout = read_path(problem.field, points, problem.alpha, sphere=problem.sphere)
     density_error = float((readout.log_density - exact).abs().max() / (exact.max() - exact.min()))
     exact_length = exact_path_length(problem.field, points, problem.alpha, sphere=problem.sphere)
-    return density_error, readout.length / exact_length - 1
+    return density_error, readout.length / exact_length - 1, readout.score_evals
 
 
 def hard_family_case(name_filter: str = "") -> list[dict]:
-    """Both solvers on every problem of the hard family whose name contains ``name_filter``."""
-    best = best_known_lengths()
+    """Both solvers on every problem of the hard family that `matches` ``name_filter``."""
+    known = best_known()
     rows = []
     for problem in hard_family():
-        if name_filter not in problem.name:
+        if not matches(problem.name, name_filter):
             continue
-        row = {"problem": problem, "best": best.get(problem.name),
+        record = known.get(problem.name, {})
+        row = {"problem": problem, "best": record.get("length"), "basin": record.get("from_initial_path"),
                "readout_initial": readout_errors(problem, problem.initial_path())}
         for method in ("paper", "default"):
             t0 = time.perf_counter()
@@ -279,18 +282,20 @@ def print_hard_family(rows: list[dict]) -> None:
           "default/paper (d/p) and to the best known 17-point length (/best)")
     head = (f"{'problem':17} {'alpha':>7} {'paper evals':>11} {'def evals':>9} {'evals d/p':>9} "
             f"{'paper length':>12} {'def length':>12} {'length d/p':>10} {'paper/best':>10} {'def/best':>8} "
+            f"{'def/basin':>9} "
             f"{'def conv':>8} {'def its':>7} {'def rep/exact':>13} | {'readout init: dens':>18} {'len':>7} "
-            f"| {'readout def: dens':>17} {'len':>7}")
+            f"{'evals':>6} | {'readout def: dens':>17} {'len':>7} {'evals':>6}")
     print(head)
     print("-" * len(head))
     for r in rows:
         p, d, prob = r["paper"], r["default"], r["problem"]
-        (di, li), (dd, ld) = r["readout_initial"], r["readout_default"]
+        (di, li, ei), (dd, ld, ed) = r["readout_initial"], r["readout_default"]
         print(f"{prob.name:17} {prob.alpha:7.1e} {p['evals']:11d} {d['evals']:9d} {d['evals'] / p['evals']:9.3f} "
               f"{p['length']:12.5g} {d['length']:12.5g} {d['length'] / p['length']:10.4f} "
               f"{_best_text(p['length'], r['best'], 10)} {_best_text(d['length'], r['best'], 8)} "
+              f"{_best_text(d['length'], r['basin'], 9)} "
               f"{str(d['converged']):>8} {d['iterations']:7d} {d['reported'] / d['length']:13.3f} | "
-              f"{di:18.3f} {li:+7.3f} | {dd:17.3f} {ld:+7.3f}")
+              f"{di:18.3f} {li:+7.3f} {ei:6d} | {dd:17.3f} {ld:+7.3f} {ed:6d}")
     n = len(rows)
     length_ratios = [r["default"]["length"] / r["paper"]["length"] for r in rows]
     evals_ratios = [r["default"]["evals"] / r["paper"]["evals"] for r in rows]
@@ -298,6 +303,9 @@ def print_hard_family(rows: list[dict]) -> None:
     with_best = [r for r in rows if r["best"] is not None]
     to_best = [r["default"]["length"] / r["best"] for r in with_best]
     paper_to_best = [r["paper"]["length"] / r["best"] for r in with_best]
+    with_basin = [r for r in rows if r["basin"] is not None]
+    to_basin = [r["default"]["length"] / r["basin"] for r in with_basin]
+    paper_to_basin = [r["paper"]["length"] / r["basin"] for r in with_basin]
     print()
     print(f"summary over {n} problems (median, max):")
     print(f"  length default/paper   median {statistics.median(length_ratios):.4f}, max {max(length_ratios):.4f}; "
@@ -311,6 +319,12 @@ def print_hard_family(rows: list[dict]) -> None:
         print(f"  default / best known   median {statistics.median(to_best):.3f}, max {max(to_best):.3f}; "
               f"goal median <= {BEST_GOAL}: problems within {sum(x <= BEST_GOAL for x in to_best)}/{m}; "
               f"paper / best known median {statistics.median(paper_to_best):.3f}, max {max(paper_to_best):.3f}")
+    if with_basin:
+        print(f"  default / basin optimum median {statistics.median(to_basin):.3f}, max {max(to_basin):.3f}; "
+              f"paper / basin optimum median {statistics.median(paper_to_basin):.3f}, max "
+              f"{max(paper_to_basin):.3f} (the optimum reached from the initial path: not a goal, it shows "
+              f"how much of the gap to the best is the choice of basin)")
+    if with_best:
         beaten = [r["problem"].name for r in with_best
                   if min(r["paper"]["length"], r["default"]["length"]) < r["best"] * (1 - 1e-6)]
         if beaten:
@@ -324,9 +338,11 @@ def print_hard_family(rows: list[dict]) -> None:
     for what, errors in readouts.items():
         dens = [e[0] for e in errors]
         lens = [abs(e[1]) for e in errors]
+        evals = [e[2] for e in errors]
         print(f"  read_path on the {what:14}: log-density error / range median {statistics.median(dens):.3f}, "
               f"max {max(dens):.3f} (goal <= 0.01); |length error| median {statistics.median(lens):.3f}, "
-              f"max {max(lens):.3f} (goal <= 0.01)")
+              f"max {max(lens):.3f} (goal <= 0.01); score evaluations median {statistics.median(evals):g}, "
+              f"max {max(evals)}")
 
 
 def main() -> None:
@@ -338,7 +354,8 @@ def main() -> None:
                     help="case (c) with and without the sphere constraint, or only with it")
     ap.add_argument("--family-only", action="store_true", help="only case (d), the hard family")
     ap.add_argument("--problems", default="", metavar="TEXT",
-                    help="case (d): only problems whose name contains TEXT (e.g. d1024, sphere, d4096-line)")
+                    help="case (d): only problems whose name contains TEXT, or one of comma-separated TEXTs "
+                         "(e.g. d1024, sphere, d4096-line,d16384-sphere)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.family_only:

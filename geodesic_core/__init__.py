@@ -4,14 +4,17 @@ A density field is anything with a batched ``score(x, t)``; solvers take fields 
 plain result objects. Never imports ComfyUI. See API.md for the full contract.
 """
 
-from .bvp import METHODS, BVPResult, solve_bvp
+from .bvp import METHODS, BVPResult, Outcome, one_pass_evals, solve_bvp
 from .fields import DenoiserField, DensityField, GaussianMixtureField, score_from_denoised
 from .flow import generate, invert
 from .geometry import lerp, slerp
 from .ivp import IVPResult, solve_ivp
+from .progress import Callback, Progress
 from .readout import (
+    Closure,
     EfficiencyResult,
     PathReadout,
+    closure,
     geodesic_efficiency,
     log_density_along,
     path_length,
@@ -20,7 +23,8 @@ from .readout import (
 from .validation import GeodesicInputError
 
 __all__ = [
-    "METHODS", "BVPResult", "DenoiserField", "DensityField", "EfficiencyResult", "GaussianMixtureField",
-    "GeodesicInputError", "IVPResult", "PathReadout", "generate", "geodesic_efficiency", "invert", "lerp",
-    "log_density_along", "path_length", "read_path", "score_from_denoised", "slerp", "solve_bvp", "solve_ivp",
+    "METHODS", "BVPResult", "Callback", "Closure", "DenoiserField", "DensityField", "EfficiencyResult",
+    "GaussianMixtureField", "GeodesicInputError", "IVPResult", "Outcome", "PathReadout", "Progress", "closure",
+    "generate", "geodesic_efficiency", "invert", "lerp", "log_density_along", "one_pass_evals", "path_length",
+    "read_path", "score_from_denoised", "slerp", "solve_bvp", "solve_ivp",
 ]

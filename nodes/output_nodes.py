@@ -32,6 +32,7 @@ class DensityReadout(io.ComfyNode):
                 shared.sphere_input(),
                 *shared.solver_inputs(),
                 *shared.field_tail_inputs(),
+                shared.accuracy_input(),
             ],
             outputs=[
                 shared.named_output(
@@ -40,8 +41,8 @@ class DensityReadout(io.ComfyNode):
                     "frame."),
                 shared.named_output(
                     io.String, "table",
-                    "Per-frame table (frame, t, relative log density, cumulative "
-                    "distance) and the summary numbers."),
+                    "Per-frame table (frame, t, relative log density with its error bound, "
+                    "cumulative distance) and the summary numbers, with the closure check."),
                 shared.named_output(
                     io.Float, "length",
                     "Geodesic (density-weighted) length of the path."),
@@ -64,9 +65,9 @@ class DensityReadout(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
-                guidance, negative=None) -> io.NodeOutput:
+                guidance, accuracy=0.001, negative=None) -> io.NodeOutput:
         readout = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,
-                           max_evals=max_evals, density=DensitySettings(alpha, sphere),
+                           max_evals=max_evals, density=DensitySettings(alpha, sphere, accuracy),
                            calls=ModelCallSettings(guidance, negative, batch_size))
         plot = density_plot(readout)
         return io.NodeOutput(plot, readout_table(readout), readout.length, readout.efficiency,

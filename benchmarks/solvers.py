@@ -22,6 +22,20 @@ paper's length ("not reached") counts as a failure. "paper its" is the paper sol
 its 400 (fewer: its skip heuristic skipped the last level, ending the run early), "skips" how many of
 them were skipped steps, "def conv" whether the default solver met its residual tolerance.
 On one CPU thread (a) and (b) take about 5 s, (c) about 6 s per digit pair and sphere setting.
+
+(d) the hard family of benchmarks/hard_mixtures.py (issue 10): 24 mixtures of 6 unit-variance Gaussians in
+1,024, 4,096 and 16,384 dimensions, sphere constraint on and off, with log-density ranges of thousands of
+nats along the initial path and alpha times that range 6 to 14. Every returned path's length is measured
+independently with the exact mixture density (`exact_path_length`: fine Gauss-Legendre quadrature along
+the chords, or the great-circle arcs on the sphere), never with a solver's own bookkeeping. "best" is the
+best known 17-point length (benchmarks/hard_family_best.json: an exact-density L-BFGS optimiser from many
+starts, `python -m benchmarks.hard_mixtures --best`), "basin" the optimum that optimiser reaches from the
+initial path alone (the local optimum of the basin the solvers start in). The readout columns compare `read_path` on the
+initial path and on the default solver's path with the exact answers: the worst frame's log-density error
+as a fraction of the exact range, and the length's relative error.
+
+    bash dev.sh py -m benchmarks.solvers --family-only --threads 1             # only (d)
+    bash dev.sh py -m benchmarks.solvers --family-only --problems d1024-line   # a subset of (d)
 """
 
 from __future__ import annotations
@@ -34,6 +48,14 @@ import time
 
 import torch
 
+from benchmarks.hard_mixtures import (
+    HardProblem,
+    best_known,
+    exact_log_density,
+    exact_path_length,
+    hard_family,
+    matches,
+)
 from geodesic_core import GaussianMixtureField, read_path, solve_bvp
 from geodesic_core.geometry import resample_polyline
 
@@ -204,6 +226,125 @@ def print_digits(rows: list[dict], settings: dict) -> None:
               f"in {early}/{n}")
 
 
+# The issue's goals for (d)
+LENGTH_SLACK = 1.005        # default length <= paper length x this, on every problem
+EVALS_GOAL, EVALS_STRETCH = 1 / 5, 1 / 10   # median default/paper evaluations
+CONVERGED_GOAL = 0.9        # fraction of problems on which the default solver converges
+BEST_GOAL = 1.2             # median default length / best known
+
+
+def readout_errors(problem: HardProblem, points: torch.Tensor) -> tuple[float, float, int]:
+    """`read_path` against the exact answers on ``points``: (max over frames of |log density error| /
+    exact log-density range, relative error of the length, the readout's score evaluations)."""
+    exact = exact_log_density(problem.field, points)
+    readout = read_path(problem.field, points, problem.alpha, sphere=problem.sphere)
+    density_error = float((readout.log_density - exact).abs().max() / (exact.max() - exact.min()))
+    exact_length = exact_path_length(problem.field, points, problem.alpha, sphere=problem.sphere)
+    return density_error, readout.length / exact_length - 1, readout.score_evals
+
+
+def hard_family_case(name_filter: str = "") -> list[dict]:
+    """Both solvers on every problem of the hard family that `matches` ``name_filter``."""
+    known = best_known()
+    rows = []
+    for problem in hard_family():
+        if not matches(problem.name, name_filter):
+            continue
+        record = known.get(problem.name, {})
+        row = {"problem": problem, "best": record.get("length"), "basin": record.get("from_initial_path"),
+               "readout_initial": readout_errors(problem, problem.initial_path())}
+        for method in ("paper", "default"):
+            t0 = time.perf_counter()
+            res = solve_bvp(problem.field, problem.start, problem.end, n_points=17, alpha=problem.alpha,
+                            sphere=problem.sphere, method=method)
+            wall = time.perf_counter() - t0
+            exact = exact_path_length(problem.field, res.points, problem.alpha, sphere=problem.sphere)
+            row[method] = {"evals": res.score_evals, "wall": wall, "length": exact, "reported": res.length,
+                           "converged": res.converged, "iterations": res.iterations, "residual": res.residual}
+            if method == "default":
+                row["readout_default"] = readout_errors(problem, res.points)
+        rows.append(row)
+        print(f"  {problem.name}: paper {row['paper']['wall']:.1f} s, default {row['default']['wall']:.1f} s",
+              flush=True)
+    return rows
+
+
+def _best_text(length: float, best: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if best is None else f"{length / best:{width}.3f}"
+
+
+def print_hard_family(rows: list[dict]) -> None:
+    if not rows:
+        print("\n(d) hard family: no problem matches --problems")
+        return
+    print()
+    print("(d) hard family (benchmarks/hard_mixtures.py): lengths measured with the exact density; ratios "
+          "default/paper (d/p) and to the best known 17-point length (/best)")
+    head = (f"{'problem':17} {'alpha':>7} {'paper evals':>11} {'def evals':>9} {'evals d/p':>9} "
+            f"{'paper length':>12} {'def length':>12} {'length d/p':>10} {'paper/best':>10} {'def/best':>8} "
+            f"{'def/basin':>9} "
+            f"{'def conv':>8} {'def its':>7} {'def rep/exact':>13} | {'readout init: dens':>18} {'len':>7} "
+            f"{'evals':>6} | {'readout def: dens':>17} {'len':>7} {'evals':>6}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        p, d, prob = r["paper"], r["default"], r["problem"]
+        (di, li, ei), (dd, ld, ed) = r["readout_initial"], r["readout_default"]
+        print(f"{prob.name:17} {prob.alpha:7.1e} {p['evals']:11d} {d['evals']:9d} {d['evals'] / p['evals']:9.3f} "
+              f"{p['length']:12.5g} {d['length']:12.5g} {d['length'] / p['length']:10.4f} "
+              f"{_best_text(p['length'], r['best'], 10)} {_best_text(d['length'], r['best'], 8)} "
+              f"{_best_text(d['length'], r['basin'], 9)} "
+              f"{str(d['converged']):>8} {d['iterations']:7d} {d['reported'] / d['length']:13.3f} | "
+              f"{di:18.3f} {li:+7.3f} {ei:6d} | {dd:17.3f} {ld:+7.3f} {ed:6d}")
+    n = len(rows)
+    length_ratios = [r["default"]["length"] / r["paper"]["length"] for r in rows]
+    evals_ratios = [r["default"]["evals"] / r["paper"]["evals"] for r in rows]
+    converged = sum(r["default"]["converged"] for r in rows)
+    with_best = [r for r in rows if r["best"] is not None]
+    to_best = [r["default"]["length"] / r["best"] for r in with_best]
+    paper_to_best = [r["paper"]["length"] / r["best"] for r in with_best]
+    with_basin = [r for r in rows if r["basin"] is not None]
+    to_basin = [r["default"]["length"] / r["basin"] for r in with_basin]
+    paper_to_basin = [r["paper"]["length"] / r["basin"] for r in with_basin]
+    print()
+    print(f"summary over {n} problems (median, max):")
+    print(f"  length default/paper   median {statistics.median(length_ratios):.4f}, max {max(length_ratios):.4f}; "
+          f"goal <= {LENGTH_SLACK} on every problem: {sum(x <= LENGTH_SLACK for x in length_ratios)}/{n}")
+    print(f"  evals default/paper    median {statistics.median(evals_ratios):.3f}, max {max(evals_ratios):.3f}; "
+          f"goal median <= {EVALS_GOAL:.2f} (stretch {EVALS_STRETCH:.2f}): problems within "
+          f"{sum(x <= EVALS_GOAL for x in evals_ratios)}/{n} ({sum(x <= EVALS_STRETCH for x in evals_ratios)}/{n})")
+    print(f"  default converged      {converged}/{n}; goal >= {CONVERGED_GOAL:.0%}")
+    if with_best:
+        m = len(with_best)
+        print(f"  default / best known   median {statistics.median(to_best):.3f}, max {max(to_best):.3f}; "
+              f"goal median <= {BEST_GOAL}: problems within {sum(x <= BEST_GOAL for x in to_best)}/{m}; "
+              f"paper / best known median {statistics.median(paper_to_best):.3f}, max {max(paper_to_best):.3f}")
+    if with_basin:
+        print(f"  default / basin optimum median {statistics.median(to_basin):.3f}, max {max(to_basin):.3f}; "
+              f"paper / basin optimum median {statistics.median(paper_to_basin):.3f}, max "
+              f"{max(paper_to_basin):.3f} (the optimum reached from the initial path: not a goal, it shows "
+              f"how much of the gap to the best is the choice of basin)")
+    if with_best:
+        beaten = [r["problem"].name for r in with_best
+                  if min(r["paper"]["length"], r["default"]["length"]) < r["best"] * (1 - 1e-6)]
+        if beaten:
+            print(f"  a solver beat the best known length on {', '.join(beaten)}: rerun "
+                  f"python -m benchmarks.hard_mixtures --best")
+    goals = [all(x <= LENGTH_SLACK for x in length_ratios), statistics.median(evals_ratios) <= EVALS_GOAL,
+             converged >= CONVERGED_GOAL * n, bool(with_best) and statistics.median(to_best) <= BEST_GOAL]
+    print(f"  goals met: {sum(goals)}/4 (length vs paper, evaluations, converged, vs best known)")
+    readouts = {"initial path": [r["readout_initial"] for r in rows],
+                "default's path": [r["readout_default"] for r in rows]}
+    for what, errors in readouts.items():
+        dens = [e[0] for e in errors]
+        lens = [abs(e[1]) for e in errors]
+        evals = [e[2] for e in errors]
+        print(f"  read_path on the {what:14}: log-density error / range median {statistics.median(dens):.3f}, "
+              f"max {max(dens):.3f} (goal <= 0.01); |length error| median {statistics.median(lens):.3f}, "
+              f"max {max(lens):.3f} (goal <= 0.01); score evaluations median {statistics.median(evals):g}, "
+              f"max {max(evals)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -211,8 +352,15 @@ def main() -> None:
                     help="held-out digit pairs for case (c); 0 skips it")
     ap.add_argument("--digit-spheres", choices=("both", "sphere"), default="both",
                     help="case (c) with and without the sphere constraint, or only with it")
+    ap.add_argument("--family-only", action="store_true", help="only case (d), the hard family")
+    ap.add_argument("--problems", default="", metavar="TEXT",
+                    help="case (d): only problems whose name contains TEXT, or one of comma-separated TEXTs "
+                         "(e.g. d1024, sphere, d4096-line,d16384-sphere)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.family_only:
+        print_hard_family(hard_family_case(args.problems))
+        return
     rows = []
     f2, a2, b2, al2 = two_mode_2d()
     rows += run_case("(a) 2-D two modes", f2, a2, b2, al2, sphere=False)
@@ -240,6 +388,7 @@ def main() -> None:
     if args.digit_pairs > 0:
         spheres = (True, False) if args.digit_spheres == "both" else (True,)
         print_digits(*digits_case(args.digit_pairs, spheres))
+    print_hard_family(hard_family_case(args.problems))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ are reported, with the judge's labels marked unreliable.
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import shutil
@@ -245,12 +246,20 @@ def snap_line(numbers: dict[str, dict]) -> str:
     return line
 
 
+def closure_line(comparison, gap) -> str:
+    """Both paths of a comparison end at the same point: for an exact density they would agree there."""
+    return (f"closure, {comparison.baseline} vs {comparison.geodesic}: the end's relative log density differs by "
+            f"{abs(gap.gap):.3g} nats; the readout's quadrature error bound accounts for {gap.quadrature_bound:.2g}, "
+            f"so at least {gap.field_part:.3g} nats is this learned score's non-conservative part (it is not an "
+            "exact gradient, so log densities read along different paths disagree by about this much).")
+
+
 def solver_line(comparison, solve, max_evals: int | None) -> str:
     line = (f"solver, {comparison.geodesic}: {solve.iterations} iterations, {solve.score_evals} score "
             f"evaluations, residual {solve.residual:.1e}")
     if solve.converged:
         return line + " (converged)"
-    if max_evals is not None and solve.score_evals + len(solve.points) > max_evals:
+    if solve.outcome == "budget":  # geodesic_core.Outcome is a str enum; importing it would slow start-up
         return line + f" (stopped by the --max-evals budget of {max_evals})"
     return line + (" (tolerance 1e-3 not met: this learned score is not an exact gradient, so the residual "
                    "plateaus above it and the solver stops once the path stops getting shorter)")
@@ -259,6 +268,8 @@ def solver_line(comparison, solve, max_evals: int | None) -> str:
 def run(args: argparse.Namespace, image_files: list | None) -> dict:
     started = time.time()
     import torch
+
+    from geodesic_core import closure
 
     from .data import distance_to_training, in_distribution_limit
     from .images import to_model_images
@@ -298,10 +309,10 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
              f"{args.ode_steps} DDIM steps)")
     latents = encode(model, images)
 
-    def report_bvp(comparison, iteration: int, partial) -> None:
-        if iteration % 10 == 0:
-            progress(f"{comparison.geodesic}: iteration {iteration}, {len(partial.points)} points, "
-                     f"length {partial.length:.4g}, residual {partial.residual:.2e}")
+    def report_bvp(comparison, state) -> None:
+        if state.step % 10 == 0:
+            progress(f"{comparison.geodesic}: iteration {state.step}, {len(state.points)} points, "
+                     f"length {state.length:.4g}, residual {state.residual:.2e}")
 
     progress(f"solving {' and '.join(c.geodesic for c in comparisons)} (alpha {args.alpha}, {args.frames} points)")
     reports, solves = compare_like_for_like(model, latents[0], latents[1], comparisons, alpha=args.alpha,
@@ -314,6 +325,7 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
         geodesic_length = reports[comparison.geodesic].length
         for name in (comparison.baseline, comparison.geodesic):
             numbers[name] = reports[name].numbers(geodesic_length)
+    closures = {c.key: closure(reports[c.baseline], reports[c.geodesic]) for c in comparisons}
     differences = {c.key: difference_summary(c, numbers, novel_frame_distances(reports[c.geodesic],
                                                                                  reports[c.baseline]))
                    for c in comparisons}
@@ -324,10 +336,12 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
                      "method": "default", "max_evals": args.max_evals, "seed": args.seed,
                      "judge_confident_probability": CONFIDENT_PROBABILITY, "visible_rms": VISIBLE_RMS},
         "comparisons": {c.key: {"baseline": c.baseline, "geodesic": c.geodesic, "sphere": c.sphere,
-                                **differences[c.key]} for c in comparisons},
+                                **differences[c.key], "closure": dataclasses.asdict(closures[c.key])}
+                        for c in comparisons},
         "judge_reliable": judge_reliable,
         "paths": numbers,
         "log_density": {name: report.log_density.tolist() for name, report in reports.items()},
+        "log_density_error": {name: report.log_density_error.tolist() for name, report in reports.items()},
         "geodesic_solver": {c.key: {"converged": solves[c.key].converged, "iterations": solves[c.key].iterations,
                                     "score_evals": solves[c.key].score_evals, "residual": solves[c.key].residual}
                             for c in comparisons},
@@ -357,6 +371,8 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
           "PDV 0 = every step looks equally large.")
     for comparison in comparisons:
         print(difference_line(comparison, differences[comparison.key]))
+    for comparison in comparisons:
+        print(closure_line(comparison, closures[comparison.key]))
     for comparison in comparisons:
         print(solver_line(comparison, solves[comparison.key], args.max_evals))
     if not judge_reliable:

@@ -97,6 +97,7 @@ class PathReport:
     name: str
     latents: Tensor        # [N, 1, 8, 8] points at the noise level
     log_density: Tensor    # [N] float64, relative to the shared start point
+    log_density_error: Tensor  # [N] the readout's bound on the quadrature error of log_density
     length: float          # density-weighted length with the same alpha as the geodesic
     frames: Tensor | None = None
     verdict: Verdict | None = None
@@ -143,7 +144,7 @@ def read_reports(field: DenoiserField, paths: dict[str, Tensor], alpha: float, s
     reports = {}
     for name, points in paths.items():
         readout = read_path(field, points, alpha, sphere=sphere)
-        reports[name] = PathReport(name, points, readout.log_density, readout.length)
+        reports[name] = PathReport(name, points, readout.log_density, readout.log_density_error, readout.length)
     return reports
 
 
@@ -207,7 +208,7 @@ def compare_like_for_like(model: DigitsModel, start: Tensor, end: Tensor, compar
     """For each comparison, its baseline and its geodesic between the same two latents [1, 8, 8] (both
     ends at their mean norm, so every path starts and ends at the same points), read out under the
     comparison's own geometry; and the solver's result per comparison key.
-    ``bvp_callback(comparison, iteration, partial)`` reports solver progress."""
+    ``bvp_callback(comparison, progress)`` reports solver progress (a geodesic_core ``Progress``)."""
     field = model.field
     a, b = to_common_radius(start, end)
     ts = torch.linspace(0.0, 1.0, n_points, dtype=a.dtype)

@@ -4,16 +4,19 @@ A density field is anything with a batched ``score(x, t)``; solvers take fields 
 plain result objects. Never imports ComfyUI. See API.md for the full contract.
 """
 
-from .bvp import METHODS, BVPResult, solve_bvp
+from .bvp import METHODS, BVPResult, Outcome, one_pass_evals, solve_bvp
 from .fields import DenoiserField, DensityField, GaussianMixtureField, score_from_denoised
 from .flow import generate, invert
 from .geometry import lerp, slerp
 from .ivp import IVPResult, solve_ivp
 from .lpips import LPIPS, load_lpips
 from .perceptual import PerceptualMetrics, Retimed, even_in_distance, perceptual_metrics, retime
+from .progress import Callback, Progress
 from .readout import (
+    Closure,
     EfficiencyResult,
     PathReadout,
+    closure,
     geodesic_efficiency,
     log_density_along,
     path_length,
@@ -22,8 +25,9 @@ from .readout import (
 from .validation import GeodesicInputError
 
 __all__ = [
-    "LPIPS", "METHODS", "BVPResult", "DenoiserField", "DensityField", "EfficiencyResult", "GaussianMixtureField",
-    "GeodesicInputError", "IVPResult", "PathReadout", "PerceptualMetrics", "Retimed", "even_in_distance", "generate",
-    "geodesic_efficiency", "invert", "lerp", "load_lpips", "log_density_along", "path_length", "perceptual_metrics",
-    "read_path", "retime", "score_from_denoised", "slerp", "solve_bvp", "solve_ivp",
+    "LPIPS", "METHODS", "BVPResult", "Callback", "Closure", "DenoiserField", "DensityField", "EfficiencyResult",
+    "GaussianMixtureField", "GeodesicInputError", "IVPResult", "Outcome", "PathReadout", "PerceptualMetrics",
+    "Progress", "Retimed", "closure", "even_in_distance", "generate", "geodesic_efficiency", "invert", "lerp",
+    "load_lpips", "log_density_along", "one_pass_evals", "path_length", "perceptual_metrics", "read_path", "retime",
+    "score_from_denoised", "slerp", "solve_bvp", "solve_ivp",
 ]

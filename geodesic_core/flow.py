@@ -9,12 +9,11 @@ the clean sample itself (D = x).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
 from .fields import NOISE_KINDS, Denoiser, in_chunks
+from .progress import Callback, Progress
 from .validation import GeodesicInputError, check_point
 
 
@@ -26,7 +25,7 @@ def _ddim_step(x: Tensor, denoised: Tensor, sigma: float, sigma_next: float, kin
 
 
 def _run(denoise: Denoiser, x: Tensor, sigmas: Tensor, kind: str, t: Tensor | None, chunk_size: int | None,
-         callback: Callable[[int, int, Tensor], None] | None) -> Tensor:
+         callback: Callback | None) -> Tensor:
     if kind not in NOISE_KINDS:
         raise GeodesicInputError(f"kind: expected one of {NOISE_KINDS}, got {kind!r}")
     check_point(x, "x")
@@ -47,7 +46,7 @@ def _run(denoise: Denoiser, x: Tensor, sigmas: Tensor, kind: str, t: Tensor | No
             denoised = in_chunks(lambda xx, tt, s=s: denoise(xx, s, tt), x, t, chunk_size)
             x = denoised if s_next == 0 else _ddim_step(x, denoised, s, s_next, kind)
         if callback is not None:
-            callback(i + 1, total, x)
+            callback(Progress(i + 1, total, x))
     return x
 
 
@@ -57,7 +56,7 @@ def _start_from_clean(x0: Tensor, sigma_next: float, kind: str) -> Tensor:
 
 
 def invert(denoise: Denoiser, x0: Tensor, sigmas: Tensor, *, kind: str = "ve", t: Tensor | None = None,
-           chunk_size: int | None = None, callback: Callable[[int, int, Tensor], None] | None = None) -> Tensor:
+           chunk_size: int | None = None, callback: Callback | None = None) -> Tensor:
     """Clean [B, *shape] -> noisy at sigmas[-1]; ``sigmas`` ascending (DDIM inversion)."""
     sig = torch.as_tensor(sigmas).flatten()
     if len(sig) > 1 and bool((sig[1:] <= sig[:-1]).any()):
@@ -66,7 +65,7 @@ def invert(denoise: Denoiser, x0: Tensor, sigmas: Tensor, *, kind: str = "ve", t
 
 
 def generate(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, kind: str = "ve", t: Tensor | None = None,
-             chunk_size: int | None = None, callback: Callable[[int, int, Tensor], None] | None = None) -> Tensor:
+             chunk_size: int | None = None, callback: Callback | None = None) -> Tensor:
     """Noisy at sigmas[0] -> clean estimate at sigmas[-1] (usually 0); ``sigmas`` descending."""
     sig = torch.as_tensor(sigmas).flatten()
     if len(sig) > 1 and bool((sig[1:] >= sig[:-1]).any()):

@@ -7,7 +7,6 @@ sphere, the centripetal term -|v|^2 x / r^2 keeps the orbit on it, and each step
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -15,28 +14,31 @@ from torch import Tensor
 
 from .fields import DensityField
 from .geometry import flat, project_out, to_sphere
-from .readout import path_terms
+from .path_integrals import integrate_path
+from .progress import Callback, Progress
 from .validation import GeodesicInputError, check_alpha, check_pair
 
 
 @dataclass
 class IVPResult:
-    points: Tensor        # [n_steps + 1, *shape], points[0] is the start
-    velocities: Tensor    # [n_steps + 1, *shape]
-    t: Tensor             # [n_steps + 1] path positions
-    log_density: Tensor   # [n_steps + 1] float64, relative to the start
-    length: float         # metric length of the shot path
-    score_evals: int
+    points: Tensor            # [n_steps + 1, *shape], points[0] is the start
+    t: Tensor                 # [n_steps + 1] path positions
+    log_density: Tensor       # [n_steps + 1] float64, relative to the start
+    log_density_error: Tensor  # [n_steps + 1] estimated bound on the quadrature error of log_density
+    length: float             # metric length of the shot path (chords / arcs between the points)
+    length_error: float
+    score_evals: int          # RK4 stages plus the readout's quadrature nodes
 
 
 def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: int,
               step_size: float | None = None, alpha: float = 1.0, sphere: bool = False,
-              t_span: tuple[float, float] = (0.0, 1.0),
-              callback: Callable[[int, Tensor], bool | None] | None = None) -> IVPResult:
+              t_span: tuple[float, float] = (0.0, 1.0), quadrature_tol: float = 1e-3,
+              callback: Callback | None = None) -> IVPResult:
     """RK4 geodesic shooting; ``step_size`` defaults to 1 / n_steps so the path covers |velocity|.
 
     ``t_span`` maps the steps to path positions passed to the field (for interpolated conditioning).
-    ``callback(step, x)`` after each step; returning False stops early.
+    ``callback(Progress)`` after each step (``points`` the path so far); returning False stops early. The
+    shot path is read out like any path (``read_path``), to relative accuracy ``quadrature_tol``.
     """
     check_pair(start, velocity, ("start", "velocity"))
     check_alpha(alpha)
@@ -73,7 +75,7 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
 
     t0, t1 = t_span
     positions = torch.linspace(t0, t1, n_steps + 1)
-    points, vels, scores = [x], [v], []
+    points, scores = [x], []
     for k in range(n_steps):
         tmid = t0 + (t1 - t0) * (k + 0.5) / n_steps
         # The first RK stage sits on the current point: its score doubles as that point's readout.
@@ -90,14 +92,21 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
         v_new = v_new * (speed / v_new.norm())
         x, v = x_new, v_new
         points.append(x)
-        vels.append(v)
-        if callback is not None and callback(k + 1, x.to(start.dtype).reshape(shape)) is False:
-            break
+        if callback is not None:
+            so_far = torch.cat(points).to(start.dtype).reshape(len(points), *shape)
+            if callback(Progress(k + 1, n_steps, so_far, evals)) is False:
+                break
     xf = torch.cat(points)
     n = len(xf)
-    # Only the landing point has no first-stage score yet.
-    scores.append(flat(field.score(xf[-1:].to(start.dtype).reshape(1, *shape), positions[n - 1:n])).double())
-    evals += 1
-    terms = path_terms(xf, torch.cat(scores), alpha)
-    return IVPResult(xf.to(start.dtype).reshape(n, *shape), torch.cat(vels).to(start.dtype).reshape(n, *shape),
-                     positions[:n], terms.log_density, terms.length, evals)
+    # Only the landing point has no first-stage score yet; the quadrature scores it with its first nodes.
+    frame_scores = torch.cat([torch.cat(scores), torch.zeros_like(xf[:1])])
+    known = torch.ones(n, dtype=torch.bool)
+    known[-1] = False
+
+    def score(xx: Tensor, tt: Tensor) -> Tensor:
+        return flat(field.score(xx.to(start.dtype).reshape(len(xx), *shape), tt)).double()
+
+    q = integrate_path(score, xf, alpha, frame_scores=frame_scores, known_frames=known, sphere=sphere,
+                       t=positions[:n], tol=quadrature_tol)
+    return IVPResult(xf.to(start.dtype).reshape(n, *shape), positions[:n], q.log_density, q.log_density_error,
+                     q.length, q.length_error, evals + q.score_evals)

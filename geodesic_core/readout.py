@@ -1,144 +1,128 @@
-"""Density, distance and geodesic residual along any discrete path, from the scores at its points.
+"""Density, distance and geodesic residual along any discrete path (e.g. video frames), with error bounds.
 
-The discrete path x_0..x_{N-1} has relative log density by the trapezoid line integral of the score,
-l_{i+1} - l_i = (s_i + s_{i+1}) . (x_{i+1} - x_i) / 2, metric weight w_i = exp(-alpha l_i), length
-L = sum (w_i + w_{i+1}) |x_{i+1} - x_i| / 2 and energy E = sum c_i |x_{i+1} - x_i|^2 with
-c_i = w_i w_{i+1}. Minimisers of E are constant-speed geodesics; its gradient is the discrete
-Euler-Lagrange residual. Weights stay in log space so large log-density ranges cannot overflow.
+The numbers come from the error-controlled quadrature of ``path_integrals``: the frames stay where they are,
+and the path between them is the chord (or, with the sphere constraint, the great-circle arc).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .bvp import BVPResult, solve_bvp
 from .fields import DensityField
-from .geometry import flat, project_out, rowdot, segment_lengths
-from .validation import check_alpha, check_path
-
-
-@dataclass
-class PathTerms:
-    """Everything one set of scores tells about a path (all float64 scalars per point/segment)."""
-
-    log_density: Tensor      # [N], relative to the first point
-    length: float
-    cumulative_length: Tensor  # [N] metric distance from the first point along the path
-    log_energy: float
-    energy_grad: Tensor      # [N, d] gradient of log E (rows 0 and N-1 are zero: endpoints are fixed)
-    segment_weights: Tensor  # [N-1] c_i / E: the elastic stiffness of each segment
-    point_residuals: Tensor  # [N], 0 at the fixed endpoints
-    residual: float
-
-
-def path_terms(xf: Tensor, scores: Tensor, alpha: float, *, sphere: bool = False,
-               normal_only: bool = False) -> PathTerms:
-    """Terms of the flat path ``xf`` [N, d] with ``scores`` [N, d] at its points.
-
-    ``normal_only`` measures the residual across the curve only (the geodesic condition on the shape of
-    the path, independent of how the points are spaced along it); otherwise spacing counts too.
-    """
-    # [N, d] arrays stay in the caller's dtype; per-point scalars are accumulated in float64.
-    dt = xf.dtype
-    delta = xf[1:] - xf[:-1]
-    seg = rowdot(delta, delta).sqrt()
-    dlog = 0.5 * rowdot(scores[1:] + scores[:-1], delta)
-    log_density = torch.cat([dlog.new_zeros(1), dlog.cumsum(0)])
-    logw = -alpha * log_density
-    # Trapezoid segment weights m_i = (w_i + w_{i+1}) / 2, in log space so wide log-density ranges
-    # cannot overflow; the energy sum m_i^2 |dx_i|^2 uses the same quadrature as the length.
-    log_m = torch.logaddexp(logw[1:], logw[:-1]) - math.log(2.0)
-    tiny = torch.finfo(torch.float64).tiny
-    log_seg = torch.log(seg.clamp_min(tiny))
-    seg_lengths = torch.exp(log_m + log_seg)
-    cumulative = torch.cat([seg_lengths.new_zeros(1), seg_lengths.cumsum(0)])
-    length = float(cumulative[-1])
-    log_energy = float(torch.logsumexp(2 * log_m + 2 * log_seg, 0))
-    c = torch.exp(2 * log_m - log_energy)  # m_i^2 / E
-    elastic = torch.zeros_like(xf)
-    force = torch.zeros_like(xf)
-    elastic[1:-1] = (2 * c[:-1]).to(dt)[:, None] * delta[:-1] - (2 * c[1:]).to(dt)[:, None] * delta[1:]
-    # d(m_i)/dx_j = -alpha w_j s_j / 2 for both segments i touching point j.
-    pull = torch.exp(log_m + 2 * log_seg - log_energy)  # m_i |dx_i|^2 / E
-    force[1:-1] = (-alpha * torch.exp(logw[1:-1]) * (pull[:-1] + pull[1:])).to(dt)[:, None] * scores[1:-1]
-    grad = elastic + force
-    if sphere:
-        grad, force = (project_out(v, xf) for v in (grad, force))
-    pr_grad, pr_f = grad, force
-    if normal_only and len(xf) > 2:
-        tangent = torch.zeros_like(xf)
-        tangent[1:-1] = xf[2:] - xf[:-2]
-        tangent[0], tangent[-1] = tangent[1], tangent[-2]
-        pr_grad, pr_f = (project_out(v, tangent) for v in (grad, force))
-    # Scale: the magnitudes of the two spring tensions plus the density force acting on each point,
-    # so a straight line in a uniform field (tensions balanced, no force) has residual 0, not 0/0.
-    tension = torch.zeros(len(xf), dtype=torch.float64, device=xf.device)
-    tension[1:-1] = 2 * (c[:-1] * seg[:-1] + c[1:] * seg[1:])
-    num = rowdot(pr_grad, pr_grad).sqrt()
-    den = tension + rowdot(pr_f, pr_f).sqrt()
-    point_res = torch.where(den > 0, num / den.clamp_min(tiny), torch.zeros_like(num))
-    total_den = float(den.square().sum().sqrt())
-    residual = float(num.square().sum().sqrt()) / total_den if total_den > 0 else 0.0
-    return PathTerms(log_density, length, cumulative, log_energy, grad, c, point_res, residual)
+from .geometry import flat, segment_lengths
+from .path_integrals import BudgetExceeded, integrate_path, path_energy, path_positions
+from .validation import GeodesicInputError, check_alpha, check_path
 
 
 @dataclass
 class PathReadout:
-    log_density: Tensor      # [N] float64, relative to the first point
-    length: float            # metric length with w = exp(-alpha * log_density)
+    log_density: Tensor        # [N] float64, relative to the first point
+    log_density_error: Tensor  # [N] estimated bound on the quadrature error of each value
+    length: float              # metric length with w = exp(-alpha * log_density)
+    length_error: float        # estimated bound on the quadrature error of ``length``
     cumulative_length: Tensor  # [N] float64 metric distance from the first point
-    euclidean_length: float
-    point_residuals: Tensor  # [N] scale-free Euler-Lagrange residual across the curve (0 at the ends)
+    euclidean_length: float    # along chords (or arcs with the sphere constraint)
+    point_residuals: Tensor    # [N] scale-free Euler-Lagrange residual across the curve (0 at the ends)
     residual: float
-    score_evals: int
-    scores: Tensor           # [N, *shape]
-
-
-def path_positions(n: int, device: torch.device | str = "cpu") -> Tensor:
-    """``n`` evenly spaced path positions in [0, 1]. Positions handed to a field stay on the CPU whatever
-    the points' device: they are a handful of numbers used for host-side lookups (conditioning)."""
-    return torch.linspace(0.0, 1.0, n, device=device)
+    score_evals: int           # the frames and the quadrature's extra nodes
+    accurate: bool             # every piece met the tolerance (False: stopped by max_evals)
 
 
 def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere: bool = False,
-              t: Tensor | None = None) -> PathReadout:
-    """Evaluate the score once at every point of any path (e.g. video frames) and read out its numbers."""
+              t: Tensor | None = None, tol: float = 1e-3, max_evals: int | None = None) -> PathReadout:
+    """Read out any path's relative log density, metric length and residual, to relative accuracy ``tol``.
+
+    Costs one score evaluation per frame plus the quadrature's nodes between them (batched; at least 3 per
+    segment, more where the density changes fast). ``max_evals`` caps them all: below one pass
+    (``one_pass_evals``) it is refused, above it stops the refinement, and the error bounds say what was
+    reached.
+    """
     check_path(points)
     check_alpha(alpha)
+    if not (0 < tol < 1):
+        raise GeodesicInputError(f"tol: expected a relative tolerance in (0, 1), got {tol!r}")
     t = path_positions(len(points)) if t is None else t
-    scores = field.score(points, t)
-    terms = path_terms(flat(points), flat(scores), alpha, sphere=sphere, normal_only=True)
-    euclid = float(segment_lengths(flat(points)).double().sum())
-    return PathReadout(terms.log_density, terms.length, terms.cumulative_length, euclid, terms.point_residuals,
-                       terms.residual, len(points), scores)
+    xf = flat(points)
+    shape = points.shape[1:]
+
+    def score(x: Tensor, tt: Tensor) -> Tensor:
+        return flat(field.score(x.reshape(len(x), *shape), tt))
+
+    try:
+        q = integrate_path(score, xf, alpha, sphere=sphere, t=t, tol=tol, max_evals=max_evals)
+    except BudgetExceeded as exc:
+        raise GeodesicInputError(
+            f"max_evals: {max_evals} score evaluations cannot cover one readout of {len(points)} points "
+            f"({exc.needed}: every point and 3 quadrature points between each two)") from exc
+    energy = path_energy(xf, q, alpha, sphere=sphere, normal_only=True)
+    euclid = float(segment_lengths(xf).double().sum()) if not sphere else _arc_euclidean(xf)
+    return PathReadout(q.log_density, q.log_density_error, q.length, q.length_error, q.cumulative_length, euclid,
+                       energy.point_residuals, energy.residual, q.score_evals, q.converged)
 
 
-def log_density_along(field: DensityField, points: Tensor, t: Tensor | None = None) -> Tensor:
+def _arc_euclidean(xf: Tensor) -> float:
+    x = xf.double()
+    na, nb = x[:-1].norm(dim=1), x[1:].norm(dim=1)
+    cos = ((x[:-1] * x[1:]).sum(1) / (na * nb).clamp_min(1e-300)).clamp(-1, 1)
+    theta = torch.arccos(cos)
+    # Arc with linearly interpolated norm: speed^2 = (nb - na)^2 + r(u)^2 theta^2; Simpson is plenty here.
+    u = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)[:, None]
+    r = (1 - u) * na + u * nb
+    speed = ((nb - na) ** 2 + r**2 * theta**2).sqrt()
+    return float(((speed[0] + 4 * speed[1] + speed[2]) / 6).sum())
+
+
+def log_density_along(field: DensityField, points: Tensor, t: Tensor | None = None, *, sphere: bool = False,
+                      tol: float = 1e-3) -> Tensor:
     """Relative log density log p(x_i) - log p(x_0) along the path (float64, [N])."""
-    return read_path(field, points, 1.0, t=t).log_density
+    return read_path(field, points, 1.0, t=t, sphere=sphere, tol=tol).log_density
 
 
-def path_length(field: DensityField, points: Tensor, alpha: float = 1.0, t: Tensor | None = None) -> float:
-    return read_path(field, points, alpha, t=t).length
+def path_length(field: DensityField, points: Tensor, alpha: float = 1.0, t: Tensor | None = None, *,
+                sphere: bool = False, tol: float = 1e-3) -> float:
+    return read_path(field, points, alpha, t=t, sphere=sphere, tol=tol).length
+
+
+@dataclass
+class Closure:
+    """How far two paths with the same ends disagree on the end's relative log density.
+
+    For an exact gradient field the whole gap is quadrature error, bounded by ``quadrature_bound``; what
+    exceeds that bound (``field_part``, a lower bound) is the score's non-conservative part, which no
+    quadrature removes (a learned score is not an exact gradient)."""
+
+    gap: float               # log density at the end along the first path minus along the second
+    quadrature_bound: float  # sum of both paths' reported error bounds at the end
+    field_part: float        # max(0, |gap| - quadrature_bound)
+
+
+def closure(first: PathReadout | BVPResult, second: PathReadout | BVPResult) -> Closure:
+    gap = float(first.log_density[-1] - second.log_density[-1])
+    bound = float(first.log_density_error[-1] + second.log_density_error[-1])
+    return Closure(gap, bound, max(0.0, abs(gap) - bound))
 
 
 @dataclass
 class EfficiencyResult:
     efficiency: float        # geodesic length / path length (<= 1 up to solver tolerance; 1 = a geodesic)
     path: PathReadout
-    geodesic: object         # BVPResult between the path's first and last point
+    geodesic: BVPResult      # between the path's first and last point
+    closure: Closure         # path vs geodesic at the shared end
 
 
 def geodesic_efficiency(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere: bool = False,
+                        quadrature_tol: float = 1e-3, readout_max_evals: int | None = None,
                         **bvp_kwargs) -> EfficiencyResult:
-    """How close a path (e.g. video frames) is to the density geodesic between its ends."""
-    from .bvp import solve_bvp  # the BVP builds on this module's terms
-
-    path = read_path(field, points, alpha, sphere=sphere)
+    """How close a path (e.g. video frames) is to the density geodesic between its ends; both are read out
+    to relative accuracy ``quadrature_tol`` (the path's readout within ``readout_max_evals``); ``bvp_kwargs``
+    go to ``solve_bvp`` (method, tol, max_evals)."""
+    path = read_path(field, points, alpha, sphere=sphere, tol=quadrature_tol, max_evals=readout_max_evals)
     bvp_kwargs.setdefault("n_points", max(len(points), 3))
-    geo = solve_bvp(field, points[0], points[-1], alpha=alpha, sphere=sphere, **bvp_kwargs)
+    geo = solve_bvp(field, points[0], points[-1], alpha=alpha, sphere=sphere, quadrature_tol=quadrature_tol,
+                    **bvp_kwargs)
     eff = geo.length / path.length if path.length > 0 else 1.0
-    return EfficiencyResult(eff, path, geo)
+    return EfficiencyResult(eff, path, geo, closure(path, geo))

@@ -10,9 +10,12 @@ import torch
 from torch import Tensor
 
 from ..geodesic_core import (
+    Closure,
     DenoiserField,
     GeodesicInputError,
+    Progress,
     geodesic_efficiency,
+    one_pass_evals,
     read_path,
     solve_bvp,
     solve_ivp,
@@ -33,6 +36,7 @@ class DensitySettings:
 
     alpha: float
     sphere: bool
+    accuracy: float = 1e-3  # relative tolerance of the readout quadrature (geodesic_core.path_integrals)
 
 
 def _field(kind: str, denoise: Denoiser, sigma: float) -> DenoiserField:
@@ -48,26 +52,27 @@ def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, sta
                              sigma=path.sigma, negative=calls.negative, guidance=calls.guidance)
 
 
-def check_budget(max_evals: int, frames: int, purpose: str) -> None:
-    """The budget must at least evaluate every frame once, or the solve cannot even read out its path."""
-    if max_evals < frames:
+# A keyframes-only segment (no frames between two keyframes) is only read out: one pass and some refinement.
+KEYFRAMES_ONLY_BUDGET = 64
+
+
+def check_budget(max_evals: int, needed: int, purpose: str) -> None:
+    """The budget must cover at least one readout of the frames, or the solve cannot report any path."""
+    if max_evals < needed:
         raise GeodesicInputError(
-            f"max_evals: a budget of {max_evals} score evaluations cannot evaluate the {frames} frames of "
-            f"{purpose} even once; set max_evals to at least {frames} (the default is 2000)")
-
-
-def solve_evals_bound(budget: int, n_points: int) -> int:
-    """Most score evaluations one BVP solve can make: its budget, plus one read-out of all points when the
-    budget ends before the solver reaches full resolution."""
-    return budget + n_points
+            f"max_evals: a budget of {max_evals} score evaluations cannot read out {purpose} even once ({needed}: "
+            f"every frame and 3 quadrature points between each two); set max_evals to at least {needed} (the "
+            "default is 2000)")
 
 
 def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
     """solve_bvp callback: the running solve's length and residual as text on the node."""
-    def show(iteration: int, partial) -> None:
-        show_progress_text(
-            f"segment {segment + 1}/{segments}, iteration {iteration}: length {partial.length:.5g}, residual "
-            f"{partial.residual:.3g} (stops below {tolerance:g}), {partial.score_evals} of {budget} evaluations")
+    def show(progress: Progress) -> None:
+        # The paper schedule reads nothing out while it iterates: no length or residual to show then.
+        numbers = "" if progress.length is None else (
+            f"length {progress.length:.5g}, residual {progress.residual:.3g} (stops below {tolerance:g}), ")
+        show_progress_text(f"segment {segment + 1}/{segments}, iteration {progress.step}: {numbers}"
+                           f"{progress.score_evals} of {budget} evaluations")
     return show
 
 
@@ -136,7 +141,11 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
         points = to_sphere(points.reshape(len(points), -1), radius).reshape(points.shape)
     steps = allocate_steps(_segment_weights(points, spacing), total_steps)
     interior = sum(s - 1 for s in steps)
-    budgets = [max(10, max_evals * (s - 1) // max(interior, 1)) if s > 1 else 0 for s in steps]
+    needed = [one_pass_evals(s + 1) if s > 1 else 0 for s in steps]
+    check_budget(max_evals, sum(needed), f"the {frames} frames")
+    # Each segment gets its one readout plus a share of the rest in proportion to its frames.
+    spare = max_evals - sum(needed)
+    budgets = [n + spare * (s - 1) // max(interior, 1) if s > 1 else 0 for n, s in zip(needed, steps)]
 
     def solve_segments(denoise, device):
         pieces, densities, report = [points[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
@@ -146,12 +155,14 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             a, b = points[k].to(device), points[k + 1].to(device)
             if n_steps == 1:
                 segment = torch.stack([a, b])
-                log_density = read_path(field, segment, density.alpha, sphere=density.sphere).log_density
+                log_density = read_path(field, segment, density.alpha, sphere=density.sphere,
+                                        tol=density.accuracy, max_evals=KEYFRAMES_ONLY_BUDGET).log_density
                 report.append(f"segment {k + 1}: keyframes only (no frames in between)")
                 end_tangent = None
             else:
                 result = solve_bvp(field, a, b, n_points=n_steps + 1, alpha=density.alpha,
-                                   sphere=density.sphere, method=method, tol=tolerance, max_evals=budgets[k],
+                                   sphere=density.sphere, method=method, tol=tolerance,
+                                   quadrature_tol=density.accuracy, max_evals=budgets[k],
                                    callback=_solve_progress(k, len(steps), tolerance, budgets[k]))
                 segment, log_density = result.points, result.log_density
                 end_tangent = result.end_tangent / n_steps
@@ -163,8 +174,8 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
 
-    # A keyframes-only segment reads out its two ends.
-    most_evals = sum(solve_evals_bound(budget, s + 1) if s > 1 else 2 for budget, s in zip(budgets, steps, strict=True))
+    # Every solve keeps within its budget, its readout included; a keyframes-only segment reads out its ends.
+    most_evals = sum(budget if s > 1 else KEYFRAMES_ONLY_BUDGET for budget, s in zip(budgets, steps, strict=True))
     path_points, log_density, end_tangent, lines = _run_on_model(model, schedule, solve_segments, "solve", keyframes,
                                                                  max(steps) + 1, most_evals, calls)
     path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
@@ -199,12 +210,13 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     def shoot_frames(denoise, device):
         field = _field(kind, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
-                           alpha=density.alpha, sphere=density.sphere)
+                           alpha=density.alpha, sphere=density.sphere, quadrature_tol=density.accuracy)
         return result.points[1:].float().cpu(), result.log_density[1:].cpu()
 
-    # RK4: four score evaluations per step, plus one for the final point's density readout.
-    new_points, log_density = _run_on_model(model, schedule, shoot_frames, "extrapolation", path, 1, 4 * frames + 1,
-                                            calls)
+    # RK4: four score evaluations per step, then the density readout: the last point and at least 3
+    # quadrature points per step (more where the density changes fast).
+    new_points, log_density = _run_on_model(model, schedule, shoot_frames, "extrapolation", path, 1,
+                                            4 * frames + 1 + 3 * frames, calls)
     if backward:
         new_points, log_density = new_points.flip(0), log_density.flip(0)
     return GeodesicPath(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
@@ -218,12 +230,16 @@ class DensityReadoutResult:
 
     t: Tensor
     log_density: Tensor          # [N] float64, relative to the first frame
+    log_density_error: Tensor    # [N] the quadrature's error bound on log_density
     cumulative_distance: Tensor  # [N] float64, geodesic distance from the first frame
     length: float
+    length_error: float
     euclidean_length: float
     residual: float
+    score_evals: int             # of the readout itself (frames and quadrature points)
     efficiency: float            # -1 when the geodesic between the ends was not solved
     geodesic_length: float
+    closure: Closure | None      # the path and the geodesic end at the same point: how far their ends disagree
 
     @property
     def min_log_density(self) -> float:
@@ -238,7 +254,9 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
     kind = noise_kind(model)
     check_min_points(path, 2, "path", "a density readout")
     if compare_geodesic:
-        check_budget(max_evals, len(path), "the geodesic between the path's ends")
+        check_budget(max_evals, one_pass_evals(len(path)), "the geodesic between the path's ends")
+    # The path's own readout may refine within the same budget (at least one pass over its frames).
+    readout_budget = max(max_evals, one_pass_evals(len(path)))
     local = torch.linspace(0.0, 1.0, len(path))
 
     def read_path_on_model(denoise, device):
@@ -246,14 +264,18 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
         points = path.points.to(device)
         if compare_geodesic:
             result = geodesic_efficiency(field, points, density.alpha, sphere=density.sphere, method=method,
-                                         tol=tolerance, max_evals=max_evals)
+                                         tol=tolerance, quadrature_tol=density.accuracy, max_evals=max_evals,
+                                         readout_max_evals=readout_budget)
             readout, efficiency, geodesic_length = result.path, result.efficiency, result.geodesic.length
+            gap = result.closure
         else:
-            readout = read_path(field, points, density.alpha, sphere=density.sphere, t=local)
-            efficiency, geodesic_length = -1.0, -1.0
-        return DensityReadoutResult(path.t.clone(), readout.log_density.cpu(), readout.cumulative_length.cpu(),
-                                    readout.length, readout.euclidean_length, readout.residual, efficiency,
-                                    geodesic_length)
+            readout = read_path(field, points, density.alpha, sphere=density.sphere, t=local, tol=density.accuracy,
+                                max_evals=readout_budget)
+            efficiency, geodesic_length, gap = -1.0, -1.0, None
+        return DensityReadoutResult(path.t.clone(), readout.log_density.cpu(), readout.log_density_error.cpu(),
+                                    readout.cumulative_length.cpu(), readout.length, readout.length_error,
+                                    readout.euclidean_length, readout.residual, readout.score_evals, efficiency,
+                                    geodesic_length, gap)
 
-    most_evals = len(path) + (solve_evals_bound(max_evals, len(path)) if compare_geodesic else 0)
-    return _run_on_model(model, path.schedule, read_path_on_model, "readout", path, len(path), most_evals, calls)
+    return _run_on_model(model, path.schedule, read_path_on_model, "readout", path, len(path),
+                         readout_budget + (max_evals if compare_geodesic else 0), calls)

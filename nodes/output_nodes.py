@@ -42,6 +42,7 @@ class DensityReadout(io.ComfyNode):
                 shared.sphere_input(),
                 *shared.solver_inputs(),
                 *shared.field_tail_inputs(),
+                shared.accuracy_input(),
                 io.Image.Input("images", optional=True,
                                tooltip="The decoded frames of this path (Decode Path's images): adds the "
                                        "LPIPS from each frame to the next, PPL and PDV to the table."),
@@ -53,8 +54,8 @@ class DensityReadout(io.ComfyNode):
                     "frame."),
                 shared.named_output(
                     io.String, "table",
-                    "Per-frame table (frame, t, relative log density, cumulative "
-                    "distance) and the summary numbers."),
+                    "Per-frame table (frame, t, relative log density with its error bound, "
+                    "cumulative distance) and the summary numbers, with the closure check."),
                 shared.named_output(
                     io.Float, "length",
                     "Geodesic (density-weighted) length of the path."),
@@ -77,9 +78,9 @@ class DensityReadout(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
-                guidance, negative=None, images=None) -> io.NodeOutput:
+                guidance, accuracy=0.001, negative=None, images=None) -> io.NodeOutput:
         readout = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,
-                           max_evals=max_evals, density=DensitySettings(alpha, sphere),
+                           max_evals=max_evals, density=DensitySettings(alpha, sphere, accuracy),
                            calls=ModelCallSettings(guidance, negative, batch_size))
         plot = density_plot(readout)
         table = readout_table(readout)

@@ -30,22 +30,30 @@ LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the pr
 
 def readout_title(readout: DensityReadoutResult) -> str:
     compared = f", efficiency {readout.efficiency:.3f}" if readout.efficiency >= 0 else ""
-    return f"length {readout.length:.4g}{compared}"
+    return f"length {readout.length:.4g} ± {readout.length_error:.2g}{compared}"
 
 
 def readout_table(readout: DensityReadoutResult) -> str:
-    """Tab-separated: one row per frame (t, relative log density, geodesic distance), then the summary."""
-    rows = ["frame\tt\trelative_log_density\tgeodesic_distance"]
-    rows += [f"{i}\t{float(t):.4f}\t{float(ld):.6g}\t{float(d):.6g}"
-             for i, (t, ld, d) in enumerate(zip(readout.t, readout.log_density, readout.cumulative_distance,
-                                                strict=True))]
+    """Tab-separated: one row per frame (t, relative log density and its error bound, geodesic distance),
+    then the summary."""
+    rows = ["frame\tt\trelative_log_density\terror_bound\tgeodesic_distance"]
+    rows += [f"{i}\t{float(t):.4f}\t{float(ld):.6g}\t{float(e):.2g}\t{float(d):.6g}"
+             for i, (t, ld, e, d) in enumerate(zip(readout.t, readout.log_density, readout.log_density_error,
+                                                   readout.cumulative_distance, strict=True))]
     rows.append(f"geodesic_length\t{readout.length:.6g}")
+    rows.append(f"geodesic_length_error_bound\t{readout.length_error:.2g}")
     rows.append(f"euclidean_length\t{readout.euclidean_length:.6g}")
     rows.append(f"geodesic_residual\t{readout.residual:.4g}")
     rows.append(f"min_relative_log_density\t{readout.min_log_density:.6g}")
+    rows.append(f"readout_score_evaluations\t{readout.score_evals}")
     if readout.efficiency >= 0:
         rows.append(f"geodesic_between_ends_length\t{readout.geodesic_length:.6g}")
         rows.append(f"efficiency\t{readout.efficiency:.6g}")
+    if readout.closure is not None:
+        # Both paths end at the last frame: for an exact density their end values would agree.
+        rows.append(f"closure_gap_at_end_vs_geodesic\t{readout.closure.gap:.4g}")
+        rows.append(f"closure_quadrature_bound\t{readout.closure.quadrature_bound:.2g}")
+        rows.append(f"closure_non_conservative_part_at_least\t{readout.closure.field_part:.4g}")
     return "\n".join(rows)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..geodesic_core import one_pass_evals
 from . import inputs as shared
 from .bridge import ModelCallSettings
 from .geodesics_on_model import DensitySettings, check_budget, extrapolate, solve_keyframes
@@ -39,6 +40,7 @@ class SolveBVP(io.ComfyNode):
                 *shared.solver_inputs(),
                 shared.sphere_input(),
                 *shared.field_tail_inputs(),
+                shared.accuracy_input(),
             ],
             outputs=[
                 shared.path_output("The geodesic path (noisy latents with per-frame conditioning and densities)."),
@@ -55,14 +57,15 @@ class SolveBVP(io.ComfyNode):
             cls, dict(frames=frames, spacing=spacing, alpha=alpha, method=method, tolerance=tolerance,
                       max_evals=max_evals, guidance=guidance),
             shared.guidance_check(guidance, negative),
-            lambda: None if None in (frames, max_evals) else check_budget(max_evals, frames, "the path"))
+            lambda: None if None in (frames, max_evals) else check_budget(max_evals, one_pass_evals(frames),
+                                                                         f"the {frames} frames"))
 
     @classmethod
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
-                batch_size, guidance, negative=None) -> io.NodeOutput:
+                batch_size, guidance, accuracy=0.001, negative=None) -> io.NodeOutput:
         path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
                                        method=method, tolerance=tolerance, max_evals=max_evals,
-                                       density=DensitySettings(alpha, sphere),
+                                       density=DensitySettings(alpha, sphere, accuracy),
                                        calls=ModelCallSettings(guidance, negative, batch_size))
         return io.NodeOutput(path, report)
 

@@ -60,7 +60,7 @@ SIZE = 64
 # Scores are (D - x) / sigma^2 of float32 model outputs; the bridge and the direct call run the same
 # UNet forward on the same inputs, so they agree to float32 rounding of values of order 1 (1e-5 relative).
 SCORE_RTOL = 1e-5
-FAST_BVP = dict(alpha=0.002, method="default", tolerance=1e-3, max_evals=24, sphere=True, batch_size=4,
+FAST_BVP = dict(alpha=0.002, method="default", tolerance=1e-3, max_evals=60, sphere=True, batch_size=4,
                 guidance=0.0)
 
 
@@ -181,10 +181,10 @@ def test_solve_bvp_exact_frames_through_every_keyframe(sd, keyframes):
 
 def test_paper_method_runs_within_its_budget(sd, keyframes):
     path, report = SolveBVP.execute(sd["model"], keyframes, 5, False, "equal",
-                                    **{**FAST_BVP, "method": "paper", "max_evals": 20})
+                                    **{**FAST_BVP, "method": "paper", "max_evals": 60})
     assert len(path) == 5 and torch.isfinite(path.points).all()
     evals = [int(line.split(", ")[-1].split()[0]) for line in report.splitlines()]
-    assert all(e <= 20 for e in evals)  # each segment's share of the 20-evaluation budget (10 at least)
+    assert sum(evals) <= 60  # max_evals bounds the whole solve, every segment's readout included
 
 
 def _batch_recording(model):
@@ -510,7 +510,7 @@ QUEUE_TIME_ERRORS = [
     (SolveBVP, {"method": "adam"}, UNCONNECTED, "method: expected one of 'default', 'paper', got 'adam'"),
     (SolveBVP, {"frames": 2}, UNCONNECTED, "frames: expected a number from 3 to 4096, got 2"),
     (SolveBVP, {"max_evals": 16}, UNCONNECTED,
-     "max_evals: a budget of 16 score evaluations cannot evaluate the 17 frames of the path even once"),
+     "max_evals: a budget of 16 score evaluations cannot read out the 17 frames even once (65"),
 ]
 
 
@@ -568,7 +568,7 @@ def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, 
     EncodeKeyframes.execute(sd["model"], sd["cat"], NOISE_LEVEL, steps, 1, image=_images(2, 11), vae=sd["vae"])
     # Inversion: (steps - 1) model calls per image (the first step starts from the clean latent), exactly.
     assert updates == [(k, (steps - 1) * 2) for k in range(1, (steps - 1) * 2 + 1)]
-    for max_evals in (24, 2000):  # a budget the solve spends, and one it does not
+    for max_evals in (60, 2000):  # a budget the solve spends, and one it does not
         updates.clear()
         with CurrentNodeContext("prompt", "solve-node"):
             SolveBVP.execute(sd["model"], keyframes, 9, False, "equal", **{**FAST_BVP, "max_evals": max_evals})

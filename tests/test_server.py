@@ -392,7 +392,7 @@ VALIDATION_ERRORS = {
     "unknown spacing": ({"solve": {"spacing": "evenly"}}, "solve",
                         "spacing: expected one of 'by distance', 'equal', got 'evenly'"),
     "budget below one pass over the frames": ({"solve": {"frames": 40, "max_evals": 30}}, "solve",
-                                              "max_evals: a budget of 30 score evaluations cannot evaluate the 40"),
+                                              "max_evals: a budget of 30 score evaluations cannot read out the 40"),
     "unknown velocity_from": (extrapolation_output(velocity_from="tangent"), "extrapolate",
                               "velocity_from: expected one of 'end tangent', 'last two frames', got 'tangent'"),
     "unknown direction": (extrapolation_output(direction="up"), "extrapolate",

@@ -24,7 +24,7 @@ def _ddim_step(x: Tensor, denoised: Tensor, sigma: float, sigma_next: float, kin
     return (1 - sigma_next) * denoised + sigma_next * noise
 
 
-def _run(denoise: Denoiser, x: Tensor, sigmas: Tensor, kind: str, t: Tensor | None, chunk_size: int | None,
+def _integrate_flow(denoise: Denoiser, x: Tensor, sigmas: Tensor, kind: str, t: Tensor | None, chunk_size: int | None,
          callback: Callback | None) -> Tensor:
     if kind not in NOISE_KINDS:
         raise GeodesicInputError(f"kind: expected one of {NOISE_KINDS}, got {kind!r}")
@@ -61,7 +61,7 @@ def invert(denoise: Denoiser, x0: Tensor, sigmas: Tensor, *, kind: str = "ve", t
     sig = torch.as_tensor(sigmas).flatten()
     if len(sig) > 1 and bool((sig[1:] <= sig[:-1]).any()):
         raise GeodesicInputError("sigmas: inversion expects strictly ascending noise levels")
-    return _run(denoise, x0, sig, kind, t, chunk_size, callback)
+    return _integrate_flow(denoise, x0, sig, kind, t, chunk_size, callback)
 
 
 def generate(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, kind: str = "ve", t: Tensor | None = None,
@@ -70,4 +70,4 @@ def generate(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, kind: str = "ve", 
     sig = torch.as_tensor(sigmas).flatten()
     if len(sig) > 1 and bool((sig[1:] >= sig[:-1]).any()):
         raise GeodesicInputError("sigmas: generation expects strictly descending noise levels")
-    return _run(denoise, x, sig, kind, t, chunk_size, callback)
+    return _integrate_flow(denoise, x, sig, kind, t, chunk_size, callback)

@@ -122,9 +122,9 @@ def max_evals_input() -> io.Int.Input:
 
 
 def accuracy_input() -> io.Float.Input:
-    # Last widget of its nodes, so workflows saved before it existed keep their values in place.
+    # Last widget of its nodes and optional, so workflows and API prompts made before it existed still run.
     return io.Float.Input(
-        "accuracy", default=0.001, min=0.00001, max=0.5, step=0.0001, round=0.00001,
+        "accuracy", default=0.001, min=0.00001, max=0.5, step=0.0001, round=0.00001, optional=True,
         tooltip="Relative accuracy of the log densities and lengths between frames: the readout adds model "
                 "calls between frames until its error estimate is below this fraction of the log-density "
                 "range (and of the length). Larger is cheaper and rougher; the table reports the error bound.")

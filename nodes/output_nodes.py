@@ -71,9 +71,10 @@ class DensityReadout(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, alpha, method, tolerance, guidance, negative=shared.UNCONNECTED) -> bool | str:
+    def validate_inputs(cls, alpha, method, tolerance, guidance, accuracy=None,
+                        negative=shared.UNCONNECTED) -> bool | str:
         return shared.queue_time_check(
-            cls, dict(alpha=alpha, method=method, tolerance=tolerance, guidance=guidance),
+            cls, dict(alpha=alpha, method=method, tolerance=tolerance, guidance=guidance, accuracy=accuracy),
             shared.guidance_check(guidance, negative))
 
     @classmethod

@@ -51,11 +51,11 @@ class SolveBVP(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, frames, spacing, alpha, method, tolerance, max_evals, guidance,
+    def validate_inputs(cls, frames, spacing, alpha, method, tolerance, max_evals, guidance, accuracy=None,
                         negative=shared.UNCONNECTED) -> bool | str:
         return shared.queue_time_check(
             cls, dict(frames=frames, spacing=spacing, alpha=alpha, method=method, tolerance=tolerance,
-                      max_evals=max_evals, guidance=guidance),
+                      max_evals=max_evals, guidance=guidance, accuracy=accuracy),
             shared.guidance_check(guidance, negative),
             lambda: None if None in (frames, max_evals) else check_budget(max_evals, one_pass_evals(frames),
                                                                          f"the {frames} frames"))

@@ -511,6 +511,7 @@ QUEUE_TIME_ERRORS = [
     (SolveBVP, {"frames": 2}, UNCONNECTED, "frames: expected a number from 3 to 4096, got 2"),
     (SolveBVP, {"max_evals": 16}, UNCONNECTED,
      "max_evals: a budget of 16 score evaluations cannot read out the 17 frames even once (65"),
+    (SolveBVP, {"accuracy": float("nan")}, UNCONNECTED, "accuracy: expected a number from 1e-05 to 0.5, got nan"),
 ]
 
 
@@ -531,6 +532,7 @@ def test_validate_inputs_accepts_defaults_connected_negatives_and_links():
         "direction: expected one of 'forward', 'backward', got 'sideways'")
     assert SolveIVP.validate_inputs("velocity", "forward", 0.002, 0.0).startswith("velocity_from: expected one of")
     assert DensityReadout.validate_inputs(0.002, "default", float("nan"), 0.0).startswith("tolerance:")
+    assert DensityReadout.validate_inputs(0.002, "default", 1e-3, 0.0, accuracy=0.9).startswith("accuracy:")
     assert DensityReadout.validate_inputs(0.002, "default", 1e-3, 1.0).startswith("negative: guidance > 0")
     assert EncodeKeyframes.validate_inputs(float("nan")).startswith("noise_level: expected a number from 0.05")
 

@@ -364,7 +364,8 @@ def test_respace_path_evenly_in_geodesic_distance(sd, keyframes):
     assert torch.equal(respaced.points[[0, -1]], uneven.points[[0, -1]])
     def step_ratio(some_path):
         table = DensityReadout.execute(model, some_path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[1]
-        distances = torch.tensor([float(row.split("\t")[3]) for row in table.splitlines() if row[:1].isdigit()])
+        column = table.splitlines()[0].split("\t").index("geodesic_distance")
+        distances = torch.tensor([float(row.split("\t")[column]) for row in table.splitlines() if row[:1].isdigit()])
         return float(distances.diff().max() / distances.diff().min())
 
     # Re-read on the new polyline (which cuts the uneven path's corner) the steps are not exactly equal,

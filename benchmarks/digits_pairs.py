@@ -9,6 +9,12 @@ and read out, over the intermediate frames, the mean and minimum relative log de
 confidence and fraction of confident frames, and each path's geodesic efficiency. The claim under test:
 the geodesic beats both baselines on mean log density in >= 80% of pairs and is no worse on the judge's
 confidence. Prints a table and writes every per-pair number to the JSON file.
+
+Perceptual smoothness of the same decoded frames: PPL (sum of the LPIPS-AlexNet distances between adjacent
+frames, 8x8 digits upscaled bilinearly to 64 px) and PDV (their standard deviation), for each path plain and
+re-timed to equal LPIPS steps by the paper code's rescheduler (DiffMorpher's; as shipped, measuring on the N
+frames, and with our budget of 2N - 1) and by ours (adaptive bisection, 2N - 1), with the judge's confidence
+of the re-timed frames. --figure draws the first pair's strips, plain and re-timed, with per-step LPIPS.
 """
 
 import argparse
@@ -26,21 +32,28 @@ from digits.judge import train_judge
 from digits.pipeline import (
     ALPHA,
     PATH_NAMES,
+    RETIMINGS,
     compare_paths,
     decode_and_judge,
     encode_pairs,
     load_digits_model,
+    retimed_variants,
 )
+from geodesic_core.lpips import load_lpips
+
+VARIANTS = ("plain", *(name for name, _, _ in RETIMINGS))
 
 COLUMNS = ("mean_relative_log_density", "arc_mean_relative_log_density", "min_relative_log_density",
            "mean_confidence", "fraction_confident", "geodesic_efficiency")
 
 
-def run_pairs(n_pairs: int, seed: int, alpha: float, sphere: bool, on_pair: Callable[[list[dict]], None]) -> list[dict]:
+def run_pairs(n_pairs: int, seed: int, alpha: float, sphere: bool, on_pair: Callable[[list[dict]], None],
+              figure: Path | None = None) -> list[dict]:
     """Every pair's numbers; ``on_pair(results_so_far)`` after each pair (the JSON is kept current, so an
-    interrupted run still leaves its finished pairs)."""
+    interrupted run still leaves its finished pairs). ``figure``: where to draw the first pair's strips."""
     model = load_digits_model()
     judge = train_judge()
+    lpips = load_lpips()
     images, labels = load_split("held_out")
     pairs = pick_pairs("held_out", n_pairs, seed)
     latents = encode_pairs(model, images, pairs)
@@ -48,10 +61,16 @@ def run_pairs(n_pairs: int, seed: int, alpha: float, sphere: bool, on_pair: Call
     for k, ((i, j), (a, b)) in enumerate(zip(pairs, latents, strict=True)):
         started = time.time()
         reports, geodesic = compare_paths(model, a, b, alpha=alpha, sphere=sphere)
-        decode_and_judge(model, reports, judge)
+        decode_and_judge(model, reports, judge, lpips)
+        perceptual = {name: retimed_variants(model, report, judge, lpips) for name, report in reports.items()}
+        if figure is not None and k == 0:
+            save_retiming_figure(reports, perceptual, figure)
         results.append({
             "held_out_indices": [i, j], "labels": [int(labels[i]), int(labels[j])],
             "paths": {name: report.numbers(geodesic.length) for name, report in reports.items()},
+            "perceptual": {name: {variant: {key: value for key, value in numbers.items() if key != "frames"}
+                                  for variant, numbers in variants.items()}
+                           for name, variants in perceptual.items()},
             "solver": {"converged": geodesic.converged, "iterations": geodesic.iterations,
                        "score_evals": geodesic.score_evals, "residual": geodesic.residual},
             "seconds": round(time.time() - started, 2),
@@ -64,6 +83,74 @@ def run_pairs(n_pairs: int, seed: int, alpha: float, sphere: bool, on_pair: Call
 
 def column(results: list[dict], path: str, key: str) -> np.ndarray:
     return np.array([r["paths"][path][key] for r in results])
+
+
+def perceptual_column(results: list[dict], path: str, variant: str, key: str) -> np.ndarray:
+    if variant == "plain" and key in ("mean_confidence", "fraction_confident"):
+        return column(results, path, key)
+    return np.array([r["perceptual"][path][variant][key] for r in results])
+
+
+def perceptual_summary(results: list[dict]) -> dict:
+    """Means over pairs per path and variant, and how often ours beats the official rescheduler on PDV."""
+    keys = ("ppl", "pdv", "max_step", "mean_confidence", "extra_decodes")
+    means = {path: {variant: {key: float(perceptual_column(results, path, variant, key).mean()) for key in keys}
+                    for variant in VARIANTS} for path in PATH_NAMES}
+    ours = {path: perceptual_column(results, path, "adaptive", "pdv") for path in PATH_NAMES}
+    wins = {path: {variant: float((ours[path] < perceptual_column(results, path, variant, "pdv")).mean())
+                   for variant in ("plain", "official", "official_2n")} for path in PATH_NAMES}
+    plain_pdv = {path: perceptual_column(results, path, "plain", "pdv") for path in PATH_NAMES}
+    plain_ppl = {path: perceptual_column(results, path, "plain", "ppl") for path in PATH_NAMES}
+    geodesic_lower = {baseline: {"ppl": float((plain_ppl["geodesic"] < plain_ppl[baseline]).mean()),
+                                 "pdv": float((plain_pdv["geodesic"] < plain_pdv[baseline]).mean())}
+                      for baseline in ("linear", "slerp")}
+    return {"means": means, "adaptive_lower_pdv_than": wins, "plain_geodesic_lower_than": geodesic_lower}
+
+
+def format_perceptual(p: dict) -> str:
+    header = (f"{'path':<9} {'frames':<12} {'PPL':>6} {'PDV':>7} {'max step':>8} {'judge conf':>10} "
+              f"{'extra decodes':>13} {'ours lower PDV':>14}")
+    rows = ["perceptual smoothness (LPIPS-AlexNet between adjacent frames; means over pairs)", header,
+            "-" * len(header)]
+    for path in PATH_NAMES:
+        for variant in VARIANTS:
+            m = p["means"][path][variant]
+            win = p["adaptive_lower_pdv_than"][path].get(variant)
+            rows.append(f"{path:<9} {variant:<12} {m['ppl']:>6.3f} {m['pdv']:>7.4f} {m['max_step']:>8.3f} "
+                        f"{m['mean_confidence']:>10.3f} {m['extra_decodes']:>13.0f} "
+                        f"{'' if win is None else f'{win:.0%}':>14}")
+    for baseline, lower in p["plain_geodesic_lower_than"].items():
+        rows.append(f"plain geodesic below plain {baseline} in {lower['ppl']:.0%} of pairs on PPL, "
+                    f"{lower['pdv']:.0%} on PDV")
+    return "\n".join(rows)
+
+
+def save_retiming_figure(reports: dict, perceptual: dict, path: Path) -> None:
+    """Each path's strip plain and re-timed by ours, with the LPIPS of every step printed under the gap."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    rows = [(name, variant) for name in PATH_NAMES for variant in ("plain", "adaptive")]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(12, 1.25 * len(rows)), dpi=100)
+    for ax, (name, variant) in zip(axes, rows, strict=True):
+        numbers = perceptual[name][variant]
+        frames = reports[name].frames if variant == "plain" else numbers["frames"]
+        pixels = (frames[:, 0].numpy() + 1.0) / 2.0
+        ax.imshow(np.concatenate(list(pixels), axis=1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        for k, step in enumerate(numbers["steps"]):
+            ax.text(8 * (k + 1) - 0.5, 10.2, f"{step:.2f}", ha="center", va="top", fontsize=6.5)
+        label = "plain" if variant == "plain" else "even LPIPS (ours)"
+        ax.set_title(f"{name}, {label}: PPL {numbers['ppl']:.3f}, PDV {numbers['pdv']:.4f}", fontsize=9,
+                     loc="left")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylim(12, -0.5)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def summary(results: list[dict]) -> dict:
@@ -91,7 +178,8 @@ def summary(results: list[dict]) -> dict:
             "geodesic_beats_both_on_arc_mean_log_density": float(both_arc.mean()),
             "solver_converged_fraction": float(np.mean([r["solver"]["converged"] for r in results])),
             "mean_score_evals": float(np.mean([r["solver"]["score_evals"] for r in results])),
-            "mean_seconds_per_pair": float(np.mean([r["seconds"] for r in results]))}
+            "mean_seconds_per_pair": float(np.mean([r["seconds"] for r in results])),
+            "perceptual": perceptual_summary(results)}
 
 
 def format_summary(s: dict, n_pairs: int, sphere: bool) -> str:
@@ -112,7 +200,7 @@ def format_summary(s: dict, n_pairs: int, sphere: bool) -> str:
                 f"{s['geodesic_beats_both_on_arc_mean_log_density']:.0%}); solver converged in "
                 f"{s['solver_converged_fraction']:.0%}; {s['mean_score_evals']:.0f} score evals and "
                 f"{s['mean_seconds_per_pair']:.1f} s per pair")
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n\n" + format_perceptual(s["perceptual"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/benchmarks/digits_pairs.json"))
     parser.add_argument("--no-sphere", dest="sphere", action="store_false",
                         help="solve the geodesic without the sphere constraint (the paper's default keeps it)")
+    parser.add_argument("--figure", type=Path, default=Path("out/benchmarks/digits_retiming.png"),
+                        help="where to draw the first pair's strips, plain and re-timed, with per-step LPIPS")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 wastes least on a shared, busy machine)")
     args = parser.parse_args(argv)
@@ -134,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
                                         "alpha": args.alpha, "sphere": args.sphere, "summary": summary(results),
                                         "results": results}, indent=2) + "\n")
 
-    results = run_pairs(args.pairs, args.seed, args.alpha, args.sphere, save)
+    results = run_pairs(args.pairs, args.seed, args.alpha, args.sphere, save, args.figure)
     print(format_summary(summary(results), len(results), args.sphere))
 
 

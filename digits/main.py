@@ -192,7 +192,7 @@ def save_animation(reports: dict, comparisons, path: Path) -> None:
 
 def format_table(numbers: dict[str, dict], comparisons) -> str:
     header = f"{'path':<16} {'mean logp':>10} {'arc logp':>9} {'min logp':>9} {'length':>8} {'effic.':>7} " \
-             f"{'judge conf':>10} {'confident':>9} {'snap':>5}"
+             f"{'judge conf':>10} {'confident':>9} {'snap':>5} {'PPL':>6} {'PDV':>6}"
     rows = [header]
     for comparison in comparisons:
         title = f"-- {comparison.geodesic} vs {comparison.baseline}: {comparison.geometry} "
@@ -203,7 +203,7 @@ def format_table(numbers: dict[str, dict], comparisons) -> str:
                         f"{n['arc_mean_relative_log_density']:>9.2f} {n['min_relative_log_density']:>9.2f} "
                         f"{n['density_weighted_length']:>8.3g} {n['geodesic_efficiency']:>7.3f} "
                         f"{n['mean_confidence']:>10.3f} {n['fraction_confident']:>9.2f} "
-                        f"{n['largest_step_share']:>5.0%}")
+                        f"{n['largest_step_share']:>5.0%} {n['ppl']:>6.3f} {n['pdv']:>6.3f}")
     return "\n".join(rows)
 
 
@@ -348,7 +348,8 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
         "notes": "log densities are relative to the shared start point (both ends rescaled to their mean "
                  "norm); means and minima are over the intermediate frames, arc means per unit Euclidean length "
                  "along the path; efficiency = the comparison's geodesic length / the path's length, both "
-                 "density-weighted with the same alpha.",
+                 "density-weighted with the same alpha; ppl / pdv = sum / standard deviation of the LPIPS-AlexNet "
+                 "distances between adjacent frames (upscaled to 64 px).",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.partial-", dir=args.out.parent))
@@ -366,6 +367,8 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     print(f"efficiency = geodesic length / path length, both density-weighted with alpha {args.alpha} (long where "
           "the model finds images improbable): 1 is the geodesic, 0.5 a path twice as long.")
     print(snap_line(numbers))
+    print("PPL / PDV: sum / standard deviation of the perceptual (LPIPS) distances between adjacent frames; "
+          "PDV 0 = every step looks equally large.")
     for comparison in comparisons:
         print(difference_line(comparison, differences[comparison.key]))
     for comparison in comparisons:

@@ -13,12 +13,18 @@ from torch import Tensor
 from geodesic_core import BVPResult, DenoiserField, generate, invert, lerp, read_path, slerp, solve_bvp
 from geodesic_core.diffusers_adapter import DiffusersDenoiser, denoising_sigmas, sigma_at_noise_level
 from geodesic_core.geometry import allocate_steps, flat, segment_lengths, to_sphere
+from geodesic_core.lpips import LPIPS, load_lpips
+from geodesic_core.perceptual import PerceptualMetrics, interpolate_points, perceptual_metrics, retime
 
 from .judge import Verdict, judge_frames
 from .model import load_trained_model
 from .settings import ALPHA, NOISE_LEVEL, ODE_STEPS
 
 PATH_NAMES = ("linear", "slerp", "geodesic")
+# Re-timing variants compared on every path: (name, method, frames measured as a multiple of the path's N):
+# the paper code's rescheduler as it ships (measures on the N frames it re-times), the same rule given our
+# measurement budget (2N - 1 frames), and ours (the N frames plus N - 1 bisections of the largest steps).
+RETIMINGS = (("official", "official", 1), ("official_2n", "official", 2), ("adaptive", "adaptive", 2))
 
 
 @dataclass
@@ -95,6 +101,7 @@ class PathReport:
     length: float          # density-weighted length with the same alpha as the geodesic
     frames: Tensor | None = None
     verdict: Verdict | None = None
+    perceptual: PerceptualMetrics | None = None  # LPIPS between adjacent decoded frames
 
     def numbers(self, geodesic_length: float) -> dict:
         interior = self.log_density[1:-1]
@@ -111,6 +118,8 @@ class PathReport:
                         "fraction_confident": inner.fraction_confident,
                         "largest_step_share": largest_step_share(self),
                         "frame_labels": [int(label) for label in self.verdict.labels]}
+        if self.perceptual is not None:
+            numbers |= {"ppl": self.perceptual.ppl, "pdv": self.perceptual.pdv}
         return numbers
 
 
@@ -238,10 +247,33 @@ def novel_frame_distances(path: PathReport, reference: PathReport) -> Tensor:
     return rms_distances(path.frames[1:-1], reference.frames).min(1).values
 
 
-def decode_and_judge(model: DigitsModel, reports: dict[str, PathReport], judge) -> None:
-    """Decode every path's points in one batch and let the independent classifier read the frames."""
+def decode_and_judge(model: DigitsModel, reports: dict[str, PathReport], judge, lpips: LPIPS | None = None) -> None:
+    """Decode every path's points in one batch, let the independent classifier read the frames and measure
+    the LPIPS between adjacent frames."""
     latents = torch.cat([report.latents for report in reports.values()])
     frames = decode(model, latents).split([len(report.latents) for report in reports.values()])
     for report, path_frames in zip(reports.values(), frames, strict=True):
         report.frames = path_frames
         report.verdict = judge_frames(judge, path_frames)
+        report.perceptual = perceptual_metrics(path_frames, lpips or load_lpips())
+
+
+def retimed_variants(model: DigitsModel, report: PathReport, judge, lpips: LPIPS) -> dict:
+    """PPL, PDV and the judge's confidence of the plain decoded frames and of every re-timing in RETIMINGS,
+    with the extra frames each re-timing decoded. Latents between path points are interpolated linearly."""
+    n = len(report.latents)
+    t = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+
+    def render(positions: Tensor) -> Tensor:
+        return decode(model, interpolate_points(report.latents, t, positions))
+
+    plain = report.perceptual
+    numbers = {"plain": {**plain.numbers(), "steps": plain.steps.tolist(), "extra_decodes": 0}}
+    for name, method, multiple in RETIMINGS:
+        result = retime(render, n, method=method, measure=multiple * n - (multiple - 1), initial=(t, report.frames),
+                        lpips=lpips)
+        inner = judge_frames(judge, result.frames[1:-1])
+        numbers[name] = {**result.metrics.numbers(), "steps": result.metrics.steps.tolist(),
+                         "mean_confidence": inner.mean_confidence, "fraction_confident": inner.fraction_confident,
+                         "extra_decodes": result.renders, "t": result.t.tolist(), "frames": result.frames}
+    return numbers

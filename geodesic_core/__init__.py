@@ -9,6 +9,8 @@ from .fields import DenoiserField, DensityField, GaussianMixtureField, score_fro
 from .flow import generate, invert
 from .geometry import lerp, slerp
 from .ivp import IVPResult, solve_ivp
+from .lpips import LPIPS, load_lpips
+from .perceptual import PerceptualMetrics, Retimed, even_in_distance, perceptual_metrics, retime
 from .progress import Callback, Progress
 from .readout import (
     Closure,
@@ -23,8 +25,9 @@ from .readout import (
 from .validation import GeodesicInputError
 
 __all__ = [
-    "METHODS", "BVPResult", "Callback", "Closure", "DenoiserField", "DensityField", "EfficiencyResult",
-    "GaussianMixtureField", "GeodesicInputError", "IVPResult", "Outcome", "PathReadout", "Progress", "closure",
-    "generate", "geodesic_efficiency", "invert", "lerp", "log_density_along", "one_pass_evals", "path_length",
-    "read_path", "score_from_denoised", "slerp", "solve_bvp", "solve_ivp",
+    "LPIPS", "METHODS", "BVPResult", "Callback", "Closure", "DenoiserField", "DensityField", "EfficiencyResult",
+    "GaussianMixtureField", "GeodesicInputError", "IVPResult", "Outcome", "PathReadout", "PerceptualMetrics",
+    "Progress", "Retimed", "closure", "even_in_distance", "generate", "geodesic_efficiency", "invert", "lerp",
+    "load_lpips", "log_density_along", "one_pass_evals", "path_length", "perceptual_metrics", "read_path", "retime",
+    "score_from_denoised", "slerp", "solve_bvp", "solve_ivp",
 ]

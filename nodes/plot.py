@@ -22,6 +22,7 @@ from matplotlib import pyplot as plt  # noqa: E402
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
 
+    from ..geodesic_core.perceptual import PerceptualMetrics
     from .geodesics_on_model import DensityReadoutResult
 
 LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the preview like decoded frames
@@ -68,6 +69,25 @@ def density_plot(readout: DensityReadoutResult) -> Tensor:
     bottom.set_ylabel("geodesic distance")
     bottom.set_xlabel("frame")
     bottom.grid(alpha=0.3)
+    return figure_image(fig)
+
+
+def lpips_plot(metrics: PerceptualMetrics) -> Tensor:
+    """IMAGE [1, H, W, 3]: LPIPS of every step between adjacent frames, with their mean."""
+    steps = metrics.steps.numpy()
+    fig, axes = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    axes.bar(np.arange(len(steps)) + 0.5, steps, width=0.8, color="tab:purple")
+    axes.axhline(float(steps.mean()), color="black", linestyle="--", linewidth=1, label="mean step")
+    axes.set_xlabel("frame")
+    axes.set_ylabel("LPIPS to the next frame")
+    axes.set_title(f"PPL {metrics.ppl:.4g}, PDV {metrics.pdv:.4g} (even steps: PDV 0)")
+    axes.legend(loc="upper right")
+    axes.grid(alpha=0.3, axis="y")
+    return figure_image(fig)
+
+
+def figure_image(fig) -> Tensor:
+    """A matplotlib figure as an IMAGE [1, H, W, 3] (the figure is closed)."""
     fig.tight_layout()
     buffer = bytes_io.BytesIO()
     fig.savefig(buffer, format="png")

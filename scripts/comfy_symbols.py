@@ -36,7 +36,7 @@ OBJECT_MEMBERS = (
     ("LatentFormat", "latent_rgb_factors_bias", "nodes/plot.py"),
     ("LatentFormat", "latent_rgb_factors_reshape", "nodes/plot.py"),
     ("VAE", "encode", "nodes/keyframe_nodes.py"),
-    ("VAE", "decode", "nodes/output_nodes.py"),
+    ("VAE", "decode", "nodes/output_nodes.py, perceptual.py (even LPIPS spacing)"),
     ("CFGGuider", "inner_set_conds", "nodes/bridge.py"),
     ("CFGGuider", "set_cfg", "nodes/bridge.py"),
     ("CFGGuider", "sample", "nodes/bridge.py"),

@@ -98,10 +98,13 @@ def solve(keyframe_set: Link, frames: int, loop: bool) -> list[Node]:
 
 
 def interpolation() -> list[Node]:
-    """Two images -> the density geodesic between them, 17 frames, as an animated WEBP."""
+    """Two images -> the density geodesic between them, 17 frames, as an animated WEBP, with the frames'
+    perceptual smoothness (per-step LPIPS plot, PPL and PDV)."""
     nodes, joined = keyframes(KEYFRAME_FILES[:2])
     return [*model_nodes(), *nodes, *solve(joined, frames=INTERPOLATION_FRAMES, loop=False),
-            *decode_and_save(Link("solve", "path"), "geodesic_interpolation")]
+            *decode_and_save(Link("solve", "path"), "geodesic_interpolation"),
+            Node("metrics", "DensityGeodesics_PerceptualMetrics", {"images": Link("decode", "images")}),
+            Node("metrics_table", "PreviewAny", {"source": Link("metrics", "table")})]
 
 
 def keyframes_loop() -> list[Node]:

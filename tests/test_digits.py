@@ -152,6 +152,7 @@ def test_main_command_compares_like_with_like(tmp_path):
                                                           "min_relative_log_density", "geodesic_efficiency"))
         assert 0.0 <= numbers["mean_confidence"] <= 1.0 and len(numbers["frame_labels"]) == 5
         assert numbers["largest_step_share"] > 0.0
+        assert numbers["ppl"] > 0 and 0 <= numbers["pdv"] < numbers["ppl"]
     assert all(len(values) == 5 for values in results["log_density"].values())
     # Held-out digits are in distribution by construction: the judge is trusted and nothing is inverted.
     assert results["judge_reliable"] and results["inputs"]["notices"] == []

@@ -9,6 +9,7 @@ never image quality.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import importlib
 import inspect
@@ -41,6 +42,8 @@ from density_geodesics.nodes import (  # noqa: E402
     EncodeKeyframes,
     JoinKeyframes,
     PathToLatent,
+    PerceptualMetrics,
+    RespacePath,
     SolveBVP,
     SolveIVP,
     comfy_internals,  # noqa: E402
@@ -318,13 +321,56 @@ def test_ivp_readout_decode_on_a_solved_path(sd, keyframes):
     assert length > 0 and min_log_density <= 0.0
     assert 0.0 < efficiency < 1.5  # geodesic / path length; a few-eval solve need not reach <= 1
 
-    latent, images = DecodePath.execute(model, path, 2, 4, vae=sd["vae"]).args
+    latent, images, report = DecodePath.execute(model, path, 2, 4, vae=sd["vae"]).args
     assert latent["samples"].shape == (5, 4, SIZE // 8, SIZE // 8)
     assert images.shape == (5, SIZE, SIZE, 3)
-    _, preview = DecodePath.execute(model, path, 2, 4).args
+    _, preview, _ = DecodePath.execute(model, path, 2, 4).args
     assert preview.shape == (5, SIZE, SIZE, 3)
     noisy, level = PathToLatent.execute(model, path).args
     assert level == NOISE_LEVEL and noisy["samples"].shape == (5, 4, SIZE // 8, SIZE // 8)
+
+
+def test_perceptual_metrics_and_even_lpips_decode(sd, keyframes):
+    model, vae = sd["model"], sd["vae"]
+    path, _ = SolveBVP.execute(model, keyframes, 5, False, "equal", **FAST_BVP)
+    plain = DecodePath.execute(model, path, 2, 4, vae=vae).args[1]
+    plot, table, ppl, pdv = PerceptualMetrics.execute(plain, "alex").args
+    assert plot.shape[0] == 1 and plot.shape[-1] == 3
+    assert len([row for row in table.splitlines() if row[:1].isdigit()]) == 4 and ppl > 0 and pdv >= 0
+    assert PerceptualMetrics.execute(plain[:1].expand(3, -1, -1, -1), "vgg").args[2] == 0.0
+    with pytest.raises(GeodesicInputError, match="images: perceptual metrics need at least 2 frames"):
+        PerceptualMetrics.execute(plain[:1], "alex")
+
+    latent, images, report = DecodePath.execute(model, path, 2, 4, vae=vae, spacing="even LPIPS", frames=6).args
+    assert latent["samples"].shape[0] == 6 and images.shape == (6, SIZE, SIZE, 3)
+    numbers = dict(row.split("\t", 1) for row in report.splitlines())
+    assert float(numbers["pdv_after"]) < float(numbers["pdv_before"])
+    # the returned frames are the ones measured: their PDV is the node's own metric of them
+    assert abs(PerceptualMetrics.execute(images, "alex").args[3] - float(numbers["pdv_after"])) < 1e-5
+    with pytest.raises(GeodesicInputError, match="vae: even LPIPS spacing"):
+        DecodePath.execute(model, path, 2, 4, spacing="even LPIPS")
+
+    table = DensityReadout.execute(model, path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0,
+                                   images=plain).args[1]
+    assert "lpips_to_next" in table.splitlines()[0] and f"ppl\t{ppl:.6g}" in table
+
+
+def test_respace_path_evenly_in_geodesic_distance(sd, keyframes):
+    model = sd["model"]
+    path, _ = SolveBVP.execute(model, keyframes, 5, False, "equal", **FAST_BVP)
+    uneven = dataclasses.replace(path, points=path.points[[0, 1, 4]], t=path.t[[0, 1, 4]])
+    (respaced,) = RespacePath.execute(model, uneven, 7, 0.002, True, 4, 0.0).args
+    assert len(respaced) == 7 and respaced.t[0] == 0 and respaced.t[-1] == 1
+    assert torch.equal(respaced.points[[0, -1]], uneven.points[[0, -1]])
+    def step_ratio(some_path):
+        table = DensityReadout.execute(model, some_path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[1]
+        column = table.splitlines()[0].split("\t").index("geodesic_distance")
+        distances = torch.tensor([float(row.split("\t")[column]) for row in table.splitlines() if row[:1].isdigit()])
+        return float(distances.diff().max() / distances.diff().min())
+
+    # Re-read on the new polyline (which cuts the uneven path's corner) the steps are not exactly equal,
+    # but far more even than the 3:1 steps of the uneven path.
+    assert step_ratio(uneven) > 2.5 and step_ratio(respaced) < 1.5
 
 
 def test_v_prediction_patched_model_runs_end_to_end(sd):
@@ -333,7 +379,7 @@ def test_v_prediction_patched_model_runs_end_to_end(sd):
     keys = JoinKeyframes.execute(_encode(sd, _images(1, 4), sd["cat"], v_model),
                                  _encode(sd, _images(1, 5), sd["cat"], v_model))[0]
     path, _ = SolveBVP.execute(v_model, keys, 4, False, "equal", **FAST_BVP)
-    latent, _ = DecodePath.execute(v_model, path, 2, 4).args
+    latent, _, _ = DecodePath.execute(v_model, path, 2, 4).args
     assert torch.isfinite(latent["samples"]).all() and len(path) == 4
 
 

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.server
 PACK_NODE_IDS = {
     "DensityGeodesics_EncodeKeyframes", "DensityGeodesics_JoinKeyframes", "DensityGeodesics_SolveBVP",
     "DensityGeodesics_SolveIVP", "DensityGeodesics_DensityReadout", "DensityGeodesics_DecodePath",
-    "DensityGeodesics_PathToLatent",
+    "DensityGeodesics_PathToLatent", "DensityGeodesics_PerceptualMetrics", "DensityGeodesics_RespacePath",
 }
 ANIMATION_WORKFLOWS = [INTERPOLATION_TEMPLATE, LOOP_TEMPLATE, EXTRAPOLATION_TEMPLATE]
 # Fewer frames than the workflows' own where a run would be slow on CPU (the 17-frame interpolation
@@ -220,6 +220,11 @@ def test_animation_workflow_writes_every_frame(comfy_server: ComfyServer, object
     assert len(distinct) > len(frames) // 2, f"only {len(distinct)} distinct frames"
     report = previewed_text(result, prompt, object_info, "DensityGeodesics_SolveBVP", "report")
     assert "segment 1" in report, report
+    if any(node["class_type"] == "DensityGeodesics_PerceptualMetrics" for node in prompt.values()):
+        table = previewed_text(result, prompt, object_info, "DensityGeodesics_PerceptualMetrics", "table")
+        steps = [row for row in table.splitlines()[1:] if row.split("\t")[0].isdigit()]
+        ppl = float(dict(row.split("\t") for row in table.splitlines() if row.startswith("ppl"))["ppl"])
+        assert len(steps) == len(frames) - 1 and ppl > 0, table
 
 
 def test_video_analysis_workflow_plots_density_and_efficiency(comfy_server: ComfyServer, object_info: dict):

@@ -1,0 +1,116 @@
+"""Perceptual metrics of IMAGE frames and decoding a path into perceptually even frames (LPIPS on the GPU
+ComfyUI uses for models, or the CPU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import comfy.model_management
+import torch
+from torch import Tensor
+
+from ..geodesic_core import GeodesicInputError
+from ..geodesic_core.lpips import LPIPS, load_lpips
+from ..geodesic_core.perceptual import (
+    PerceptualMetrics,
+    even_in_distance,
+    interpolate_points,
+    perceptual_metrics,
+    retime,
+)
+from .bridge import ModelCallSettings
+from .encode_decode import decode_path
+from .geodesics_on_model import DensitySettings, read_out
+from .path import GeodesicPath
+
+if TYPE_CHECKING:
+    from comfy.model_patcher import ModelPatcher
+
+LPIPS_NETS = {"alex": "AlexNet (LPIPS default)", "vgg": "VGG16"}
+# DecodePath spacing choices: label -> retime method (None: the path's own positions)
+SPACINGS = {"path": None, "even LPIPS": "adaptive", "even LPIPS (official rescheduler)": "official"}
+
+
+def lpips_on_device(net: str) -> LPIPS:
+    return load_lpips(net, str(comfy.model_management.get_torch_device()))
+
+
+def image_frames(images: Tensor, input_name: str = "images") -> Tensor:
+    """ComfyUI IMAGE [B, H, W, C] in [0, 1] -> LPIPS frames [B, 3, H, W] in [-1, 1]."""
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[-1] < 3:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise GeodesicInputError(f"{input_name}: expected an IMAGE batch [frames, height, width, 3], got {shape}")
+    return images[..., :3].movedim(-1, 1).float() * 2 - 1
+
+
+def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images") -> PerceptualMetrics:
+    if isinstance(images, Tensor) and len(images) < 2:
+        raise GeodesicInputError(f"{input_name}: perceptual metrics need at least 2 frames, got {len(images)}")
+    return perceptual_metrics(image_frames(images, input_name), lpips_on_device(net))
+
+
+def metrics_table(metrics: PerceptualMetrics) -> str:
+    rows = ["step\tfrom_frame\tto_frame\tlpips"]
+    rows += [f"{i}\t{i}\t{i + 1}\t{float(d):.6g}" for i, d in enumerate(metrics.steps)]
+    rows += [f"ppl\t{metrics.ppl:.6g}", f"pdv\t{metrics.pdv:.6g}",
+             f"max_step\t{float(metrics.steps.max()):.6g}"]
+    return "\n".join(rows)
+
+
+@dataclass
+class EvenDecode:
+    samples: Tensor        # [n, C, h, w] clean latents (LATENT convention) of the returned frames
+    images: Tensor         # IMAGE [n, H, W, 3]
+    report: str
+
+
+def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, method: str, steps: int,
+                  batch_size: int, net: str = "alex") -> EvenDecode:
+    """Exactly ``frames`` frames of the path, equally spaced in LPIPS: the path's own points are decoded, the
+    path is measured with as many frames again (interpolating latents between its points), the frames are
+    placed at equal cumulative LPIPS and those not yet decoded are decoded."""
+    if vae is None:
+        raise GeodesicInputError("vae: even LPIPS spacing measures decoded images; connect a VAE")
+    decoded: dict[float, tuple[Tensor, Tensor]] = {}
+
+    def render(t: Tensor) -> Tensor:
+        sub_path = GeodesicPath(interpolate_points(path.points, path.t, t.float()), t.float(), path.noise_level,
+                                path.sigma, path.model_key, path.schedule)
+        samples = decode_path(model, sub_path, steps=steps, batch_size=batch_size)
+        images = vae.decode(samples)
+        images = images.reshape(-1, *images.shape[-3:])
+        for position, sample, image in zip(t.tolist(), samples, images, strict=True):
+            decoded[position] = (sample, image)
+        return image_frames(images, "vae")
+
+    own_t = path.t.double()
+    plain = render(own_t)
+    lpips = lpips_on_device(net)
+    result = retime(render, frames, method=method, measure=len(path) + frames - 1, initial=(own_t, plain),
+                    lpips=lpips)
+    before = perceptual_metrics(plain, lpips)
+    # render_at reuses a frame at a position within SAME_POSITION: look frames up by the nearest position
+    nearest = [decoded[min(decoded, key=lambda known: abs(known - position))] for position in result.t.tolist()]
+    samples = torch.stack([sample for sample, _ in nearest])
+    images = torch.stack([image for _, image in nearest])
+    extra = result.renders
+    report = "\n".join([
+        f"spacing\teven LPIPS ({method})",
+        f"frames\t{frames}",
+        f"pdv_before\t{before.pdv:.6g}", f"pdv_after\t{result.metrics.pdv:.6g}",
+        f"ppl_before\t{before.ppl:.6g}", f"ppl_after\t{result.metrics.ppl:.6g}",
+        f"frames_decoded\t{len(path) + extra} ({len(path)} path points + {extra} extra)",
+        f"extra_model_evaluations\t{extra * steps} ({extra} frames x {steps} steps)",
+        "t\t" + " ".join(f"{v:.4f}" for v in result.t.tolist()),
+    ])
+    return EvenDecode(samples, images, report)
+
+
+def respace_evenly(model: ModelPatcher, path: GeodesicPath, frames: int, density: DensitySettings,
+                   calls: ModelCallSettings) -> GeodesicPath:
+    """The path re-read at ``frames`` points equally far apart in its geodesic (density-weighted) distance."""
+    readout = read_out(model, path, compare_geodesic=False, method="default", tolerance=1.0, max_evals=0,
+                       density=density, calls=calls)
+    t, points = even_in_distance(path.points, path.t, readout.cumulative_distance, frames)
+    return GeodesicPath(points.float(), t.float(), path.noise_level, path.sigma, path.model_key, path.schedule)

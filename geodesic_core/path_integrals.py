@@ -176,11 +176,6 @@ class NodeTable:
     dots: Tensor         # [M, 2] float64: s . x_i and s . x_{i+1} of the row's segment i
     index: dict          # (segment, u) -> row
 
-    def frame_scores(self) -> Tensor:
-        """Scores at the frames [N, d] (the table starts with u = 0 of every segment, then u = 1)."""
-        n_seg = int((self.u == 0).sum())  # only frames sit at u = 0
-        return torch.cat([self.scores[:n_seg], self.scores[2 * n_seg - 1: 2 * n_seg]])
-
     def rows(self, seg: Tensor, u: Tensor) -> Tensor:
         return torch.tensor([self.index[(s, v)] for s, v in zip(seg.tolist(), u.tolist())], dtype=torch.long)
 

@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 VENV="$ROOT/.venv"; PY="$VENV/bin/python"
 COMFY_DIR="$ROOT/.comfyui"; COMFY="$COMFY_DIR/ComfyUI"
-STAMP_VERSION=3   # bump when the install recipe changes so existing set-ups are redone
+STAMP_VERSION=4   # bump when the install recipe changes so existing set-ups are redone
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CONSTRAINT="$ROOT/constraints.txt"
 
 log() { echo "=== [dev.sh] $*" >&2; }

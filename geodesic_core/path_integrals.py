@@ -164,6 +164,16 @@ class Segments:
               + 2 * dc_a * dc_b * self.dot_ab[seg])
         return sq.clamp_min(0.0).sqrt()
 
+    def euclidean_length(self) -> float:
+        """Euclidean length of the curve through the frames: Simpson on its speed (exact for chords and for
+        arcs between equal norms, where the speed is constant)."""
+        n_seg = len(self.theta)
+        seg = torch.arange(n_seg).repeat(3)
+        u = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64).repeat_interleave(n_seg)
+        _, _, dc_a, dc_b = self.coefficients(seg, u)
+        speed = self.speed(seg, dc_a, dc_b).reshape(3, n_seg)
+        return float(((speed[0] + 4 * speed[1] + speed[2]) / 6).sum())
+
 
 @dataclass
 class NodeTable:
@@ -224,7 +234,6 @@ class _LeafSums:
     l_int: Tensor       # [K] Simpson (h/2) integral of f over the leaf
     l_err: Tensor       # [K] |S(h/2) - S(h)| for f
     node_l: Tensor      # [K, 5] relative log density at the leaf's nodes
-    log_g: Tensor       # [K, 5] log of the length integrand exp(-alpha l)|gamma'|
     len_int: Tensor     # [K] Simpson (h/2) integral of the length integrand
     len_err: Tensor     # [K]
 
@@ -260,7 +269,7 @@ def _leaf_sums(layout: Layout, table: NodeTable, rows: Tensor, geo: Segments, al
     g = torch.exp(log_g - shift)
     len_int = h * (g @ SIMPSON_HALVES) * math.exp(shift)
     len_err = (len_int - h * (g @ SIMPSON_WHOLE) * math.exp(shift)).abs()
-    return _LeafSums(l_int, l_err, node_l, log_g, len_int, len_err)
+    return _LeafSums(l_int, l_err, node_l, len_int, len_err)
 
 
 def integrate_path(score: ScoreFn, xf: Tensor, alpha: float, *, frame_scores: Tensor | None = None,

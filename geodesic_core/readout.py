@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from .bvp import BVPResult, solve_bvp
 from .fields import DensityField
-from .geometry import flat, segment_lengths
-from .path_integrals import BudgetExceeded, integrate_path, path_energy, path_positions
+from .geometry import flat
+from .path_integrals import BudgetExceeded, Segments, integrate_path, path_energy, path_positions
 from .validation import GeodesicInputError, check_alpha, check_path
 
 
@@ -59,21 +58,9 @@ def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere
             f"max_evals: {max_evals} score evaluations cannot cover one readout of {len(points)} points "
             f"({exc.needed}: every point and 3 quadrature points between each two)") from exc
     energy = path_energy(xf, q, alpha, sphere=sphere, normal_only=True)
-    euclid = float(segment_lengths(xf).double().sum()) if not sphere else _arc_euclidean(xf)
+    euclid = Segments.of(xf, sphere).euclidean_length()
     return PathReadout(q.log_density, q.log_density_error, q.length, q.length_error, q.cumulative_length, euclid,
                        energy.point_residuals, energy.residual, q.score_evals, q.converged)
-
-
-def _arc_euclidean(xf: Tensor) -> float:
-    x = xf.double()
-    na, nb = x[:-1].norm(dim=1), x[1:].norm(dim=1)
-    cos = ((x[:-1] * x[1:]).sum(1) / (na * nb).clamp_min(1e-300)).clamp(-1, 1)
-    theta = torch.arccos(cos)
-    # Arc with linearly interpolated norm: speed^2 = (nb - na)^2 + r(u)^2 theta^2; Simpson is plenty here.
-    u = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)[:, None]
-    r = (1 - u) * na + u * nb
-    speed = ((nb - na) ** 2 + r**2 * theta**2).sqrt()
-    return float(((speed[0] + 4 * speed[1] + speed[2]) / 6).sum())
 
 
 def log_density_along(field: DensityField, points: Tensor, t: Tensor | None = None, *, sphere: bool = False,

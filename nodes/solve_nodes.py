@@ -5,11 +5,11 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..geodesic_core import one_pass_evals
+from ..geodesic_pipeline.keyframes import SPACINGS, check_budget
 from . import inputs as shared
 from .bridge import ModelCallSettings
-from .geodesics_on_model import DensitySettings, check_budget, extrapolate, solve_keyframes
+from .geodesics_on_model import DensitySettings, extrapolate, solve_keyframes
 
-SPACINGS = ("by distance", "equal")
 VELOCITY_SOURCES = ("end tangent", "last two frames")
 DIRECTIONS = ("forward", "backward")
 

@@ -81,10 +81,15 @@ def load_split_uint8(split: str, wheel: Path = WHEEL_FILE) -> tuple[np.ndarray, 
     return table[:, 1:].reshape(-1, NATIVE_SIZE, NATIVE_SIZE), table[:, 0].astype(np.int64)
 
 
+def pad_to_model(digits: torch.Tensor) -> torch.Tensor:
+    """[N, 1, 28, 28] digits in [-1, 1] -> [N, 1, 32, 32] model images, padded with background (-1)."""
+    return torch.nn.functional.pad(digits, (PAD, PAD, PAD, PAD), value=-1.0)
+
+
 def to_model_images(pixels: np.ndarray) -> torch.Tensor:
     """[N, 28, 28] uint8 -> [N, 1, 32, 32] float32 in [-1, 1], padded with background (-1)."""
     unit = torch.as_tensor(np.asarray(pixels), dtype=torch.float32).reshape(-1, 1, NATIVE_SIZE, NATIVE_SIZE) / 255.0
-    return torch.nn.functional.pad(unit * 2.0 - 1.0, (PAD, PAD, PAD, PAD), value=-1.0)
+    return pad_to_model(unit * 2.0 - 1.0)
 
 
 def to_native(images: torch.Tensor) -> torch.Tensor:
@@ -107,3 +112,12 @@ def pick_pairs(labels: np.ndarray, n_pairs: int, seed: int) -> list[tuple[int, i
         if labels[i] != labels[j] and (i, j) not in pairs:
             pairs.append((i, j))
     return pairs
+
+
+def distance_to_training(images: torch.Tensor) -> np.ndarray:
+    """[N, 1, 32, 32] model images -> [N] RMS pixel distance (on the [-1, 1] scale) to the nearest of the
+    60,000 training digits: how unlike anything the model and the judge were trained on each image is."""
+    train, _ = load_split("train")
+    a = to_native(images).reshape(len(images), -1).float()
+    b = to_native(train).reshape(len(train), -1)
+    return (torch.cdist(a, b).min(1).values / a.shape[1] ** 0.5).double().numpy()

@@ -1,5 +1,6 @@
-"""The embedded digits model: shipped weights are a real learned model, the diffusers adapter agrees with
-diffusers' own scheduler, and the demo command runs end to end and fails cleanly on bad input."""
+"""The 8x8 digits model (the fast fixture of the batch tool and solver tests): shipped weights are a real
+learned model, the diffusers adapter agrees with diffusers' own scheduler. The demo (on the MNIST latent model,
+tests/test_mnist_model.py) runs end to end and fails cleanly on bad input."""
 
 import json
 import subprocess
@@ -150,10 +151,12 @@ def test_main_command_compares_like_with_like(tmp_path):
     for numbers in paths.values():
         assert all(np.isfinite(numbers[key]) for key in ("mean_relative_log_density",
                                                           "min_relative_log_density", "geodesic_efficiency"))
-        assert 0.0 <= numbers["mean_confidence"] <= 1.0 and len(numbers["frame_labels"]) == 5
+        assert 0.0 <= numbers["min_confidence"] <= numbers["mean_confidence"] <= 1.0
+        assert len(numbers["frame_labels"]) == 5 and numbers["frechet_distance"] > 0
         assert numbers["largest_step_share"] > 0.0
         assert numbers["ppl"] > 0 and 0 <= numbers["pdv"] < numbers["ppl"]
     assert all(len(values) == 5 for values in results["log_density"].values())
+    assert results["settings"]["image_size"] == 32 and "NON-STANDARD" in results["notes"]
     # Held-out digits are in distribution by construction: the judge is trusted and nothing is inverted.
     assert results["judge_reliable"] and results["inputs"]["notices"] == []
     with Image.open(out / "strip.png") as strip:
@@ -294,16 +297,17 @@ def test_failure_after_loading_leaves_no_output(tmp_path, capsys, monkeypatch):
 
 
 def test_own_images_run_and_replace_an_earlier_result(tmp_path):
-    """Off-distribution inputs (thin strokes on a 32x32 canvas, nothing like a training digit) run, are
-    reported, and the judge's verdict is marked unreliable; --no-sphere compares only free vs linear."""
-    a = write_digit_png(tmp_path / "a.png", (32, 32))
-    b = Image.open(a).transpose(Image.Transpose.ROTATE_90)
-    b.save(tmp_path / "b.png")
+    """Off-distribution inputs (uniform noise, 50x50, nothing like a training digit) run, are reported, and
+    the judge's verdict is marked unreliable; --no-sphere compares only free vs linear."""
+    rng = np.random.default_rng(0)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for path in (a, b):
+        Image.fromarray(rng.integers(0, 256, (50, 50), dtype=np.uint8)).save(path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "stale.txt").write_text("from an earlier run")
     completed = subprocess.run([sys.executable, "-m", "digits.main", "--out", str(out), *SMALL, "--no-sphere",
-                                "--images", str(a), str(tmp_path / "b.png")], cwd=ROOT, capture_output=True,
+                                "--images", str(a), str(b)], cwd=ROOT, capture_output=True,
                                text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)

@@ -476,10 +476,12 @@ def test_clear_errors_for_bad_inputs(sd, keyframes):
     with pytest.raises(GeodesicInputError, match="frames: 4 keyframes need at least 4 frames, got 3"):
         SolveBVP.execute(model, four, 3, False, "equal", **FAST_BVP)
     with pytest.raises(GeodesicInputError, match=r"latent: expected \[batch, 4, height, width\]"):
-        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4, latent={"samples": torch.zeros(1, 16, 8, 8)})
+        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4, latent={"samples": torch.zeros(1, 16, 8, 8)})
     with pytest.raises(GeodesicInputError, match="image / latent: connect exactly one"):
         EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4)
-    wide = EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4,
+    with pytest.raises(GeodesicInputError, match="steps: the inversion needs at least 2 steps"):
+        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4, image=_images(1, 0), vae=sd["vae"])
+    wide = EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4,
                                    latent={"samples": torch.zeros(1, 4, SIZE // 8, SIZE // 4)})[0]
     with pytest.raises(GeodesicInputError, match="second: latent size"):
         JoinKeyframes.execute(one, wide)

@@ -55,7 +55,6 @@ from density_geodesics.nodes import (  # noqa: E402
     comfy_internals,  # noqa: E402
 )
 from density_geodesics.nodes.bridge import run_with_denoiser  # noqa: E402
-from density_geodesics.nodes.inputs import UNCONNECTED  # noqa: E402
 from density_geodesics.nodes.model_facts import model_key, noise_kind, sigma_at  # noqa: E402
 from density_geodesics.nodes.path import ConditioningSchedule  # noqa: E402
 
@@ -554,10 +553,12 @@ def test_clear_errors_for_bad_inputs(sd, keyframes):
     with pytest.raises(GeodesicInputError, match="frames: 4 keyframes need at least 4 frames, got 3"):
         SolveBVP.execute(model, four, 3, False, "equal", **FAST_BVP)
     with pytest.raises(GeodesicInputError, match=r"latent: expected \[batch, 4, height, width\]"):
-        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4, latent={"samples": torch.zeros(1, 16, 8, 8)})
+        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4, latent={"samples": torch.zeros(1, 16, 8, 8)})
     with pytest.raises(GeodesicInputError, match="image / latent: connect exactly one"):
         EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4)
-    wide = EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4,
+    with pytest.raises(GeodesicInputError, match="steps: the inversion needs at least 2 steps"):
+        EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4, image=_images(1, 0), vae=sd["vae"])
+    wide = EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4,
                                    latent={"samples": torch.zeros(1, 4, SIZE // 8, SIZE // 4)})[0]
     with pytest.raises(GeodesicInputError, match="second: latent size"):
         JoinKeyframes.execute(one, wide)
@@ -578,41 +579,49 @@ def test_clear_errors_for_bad_inputs(sd, keyframes):
 
 BVP_WIDGETS = dict(frames=17, spacing="by distance", alpha=0.002, method="default", tolerance=1e-3, max_evals=2000,
                    guidance=0.0)
-# (node, changed widgets, connected negative or not, start of the message ComfyUI shows when the prompt is queued)
+NEGATIVE_CONNECTED = {"negative": None}  # how ComfyUI passes a connected input at queue time (unconnected: absent)
+# (node, changed widgets, other inputs, start of the message ComfyUI shows when the prompt is queued)
 QUEUE_TIME_ERRORS = [
-    (SolveBVP, {"guidance": 2.0}, UNCONNECTED, "negative: guidance > 0 needs a negative conditioning"),
-    (SolveBVP, {"guidance": float("nan")}, None, "guidance: expected a number from 0 to 30, got nan"),
-    (SolveBVP, {"tolerance": float("nan")}, UNCONNECTED, "tolerance: expected a number from 1e-06 to 1, got nan"),
-    (SolveBVP, {"alpha": float("inf")}, UNCONNECTED, "alpha: expected a number from 1e-06 to 10, got inf"),
-    (SolveBVP, {"spacing": "evenly"}, UNCONNECTED, "spacing: expected one of 'by distance', 'equal', got 'evenly'"),
-    (SolveBVP, {"method": "adam"}, UNCONNECTED, "method: expected one of 'default', 'paper', got 'adam'"),
-    (SolveBVP, {"frames": 2}, UNCONNECTED, "frames: expected a number from 3 to 4096, got 2"),
-    (SolveBVP, {"max_evals": 16}, UNCONNECTED,
+    (SolveBVP, {"guidance": 2.0}, {}, "negative: guidance > 0 needs a negative conditioning"),
+    (SolveBVP, {"guidance": float("nan")}, NEGATIVE_CONNECTED, "guidance: expected a number from 0 to 30, got nan"),
+    (SolveBVP, {"tolerance": float("nan")}, {}, "tolerance: expected a number from 1e-06 to 1, got nan"),
+    (SolveBVP, {"alpha": float("inf")}, {}, "alpha: expected a number from 1e-06 to 10, got inf"),
+    (SolveBVP, {"alpha": "abc"}, {}, "alpha: expected a number from 1e-06 to 10, got 'abc'"),
+    (SolveBVP, {"spacing": "evenly"}, {}, "spacing: expected one of 'by distance', 'equal', got 'evenly'"),
+    (SolveBVP, {"method": "adam"}, {}, "method: expected one of 'default', 'paper', got 'adam'"),
+    (SolveBVP, {"frames": 2}, {}, "frames: expected a number from 3 to 4096, got 2"),
+    (SolveBVP, {"max_evals": 16}, {},
      "max_evals: a budget of 16 score evaluations cannot read out the 17 frames even once (65"),
-    (SolveBVP, {"accuracy": float("nan")}, UNCONNECTED, "accuracy: expected a number from 1e-05 to 0.5, got nan"),
+    (SolveBVP, {"accuracy": float("nan")}, {}, "accuracy: expected a number from 1e-05 to 0.5, got nan"),
 ]
 
 
-@pytest.mark.parametrize("node, changes, negative, message", QUEUE_TIME_ERRORS,
+@pytest.mark.parametrize("node, changes, others, message", QUEUE_TIME_ERRORS,
                          ids=[f"{next(iter(c))}={next(iter(c.values()))}" for _, c, _, _ in QUEUE_TIME_ERRORS])
-def test_validate_inputs_names_the_widget(node, changes, negative, message):
-    result = node.validate_inputs(**{**BVP_WIDGETS, **changes}, negative=negative)
-    assert isinstance(result, str) and result.startswith(message), result
+def test_validate_inputs_names_the_widget(node, changes, others, message):
+    with pytest.raises(GeodesicInputError) as refused:
+        node.validate_inputs(**{**BVP_WIDGETS, **changes}, **others)
+    assert str(refused.value).startswith(message), refused.value
 
 
 def test_validate_inputs_accepts_defaults_connected_negatives_and_links():
     assert SolveBVP.validate_inputs(**BVP_WIDGETS) is True
-    assert SolveBVP.validate_inputs(**{**BVP_WIDGETS, "guidance": 2.0}, negative=None) is True  # connected
+    assert SolveBVP.validate_inputs(**{**BVP_WIDGETS, "guidance": 2.0}, **NEGATIVE_CONNECTED) is True
     # Connected widgets arrive as None at queue time: they are checked when the node runs.
     assert SolveBVP.validate_inputs(**{**BVP_WIDGETS, "guidance": None, "frames": None}) is True
-    assert SolveIVP.validate_inputs("end tangent", "forward", 0.002, 0.0) is True
-    assert SolveIVP.validate_inputs("end tangent", "sideways", 0.002, 0.0).startswith(
-        "direction: expected one of 'forward', 'backward', got 'sideways'")
-    assert SolveIVP.validate_inputs("velocity", "forward", 0.002, 0.0).startswith("velocity_from: expected one of")
-    assert DensityReadout.validate_inputs(0.002, "default", float("nan"), 0.0).startswith("tolerance:")
-    assert DensityReadout.validate_inputs(0.002, "default", 1e-3, 0.0, accuracy=0.9).startswith("accuracy:")
-    assert DensityReadout.validate_inputs(0.002, "default", 1e-3, 1.0).startswith("negative: guidance > 0")
-    assert EncodeKeyframes.validate_inputs(float("nan")).startswith("noise_level: expected a number from 0.05")
+    ivp = dict(velocity_from="end tangent", direction="forward", alpha=0.002, guidance=0.0)
+    assert SolveIVP.validate_inputs(**ivp) is True
+    for changes, message in [({"direction": "sideways"}, "direction: expected one of 'forward', 'backward', got"),
+                             ({"velocity_from": "velocity"}, "velocity_from: expected one of")]:
+        with pytest.raises(GeodesicInputError, match=f"^{message}"):
+            SolveIVP.validate_inputs(**{**ivp, **changes})
+    readout = dict(alpha=0.002, method="default", tolerance=1e-3, guidance=0.0)
+    for changes, message in [({"tolerance": float("nan")}, "tolerance:"), ({"accuracy": 0.9}, "accuracy:"),
+                             ({"guidance": 1.0}, "negative: guidance > 0"), ({"method": "x"}, "method:")]:
+        with pytest.raises(GeodesicInputError, match=f"^{message}"):
+            DensityReadout.validate_inputs(**{**readout, **changes})
+    with pytest.raises(GeodesicInputError, match="^noise_level: expected a number from 0.05"):
+        EncodeKeyframes.validate_inputs(noise_level=float("nan"), steps=2, image=None, vae=None)
 
 
 def test_noisy_latent_fed_back_into_encode_is_refused(sd, keyframes):

@@ -97,6 +97,7 @@ def model_defaults(spec: str) -> ModelDefaults:
 
 
 def load_model(spec: str, settings: Settings, device: torch.device) -> BatchModel:
+    settings = settings.for_model(model_defaults(spec))
     if spec == DIGITS:
         diffusion = load_digits_model(settings.noise_level, settings.invert_steps, settings.decode_steps)
         diffusion.denoise.unet.to(device)

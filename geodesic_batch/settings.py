@@ -8,7 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from geodesic_core import METHODS
+from geodesic_core import METHODS, GeodesicInputError
+from geodesic_core.validation import check_alpha, check_choice, check_positive
 from geodesic_pipeline.defaults import ModelDefaults
 
 ODE_STEPS = 20  # DDIM steps each way (the embedded model's demo uses the same)
@@ -43,12 +44,14 @@ class Settings:
                                 f"got {self.clip_frames}")
         if self.noise_level is not None and not 0.0 < self.noise_level <= 1.0:
             raise SettingsError(f"{flag('noise_level')}: expected a fraction in (0, 1], got {self.noise_level}")
-        if self.alpha is not None and self.alpha < 0:
-            raise SettingsError(f"{flag('alpha')}: expected a non-negative density weight, got {self.alpha}")
-        if self.tolerance <= 0:
-            raise SettingsError(f"{flag('tolerance')}: expected a positive tolerance, got {self.tolerance}")
-        if self.solver not in METHODS:
-            raise SettingsError(f"{flag('solver')}: expected one of {', '.join(METHODS)}, got {self.solver!r}")
+        # The core's own rules, so a setting the solver would refuse mid-run is refused before any work.
+        try:
+            if self.alpha is not None:  # None: the model's own, checked where it is defined
+                check_alpha(self.alpha, flag("alpha"))
+            check_positive(self.tolerance, flag("tolerance"))
+            check_choice(self.solver, METHODS, flag("solver"))
+        except GeodesicInputError as error:
+            raise SettingsError(str(error)) from error
         if self.max_evals is not None and self.max_evals < 1:
             raise SettingsError(f"{flag('max_evals')}: expected a positive budget, got {self.max_evals}")
         return self

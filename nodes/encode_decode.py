@@ -29,6 +29,14 @@ def keyframe_positions(n: int) -> Tensor:
     return torch.linspace(0.0, 1.0, n) if n > 1 else torch.zeros(1)
 
 
+def check_inversion_steps(steps: int) -> None:
+    """The first inversion step starts at the clean latent (sigma 0), where no model call is made: one step
+    would move along no model's direction at all, so it would not invert anything."""
+    if steps < 2:
+        raise GeodesicInputError(f"steps: the inversion needs at least 2 steps (its first step starts at the "
+                                 f"clean latent and makes no model call), got {steps}")
+
+
 def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, noise_level: float, steps: int,
                    batch_size: int) -> GeodesicPath:
     """Invert clean (unscaled, LATENT-convention) latents [N, C, H, W] to the noise level.
@@ -41,6 +49,7 @@ def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, 
         raise GeodesicInputError(
             f"latent: expected [batch, {channels}, height, width] latents for this model, got "
             f"{tuple(samples.shape)}; use the VAE and model from the same checkpoint family")
+    check_inversion_steps(steps)
     kind = noise_kind(model)
     sigma = sigma_at(model, noise_level)
     sigmas = ode_sigmas(model, noise_level, steps).flip(0)

@@ -11,6 +11,13 @@ from .encode_decode import decode_path
 from .geodesics_on_model import DensitySettings, read_out
 from .perceptual import LPIPS_NETS, SPACINGS, decode_evenly, image_metrics, metrics_table, respace_evenly
 from .plot import density_plot, latent_rgb_preview, lpips_plot, readout_table
+from .validation import (
+    check_queued,
+    even_decoding_rules,
+    guidance_needs_negative,
+    lpips_weights_installed,
+    lpips_when_images_given,
+)
 
 
 def lpips_net_input(optional: bool = False) -> io.Combo.Input:
@@ -71,11 +78,8 @@ class DensityReadout(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, alpha, method, tolerance, guidance, accuracy=None,
-                        negative=shared.UNCONNECTED) -> bool | str:
-        return shared.queue_time_check(
-            cls, dict(alpha=alpha, method=method, tolerance=tolerance, guidance=guidance, accuracy=accuracy),
-            shared.guidance_check(guidance, negative))
+    def validate_inputs(cls, **inputs) -> bool:
+        return check_queued(cls, inputs, guidance_needs_negative, lpips_when_images_given)
 
     @classmethod
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
@@ -131,6 +135,10 @@ class PerceptualMetrics(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **inputs) -> bool:
+        return check_queued(cls, inputs, lpips_weights_installed("lpips_net"))
+
+    @classmethod
     def execute(cls, images, lpips_net="alex") -> io.NodeOutput:
         metrics = image_metrics(images, lpips_net)
         plot = lpips_plot(metrics)
@@ -158,6 +166,10 @@ class RespacePath(io.ComfyNode):
             ],
             outputs=[shared.path_output("The path with `frames` points evenly spaced in geodesic distance.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, **inputs) -> bool:
+        return check_queued(cls, inputs, guidance_needs_negative)
 
     @classmethod
     def execute(cls, model, path, frames, alpha, sphere, batch_size, guidance, negative=None) -> io.NodeOutput:
@@ -208,6 +220,10 @@ class DecodePath(io.ComfyNode):
                     "evaluations, the frames' positions."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, **inputs) -> bool:
+        return check_queued(cls, inputs, even_decoding_rules)
 
     @classmethod
     def execute(cls, model, path, steps, batch_size, vae=None, spacing="path", frames=0, lpips_net="alex"

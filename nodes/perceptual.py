@@ -3,6 +3,7 @@ ComfyUI uses for models, or the CPU)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,11 +12,12 @@ import torch
 from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError
-from ..geodesic_core.lpips import LPIPS, load_lpips
+from ..geodesic_core.lpips import LPIPS, load_lpips, working_bytes
 from ..geodesic_core.perceptual import (
     PerceptualMetrics,
     even_in_distance,
     interpolate_points,
+    lpips_size,
     perceptual_metrics,
     retime,
 )
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 LPIPS_NETS = {"alex": "AlexNet (LPIPS default)", "vgg": "VGG16"}
 # DecodePath spacing choices: label -> retime method (None: the path's own positions)
 SPACINGS = {"path": None, "even LPIPS": "adaptive", "even LPIPS (official rescheduler)": "official"}
+RANGE_SLACK = 1e-3  # IMAGE values this far outside [0, 1] are float rounding (clamped); further out, refused
+MEMORY_SHARE = 0.5  # of the free memory, for LPIPS features (the rest stays for ComfyUI and the model)
+MAX_LPIPS_CHUNK = 16  # frames per LPIPS pass: enough to keep a GPU busy, more only costs memory
 
 
 def lpips_on_device(net: str) -> LPIPS:
@@ -37,17 +42,42 @@ def lpips_on_device(net: str) -> LPIPS:
 
 
 def image_frames(images: Tensor, input_name: str = "images") -> Tensor:
-    """ComfyUI IMAGE [B, H, W, C] in [0, 1] -> LPIPS frames [B, 3, H, W] in [-1, 1]."""
-    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[-1] < 3:
+    """ComfyUI IMAGE [B, H, W, C] in [0, 1] (C = 1 grey, repeated to RGB; 3 RGB; 4 RGBA, alpha dropped) ->
+    LPIPS frames [B, 3, H, W] in [-1, 1]."""
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise GeodesicInputError(f"{input_name}: expected an IMAGE batch [frames, height, width, 3], got {shape}")
-    return images[..., :3].movedim(-1, 1).float() * 2 - 1
+        raise GeodesicInputError(
+            f"{input_name}: expected an IMAGE batch [frames, height, width, 1, 3 or 4 channels], got {shape}")
+    if not images.is_floating_point():
+        raise GeodesicInputError(
+            f"{input_name}: expected a float IMAGE with values in [0, 1], got dtype {images.dtype} (values "
+            f"{images.min().item()} to {images.max().item()}); divide 8-bit pictures by 255")
+    low, high = (v.item() for v in torch.aminmax(images))
+    if not (math.isfinite(low) and math.isfinite(high)) or low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+        raise GeodesicInputError(f"{input_name}: expected values in [0, 1] (a ComfyUI IMAGE), got {low:g} to {high:g}")
+    rgb = images[..., :3] if images.shape[-1] >= 3 else images.expand(-1, -1, -1, 3)
+    return rgb.clamp(0.0, 1.0).movedim(-1, 1).float() * 2 - 1
+
+
+def lpips_chunk(lpips: LPIPS, frames: Tensor, input_name: str = "images") -> int:
+    """Frames per LPIPS forward pass: as many as fit in MEMORY_SHARE of the device's free memory (asked as
+    ComfyUI asks it), at most MAX_LPIPS_CHUNK; refuses frames of which even one does not fit."""
+    height, width = lpips_size(frames, input_name)
+    per_frame = working_bytes(lpips.net, height, width)
+    room = comfy.model_management.get_free_memory(lpips.device) * MEMORY_SHARE
+    if per_frame > room:
+        raise GeodesicInputError(
+            f"{input_name}: LPIPS-{lpips.net} needs about {per_frame / 2**30:.1f} GiB per {height}x{width} px frame, "
+            f"more than the {room / 2**30:.1f} GiB it may use now; resize the frames (e.g. Upscale Image by 0.5)")
+    return int(min(MAX_LPIPS_CHUNK, room // per_frame))
 
 
 def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images") -> PerceptualMetrics:
-    if isinstance(images, Tensor) and len(images) < 2:
-        raise GeodesicInputError(f"{input_name}: perceptual metrics need at least 2 frames, got {len(images)}")
-    return perceptual_metrics(image_frames(images, input_name), lpips_on_device(net))
+    frames = image_frames(images, input_name)
+    if len(frames) < 2:
+        raise GeodesicInputError(f"{input_name}: perceptual metrics need at least 2 frames, got {len(frames)}")
+    lpips = lpips_on_device(net)
+    return perceptual_metrics(frames, lpips, chunk_size=lpips_chunk(lpips, frames, input_name))
 
 
 def metrics_table(metrics: PerceptualMetrics) -> str:
@@ -72,6 +102,8 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     placed at equal cumulative LPIPS and those not yet decoded are decoded."""
     if vae is None:
         raise GeodesicInputError("vae: even LPIPS spacing measures decoded images; connect a VAE")
+    if frames < 2:
+        raise GeodesicInputError(f"frames: even LPIPS spacing needs at least 2 frames, got {frames}")
     decoded: dict[float, tuple[Tensor, Tensor]] = {}
 
     def render(t: Tensor) -> Tensor:
@@ -87,9 +119,10 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     own_t = path.t.double()
     plain = render(own_t)
     lpips = lpips_on_device(net)
+    chunk_size = lpips_chunk(lpips, plain, "vae")
     result = retime(render, frames, method=method, measure=len(path) + frames - 1, initial=(own_t, plain),
-                    lpips=lpips)
-    before = perceptual_metrics(plain, lpips)
+                    lpips=lpips, chunk_size=chunk_size)
+    before = perceptual_metrics(plain, lpips, chunk_size=chunk_size)
     # render_at reuses a frame at a position within SAME_POSITION: look frames up by the nearest position
     nearest = [decoded[min(decoded, key=lambda known: abs(known - position))] for position in result.t.tolist()]
     samples = torch.stack([sample for sample, _ in nearest])

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import scipy.linalg
 import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
@@ -80,9 +79,10 @@ def judge_images(judge: DigitJudge, images: torch.Tensor, batch_size: int = 1000
 def frechet_distance(features_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray) -> float:
     """||mu_a - mu_b||^2 + tr(C_a + C_b - 2 (C_a C_b)^1/2), the FID formula on judge features (NON-STANDARD)."""
     mean_a, cov_a = features_a.mean(0), np.cov(features_a, rowvar=False)
-    root = scipy.linalg.sqrtm(cov_a @ cov_b)
-    root = root.real if np.iscomplexobj(root) else root  # rounding leaves tiny imaginary parts
-    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root))
+    # tr (C_a C_b)^1/2 is the sum of the square roots of C_a C_b's eigenvalues, which are real and >= 0 for
+    # two covariances; a path's 15 frames give a singular C_a, where a matrix square root would be unstable.
+    eigenvalues = np.linalg.eigvals(cov_a @ cov_b).real.clip(min=0.0)
+    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.sqrt(eigenvalues).sum())
 
 
 @lru_cache(maxsize=1)

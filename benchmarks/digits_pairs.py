@@ -32,6 +32,7 @@ from digits.judge import RETIMINGS, decode_and_judge, load_judge, realism, retim
 from digits.latent_model import load_mnist_model
 from digits.mnist import load_split, pick_pairs
 from digits.settings import MNIST_DEFAULTS
+from geodesic_core import GeodesicInputError
 from geodesic_core.lpips import load_lpips
 from geodesic_pipeline.compare import PATH_NAMES, compare_paths, encode_pairs
 
@@ -55,7 +56,16 @@ def run_pairs(n_pairs: int, seed: int, alpha: float, noise_level: float, sphere:
     results = []
     for k, ((i, j), (a, b)) in enumerate(zip(pairs, latents, strict=True)):
         started = time.time()
-        reports, geodesic = compare_paths(model, a, b, alpha=alpha, sphere=sphere)
+        try:
+            reports, geodesic = compare_paths(model, a, b, alpha=alpha, sphere=sphere)
+        except GeodesicInputError as error:
+            # e.g. a line-search trial point far off the data where the UNet's output overflows: recorded, and
+            # counted in the summary, never dropped silently
+            results.append({"held_out_indices": [i, j], "labels": [int(labels[i]), int(labels[j])],
+                            "error": str(error), "seconds": round(time.time() - started, 2)})
+            on_pair(results)
+            print(f"[digits_pairs] pair {k + 1}/{n_pairs} FAILED: {error}", file=sys.stderr, flush=True)
+            continue
         decode_and_judge(model, reports, judge, lpips)
         perceptual = {name: retimed_variants(model, report, judge, lpips) for name, report in reports.items()}
         if figure is not None and k == 0:
@@ -151,7 +161,8 @@ def save_retiming_figure(reports: dict, perceptual: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def summary(results: list[dict]) -> dict:
+def summary(all_results: list[dict]) -> dict:
+    results = [r for r in all_results if "error" not in r]
     per_path = {path: {key: float(column(results, path, key).mean()) for key in COLUMNS} for path in PATH_NAMES}
     geo_mean = column(results, "geodesic", "mean_relative_log_density")
     geo_min = column(results, "geodesic", "min_relative_log_density")
@@ -177,7 +188,9 @@ def summary(results: list[dict]) -> dict:
            (geo_mean > column(results, "slerp", "mean_relative_log_density"))
     both_arc = (geo_arc > column(results, "linear", "arc_mean_relative_log_density")) & \
                (geo_arc > column(results, "slerp", "arc_mean_relative_log_density"))
-    return {"per_path_means": per_path, "geodesic_wins_against": wins,
+    return {"pairs_failed": len(all_results) - len(results),
+            "failures": [r["error"] for r in all_results if "error" in r],
+            "per_path_means": per_path, "geodesic_wins_against": wins,
             "geodesic_beats_both_on_mean_log_density": float(both.mean()),
             "geodesic_beats_both_on_arc_mean_log_density": float(both_arc.mean()),
             "solver_converged_fraction": float(np.mean([r["solver"]["converged"] for r in results])),
@@ -190,7 +203,8 @@ def format_summary(s: dict, n_pairs: int, sphere: bool) -> str:
     header = f"{'path':<9} {'mean logp':>9} {'arc logp':>8} {'min logp':>8} {'length':>7} {'judge conf':>10} " \
              f"{'min conf':>8} {'Frechet*':>8} {'snap':>5} {'effic.':>6} | " \
              f"{'geodesic wins (mean / arc / min logp)':>37} {'conf >=':>7} {'min conf >':>10} {'Frechet <':>9}"
-    title = f"{n_pairs} held-out pairs; means over pairs; geodesic {'on' if sphere else 'off'} the sphere"
+    title = (f"{n_pairs} held-out pairs; means over pairs; geodesic {'on' if sphere else 'off'} the sphere; "
+             f"{s['pairs_failed']} more pairs failed: {s['failures']}")
     rows = [title, header, "-" * len(header)]
     for path in PATH_NAMES:
         m = s["per_path_means"][path]
@@ -233,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
                                         "summary": summary(results), "results": results}, indent=2) + "\n")
 
     results = run_pairs(args.pairs, args.seed, args.alpha, args.noise_level, args.sphere, save, args.figure)
-    print(format_summary(summary(results), len(results), args.sphere))
+    print(format_summary(summary(results), sum("error" not in r for r in results), args.sphere))
 
 
 if __name__ == "__main__":

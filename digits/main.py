@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 # Only light modules at the top: arguments are checked before torch, diffusers and scikit-learn load.
-from .settings import ALPHA, IMAGE_SIZE, NOISE_LEVEL, ODE_STEPS
+from .settings import DEFAULTS, IMAGE_SIZE, ODE_STEPS
 
 COMPARE_CHOICES = {"both": ("sphere", "free"), "sphere": ("sphere",), "free": ("free",)}
 # Frames whose RMS difference stays below this look alike: it is the tolerance within which a digit
@@ -48,7 +48,7 @@ def progress(message: str) -> None:
 
 def open_two_images(paths: list[Path]) -> list:
     """Two readable image files of the same size, as PIL images (checked before any heavy import)."""
-    from .images import ImageFileError, open_image_files
+    from geodesic_pipeline.images import ImageFileError, open_image_files
 
     if len(paths) != 2:
         raise InputError(f"--images: expected exactly 2 image files (start and end), got {len(paths)}")
@@ -270,24 +270,18 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     import torch
 
     from geodesic_core import closure
+    from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like, novel_frame_distances
+    from geodesic_pipeline.images import to_model_images
 
     from .data import distance_to_training, in_distribution_limit
-    from .images import to_model_images
-    from .judge import CONFIDENT_PROBABILITY, train_judge
-    from .pipeline import (
-        COMPARISONS,
-        compare_like_for_like,
-        decode_and_judge,
-        encode,
-        load_digits_model,
-        novel_frame_distances,
-    )
+    from .judge import CONFIDENT_PROBABILITY, decode_and_judge, train_judge
+    from .model import load_digits_model
 
     torch.set_num_threads(args.threads)
     comparisons = [COMPARISONS[key] for key in COMPARE_CHOICES[args.compare]]
     notices = []
     if image_files is not None:
-        images, notices = to_model_images(image_files, args.images)
+        images, notices = to_model_images(image_files, args.images, (IMAGE_SIZE, IMAGE_SIZE))
         inputs = {"source": "image files", "files": [str(p) for p in args.images]}
     else:
         images, inputs = held_out_endpoints(args.seed)
@@ -307,7 +301,7 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     judge = train_judge()
     progress(f"inverting 2 images to noise level {args.noise_level} (sigma {model.sigma:.3f}, "
              f"{args.ode_steps} DDIM steps)")
-    latents = encode(model, images)
+    latents = model.to_latents(images)
 
     def report_bvp(comparison, state) -> None:
         if state.step % 10 == 0:
@@ -405,9 +399,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-sphere", dest="compare", action="store_const", const="free",
                         help="same as --compare free")
     parser.add_argument("--frames", type=int, default=17, help="points per path, ends included (default 17)")
-    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"density weight (default {ALPHA})")
-    parser.add_argument("--noise-level", type=float, default=NOISE_LEVEL,
-                        help=f"fraction of the noise schedule (default {NOISE_LEVEL})")
+    parser.add_argument("--alpha", type=float, default=DEFAULTS.alpha,
+                        help=f"density weight (default {DEFAULTS.alpha})")
+    parser.add_argument("--noise-level", type=float, default=DEFAULTS.noise_level,
+                        help=f"fraction of the noise schedule (default {DEFAULTS.noise_level})")
     parser.add_argument("--ode-steps", type=int, default=ODE_STEPS,
                         help=f"DDIM steps for inversion and decoding (default {ODE_STEPS})")
     parser.add_argument("--max-evals", type=int, default=None, help="cap on the solver's score evaluations")

@@ -11,8 +11,8 @@ from matplotlib.figure import Figure  # no pyplot: renders straight to files, ne
 from PIL import Image
 from torch import Tensor
 
-from digits.pipeline import PATH_NAMES, compare_keyframe_paths
 from geodesic_core import geodesic_efficiency
+from geodesic_pipeline.compare import PATH_NAMES, compare_keyframe_paths
 
 from .inputs import Item, ItemError, read_clip, read_images
 from .models import BatchModel

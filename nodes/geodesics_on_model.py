@@ -17,11 +17,10 @@ from ..geodesic_core import (
     geodesic_efficiency,
     one_pass_evals,
     read_path,
-    solve_bvp,
     solve_ivp,
 )
 from ..geodesic_core.fields import Denoiser
-from ..geodesic_core.geometry import allocate_steps, to_sphere
+from ..geodesic_pipeline.keyframes import check_budget, on_common_sphere, plan_segments, solve_segments
 from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points, knot_interval
@@ -56,15 +55,6 @@ def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, sta
 KEYFRAMES_ONLY_BUDGET = 64
 
 
-def check_budget(max_evals: int, needed: int, purpose: str) -> None:
-    """The budget must cover at least one readout of the frames, or the solve cannot report any path."""
-    if max_evals < needed:
-        raise GeodesicInputError(
-            f"max_evals: a budget of {max_evals} score evaluations cannot read out {purpose} even once ({needed}: "
-            f"every frame and 3 quadrature points between each two); set max_evals to at least {needed} (the "
-            "default is 2000)")
-
-
 def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
     """solve_bvp callback: the running solve's length and residual as text on the node."""
     def show(progress: Progress) -> None:
@@ -89,14 +79,8 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
     return mapped
 
 
-def _segment_weights(points: Tensor, spacing: str) -> list[float]:
-    if spacing == "equal":
-        return [1.0] * (len(points) - 1)
-    return [float((points[i + 1] - points[i]).double().norm()) for i in range(len(points) - 1)]
-
-
-def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, Tensor, ConditioningSchedule]:
-    """Keyframe points, positions and schedule with the first keyframe appended one step after the last."""
+def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, ConditioningSchedule]:
+    """Keyframe positions and schedule with the first keyframe appended one step after the last."""
     gap = float(keyframes.t[-1] - keyframes.t[0]) / (len(keyframes) - 1)
     end = float(keyframes.t[-1]) + gap
     scale = 1.0 / end
@@ -104,9 +88,8 @@ def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, Tensor, Condition
     closing_knot = ConditioningSchedule((end,), (schedule.at(float(keyframes.t[0])),))
     schedule = ConditioningSchedule(schedule.knots + closing_knot.knots,
                                     schedule.conditionings + closing_knot.conditionings).shifted(0.0, scale)
-    points = torch.cat([keyframes.points, keyframes.points[:1]])
     t = torch.cat([keyframes.t, torch.tensor([end])]) * scale
-    return points, t, schedule
+    return t, schedule
 
 
 def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str, method: str,
@@ -127,56 +110,49 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
         check_conditioning(conditioning, f"keyframes (conditioning of keyframe {i})")
     if frames < 3:
         raise GeodesicInputError(f"frames: expected at least 3 frames, got {frames}")
-    points, t, schedule = closed_keyframes(keyframes) if loop else (keyframes.points, keyframes.t,
-                                                                    keyframes.schedule)
-    n_segments = len(points) - 1
+    t, schedule = closed_keyframes(keyframes) if loop else (keyframes.t, keyframes.schedule)
+    n_segments = len(t) - 1
     total_steps = frames if loop else frames - 1
     if total_steps < n_segments:
         raise GeodesicInputError(
             f"frames: {len(keyframes)} keyframes{' in a loop' if loop else ''} need at least "
             f"{n_segments + (0 if loop else 1)} frames, got {frames}")
-    if density.sphere:
-        # One radius for all segments: a keyframe shared by two segments must not jump between two spheres.
-        radius = keyframes.points.reshape(len(keyframes), -1).norm(dim=-1).mean()
-        points = to_sphere(points.reshape(len(points), -1), radius).reshape(points.shape)
-    steps = allocate_steps(_segment_weights(points, spacing), total_steps)
-    interior = sum(s - 1 for s in steps)
-    needed = [one_pass_evals(s + 1) if s > 1 else 0 for s in steps]
-    check_budget(max_evals, sum(needed), f"the {frames} frames")
-    # Each segment gets its one readout plus a share of the rest in proportion to its frames.
-    spare = max_evals - sum(needed)
-    budgets = [n + spare * (s - 1) // max(interior, 1) if s > 1 else 0 for n, s in zip(needed, steps)]
+    ends = on_common_sphere(keyframes.points) if density.sphere else keyframes.points
+    if loop:
+        ends = torch.cat([ends, ends[:1]])
+    plan = plan_segments(ends, total_steps, spacing=spacing, max_evals=max_evals, purpose=f"the {frames} frames")
+    steps = plan.steps
 
-    def solve_segments(denoise, device):
-        pieces, densities, report = [points[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
+    def solve_on_model(denoise, device):
+        pieces, densities, report = [ends[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
         end_tangent = None
-        for k, n_steps in enumerate(steps):
-            field = _field(kind, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]), keyframes.sigma)
-            a, b = points[k].to(device), points[k + 1].to(device)
-            if n_steps == 1:
-                segment = torch.stack([a, b])
-                log_density = read_path(field, segment, density.alpha, sphere=density.sphere,
+
+        def field_of(k: int) -> DenoiserField:
+            return _field(kind, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]), keyframes.sigma)
+
+        for segment in solve_segments(field_of, ends.to(device), plan, alpha=density.alpha, sphere=density.sphere,
+                                      method=method, tol=tolerance, quadrature_tol=density.accuracy,
+                                      callback_of=lambda k, budget: _solve_progress(k, len(steps), tolerance, budget)):
+            result, k = segment.solve, segment.index
+            if result is None:
+                log_density = read_path(field_of(k), segment.points, density.alpha, sphere=density.sphere,
                                         tol=density.accuracy, max_evals=KEYFRAMES_ONLY_BUDGET).log_density
                 report.append(f"segment {k + 1}: keyframes only (no frames in between)")
                 end_tangent = None
             else:
-                result = solve_bvp(field, a, b, n_points=n_steps + 1, alpha=density.alpha,
-                                   sphere=density.sphere, method=method, tol=tolerance,
-                                   quadrature_tol=density.accuracy, max_evals=budgets[k],
-                                   callback=_solve_progress(k, len(steps), tolerance, budgets[k]))
-                segment, log_density = result.points, result.log_density
-                end_tangent = result.end_tangent / n_steps
+                log_density = result.log_density
+                end_tangent = result.end_tangent / segment.steps
                 report.append(
-                    f"segment {k + 1}: {n_steps + 1} frames, length {result.length:.5g}, residual "
+                    f"segment {k + 1}: {segment.steps + 1} frames, length {result.length:.5g}, residual "
                     f"{result.residual:.3g}, {'converged' if result.converged else 'not converged'} after "
                     f"{result.iterations} iterations, {result.score_evals} score evaluations")
-            pieces.append(segment[1:])
+            pieces.append(segment.points[1:])
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
 
     # Every solve keeps within its budget, its readout included; a keyframes-only segment reads out its ends.
-    most_evals = sum(budget if s > 1 else KEYFRAMES_ONLY_BUDGET for budget, s in zip(budgets, steps, strict=True))
-    path_points, log_density, end_tangent, lines = _run_on_model(model, schedule, solve_segments, "solve", keyframes,
+    most_evals = sum(budget if s > 1 else KEYFRAMES_ONLY_BUDGET for budget, s in zip(plan.budgets, steps, strict=True))
+    path_points, log_density, end_tangent, lines = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
                                                                  max(steps) + 1, most_evals, calls)
     path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
                                   for k, s in enumerate(steps)])

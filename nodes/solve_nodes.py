@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..geodesic_pipeline.keyframes import SPACINGS
 from . import inputs as shared
 from .bridge import ModelCallSettings
 from .geodesics_on_model import DensitySettings, extrapolate, solve_keyframes
 from .validation import budget_covers_the_frames, check_queued, guidance_needs_negative
 
-SPACINGS = ("by distance", "equal")
 VELOCITY_SOURCES = ("end tangent", "last two frames")
 DIRECTIONS = ("forward", "backward")
 

@@ -26,9 +26,9 @@ from comfy_api.latest import io
 
 from ..geodesic_core import GeodesicInputError, one_pass_evals
 from ..geodesic_core.lpips import weights_file
+from ..geodesic_pipeline.keyframes import check_budget
 from .bridge import check_guidance
 from .encode_decode import check_inversion_steps
-from .geodesics_on_model import check_budget
 from .perceptual import SPACINGS
 
 Rule = Callable[[dict], None]  # raises GeodesicInputError naming the input

@@ -19,16 +19,18 @@ from PIL import Image, ImageOps
 
 ray = pytest.importorskip("ray", reason="the batch extra (requirements-batch.txt) is not installed")
 
-from digits.pipeline import compare_paths, encode, load_digits_model  # noqa: E402
+from digits.model import load_digits_model  # noqa: E402
+from digits.settings import DEFAULTS  # noqa: E402
 from geodesic_batch.cli import main, run_job, write_example_pairs  # noqa: E402
 from geodesic_batch.inputs import read_images  # noqa: E402
 from geodesic_batch.models import load_model  # noqa: E402
 from geodesic_batch.settings import Settings, SettingsError, make_settings, read_config  # noqa: E402
 from geodesic_batch.store import ITEMS, RESULTS  # noqa: E402
+from geodesic_pipeline.compare import compare_paths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test size: 5 points per path, 4 DDIM steps each way, a small solver budget (a fraction of a second per pair).
-SMALL = Settings(frames=5, invert_steps=4, decode_steps=4, max_evals=60)
+SMALL = Settings(frames=5, invert_steps=4, decode_steps=4, max_evals=60).for_model(DEFAULTS)
 SMALL_FLAGS = ["--frames", "5", "--invert-steps", "4", "--decode-steps", "4", "--max-evals", "60"]
 ITEM_FILES = {"row.json", "strip.png", "linear.webp", "slerp.webp", "geodesic.webp"}
 
@@ -72,7 +74,7 @@ def test_two_workers_give_the_single_process_numbers(ray_address, pairs, tmp_pat
     torch.set_num_threads(1)
     model = load_digits_model(SMALL.noise_level, SMALL.invert_steps, SMALL.decode_steps)
     for _, row in table.iterrows():
-        latents = encode(model, read_images(list(row["inputs"]), (8, 8), grey=True, invert_light_background=True)[0])
+        latents = model.to_latents(read_images(list(row["inputs"]), (8, 8), grey=True, invert_light_background=True)[0])
         reports, geodesic = compare_paths(model, latents[0], latents[1], alpha=SMALL.alpha, n_points=SMALL.frames,
                                           sphere=SMALL.sphere, max_evals=SMALL.max_evals)
         for name, report in reports.items():

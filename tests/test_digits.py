@@ -13,7 +13,6 @@ from diffusers import DDPMScheduler
 from PIL import Image
 
 from digits.data import distance_to_training, in_distribution_limit, load_split
-from digits.images import to_model_images
 from digits.main import main
 from digits.model import (
     METADATA_FILE,
@@ -21,16 +20,17 @@ from digits.model import (
     WEIGHTS_FILE,
     build_unet,
     evaluation_loss,
+    load_digits_model,
     load_metadata,
     load_trained_model,
 )
-from digits.pipeline import decode, encode, load_digits_model
 from geodesic_core.diffusers_adapter import (
     DiffusersDenoiser,
     denoising_sigmas,
     scheduler_sigmas,
     sigma_at_noise_level,
 )
+from geodesic_pipeline.images import to_model_images
 
 ROOT = Path(__file__).resolve().parents[1]
 # The demo at test size: 5 points per path, 4 DDIM steps, a small solver budget (seconds, not minutes).
@@ -116,13 +116,13 @@ def test_invert_then_decode_reconstructs_held_out_digits():
     model = load_digits_model(ode_steps=20)
     held_out, _ = load_split("held_out")
     images = held_out[:8]
-    latents = encode(model, images)
+    latents = model.to_latents(images)
     # The latents are noisy: far from the images (sigma ~2.3 per pixel would give ~2.3 RMS for fresh noise).
     assert float((latents - images).pow(2).mean().sqrt()) > 1.0
     # Deterministic DDIM inversion and generation retrace the same ODE, so the digits come back. 0.15
     # RMS on a [-1, 1] scale is a clearly recognisable digit (a wrong class differs by ~0.8 RMS); the
     # ODE discretisation with 20 steps keeps it from being exact.
-    rms = float((decode(model, latents) - images).pow(2).mean().sqrt())
+    rms = float((model.to_images(latents) - images).pow(2).mean().sqrt())
     assert rms < 0.15, rms
 
 
@@ -218,7 +218,7 @@ def test_light_background_is_inverted_with_a_notice(tmp_path):
     digits = held_out[:2]
     files = [dark_on_light_png(digit, tmp_path / f"dark_{k}.png") for k, digit in enumerate(digits)]
     with Image.open(files[0]) as first, Image.open(files[1]) as second:
-        images, notices = to_model_images([first.convert("L"), second.convert("L")], files)
+        images, notices = to_model_images([first.convert("L"), second.convert("L")], files, (8, 8))
     # Inverted and shrunk back, each is the original digit up to 8-bit rounding (one load_digits step is
     # 2/16 on this scale; 8-bit rounding is 1/255).
     torch.testing.assert_close(images, digits, atol=2 / 255, rtol=0)
@@ -226,7 +226,7 @@ def test_light_background_is_inverted_with_a_notice(tmp_path):
     bright = tmp_path / "bright.png"
     Image.fromarray(np.round(255 * (digits[0, 0].numpy() + 1) / 2).astype(np.uint8)).save(bright)
     with Image.open(bright) as image:
-        same, none = to_model_images([image.convert("L")] * 2, [bright] * 2)
+        same, none = to_model_images([image.convert("L")] * 2, [bright] * 2, (8, 8))
     torch.testing.assert_close(same, digits[[0, 0]], atol=2 / 255, rtol=0)
     assert none == []
 

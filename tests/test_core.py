@@ -355,7 +355,9 @@ def test_score_evals_are_the_evaluations_the_field_made_and_max_evals_bounds_the
     for budget in (None, one_pass_evals(17), 70, 200):
         counted = CountingField(field)
         out = read_path(counted, line, 1e-3, sphere=sphere, max_evals=budget)
-        assert counted.points == out.score_evals and (budget is None or out.score_evals <= budget), budget
+        made, reported = counted.points, out.score_evals
+        assert made == reported, f"max_evals={budget}: {made} made, {reported} reported"
+        assert budget is None or made <= budget, f"max_evals={budget}: the field made {made} evaluations"
     counted = CountingField(field)
     eff = geodesic_efficiency(counted, line[::2], 1e-3, sphere=sphere, method=method, max_evals=100,
                               readout_max_evals=40)

@@ -68,8 +68,8 @@ def lpips_chunk(lpips: LPIPS, frames: Tensor, input_name: str = "images") -> int
     room = comfy.model_management.get_free_memory(lpips.device) * MEMORY_SHARE
     if per_frame > room:
         raise GeodesicInputError(
-            f"{input_name}: LPIPS-{lpips.net} needs about {per_frame / 2**30:.1f} GiB per {height}x{width} px frame, "
-            f"more than the {room / 2**30:.1f} GiB it may use now; resize the frames (e.g. Upscale Image by 0.5)")
+            f"{input_name}: LPIPS-{lpips.net} needs about {per_frame / 2**20:,.1f} MiB per {height}x{width} px frame, "
+            f"more than the {room / 2**20:,.1f} MiB it may use now; resize the frames (e.g. Upscale Image by 0.5)")
     return int(min(MAX_LPIPS_CHUNK, room // per_frame))
 
 

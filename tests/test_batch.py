@@ -83,8 +83,9 @@ def test_two_workers_give_the_single_process_numbers(ray_address, pairs, tmp_pat
         reports, geodesic = compare_paths(model, latents[0], latents[1], alpha=SMALL.alpha, n_points=SMALL.frames,
                                           sphere=SMALL.sphere, max_evals=SMALL.max_evals)
         for name, report in reports.items():
-            np.testing.assert_allclose(row[f"{name}_log_density"], report.log_density.numpy(), rtol=1e-5, atol=1e-5)
-            assert row[f"{name}_length"] == pytest.approx(report.length, rel=1e-5)
+            np.testing.assert_allclose(row[f"{name}_log_density"], report.readout.log_density.numpy(), rtol=1e-5,
+                                       atol=1e-5)
+            assert row[f"{name}_length"] == pytest.approx(report.readout.length, rel=1e-5)
         assert row["solver_score_evals"] == geodesic.score_evals
         assert row["converged"] == geodesic.converged
         folder = out / row["output_dir"]

@@ -48,7 +48,7 @@ from density_geodesics.nodes import (  # noqa: E402
     EncodeKeyframes,
     JoinKeyframes,
     PathToLatent,
-    PerceptualMetrics,
+    PerceptualMetricsNode,
     RespacePath,
     SolveBVP,
     SolveIVP,
@@ -410,19 +410,19 @@ def test_perceptual_metrics_and_even_lpips_decode(sd, solved):
     model, vae = sd["model"], sd["vae"]
     path = solved
     plain = DecodePath.execute(model, path, 2, 4, vae=vae).args[1]
-    plot, table, ppl, pdv = PerceptualMetrics.execute(plain, "alex").args
+    plot, table, ppl, pdv = PerceptualMetricsNode.execute(plain, "alex").args
     assert plot.shape[0] == 1 and plot.shape[-1] == 3
     assert len([row for row in table.splitlines() if row[:1].isdigit()]) == 4 and ppl > 0 and pdv >= 0
-    assert PerceptualMetrics.execute(plain[:1].expand(3, -1, -1, -1), "vgg").args[2] == 0.0
+    assert PerceptualMetricsNode.execute(plain[:1].expand(3, -1, -1, -1), "vgg").args[2] == 0.0
     with pytest.raises(GeodesicInputError, match="images: perceptual metrics need at least 2 frames"):
-        PerceptualMetrics.execute(plain[:1], "alex")
+        PerceptualMetricsNode.execute(plain[:1], "alex")
 
     latent, images, report = DecodePath.execute(model, path, 2, 4, vae=vae, spacing="even LPIPS", frames=6).args
     assert latent["samples"].shape[0] == 6 and images.shape == (6, SIZE, SIZE, 3)
     numbers = dict(row.split("\t", 1) for row in report.splitlines())
     assert float(numbers["pdv_after"]) < float(numbers["pdv_before"])
     # the returned frames are the ones measured: their PDV is the node's own metric of them
-    assert abs(PerceptualMetrics.execute(images, "alex").args[3] - float(numbers["pdv_after"])) < 1e-5
+    assert abs(PerceptualMetricsNode.execute(images, "alex").args[3] - float(numbers["pdv_after"])) < 1e-5
     with pytest.raises(GeodesicInputError, match="vae: even LPIPS spacing"):
         DecodePath.execute(model, path, 2, 4, spacing="even LPIPS")
 

@@ -28,18 +28,11 @@ import numpy as np
 import torch
 
 from digits.data import load_split, pick_pairs
-from digits.judge import train_judge
-from digits.pipeline import (
-    ALPHA,
-    PATH_NAMES,
-    RETIMINGS,
-    compare_paths,
-    decode_and_judge,
-    encode_pairs,
-    load_digits_model,
-    retimed_variants,
-)
+from digits.judge import RETIMINGS, decode_and_judge, retimed_variants, train_judge
+from digits.model import load_digits_model
+from digits.settings import ALPHA
 from geodesic_core.lpips import load_lpips
+from geodesic_pipeline.compare import PATH_NAMES, compare_paths, encode_pairs
 
 VARIANTS = ("plain", *(name for name, _, _ in RETIMINGS))
 

@@ -5,7 +5,7 @@
 
 Cases, all with 17 points: (a) a 2-D two-mode Gaussian mixture, (b) a 16,384-D mixture (an SD1.5 latent
 at 512 px), with and without the sphere constraint, both analytic; (c) the learned density of the embedded
-digits diffusion model (digits/pipeline.py: a trained diffusers UNet on sklearn's 8x8 digits) with the
+digits diffusion model (digits/model.py: a trained diffusers UNet on sklearn's 8x8 digits) with the
 demo's field, alpha and noise level, between the DDIM-inverted latents of --digit-pairs held-out pairs
 (digits.data.pick_pairs("held_out", P, seed=0), default 8) rescaled to their common radius, with the sphere
 constraint (the demo's and the paper's default) and, unless --digit-spheres sphere, without it.
@@ -139,10 +139,12 @@ def run_case(name, field, a, b, alpha, sphere, n_points=17, counter: CountingDen
 
 def digits_case(n_pairs: int, spheres: tuple[bool, ...], n_points: int = 17) -> tuple[list[dict], dict]:
     """Both solvers on ``n_pairs`` held-out digit pairs of the embedded digits model, set up as
-    digits/pipeline.py's compare_paths does (its field, alpha and noise level; both ends rescaled to their
+    geodesic_pipeline.compare's compare_paths does (its field, alpha and noise level; both ends rescaled to their
     common radius). Returns the per-pair rows and the settings used."""
     from digits.data import load_split, pick_pairs
-    from digits.pipeline import ALPHA, NOISE_LEVEL, encode_pairs, load_digits_model, to_common_radius
+    from digits.model import load_digits_model
+    from digits.settings import ALPHA, NOISE_LEVEL
+    from geodesic_pipeline.compare import encode_pairs, to_common_radius
 
     model = load_digits_model()
     counter = CountingDenoiser(model.denoise)

@@ -16,9 +16,10 @@ import statistics
 import torch
 
 from geodesic_core import read_path, slerp
+from geodesic_pipeline.compare import encode_pairs, to_common_radius
 
 from .data import load_split, pick_pairs
-from .pipeline import encode_pairs, load_digits_model, to_common_radius
+from .model import load_digits_model
 
 
 def slerp_log_density_ranges(n_pairs: int, seed: int, n_points: int = 17) -> list[float]:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 # Only light modules at the top: arguments are checked before torch, diffusers and scikit-learn load.
-from .settings import ALPHA, IMAGE_SIZE, NOISE_LEVEL, ODE_STEPS
+from .settings import DEFAULTS, IMAGE_SIZE, ODE_STEPS
 
 COMPARE_CHOICES = {"both": ("sphere", "free"), "sphere": ("sphere",), "free": ("free",)}
 # Frames whose RMS difference stays below this look alike: it is the tolerance within which a digit
@@ -48,7 +48,7 @@ def progress(message: str) -> None:
 
 def open_two_images(paths: list[Path]) -> list:
     """Two readable image files of the same size, as PIL images (checked before any heavy import)."""
-    from .images import ImageFileError, open_image_files
+    from geodesic_pipeline.images import ImageFileError, open_image_files
 
     if len(paths) != 2:
         raise InputError(f"--images: expected exactly 2 image files (start and end), got {len(paths)}")
@@ -101,7 +101,7 @@ def save_strip(reports: dict, comparisons, judge_reliable: bool, path: Path) -> 
     n_frames = len(reports[names[0]].frames)
     cell = IMAGE_SIZE + 1  # tile_frames leaves one blank pixel between frames
     centres = np.arange(n_frames) * cell + IMAGE_SIZE / 2 - 0.5
-    densities = np.concatenate([reports[name].log_density.numpy() for name in names])
+    densities = np.concatenate([reports[name].readout.log_density.numpy() for name in names])
     margin = 0.1 * (densities.max() - densities.min() + 1e-9)
     fig = Figure(figsize=(15, STRIP_ROW_INCHES * len(names) + 0.4 * len(comparisons)))
     grid = fig.add_gridspec(2 * len(names), 1, height_ratios=[1.0, 0.55] * len(names), hspace=0.55)
@@ -122,14 +122,14 @@ def save_strip(reports: dict, comparisons, judge_reliable: bool, path: Path) -> 
         if name == comparison.baseline:
             frames_ax.set_title(f"{comparison.geodesic} vs {comparison.baseline}: {comparison.geometry}",
                                 loc="left", fontsize=11)
-        density_ax.plot(centres, report.log_density.numpy(), marker="o", markersize=3, color="tab:blue")
+        density_ax.plot(centres, report.readout.log_density.numpy(), marker="o", markersize=3, color="tab:blue")
         density_ax.axhline(0.0, color="gray", linewidth=0.6)
         density_ax.set_xlim(-0.5, n_frames * cell - 1.5)
         density_ax.set_ylim(densities.min() - margin, densities.max() + margin)
         density_ax.set_xticks([])
         density_ax.tick_params(labelsize=7)
         density_ax.set_ylabel("log p", fontsize=8, rotation=0, ha="right", va="center")
-        interior = report.log_density[1:-1]
+        interior = report.readout.log_density[1:-1]
         density_ax.text(1.005, 0.5, f"mean {float(interior.mean()):+.2f}\nmin {float(interior.min()):+.2f}",
                         transform=density_ax.transAxes, fontsize=8, va="center")
     judge_note = (f"labels: the judge's digit per frame, red where it is below {CONFIDENT_PROBABILITY} sure"
@@ -154,8 +154,8 @@ def save_density_plot(reports: dict, comparisons, path: Path) -> None:
             # evenly in the density metric, which would stretch its low-density stretches on a frame axis.
             segments = segment_lengths(flat(report.latents)).numpy()
             arc = np.concatenate([[0.0], np.cumsum(segments)]) / segments.sum()
-            ax.plot(arc, report.log_density.numpy(), marker="o", markersize=3, color=colour,
-                    label=f"{name} (length {report.length:.3g})")
+            ax.plot(arc, report.readout.log_density.numpy(), marker="o", markersize=3, color=colour,
+                    label=f"{name} (length {report.readout.length:.3g})")
         ax.set_title(f"{comparison.geodesic} vs {comparison.baseline}", fontsize=10)
         ax.set_xlabel("fraction of Euclidean arc length along the path")
         ax.grid(alpha=0.3)
@@ -270,24 +270,18 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     import torch
 
     from geodesic_core import closure
+    from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like, novel_frame_distances
+    from geodesic_pipeline.images import to_model_images
 
     from .data import distance_to_training, in_distribution_limit
-    from .images import to_model_images
-    from .judge import CONFIDENT_PROBABILITY, train_judge
-    from .pipeline import (
-        COMPARISONS,
-        compare_like_for_like,
-        decode_and_judge,
-        encode,
-        load_digits_model,
-        novel_frame_distances,
-    )
+    from .judge import CONFIDENT_PROBABILITY, decode_and_judge, train_judge
+    from .model import load_digits_model
 
     torch.set_num_threads(args.threads)
     comparisons = [COMPARISONS[key] for key in COMPARE_CHOICES[args.compare]]
     notices = []
     if image_files is not None:
-        images, notices = to_model_images(image_files, args.images)
+        images, notices = to_model_images(image_files, args.images, (IMAGE_SIZE, IMAGE_SIZE))
         inputs = {"source": "image files", "files": [str(p) for p in args.images]}
     else:
         images, inputs = held_out_endpoints(args.seed)
@@ -307,7 +301,7 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     judge = train_judge()
     progress(f"inverting 2 images to noise level {args.noise_level} (sigma {model.sigma:.3f}, "
              f"{args.ode_steps} DDIM steps)")
-    latents = encode(model, images)
+    latents = model.to_latents(images)
 
     def report_bvp(comparison, state) -> None:
         if state.step % 10 == 0:
@@ -322,10 +316,10 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     decode_and_judge(model, reports, judge)
     numbers = {}
     for comparison in comparisons:
-        geodesic_length = reports[comparison.geodesic].length
+        geodesic_length = reports[comparison.geodesic].readout.length
         for name in (comparison.baseline, comparison.geodesic):
             numbers[name] = reports[name].numbers(geodesic_length)
-    closures = {c.key: closure(reports[c.baseline], reports[c.geodesic]) for c in comparisons}
+    closures = {c.key: closure(reports[c.baseline].readout, reports[c.geodesic].readout) for c in comparisons}
     differences = {c.key: difference_summary(c, numbers, novel_frame_distances(reports[c.geodesic],
                                                                                  reports[c.baseline]))
                    for c in comparisons}
@@ -340,8 +334,8 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
                         for c in comparisons},
         "judge_reliable": judge_reliable,
         "paths": numbers,
-        "log_density": {name: report.log_density.tolist() for name, report in reports.items()},
-        "log_density_error": {name: report.log_density_error.tolist() for name, report in reports.items()},
+        "log_density": {name: report.readout.log_density.tolist() for name, report in reports.items()},
+        "log_density_error": {name: report.readout.log_density_error.tolist() for name, report in reports.items()},
         "geodesic_solver": {c.key: {"converged": solves[c.key].converged, "iterations": solves[c.key].iterations,
                                     "score_evals": solves[c.key].score_evals, "residual": solves[c.key].residual}
                             for c in comparisons},
@@ -405,9 +399,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-sphere", dest="compare", action="store_const", const="free",
                         help="same as --compare free")
     parser.add_argument("--frames", type=int, default=17, help="points per path, ends included (default 17)")
-    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"density weight (default {ALPHA})")
-    parser.add_argument("--noise-level", type=float, default=NOISE_LEVEL,
-                        help=f"fraction of the noise schedule (default {NOISE_LEVEL})")
+    parser.add_argument("--alpha", type=float, default=DEFAULTS.alpha,
+                        help=f"density weight (default {DEFAULTS.alpha})")
+    parser.add_argument("--noise-level", type=float, default=DEFAULTS.noise_level,
+                        help=f"fraction of the noise schedule (default {DEFAULTS.noise_level})")
     parser.add_argument("--ode-steps", type=int, default=ODE_STEPS,
                         help=f"DDIM steps for inversion and decoding (default {ODE_STEPS})")
     parser.add_argument("--max-evals", type=int, default=None, help="cap on the solver's score evaluations")

@@ -1,4 +1,5 @@
-"""The digits UNet + DDPM scheduler: architecture, denoising loss, and loading the shipped weights."""
+"""The digits UNet + DDPM scheduler: architecture, denoising loss, and loading the shipped weights (also as the
+pipeline's model at a noise level)."""
 
 import json
 from pathlib import Path
@@ -7,7 +8,10 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file
 
-from .settings import IMAGE_SIZE
+from geodesic_core.diffusers_adapter import DiffusersDenoiser
+from geodesic_pipeline.model import DiffusersModel, diffusion_at_level
+
+from .settings import DEFAULTS, IMAGE_SIZE, ODE_STEPS
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "digits_unet.safetensors"
@@ -77,3 +81,11 @@ def load_trained_model(weights_file: Path = WEIGHTS_FILE) -> tuple[UNet2DModel, 
 
 def load_metadata(metadata_file: Path = METADATA_FILE) -> dict:
     return json.loads(Path(metadata_file).read_text())
+
+
+def load_digits_model(noise_level: float = DEFAULTS.noise_level, ode_steps: int = ODE_STEPS,
+                      decode_steps: int | None = None) -> DiffusersModel:
+    """The shipped digits model at ``noise_level``, with ``ode_steps`` DDIM steps each way (``decode_steps``
+    for decoding, when given)."""
+    unet, scheduler = load_trained_model()
+    return diffusion_at_level(DiffusersDenoiser(unet, scheduler), scheduler, noise_level, ode_steps, decode_steps)

@@ -28,7 +28,7 @@ from geodesic_core import GeodesicInputError
 
 from .engine import device_for, pool_size, run_on_ray, run_serial, start_ray
 from .inputs import InputsError, ItemError, analyze_items, content_hash, interpolate_items
-from .models import DIGITS, ModelError, load_model, model_identity
+from .models import DIGITS, ModelError, load_model, model_defaults, model_identity
 from .settings import FIELDS, Settings, SettingsError, as_dict, content_key, make_settings, read_config
 from .store import BusyError, finished_row, locked, remove_partials, write_results
 
@@ -61,7 +61,7 @@ def run_job(command: str, source: Path, out: Path, *, model_spec: str = DIGITS, 
     """The whole job: plan, skip what is finished, run the rest on Ray (``workers`` 0: in this process),
     write results.parquet. Returns the rows in item order."""
     started = time.perf_counter()
-    settings = settings or Settings()
+    settings = (settings or Settings()).for_model(model_defaults(model_spec))
     items = (interpolate_items if command == "interpolate" else analyze_items)(source)
     identity = model_identity(model_spec)
     planned = plan(command, items, identity, settings)
@@ -149,15 +149,17 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
              "invert_steps": "DDIM steps from images to the noise level",
              "decode_steps": "DDIM steps back to images", "seed": "torch seed before every item",
              "prompt": "diffusers models: text condition (needs text_encoder/ and tokenizer/)"}
-    kinds = {"float": float, "int": int, "str": str, "int | None": int}
+    kinds = {"float": float, "float | None": float, "int": int, "str": str, "int | None": int}
     for name, field in FIELDS.items():
         if name == "sphere":
             parser.add_argument("--sphere", action=argparse.BooleanOptionalAction, default=None,
                                 help="keep the geodesic on the sphere through its ends (default: on for interpolate, "
                                      "off for analyze)")
             continue
+        default = getattr(defaults, name)
+        shown = "the model's own" if default is None else default
         parser.add_argument("--" + name.replace("_", "-"), type=kinds[field.type], default=None,
-                            help=f"{helps[name]} (default {getattr(defaults, name)})")
+                            help=f"{helps[name]} (default {shown})")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -25,7 +25,8 @@ WORK = {"interpolate": interpolate_item, "analyze": analyze_item}
 # Rows and item descriptions are all that travel through Ray's object store (pixels are read from the
 # files by the workers), so a local Ray does not need the default 30% of RAM.
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
-PACKAGES = ("geodesic_batch", "digits", "geodesic_core")  # shipped to a cluster's workers with the job
+# shipped to a cluster's workers with the job
+PACKAGES = ("geodesic_batch", "geodesic_pipeline", "digits", "geodesic_core")
 
 
 def run_task(command: str, model: BatchModel, task: dict, settings: Settings, out: Path) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from digits.images import ImageFileError, read_image_files, to_model_images
+from geodesic_pipeline.images import ImageFileError, read_image_files, to_model_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi")

@@ -1,8 +1,9 @@
 """The model a job runs on: the embedded digits model (default) or a diffusers latent-diffusion folder.
 
-Both are a diffusers UNet + scheduler behind geodesic_core's DiffusersDenoiser (digits.pipeline's
-``DigitsModel`` holds it with its noise level and ODE schedules); a latent model adds its VAE between
-pixels and latents and, when a prompt is given, the text encoder's conditioning.
+Both are a diffusers UNet + scheduler behind geodesic_core's DiffusersDenoiser (geodesic_pipeline's
+``DiffusersModel`` holds it with its noise level and ODE schedules); a latent model adds its VAE between
+pixels and latents and, when a prompt is given, the text encoder's conditioning. Each brings its own
+defaults (alpha, noise level): the embedded model its calibrated ones, a diffusers folder the paper's.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from digits.model import WEIGHTS_FILE, load_trained_model
-from digits.pipeline import DigitsModel, decode, denoise_to_clean, diffusion_at_level, encode
+from digits.model import WEIGHTS_FILE, load_digits_model
+from digits.settings import DEFAULTS as DIGITS_DEFAULTS
 from digits.settings import IMAGE_SIZE
 from geodesic_core.diffusers_adapter import DiffusersDenoiser
+from geodesic_pipeline.defaults import PAPER_DEFAULTS, ModelDefaults
+from geodesic_pipeline.model import DiffusersModel, diffusion_at_level
 
 from .settings import Settings
 
@@ -47,27 +50,20 @@ class CallCounter:
 @dataclass
 class BatchModel:
     identity: str                  # what output keys are derived from: the weights' content hash
-    diffusion: DigitsModel         # denoiser at the noise level with inversion / decoding schedules
+    diffusion: DiffusersModel      # at the noise level with inversion / decoding schedules (and its VAE)
     image_size: tuple[int, int]    # (height, width) images are resized to
     grey: bool
-    invert_light_background: bool  # the digits model learned bright strokes on dark (digits.images)
+    invert_light_background: bool  # the digits model learned bright strokes on dark (geodesic_pipeline.images)
     device: torch.device
-    vae: torch.nn.Module | None = None
     counter: CallCounter = field(default_factory=CallCounter)
 
     def encode(self, images: Tensor) -> Tensor:
         """[B, C, H, W] images in [-1, 1] -> latents at the noise level (VAE, then DDIM inversion)."""
-        x = images.to(self.device)
-        if self.vae is not None:
-            x = self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
-        return encode(self.diffusion, x)
+        return self.diffusion.to_latents(images.to(self.device))
 
     def decode(self, latents: Tensor) -> Tensor:
         """Latents at the noise level -> [B, C, H, W] images in [-1, 1] on the CPU."""
-        if self.vae is None:
-            return decode(self.diffusion, latents).cpu()
-        clean = denoise_to_clean(self.diffusion, latents) / self.vae.config.scaling_factor
-        return self.vae.decode(clean).sample.clamp(-1.0, 1.0).cpu()
+        return self.diffusion.to_images(latents).cpu()
 
 
 def files_hash(files: list[Path], root: Path) -> str:
@@ -95,13 +91,17 @@ def model_identity(spec: str) -> str:
     return f"diffusers:{folder.resolve().name}:{files_hash(files, folder)}"
 
 
+def model_defaults(spec: str) -> ModelDefaults:
+    """The model's own alpha and noise level: the embedded model's calibrated ones, or the paper's."""
+    return DIGITS_DEFAULTS if spec == DIGITS else PAPER_DEFAULTS
+
+
 def load_model(spec: str, settings: Settings, device: torch.device) -> BatchModel:
+    settings = settings.for_model(model_defaults(spec))
     if spec == DIGITS:
-        unet, scheduler = load_trained_model()
-        unet.to(device)
-        model = BatchModel(model_identity(spec), diffusion_at_level(
-            DiffusersDenoiser(unet, scheduler), scheduler, settings.noise_level, settings.invert_steps,
-            settings.decode_steps), (IMAGE_SIZE, IMAGE_SIZE), True, True, device)
+        diffusion = load_digits_model(settings.noise_level, settings.invert_steps, settings.decode_steps)
+        diffusion.denoise.unet.to(device)
+        model = BatchModel(model_identity(spec), diffusion, (IMAGE_SIZE, IMAGE_SIZE), True, True, device)
     else:
         model = load_latent_diffusion(Path(spec), settings, device)
     model.diffusion.denoise.unet.register_forward_hook(model.counter, with_kwargs=True)
@@ -119,9 +119,9 @@ def load_latent_diffusion(folder: Path, settings: Settings, device: torch.device
     conditioning = text_conditioning(folder, settings.prompt, unet, device)
     denoise = DiffusersDenoiser(unet, scheduler, conditioning=conditioning)
     diffusion = diffusion_at_level(denoise, scheduler, settings.noise_level, settings.invert_steps,
-                                   settings.decode_steps)
+                                   settings.decode_steps, vae)
     side = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
-    return BatchModel(identity, diffusion, (side, side), vae.config.in_channels == 1, False, device, vae)
+    return BatchModel(identity, diffusion, (side, side), vae.config.in_channels == 1, False, device)
 
 
 @torch.no_grad()

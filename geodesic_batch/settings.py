@@ -8,8 +8,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from digits.pipeline import ALPHA, NOISE_LEVEL, ODE_STEPS
-from geodesic_core import METHODS
+from geodesic_core import METHODS, GeodesicInputError
+from geodesic_core.validation import check_alpha, check_choice, check_positive
+from geodesic_pipeline.defaults import ModelDefaults
+
+ODE_STEPS = 20  # DDIM steps each way (the embedded model's demo uses the same)
 
 
 class SettingsError(ValueError):
@@ -18,8 +21,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    alpha: float = ALPHA                # density weight of the metric (the digits model's calibrated value)
-    noise_level: float = NOISE_LEVEL    # fraction of the noise schedule the paths live at
+    alpha: float | None = None          # density weight of the metric (None: the model's own, for_model)
+    noise_level: float | None = None    # fraction of the noise schedule the paths live at (None: the model's)
     frames: int = 17                    # interpolate: points per path, keyframes included
     clip_frames: int = 17               # analyze: frames taken evenly from each clip (0: every frame)
     solver: str = "default"             # geodesic_core's BVP method
@@ -39,17 +42,24 @@ class Settings:
         if self.clip_frames == 1 or self.clip_frames < 0:
             raise SettingsError(f"{flag('clip_frames')}: expected 0 (every frame) or at least 2, "
                                 f"got {self.clip_frames}")
-        if not 0.0 < self.noise_level <= 1.0:
+        if self.noise_level is not None and not 0.0 < self.noise_level <= 1.0:
             raise SettingsError(f"{flag('noise_level')}: expected a fraction in (0, 1], got {self.noise_level}")
-        if self.alpha < 0:
-            raise SettingsError(f"{flag('alpha')}: expected a non-negative density weight, got {self.alpha}")
-        if self.tolerance <= 0:
-            raise SettingsError(f"{flag('tolerance')}: expected a positive tolerance, got {self.tolerance}")
-        if self.solver not in METHODS:
-            raise SettingsError(f"{flag('solver')}: expected one of {', '.join(METHODS)}, got {self.solver!r}")
+        # The core's own rules, so a setting the solver would refuse mid-run is refused before any work.
+        try:
+            if self.alpha is not None:  # None: the model's own, checked where it is defined
+                check_alpha(self.alpha, flag("alpha"))
+            check_positive(self.tolerance, flag("tolerance"))
+            check_choice(self.solver, METHODS, flag("solver"))
+        except GeodesicInputError as error:
+            raise SettingsError(str(error)) from error
         if self.max_evals is not None and self.max_evals < 1:
             raise SettingsError(f"{flag('max_evals')}: expected a positive budget, got {self.max_evals}")
         return self
+
+    def for_model(self, defaults: ModelDefaults) -> Settings:
+        """These settings with the model's own alpha and noise level where none was given."""
+        return dataclasses.replace(self, alpha=defaults.alpha if self.alpha is None else self.alpha,
+                                   noise_level=defaults.noise_level if self.noise_level is None else self.noise_level)
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
@@ -90,10 +100,11 @@ def make_settings(config: dict, flags: dict, command: str = "interpolate") -> Se
     values = COMMAND_DEFAULTS[command] | dict(config) | given
     for name, value in values.items():
         expected = FIELDS[name].type
-        kinds = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,), "int | None": (int,)}[expected]
+        kinds = {"float": (int, float), "float | None": (int, float), "int": (int,), "bool": (bool,), "str": (str,),
+                 "int | None": (int,)}[expected]
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise SettingsError(f"{name}: expected {expected}, got {value!r}")
-        if expected == "float":
+        if expected.startswith("float"):
             values[name] = float(value)
     return Settings(**values).check()
 

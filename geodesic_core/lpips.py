@@ -67,13 +67,20 @@ def weights_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "weights"
 
 
-def read_weight_arrays(net: str, folder: Path | None = None) -> dict:
-    """The nested dict of numpy arrays in the pinned checkpoint file of ``net`` ("alex" or "vgg")."""
+def weights_file(net: str, folder: Path | None = None) -> Path:
+    """The installed checkpoint file of ``net``; raises naming the install command when it is missing (cheap:
+    the file is not read, so callers can check before any work starts)."""
     check_net(net)
-    name, sha256 = WEIGHT_FILES[net]
-    path = (folder or weights_dir()) / name
+    path = (folder or weights_dir()) / WEIGHT_FILES[net][0]
     if not path.is_file():
         raise GeodesicInputError(f"LPIPS weights: {path} is missing; run `{INSTALL_COMMAND}` again")
+    return path
+
+
+def read_weight_arrays(net: str, folder: Path | None = None) -> dict:
+    """The nested dict of numpy arrays in the pinned checkpoint file of ``net`` ("alex" or "vgg")."""
+    path = weights_file(net, folder)
+    sha256 = WEIGHT_FILES[net][1]
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
@@ -140,6 +147,36 @@ class LPIPS:
             raise GeodesicInputError(
                 f"images: expected two batches of the same shape, got {tuple(first.shape)} and {tuple(second.shape)}")
         return self.distance_of_features(self.features(first), self.features(second))
+
+
+def activation_elements(net: str, height: int, width: int) -> int:
+    """Elements of every backbone activation for one [3, height, width] image (what a forward pass holds at
+    most: the tapped ones stay alive until the distances are taken)."""
+    total, h, w = 0, height, width
+    if net == "alex":
+        channels = (64, 192, 384, 256, 256)
+        for (stride, padding, pool), c, k in zip(ALEX_LAYERS, channels, (11, 5, 3, 3, 3), strict=True):
+            if pool:
+                h, w = (h - pool) // 2 + 1, (w - pool) // 2 + 1
+            h, w = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+            total += c * h * w
+        return total
+    for block, (n_convs, c) in enumerate(zip(VGG_BLOCKS, (64, 128, 256, 512, 512), strict=True)):
+        if block:
+            h, w = h // 2, w // 2
+        total += n_convs * c * h * w
+    return total
+
+
+# Per image, the forward pass holds each activation, its channel-normalised copy for the tapped layers and the
+# squared differences of the distance: three times the activations covers it (measured in
+# docs/2026-12-01-perceptual-memory.md).
+WORKING_COPIES = 3
+
+
+def working_bytes(net: str, height: int, width: int, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes LPIPS-``net`` needs per image of height x width while measuring distances."""
+    return WORKING_COPIES * activation_elements(net, height, width) * torch.empty(0, dtype=dtype).element_size()
 
 
 def check_images(images: Tensor, name: str, net: str) -> None:

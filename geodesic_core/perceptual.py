@@ -21,10 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .geometry import knot_interval
 from .lpips import LPIPS, load_lpips
 from .validation import GeodesicInputError, check_path
 
 MIN_LPIPS_SIDE = 64  # frames smaller than this are upscaled (bilinear) before LPIPS: the nets need room
+MAX_UPSCALED_PIXELS = 64 * 4096  # per upscaled frame: aspect ratios up to 1:64 (a 64 x 4096 px strip)
 RETIME_METHODS = ("adaptive", "official")
 # Positions closer than this are the same frame: a path's own t is float32, a uniform grid float64.
 SAME_POSITION = 1e-6
@@ -51,35 +53,55 @@ class PerceptualMetrics:
         return {"ppl": self.ppl, "pdv": self.pdv, "max_step": float(self.steps.max()) if len(self.steps) else 0.0}
 
 
-def lpips_ready(frames: Tensor, name: str = "frames") -> Tensor:
-    """[N, C, H, W] frames in [-1, 1] with 1 or 3 channels -> RGB at least MIN_LPIPS_SIDE px on each side."""
+def lpips_size(frames: Tensor, name: str = "frames") -> tuple[int, int]:
+    """(height, width) the frames [N, 1 or 3 channels, H, W] are measured at: their own, or upscaled so the
+    smaller side is MIN_LPIPS_SIDE. Refuses an upscaled frame over MAX_UPSCALED_PIXELS (a 1 px high strip would
+    otherwise become a 64 px high one 64 times as wide)."""
     if not isinstance(frames, Tensor) or frames.ndim != 4 or frames.shape[1] not in (1, 3):
         shape = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
         raise GeodesicInputError(f"{name}: expected frames [N, 1 or 3 channels, height, width], got {shape}")
+    height, width = frames.shape[-2:]
+    side = min(height, width)
+    if side >= MIN_LPIPS_SIDE:
+        return height, width
+    scale = MIN_LPIPS_SIDE / side
+    size = (round(height * scale), round(width * scale))
+    if size[0] * size[1] > MAX_UPSCALED_PIXELS:
+        raise GeodesicInputError(
+            f"{name}: {height}x{width} px frames would be upscaled to {size[0]}x{size[1]} px for LPIPS (the smaller "
+            f"side to {MIN_LPIPS_SIDE} px), over the cap of {MAX_UPSCALED_PIXELS:,} px per frame; crop or resize "
+            f"them to a less extreme aspect ratio (at most 1:{MAX_UPSCALED_PIXELS // MIN_LPIPS_SIDE ** 2})")
+    return size
+
+
+def lpips_ready(frames: Tensor, name: str = "frames") -> Tensor:
+    """[N, C, H, W] frames in [-1, 1] with 1 or 3 channels -> RGB at the size ``lpips_size`` gives."""
+    size = lpips_size(frames, name)
     frames = frames.float().expand(-1, 3, -1, -1)
-    side = min(frames.shape[-2:])
-    if side < MIN_LPIPS_SIDE:
-        scale = MIN_LPIPS_SIDE / side
-        size = (round(frames.shape[-2] * scale), round(frames.shape[-1] * scale))
+    if tuple(frames.shape[-2:]) != size:
         frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=False)
     return frames
 
 
-def frame_features(frames: Tensor, lpips: LPIPS, chunk_size: int | None = None) -> list[Tensor]:
-    """LPIPS features of every frame, computed ``chunk_size`` frames at a time on the network's device."""
-    frames = lpips_ready(frames)
-    chunks = frames.split(chunk_size or len(frames))
-    per_chunk = [lpips.features(chunk) for chunk in chunks]
-    return [torch.cat(layer) for layer in zip(*per_chunk, strict=True)]
-
-
 def step_lpips(frames: Tensor, lpips: LPIPS | None = None, *, chunk_size: int | None = None) -> Tensor:
-    """[N-1] float64 LPIPS between adjacent frames of [N, C, H, W] frames in [-1, 1] (each frame's features
-    are computed once)."""
+    """[N-1] float64 LPIPS between adjacent frames of [N, C, H, W] frames in [-1, 1].
+
+    Frames go through the network ``chunk_size`` at a time (default all) and only the last frame's features
+    are kept from one chunk to the next, so memory grows with the chunk, not with N; each frame's features
+    are computed once."""
     check_path(frames, "frames")
+    lpips_size(frames)  # refuse bad frames before any work
     lpips = lpips or load_lpips()
-    features = frame_features(frames, lpips, chunk_size)
-    return lpips.distance_of_features([f[:-1] for f in features], [f[1:] for f in features]).double().cpu()
+    steps, previous = [], None
+    for chunk in frames.split(chunk_size or len(frames)):
+        features = lpips.features(lpips_ready(chunk))
+        if previous is not None:
+            features = [torch.cat([before, now]) for before, now in zip(previous, features, strict=True)]
+        if len(features[0]) > 1:
+            steps.append(lpips.distance_of_features([f[:-1] for f in features], [f[1:] for f in features])
+                         .double().cpu())
+        previous = [f[-1:] for f in features]
+    return torch.cat(steps)
 
 
 def perceptual_metrics(frames: Tensor, lpips: LPIPS | None = None, *, chunk_size: int | None = None
@@ -98,10 +120,7 @@ def even_positions(t: Tensor, cumulative: Tensor, n: int) -> Tensor:
     if not total > 0:
         return torch.linspace(float(t[0]), float(t[-1]), n, dtype=torch.float64)
     targets = cumulative[0] + torch.linspace(0.0, total, n, dtype=torch.float64)
-    after = torch.searchsorted(cumulative, targets, right=False).clamp(1, len(t) - 1)
-    before = after - 1
-    span = (cumulative[after] - cumulative[before]).clamp_min(1e-300)
-    fraction = ((targets - cumulative[before]) / span).clamp(0.0, 1.0)
+    before, after, fraction = knot_interval(cumulative, targets, right=False)
     positions = t[before] + fraction * (t[after] - t[before])
     positions[0], positions[-1] = t[0], t[-1]
     return positions
@@ -109,10 +128,7 @@ def even_positions(t: Tensor, cumulative: Tensor, n: int) -> Tensor:
 
 def interpolate_points(points: Tensor, t: Tensor, new_t: Tensor) -> Tensor:
     """Points of the polyline through ``points`` [N, *shape] at positions ``t`` [N], read at ``new_t``."""
-    t64, new64 = t.double().cpu(), new_t.double().cpu()
-    after = torch.searchsorted(t64, new64, right=True).clamp(1, len(t64) - 1)
-    before = after - 1
-    fraction = ((new64 - t64[before]) / (t64[after] - t64[before]).clamp_min(1e-300)).clamp(0.0, 1.0)
+    before, after, fraction = knot_interval(t.double().cpu(), new_t.double().cpu())
     fraction = fraction.to(points.device, points.dtype).reshape(-1, *([1] * (points.ndim - 1)))
     index_before, index_after = before.to(points.device), after.to(points.device)
     return torch.lerp(points[index_before], points[index_after], fraction)  # exact at both ends

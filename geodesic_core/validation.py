@@ -39,9 +39,20 @@ def check_pair(a: Tensor, b: Tensor, names: tuple[str, str]) -> None:
             f"{names[0]} and {names[1]}: expected the same device, got {a.device} and {b.device}")
 
 
-def check_alpha(alpha: float) -> None:
-    if not (isinstance(alpha, (int, float)) and alpha > 0 and alpha < float("inf")):
-        raise GeodesicInputError(f"alpha: expected a finite positive number, got {alpha!r}")
+def check_positive(value: float, name: str) -> None:
+    """A finite number > 0 (bools are not numbers here)."""
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+        raise GeodesicInputError(f"{name}: expected a finite positive number, got {value!r}")
+
+
+def check_alpha(alpha: float, name: str = "alpha") -> None:
+    """The density weight of the metric: alpha = 0 would be the flat (Euclidean) metric, not a density one."""
+    check_positive(alpha, name)
+
+
+def check_choice(value: object, options: tuple | list, name: str) -> None:
+    if value not in options:
+        raise GeodesicInputError(f"{name}: expected one of {', '.join(map(repr, options))}, got {value!r}")
 
 
 def check_path(points: Tensor, name: str = "points", min_points: int = 2) -> None:

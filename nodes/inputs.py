@@ -2,56 +2,13 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 from comfy_api.latest import io
 
-from ..geodesic_core import METHODS, GeodesicInputError
-from .bridge import check_guidance
+from ..geodesic_core import METHODS
 from .path import PATH_TYPE
 
 CATEGORY = "density_geodesics"
 GeodesicPathType = io.Custom(PATH_TYPE)
-# Default of an optional input in ``validate_inputs``: ComfyUI leaves out inputs that are not connected
-# and passes None for connected ones (their values exist only at execution).
-UNCONNECTED = object()
-
-
-def _widget_problem(spec: io.Input, value) -> str | None:
-    if isinstance(spec, io.Combo.Input) and value not in spec.options:
-        return f"{spec.id}: expected one of {', '.join(map(repr, spec.options))}, got {value!r}"
-    if isinstance(spec, io.Float.Input | io.Int.Input) and not (
-            math.isfinite(value) and spec.min <= value <= spec.max):
-        return f"{spec.id}: expected a number from {spec.min:g} to {spec.max:g}, got {value}"
-    return None
-
-
-def guidance_check(guidance: float | None, negative) -> Callable[[], None]:
-    """Queue-time form of the guidance check: ``negative`` is UNCONNECTED or None (connected)."""
-    return lambda: None if guidance is None else check_guidance(guidance, negative is not UNCONNECTED)
-
-
-def queue_time_check(node: type[io.ComfyNode], widgets: dict, *checks: Callable[[], None]) -> bool | str:
-    """What a node's ``validate_inputs`` returns: True, or the first problem as a message naming the input.
-
-    ``widgets`` are checked against the node's own schema: ComfyUI 0.3.75 skips its range check for
-    inputs that ``validate_inputs`` takes, lets NaN through every range, and checks no V3 combo value.
-    Connected widgets (None here) are left to execution. ``checks`` raise GeodesicInputError.
-    """
-    specs = {spec.id: spec for spec in node.define_schema().inputs}
-    for name, value in widgets.items():
-        problem = None if value is None else _widget_problem(specs[name], value)
-        if problem:
-            return problem
-    try:
-        for check in checks:
-            check()
-    except GeodesicInputError as error:
-        return str(error)
-    return True
-
-
 def model_input() -> io.Model.Input:
     return io.Model.Input(
         "model", tooltip="The loaded diffusion model (from Load Checkpoint, after any LoRA or model "

@@ -9,6 +9,7 @@ from . import inputs as shared
 from .encode_decode import encode_latents
 from .model_facts import check_path_for, latent_from_model_space
 from .path import GeodesicPath, check_conditioning, join_paths
+from .validation import check_queued, inversion_steps, one_source_of_keyframes
 
 # The pack's noisy LATENT outputs carry their noise level under this key, next to the very tensor it
 # describes: a node that makes new latents from them (a KSampler copies the dict and replaces "samples")
@@ -76,8 +77,8 @@ class EncodeKeyframes(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, noise_level) -> bool | str:
-        return shared.queue_time_check(cls, dict(noise_level=noise_level))
+    def validate_inputs(cls, **inputs) -> bool:
+        return check_queued(cls, inputs, inversion_steps, one_source_of_keyframes)
 
     @classmethod
     def execute(cls, model, positive, noise_level, steps, batch_size, image=None, vae=None,

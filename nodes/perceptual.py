@@ -3,6 +3,7 @@ ComfyUI uses for models, or the CPU)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,26 +11,31 @@ import comfy.model_management
 import torch
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError
-from ..geodesic_core.lpips import LPIPS, load_lpips
+from ..geodesic_core import GeodesicInputError, one_pass_evals
+from ..geodesic_core.lpips import LPIPS, load_lpips, working_bytes
 from ..geodesic_core.perceptual import (
     PerceptualMetrics,
     even_in_distance,
     interpolate_points,
+    lpips_size,
     perceptual_metrics,
     retime,
 )
 from .bridge import ModelCallSettings
 from .encode_decode import decode_path
-from .geodesics_on_model import DensitySettings, read_out
+from .geodesics_on_model import DensitySettings, read_along
 from .path import GeodesicPath
+from .plot import tab_separated
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
 
 LPIPS_NETS = {"alex": "AlexNet (LPIPS default)", "vgg": "VGG16"}
 # DecodePath spacing choices: label -> retime method (None: the path's own positions)
-SPACINGS = {"path": None, "even LPIPS": "adaptive", "even LPIPS (official rescheduler)": "official"}
+DECODE_SPACINGS = {"path": None, "even LPIPS": "adaptive", "even LPIPS (official rescheduler)": "official"}
+RANGE_SLACK = 1e-3  # IMAGE values this far outside [0, 1] are float rounding (clamped); further out, refused
+MEMORY_SHARE = 0.5  # of the free memory, for LPIPS features (the rest stays for ComfyUI and the model)
+MAX_LPIPS_CHUNK = 16  # frames per LPIPS pass: enough to keep a GPU busy, more only costs memory
 
 
 def lpips_on_device(net: str) -> LPIPS:
@@ -37,25 +43,50 @@ def lpips_on_device(net: str) -> LPIPS:
 
 
 def image_frames(images: Tensor, input_name: str = "images") -> Tensor:
-    """ComfyUI IMAGE [B, H, W, C] in [0, 1] -> LPIPS frames [B, 3, H, W] in [-1, 1]."""
-    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[-1] < 3:
+    """ComfyUI IMAGE [B, H, W, C] in [0, 1] (C = 1 grey, repeated to RGB; 3 RGB; 4 RGBA, alpha dropped) ->
+    LPIPS frames [B, 3, H, W] in [-1, 1]."""
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise GeodesicInputError(f"{input_name}: expected an IMAGE batch [frames, height, width, 3], got {shape}")
-    return images[..., :3].movedim(-1, 1).float() * 2 - 1
+        raise GeodesicInputError(
+            f"{input_name}: expected an IMAGE batch [frames, height, width, 1, 3 or 4 channels], got {shape}")
+    if not images.is_floating_point():
+        raise GeodesicInputError(
+            f"{input_name}: expected a float IMAGE with values in [0, 1], got dtype {images.dtype} (values "
+            f"{images.min().item()} to {images.max().item()}); divide 8-bit pictures by 255")
+    low, high = (v.item() for v in torch.aminmax(images))
+    if not (math.isfinite(low) and math.isfinite(high)) or low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+        raise GeodesicInputError(f"{input_name}: expected values in [0, 1] (a ComfyUI IMAGE), got {low:g} to {high:g}")
+    rgb = images[..., :3] if images.shape[-1] >= 3 else images.expand(-1, -1, -1, 3)
+    return rgb.clamp(0.0, 1.0).movedim(-1, 1).float() * 2 - 1
+
+
+def lpips_chunk(lpips: LPIPS, frames: Tensor, input_name: str = "images") -> int:
+    """Frames per LPIPS forward pass: as many as fit in MEMORY_SHARE of the device's free memory (asked as
+    ComfyUI asks it), at most MAX_LPIPS_CHUNK; refuses frames of which even one does not fit."""
+    height, width = lpips_size(frames, input_name)
+    per_frame = working_bytes(lpips.net, height, width)
+    room = comfy.model_management.get_free_memory(lpips.device) * MEMORY_SHARE
+    if per_frame > room:
+        raise GeodesicInputError(
+            f"{input_name}: LPIPS-{lpips.net} needs about {per_frame / 2**20:,.1f} MiB per {height}x{width} px frame, "
+            f"more than the {room / 2**20:,.1f} MiB it may use now; resize the frames (e.g. Upscale Image by 0.5)")
+    return int(min(MAX_LPIPS_CHUNK, room // per_frame))
 
 
 def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images") -> PerceptualMetrics:
-    if isinstance(images, Tensor) and len(images) < 2:
-        raise GeodesicInputError(f"{input_name}: perceptual metrics need at least 2 frames, got {len(images)}")
-    return perceptual_metrics(image_frames(images, input_name), lpips_on_device(net))
+    frames = image_frames(images, input_name)
+    if len(frames) < 2:
+        raise GeodesicInputError(f"{input_name}: perceptual metrics need at least 2 frames, got {len(frames)}")
+    lpips = lpips_on_device(net)
+    return perceptual_metrics(frames, lpips, chunk_size=lpips_chunk(lpips, frames, input_name))
 
 
 def metrics_table(metrics: PerceptualMetrics) -> str:
-    rows = ["step\tfrom_frame\tto_frame\tlpips"]
-    rows += [f"{i}\t{i}\t{i + 1}\t{float(d):.6g}" for i, d in enumerate(metrics.steps)]
-    rows += [f"ppl\t{metrics.ppl:.6g}", f"pdv\t{metrics.pdv:.6g}",
-             f"max_step\t{float(metrics.steps.max()):.6g}"]
-    return "\n".join(rows)
+    rows = [["step", "from_frame", "to_frame", "lpips"]]
+    rows += [[str(i), str(i), str(i + 1), f"{float(d):.6g}"] for i, d in enumerate(metrics.steps)]
+    rows += [["ppl", f"{metrics.ppl:.6g}"], ["pdv", f"{metrics.pdv:.6g}"],
+             ["max_step", f"{float(metrics.steps.max()):.6g}"]]
+    return tab_separated(rows)
 
 
 @dataclass
@@ -72,11 +103,12 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     placed at equal cumulative LPIPS and those not yet decoded are decoded."""
     if vae is None:
         raise GeodesicInputError("vae: even LPIPS spacing measures decoded images; connect a VAE")
+    if frames < 2:
+        raise GeodesicInputError(f"frames: even LPIPS spacing needs at least 2 frames, got {frames}")
     decoded: dict[float, tuple[Tensor, Tensor]] = {}
 
     def render(t: Tensor) -> Tensor:
-        sub_path = GeodesicPath(interpolate_points(path.points, path.t, t.float()), t.float(), path.noise_level,
-                                path.sigma, path.model_key, path.schedule)
+        sub_path = path.with_points(interpolate_points(path.points, path.t, t.float()), t.float())
         samples = decode_path(model, sub_path, steps=steps, batch_size=batch_size)
         images = vae.decode(samples)
         images = images.reshape(-1, *images.shape[-3:])
@@ -87,9 +119,10 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     own_t = path.t.double()
     plain = render(own_t)
     lpips = lpips_on_device(net)
+    chunk_size = lpips_chunk(lpips, plain, "vae")
     result = retime(render, frames, method=method, measure=len(path) + frames - 1, initial=(own_t, plain),
-                    lpips=lpips)
-    before = perceptual_metrics(plain, lpips)
+                    lpips=lpips, chunk_size=chunk_size)
+    before = perceptual_metrics(plain, lpips, chunk_size=chunk_size)
     # render_at reuses a frame at a position within SAME_POSITION: look frames up by the nearest position
     nearest = [decoded[min(decoded, key=lambda known: abs(known - position))] for position in result.t.tolist()]
     samples = torch.stack([sample for sample, _ in nearest])
@@ -110,7 +143,7 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
 def respace_evenly(model: ModelPatcher, path: GeodesicPath, frames: int, density: DensitySettings,
                    calls: ModelCallSettings) -> GeodesicPath:
     """The path re-read at ``frames`` points equally far apart in its geodesic (density-weighted) distance."""
-    readout = read_out(model, path, compare_geodesic=False, method="default", tolerance=1.0, max_evals=0,
-                       density=density, calls=calls)
-    t, points = even_in_distance(path.points, path.t, readout.cumulative_distance, frames)
-    return GeodesicPath(points.float(), t.float(), path.noise_level, path.sigma, path.model_key, path.schedule)
+    # One pass over the frames (no refinement): the spacing needs the distances, not a length to 1e-3.
+    readout = read_along(model, path, max_evals=one_pass_evals(len(path)), density=density, calls=calls)
+    t, points = even_in_distance(path.points, path.t, readout.cumulative_length, frames)
+    return path.with_points(points.float(), t.float())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..geodesic_core import one_pass_evals
+from ..geodesic_pipeline.keyframes import SPACINGS
 from . import inputs as shared
 from .bridge import ModelCallSettings
-from .geodesics_on_model import DensitySettings, check_budget, extrapolate, solve_keyframes
+from .geodesics_on_model import DensitySettings, extrapolate, solve_keyframes
+from .validation import budget_covers_the_frames, check_queued, guidance_needs_negative
 
-SPACINGS = ("by distance", "equal")
 VELOCITY_SOURCES = ("end tangent", "last two frames")
 DIRECTIONS = ("forward", "backward")
 
@@ -51,14 +51,8 @@ class SolveBVP(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, frames, spacing, alpha, method, tolerance, max_evals, guidance, accuracy=None,
-                        negative=shared.UNCONNECTED) -> bool | str:
-        return shared.queue_time_check(
-            cls, dict(frames=frames, spacing=spacing, alpha=alpha, method=method, tolerance=tolerance,
-                      max_evals=max_evals, guidance=guidance, accuracy=accuracy),
-            shared.guidance_check(guidance, negative),
-            lambda: None if None in (frames, max_evals) else check_budget(max_evals, one_pass_evals(frames),
-                                                                         f"the {frames} frames"))
+    def validate_inputs(cls, **inputs) -> bool:
+        return check_queued(cls, inputs, guidance_needs_negative, budget_covers_the_frames)
 
     @classmethod
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
@@ -100,10 +94,8 @@ class SolveIVP(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, velocity_from, direction, alpha, guidance, negative=shared.UNCONNECTED) -> bool | str:
-        return shared.queue_time_check(
-            cls, dict(velocity_from=velocity_from, direction=direction, alpha=alpha, guidance=guidance),
-            shared.guidance_check(guidance, negative))
+    def validate_inputs(cls, **inputs) -> bool:
+        return check_queued(cls, inputs, guidance_needs_negative)
 
     @classmethod
     def execute(cls, model, path, frames, velocity_from, direction, alpha, sphere, batch_size, guidance,

@@ -22,9 +22,10 @@ from PIL import Image, ImageSequence
 from digits.data import load_split, pick_pairs
 from digits.main import frame_colormap, tile_frames
 from digits.main import main as digits_demo
-from digits.pipeline import decode, encode, load_digits_model, to_common_radius
+from digits.model import load_digits_model
 from digits.settings import ALPHA, NOISE_LEVEL
 from geodesic_core import solve_bvp
+from geodesic_pipeline.compare import to_common_radius
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "web" / "docs" / "images"
@@ -82,9 +83,9 @@ def settings_picture() -> None:
     axes = fig.subplots(len(SETTINGS_ROWS), 1)
     for ax, (noise_level, alpha) in zip(axes, SETTINGS_ROWS, strict=True):
         model = load_digits_model(noise_level)
-        a, b = to_common_radius(*encode(model, images[[i, j]]))
+        a, b = to_common_radius(*model.to_latents(images[[i, j]]))
         path = solve_bvp(model.field, a, b, n_points=SETTINGS_FRAMES, alpha=alpha, sphere=True)
-        frames_row(ax, decode(model, path.points), f"noise {noise_level}, alpha {alpha}")
+        frames_row(ax, model.to_images(path.points), f"noise {noise_level}, alpha {alpha}")
         if alpha == 0.05:
             ax.set_title("sphere geodesic between the same two digits (slerp is the limit alpha -> 0)",
                          fontsize=10, loc="left")
@@ -101,9 +102,9 @@ def noisy_latents_picture() -> None:
     latents, decoded = [], []
     for noise_level in NOISY_LEVELS:
         model = load_digits_model(noise_level)
-        latent = encode(model, digit)
+        latent = model.to_latents(digit)
         latents.append(latent / latent.abs().max())  # shown rescaled to [-1, 1]
-        decoded.append(decode(model, latent))
+        decoded.append(model.to_images(latent))
     frames_row(top, torch.cat([digit, *latents]), "noisy latent")
     frames_row(bottom, torch.cat([digit, *decoded]), "decoded")
     top.set_title(f"clean, then noise level {', '.join(str(n) for n in NOISY_LEVELS)}", fontsize=10, loc="left")

@@ -40,8 +40,10 @@ from devtools.comfy_server import (
 from devtools.workflow_build import Link, Node, build_ui_workflow
 from devtools.workflow_convert import ui_to_api
 from digits.data import load_split
-from digits.pipeline import ALPHA, decode, encode, load_digits_model
+from digits.model import load_digits_model
+from digits.settings import ALPHA
 from geodesic_core import solve_bvp, solve_ivp
+from geodesic_pipeline.keyframes import on_common_sphere
 
 THUMBNAIL_SIZE = 512
 GRID = 3  # frames per row and column of an animation's thumbnail
@@ -163,18 +165,12 @@ def frame_grid(frames: torch.Tensor, extrapolated_from: int | None = None) -> Im
     return sheet
 
 
-def on_common_sphere(latents: torch.Tensor) -> torch.Tensor:
-    """All keyframes scaled to their mean norm, as Solve BVP does with the sphere constraint."""
-    norms = latents.flatten(1).norm(dim=1)
-    return latents * (norms.mean() / norms).reshape(-1, *[1] * (latents.ndim - 1))
-
-
 def digits_animation_thumbnails() -> dict[str, Image.Image]:
     """The three animation templates' solves on the embedded digits model, decoded."""
     model = load_digits_model()
     images, labels = load_split("held_out")
     picks = [int(np.flatnonzero(labels == digit)[0]) for digit in KEYFRAME_CLASSES]
-    keys = on_common_sphere(encode(model, images[picks]))
+    keys = on_common_sphere(model.to_latents(images[picks]))
 
     def geodesic(a: torch.Tensor, b: torch.Tensor, frames: int):
         return solve_bvp(model.field, a, b, n_points=frames, alpha=ALPHA, sphere=True)
@@ -187,9 +183,9 @@ def digits_animation_thumbnails() -> dict[str, Image.Image]:
     onward = solve_ivp(model.field, short.points[-1], step * EXTRAPOLATED_FRAMES, n_steps=EXTRAPOLATED_FRAMES,
                        alpha=ALPHA, sphere=True).points[1:]
     return {
-        INTERPOLATION_TEMPLATE: frame_grid(decode(model, interpolation_path)),
-        LOOP_TEMPLATE: frame_grid(decode(model, torch.cat(segments))),
-        EXTRAPOLATION_TEMPLATE: frame_grid(decode(model, torch.cat([short.points, onward])),
+        INTERPOLATION_TEMPLATE: frame_grid(model.to_images(interpolation_path)),
+        LOOP_TEMPLATE: frame_grid(model.to_images(torch.cat(segments))),
+        EXTRAPOLATION_TEMPLATE: frame_grid(model.to_images(torch.cat([short.points, onward])),
                                            extrapolated_from=EXTRAPOLATION_BVP_FRAMES),
     }
 

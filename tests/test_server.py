@@ -368,19 +368,39 @@ def test_bad_input_stops_with_a_clear_message(comfy_server: ComfyServer, mismatc
     assert output_files(comfy_server) == before, "a failed prompt wrote output files"
 
 
+def output_node(node_id: str, class_type: str, **inputs) -> dict:
+    """Prompt changes: a node that is the prompt's only output (ComfyUI queues a prompt whose other outputs
+    are valid and drops the invalid ones, so the checked node replaces the Save node)."""
+    return {node_id: {"class_type": class_type, "inputs": inputs},
+            **({} if node_id == "save" else {"save": {"class_type": "PreviewAny", "inputs": {"source": [node_id, 0]}}})}
+
+
 def extrapolation_output(**changes) -> dict:
-    """Prompt changes: Solve IVP after the solve, its path shown by the prompt's only output node (ComfyUI
-    queues a prompt whose other outputs are valid and drops the invalid ones)."""
-    return {"extrapolate": {"class_type": "DensityGeodesics_SolveIVP",
-                            "inputs": {"model": ["ckpt", 0], "path": ["solve", 0], "frames": 2,
-                                       "velocity_from": "end tangent", "direction": "forward", "alpha": 0.002,
-                                       "sphere": True, "batch_size": 4, "guidance": 0.0, **changes}},
-            "save": {"class_type": "PreviewAny", "inputs": {"source": ["extrapolate", 0]}}}
+    return output_node("extrapolate", "DensityGeodesics_SolveIVP", **{
+        "model": ["ckpt", 0], "path": ["solve", 0], "frames": 2, "velocity_from": "end tangent",
+        "direction": "forward", "alpha": 0.002, "sphere": True, "batch_size": 4, "guidance": 0.0, **changes})
 
 
-# (prompt changes, node named in the HTTP 400 answer, text its error must contain). The pack's own checks
-# (validate_inputs) start their message with the widget's name as the UI shows it; ComfyUI prefixes it
-# with the name of each input the check reads ("guidance - negative: ...").
+def readout_output(**changes) -> dict:
+    return output_node("save", "DensityGeodesics_DensityReadout", **{
+        "model": ["ckpt", 0], "path": ["solve", 0], "compare_geodesic": False, "alpha": 0.002, "sphere": True,
+        "method": "default", "tolerance": 0.05, "max_evals": 80, "batch_size": 4, "guidance": 0.0, **changes})
+
+
+def respace_output(**changes) -> dict:
+    return output_node("respace", "DensityGeodesics_RespacePath", **{
+        "model": ["ckpt", 0], "path": ["solve", 0], "frames": 5, "alpha": 0.002, "sphere": True, "batch_size": 4,
+        "guidance": 0.0, **changes})
+
+
+def metrics_output(**changes) -> dict:
+    return output_node("save", "DensityGeodesics_PerceptualMetrics",
+                       **{"images": ["decode", 1], "lpips_net": "alex", **changes})
+
+
+EVEN = "even LPIPS"
+# (prompt changes, the one node named in the HTTP 400 answer, the start of its one error's text: the input's
+# name, what was expected and what came). Inputs changed to None are left out of the prompt (unconnected).
 VALIDATION_ERRORS = {
     "frames < 3": ({"solve": {"frames": 2}}, "solve", "frames: expected a number from 3 to 4096, got 2"),
     "empty conditioning (positive not connected)": ({"encode_a": {"positive": None}}, "encode_a", "positive"),
@@ -389,6 +409,10 @@ VALIDATION_ERRORS = {
     "NaN guidance": ({"solve": {"guidance": math.nan}}, "solve", "guidance: expected a number from 0 to 30, got nan"),
     "NaN tolerance": ({"solve": {"tolerance": math.nan}}, "solve",
                       "tolerance: expected a number from 1e-06 to 1, got nan"),
+    "non-numeric alpha": ({"solve": {"alpha": "strong"}}, "solve",
+                          "alpha: expected a number from 1e-06 to 10, got 'strong'"),
+    "max_evals below its minimum": ({"solve": {"max_evals": 5}}, "solve",
+                                    "max_evals: expected a number from 10 to 1e+06, got 5"),
     "unknown spacing": ({"solve": {"spacing": "evenly"}}, "solve",
                         "spacing: expected one of 'by distance', 'equal', got 'evenly'"),
     "budget below one pass over the frames": ({"solve": {"frames": 40, "max_evals": 30}}, "solve",
@@ -397,15 +421,61 @@ VALIDATION_ERRORS = {
                               "velocity_from: expected one of 'end tangent', 'last two frames', got 'tangent'"),
     "unknown direction": (extrapolation_output(direction="up"), "extrapolate",
                           "direction: expected one of 'forward', 'backward', got 'up'"),
+    "readout method x": (readout_output(method="x"), "save", "method: expected one of 'default', 'paper', got 'x'"),
+    "readout NaN tolerance": (readout_output(tolerance=math.nan), "save",
+                              "tolerance: expected a number from 1e-06 to 1, got nan"),
+    "readout infinite accuracy": (readout_output(accuracy=math.inf), "save",
+                                  "accuracy: expected a number from 1e-05 to 0.5, got inf"),
+    "decode spacing bogus": ({"decode": {"spacing": "bogus"}}, "decode", "spacing: expected one of 'path', "),
+    "decode spacing with wrong case": ({"decode": {"spacing": "Even lpips"}}, "decode",
+                                       "spacing: expected one of 'path', "),
+    "decode spacing empty": ({"decode": {"spacing": ""}}, "decode", "spacing: expected one of 'path', "),
+    "decode lpips_net squeeze (spacing path)": ({"decode": {"spacing": "path", "lpips_net": "squeeze"}}, "decode",
+                                                "lpips_net: expected one of 'alex', 'vgg', got 'squeeze'"),
+    "decode 1 frame evenly": ({"decode": {"spacing": EVEN, "frames": 1}}, "decode",
+                              "frames: spacing 'even LPIPS' needs 0 (as many as the path has) or at least 2"),
+    "decode evenly without a VAE": ({"decode": {"spacing": EVEN, "vae": None}}, "decode",
+                                    "vae: spacing 'even LPIPS' measures decoded images; connect a VAE"),
+    "perceptual metrics lpips_net squeeze": (metrics_output(lpips_net="squeeze"), "save",
+                                             "lpips_net: expected one of 'alex', 'vgg', got 'squeeze'"),
+    "respace NaN alpha": (respace_output(alpha=math.nan), "respace",
+                          "alpha: expected a number from 1e-06 to 10, got nan"),
+    "respace guidance without negative": (respace_output(guidance=1.5), "respace",
+                                          "negative: guidance > 0 needs a negative conditioning"),
+    "encode with 1 step": ({"encode_a": {"steps": 1}}, "encode_a",
+                           "steps: the inversion needs at least 2 steps (its first step starts at the clean latent"),
+    "encode with neither image nor latent": ({"encode_a": {"image": None}}, "encode_a",
+                                             "image / latent: connect exactly one of them"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(VALIDATION_ERRORS))
-def test_invalid_prompt_is_refused_with_http_400(comfy_server: ComfyServer, object_info: dict, case: str):
+def test_invalid_prompt_is_refused_once_by_name_with_http_400(comfy_server: ComfyServer, object_info: dict,
+                                                              case: str):
     changes, failing_node, text = VALIDATION_ERRORS[case]
     prompt = with_changes(keyframes_prompt(), changes)
     prompt[failing_node]["inputs"] = {k: v for k, v in prompt[failing_node]["inputs"].items() if v is not None}
     response = comfy_server.submit(prompt)
     assert response.status_code == 400, response.text
-    errors = response.json()["node_errors"][failing_node]["errors"]
-    assert any(text in f"{e['message']} {e['details']}" for e in errors), errors
+    node_errors = response.json()["node_errors"]
+    assert list(node_errors) == [failing_node], node_errors
+    (error,) = node_errors[failing_node]["errors"]  # once, not once per input the check reads
+    assert error["details"].startswith(text), error
+
+
+def test_perceptual_metrics_refuses_frames_it_would_upscale_past_the_cap(comfy_server: ComfyServer,
+                                                                         object_info: dict):
+    """Three 8000 x 1 px frames: LPIPS would upscale them to 512000 x 64 px (9.8 GiB once); refused at once."""
+    strips = [Image.new("RGB", (8000, 1), (grey, grey, grey)) for grey in (50, 120, 200)]
+    strips[0].save(comfy_server.input_dir / "strip_8000x1.webp", save_all=True, append_images=strips[1:],
+                   lossless=True)
+    prompt = {"load": {"class_type": "LoadImage", "inputs": {"image": "strip_8000x1.webp"}},
+              "metrics": {"class_type": "DensityGeodesics_PerceptualMetrics",
+                          "inputs": {"images": ["load", 0], "lpips_net": "vgg"}}}
+    result = comfy_server.run(prompt, RUN_TIMEOUT_S)
+    assert result.status == "error"
+    error = result.messages["execution_error"]
+    assert error["node_id"] == "metrics", error
+    assert error["exception_message"].startswith(
+        "images: 1x8000 px frames would be upscaled to 64x512000 px for LPIPS"), error["exception_message"]
+    assert result.wall_s < 30, result.wall_s

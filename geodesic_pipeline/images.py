@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
 
-from .settings import IMAGE_SIZE
-
 if TYPE_CHECKING:
     import torch
 
@@ -36,8 +34,8 @@ def open_image_files(paths: list) -> list[Image.Image]:
     return images
 
 
-def to_model_images(images: list[Image.Image], names: list, size: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
-                    grey: bool = True, invert_light_background: bool = True) -> tuple[torch.Tensor, list[str]]:
+def to_model_images(images: list[Image.Image], names: list, size: tuple[int, int], grey: bool = True,
+                    invert_light_background: bool = True) -> tuple[torch.Tensor, list[str]]:
     """PIL images -> ([K, C, H, W] float32 in [-1, 1] at (height, width), box-filtered; notices naming
     ``names``). With ``invert_light_background`` (grey models trained on bright strokes on dark, like
     the digits) an image whose median pixel is above mid-grey is inverted, with a notice: no training
@@ -58,7 +56,7 @@ def to_model_images(images: list[Image.Image], names: list, size: tuple[int, int
     return torch.from_numpy(np.stack(pixels) * 2.0 - 1.0), notices
 
 
-def read_image_files(paths: list, size: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE), grey: bool = True,
-                     invert_light_background: bool = True) -> tuple[torch.Tensor, list[str]]:
+def read_image_files(paths: list, size: tuple[int, int], grey: bool = True, invert_light_background: bool = True
+                     ) -> tuple[torch.Tensor, list[str]]:
     """Image files -> ([K, C, H, W] model images, notices): open_image_files, then to_model_images."""
     return to_model_images(open_image_files(paths), paths, size, grey, invert_light_background)

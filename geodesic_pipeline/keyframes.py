@@ -1,0 +1,96 @@
+"""The piecewise geodesic through keyframes (and back to the first, for a loop): one solve per segment between
+consecutive keyframes, with a share of the frames and of the evaluation budget each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .core import core, geometry
+
+SPACINGS = ("by distance", "equal")  # how frames are shared between segments
+
+
+def check_budget(max_evals: int, needed: int, purpose: str) -> None:
+    """The budget must cover at least one readout of the frames, or the solve cannot report any path."""
+    if max_evals < needed:
+        raise core.GeodesicInputError(
+            f"max_evals: a budget of {max_evals} score evaluations cannot read out {purpose} even once ({needed}: "
+            f"every frame and 3 quadrature points between each two); set max_evals to at least {needed}")
+
+
+def on_common_sphere(points: Tensor) -> Tensor:
+    """Every point [K, *shape] rescaled to their mean norm: a keyframe shared by two segments must not jump
+    between two spheres (the paper scales each pair to its mean)."""
+    radius = geometry.flat(points).norm(dim=-1).mean()
+    return geometry.to_sphere(geometry.flat(points), radius).reshape(points.shape)
+
+
+def segment_weights(ends: Tensor, spacing: str) -> list[float]:
+    """Each segment's claim on the frames: its Euclidean length ("by distance") or 1 ("equal")."""
+    if spacing not in SPACINGS:
+        raise core.GeodesicInputError(f"spacing: expected one of {', '.join(SPACINGS)}, got {spacing!r}")
+    if spacing == "equal":
+        return [1.0] * (len(ends) - 1)
+    return geometry.segment_lengths(geometry.flat(ends).double()).tolist()
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    steps: list[int]            # frame steps of each segment (1: its two keyframes only, nothing solved)
+    budgets: list[int | None]   # solver budget of each solved segment (None: no cap; 0 where not solved)
+
+    @property
+    def points(self) -> int:
+        """Points of the whole piecewise path, shared keyframes once (a loop's closing copy included)."""
+        return sum(self.steps) + 1
+
+
+def plan_segments(ends: Tensor, total_steps: int, *, spacing: str = SPACINGS[0], max_evals: int | None = None,
+                  purpose: str = "the frames") -> SegmentPlan:
+    """Share ``total_steps`` frame steps between the segments through ``ends`` [K, *shape] (at least one each),
+    and ``max_evals``: each solved segment gets its one readout (``one_pass_evals``) plus a share of the rest in
+    proportion to its interior frames. Refuses a budget below the readouts' sum."""
+    steps = geometry.allocate_steps(segment_weights(ends, spacing), total_steps)
+    if max_evals is None:
+        return SegmentPlan(steps, [None if s > 1 else 0 for s in steps])
+    interior = sum(s - 1 for s in steps)
+    needed = [core.one_pass_evals(s + 1) if s > 1 else 0 for s in steps]
+    check_budget(max_evals, sum(needed), purpose)
+    spare = max_evals - sum(needed)
+    return SegmentPlan(steps, [n + spare * (s - 1) // max(interior, 1) if s > 1 else 0
+                               for n, s in zip(needed, steps, strict=True)])
+
+
+@dataclass
+class Segment:
+    index: int
+    start: Tensor
+    end: Tensor
+    steps: int
+    solve: core.BVPResult | None  # None: no frames between the two keyframes
+
+    @property
+    def points(self) -> Tensor:
+        """[steps + 1, *shape] the segment's path, both keyframes included."""
+        return torch.stack([self.start, self.end]) if self.solve is None else self.solve.points
+
+
+def solve_segments(field_of: Callable[[int], core.DensityField], ends: Tensor, plan: SegmentPlan, *, alpha: float,
+                   sphere: bool, method: str = "default", tol: float = 1e-3, quadrature_tol: float = 1e-3,
+                   callback_of: Callable[[int, int | None], core.Callback | None] | None = None
+                   ) -> Iterator[Segment]:
+    """The geodesic of every segment between consecutive ``ends`` in order, with ``plan``'s frames and budget,
+    each in the field ``field_of(k)`` of segment k; ``callback_of(k, budget)`` gives its solver callback."""
+    for k, n_steps in enumerate(plan.steps):
+        a, b = ends[k], ends[k + 1]
+        solve = None
+        if n_steps > 1:
+            solve = core.solve_bvp(field_of(k), a, b, n_points=n_steps + 1, alpha=alpha, sphere=sphere,
+                                   method=method, tol=tol, quadrature_tol=quadrature_tol,
+                                   max_evals=plan.budgets[k],
+                                   callback=None if callback_of is None else callback_of(k, plan.budgets[k]))
+        yield Segment(k, a, b, n_steps, solve)

@@ -53,9 +53,6 @@ def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, sta
                              sigma=path.sigma, negative=calls.negative, guidance=calls.guidance)
 
 
-# A keyframes-only segment (no frames between two keyframes) is only read out: one pass and some refinement.
-KEYFRAMES_ONLY_BUDGET = 64
-
 
 def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
     """solve_bvp callback: the running solve's length and residual as text on the node."""
@@ -138,7 +135,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             result, k = segment.solve, segment.index
             if result is None:
                 log_density = read_path(field_of(k), segment.points, density.alpha, sphere=density.sphere,
-                                        tol=density.accuracy, max_evals=KEYFRAMES_ONLY_BUDGET).log_density
+                                        tol=density.accuracy, max_evals=plan.budgets[k]).log_density
                 report.append(f"segment {k + 1}: keyframes only (no frames in between)")
                 end_tangent = None
             else:
@@ -152,8 +149,8 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
 
-    # Every solve keeps within its budget, its readout included; a keyframes-only segment reads out its ends.
-    most_evals = sum(budget if s > 1 else KEYFRAMES_ONLY_BUDGET for budget, s in zip(plan.budgets, steps, strict=True))
+    # Every solve keeps within its budget, its readout included, and a keyframes-only segment's readout within its.
+    most_evals = sum(plan.budgets)
     path_points, log_density, end_tangent, lines = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
                                                                  max(steps) + 1, most_evals, calls)
     path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]

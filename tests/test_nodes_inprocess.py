@@ -207,6 +207,15 @@ def test_solve_makes_the_evaluations_it_reports_within_max_evals_counted_at_the_
     assert sum(batches) <= max_evals  # max_evals bounds the whole solve, every segment's readout included
 
 
+def test_a_keyframes_only_segment_is_read_out_within_max_evals_counted_at_the_unet(sd, keyframes):
+    # 3 keyframes and 4 frames: one segment gets a frame, the other only its two keyframes (read out, not
+    # solved); that readout comes out of the same budget (it used to spend up to 64 more: 33 of 20 here).
+    wrapped, batches = _batch_recording(sd["model"])
+    _, report = SolveBVP.execute(wrapped, keyframes, 4, False, "equal", **{**FAST_BVP, "max_evals": 20})
+    assert "keyframes only" in report
+    assert sum(batches) <= 20, (sum(batches), report)
+
+
 def _batch_recording(model):
     """A clone of ``model`` whose UNet wrapper (a model-option wrapper, as custom nodes install them) records
     the batch size of every call."""

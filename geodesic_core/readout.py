@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from .bvp import BVPResult, solve_bvp
+from .energy import path_energy
 from .fields import DensityField, flat_score
 from .geometry import flat
-from .path_integrals import BudgetExceeded, PathIntegrals, Segments, integrate_path, path_energy, path_positions
+from .path_integrals import BudgetExceeded, PathIntegrals, Segments, integrate_path, path_positions
 from .validation import GeodesicInputError, check_alpha, check_path
 
 

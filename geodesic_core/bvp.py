@@ -341,28 +341,30 @@ def gauss_newton_step(xf: Tensor, energy: PathEnergy, sphere: bool, curvature: f
     if elastic_only:
         step = -(tri_inv @ (project_out(g, x[1:-1]) if sphere else g))
         return (project_out(step, x[1:-1]) if sphere else step).to(xf.dtype)
-    # Rank-one columns, each on a segment's two end points (rows of the fixed ends dropped).
-    cols = torch.zeros(2 * n_seg, m, d, dtype=torch.float64)
-    seg = torch.arange(n_seg)
-    first, second = seg - 1, seg  # interior indices of x_i and x_{i+1}
-    has_first, has_second = first >= 0, second < m
-    cols[seg[has_first], first[has_first]] = energy.jacobian_start[has_first]
-    cols[seg[has_second], second[has_second]] = energy.jacobian_end[has_second]
+    # Rank-one columns, each on a segment's two end points: column r has the blocks blocks[r, k] at interior
+    # point index[r, k] (k = 0, 1; a block at a fixed end is zero and points at index 0).
     tangent = x[1:] - x[:-1]
     tangent = tangent / tangent.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
-    cols[n_seg + seg[has_first], first[has_first]] = tangent[has_first]
-    cols[n_seg + seg[has_second], second[has_second]] = -tangent[has_second]
+    seg = torch.arange(n_seg)
+    on_first, on_second = (seg >= 1)[:, None], (seg < m)[:, None]
+    blocks = torch.stack([torch.cat([energy.jacobian_start * on_first, tangent * on_first]),
+                          torch.cat([energy.jacobian_end * on_second, -tangent * on_second])], 1)  # [2S, 2, d]
+    index = torch.stack([(seg - 1).clamp(min=0), seg.clamp(max=m - 1)], 1).repeat(2, 1)          # [2S, 2]
+    if sphere:
+        blocks = project_out(blocks, x[1:-1][index])
+        g = project_out(g, x[1:-1])
     # Keep a little of the tangential stiffness: the model then never goes flat along the path.
     signs = torch.cat([torch.full((n_seg,), 2.0, dtype=torch.float64),
                        -2 * (1 - TANGENT_KEEP) * c.clamp_min(torch.finfo(torch.float64).tiny)])
-    if sphere:
-        cols = project_out(cols, x[1:-1].expand_as(cols))
-        g = project_out(g, x[1:-1])
+    flat_blocks = blocks.reshape(-1, d)
+    gram = (flat_blocks @ flat_blocks.T).reshape(2 * n_seg, 2, 2 * n_seg, 2)
+    coupling = tri_inv[index[:, :, None, None], index[None, None, :, :]]          # [2S, 2, 2S, 2]
+    small = torch.diag(1.0 / signs) + (gram * coupling).sum((1, 3))
     tri_g = tri_inv @ g
-    tri_cols = torch.einsum("jk,rkd->rjd", tri_inv, cols)
-    small = torch.diag(1.0 / signs) + torch.einsum("rjd,qjd->rq", cols, tri_cols)
-    coef = torch.linalg.solve(small, torch.einsum("rjd,jd->r", cols, tri_g))
-    step = -(tri_g - torch.einsum("r,rjd->jd", coef, tri_cols))
+    rhs = (blocks * tri_g[index]).sum((1, 2))
+    coef = torch.linalg.solve(small, rhs)
+    scattered = torch.zeros_like(g).index_add_(0, index.reshape(-1), (coef[:, None, None] * blocks).reshape(-1, d))
+    step = -(tri_g - tri_inv @ scattered)
     if sphere:
         step = project_out(step, x[1:-1])
     return step.to(xf.dtype)

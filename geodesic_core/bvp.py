@@ -59,7 +59,7 @@ ITERATION_LEAVES_PER_SEGMENT = 2
 # Polishing iterations on the certified layout cost every node of it per trial: worth it only while that
 # layout is cheap (at most POLISH_COST times an exploring trial's evaluations; a sharp mixture's certified
 # layout can need thousands of nodes), and for at most POLISH_MAX_ITER iterations (benchmarks/solvers.py).
-POLISH_MAX_ITER, POLISH_COST = 30, 2.0
+POLISH_MAX_ITER, POLISH_COST, POLISH_NEAR = 30, 2.0, 10.0
 EXPLORED_RESIDUAL = 1e-2
 DEFAULT_TOL = 1e-3
 
@@ -475,7 +475,7 @@ def _gauss_newton_level(problem: _Problem, state: _State, settings: _LevelSettin
     learned field's non-conservative part or the quadrature's error leave)."""
     keep = settings.keep
     curvature = _path_curvature(problem.full(state.interior), _frame_scores(state.integrals))
-    polished = 0
+    polished, polish_from = 0, math.inf
     # The energy trials are compared with: the current path read the way exploring trials are (certifying a
     # path changes its reading, not the path).
     reference = state.integrals.log_energy
@@ -503,8 +503,14 @@ def _gauss_newton_level(problem: _Problem, state: _State, settings: _LevelSettin
                     return _LevelEnd(state if certified is None else certified, iteration, Outcome.BUDGET)
                 state = certified
                 continue
-            # A residual tolerance below the default asks for the geodesic whatever the polishing costs.
-            polishing = polished < POLISH_MAX_ITER and (_cheap_to_polish(state) or settings.tol < DEFAULT_TOL)
+            # Polish while it pays: near the tolerance, and while each iteration at least halves the residual
+            # (Newton-like progress; a learned field's floor shows as a crawl). A residual tolerance below the
+            # default asks for the geodesic whatever the polishing costs.
+            strict = settings.tol < DEFAULT_TOL
+            pays = (state.energy.residual <= POLISH_NEAR * settings.tol
+                    and (polished == 0 or state.energy.residual <= 0.5 * polish_from))
+            polish_from = state.energy.residual
+            polishing = polished < POLISH_MAX_ITER and (strict or (pays and _cheap_to_polish(state)))
             if not polishing:
                 return _LevelEnd(state, iteration, Outcome.FLOOR)
         try:

@@ -95,12 +95,15 @@ def step_lpips(frames: Tensor, lpips: LPIPS | None = None, *, chunk_size: int | 
     steps, previous = [], None
     for chunk in frames.split(chunk_size or len(frames)):
         features = lpips.features(lpips_ready(chunk))
-        if previous is not None:
-            features = [torch.cat([before, now]) for before, now in zip(previous, features, strict=True)]
+        if previous is not None:  # the step from the previous chunk's last frame to this chunk's first
+            steps.append(lpips.distance_of_features(previous, [f[:1] for f in features]).double().cpu())
         if len(features[0]) > 1:
             steps.append(lpips.distance_of_features([f[:-1] for f in features], [f[1:] for f in features])
                          .double().cpu())
-        previous = [f[-1:] for f in features]
+        # A copy, and the chunk's features dropped: a view (or the name) would keep them all alive while the next
+        # chunk's are computed.
+        previous = [f[-1:].clone() for f in features]
+        del features
     return torch.cat(steps)
 
 

@@ -28,8 +28,8 @@ def encode_pairs(model: DiffusersModel, images: Tensor, pairs: list[tuple[int, i
 def to_common_radius(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Rescale both ends to their mean norm, as the sphere-constrained solver does, so that all three
     paths share exactly the same endpoints and their densities are comparable point by point."""
-    radius = 0.5 * (a.norm() + b.norm())
-    return a * (radius / a.norm()), b * (radius / b.norm())
+    start, end = on_common_sphere(torch.stack([a, b]))
+    return start, end
 
 
 def arc_length_mean(points: Tensor, values: Tensor) -> float:
@@ -119,8 +119,7 @@ def compare_keyframe_paths(model: DiffusersModel, keyframes: Tensor, *, alpha: f
     with exactly ``n_points`` points per path: each segment is linear, slerp or its own geodesic, with a
     share of the frames (and of ``max_evals``) by keyframe distance (keyframes.plan_segments); all keyframes
     are scaled to their mean norm."""
-    ends = to_common_radius(*keyframes) if len(keyframes) == 2 else on_common_sphere(keyframes)
-    ends = torch.stack(ends) if len(keyframes) == 2 else ends
+    ends = on_common_sphere(keyframes)
     if loop:
         ends = torch.cat([ends, ends[:1]])
     plan = plan_segments(ends, n_points if loop else n_points - 1, max_evals=max_evals,

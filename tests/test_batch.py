@@ -25,7 +25,7 @@ import geodesic_core
 from digits.model import load_digits_model
 from digits.settings import DEFAULTS
 from geodesic_batch.cli import main, run_job, write_example_pairs
-from geodesic_batch.inputs import Item, read_images
+from geodesic_batch.inputs import Item, read_clip, read_images
 from geodesic_batch.models import load_model
 from geodesic_batch.settings import Settings, SettingsError, make_settings, read_config
 from geodesic_batch.store import ITEMS, RESULTS
@@ -245,7 +245,19 @@ def test_analyze_a_real_video_clip(ray_address, tmp_path):
     assert bikes_row["cumulative_length"][-1] == pytest.approx(bikes_row["length"])
     # analyze's default compares against the unconstrained geodesic between the clip's ends: never longer
     assert not bikes_row["sphere"]
-    assert 0.0 < bikes_row["efficiency"] < 1.0
+    # The row against geodesic_core on the same frames in this process, and the job's own count at the UNet:
+    # the inversion's (4 - 1) model steps per frame (the first starts at the clean frame), then exactly the
+    # readout's and the solve's evaluations, the solve within --max-evals.
+    settings = make_settings({}, {"clip_frames": 5, "invert_steps": 4, "max_evals": 60, "sphere": False})
+    model = load_model("digits", settings, torch.device("cpu"))
+    frames = read_clip(str(bikes), 5, model.image_size, model.grey, model.invert_light_background)[0]
+    with torch.no_grad():
+        expected = geodesic_core.geodesic_efficiency(
+            model.diffusion.field, model.encode(frames), bikes_row["alpha"], sphere=False,
+            method=bikes_row["solver"], tol=bikes_row["tolerance"], max_evals=60)
+    assert bikes_row["efficiency"] == pytest.approx(expected.efficiency, rel=1e-4)
+    assert bikes_row["solver_score_evals"] == expected.geodesic.score_evals <= 60
+    assert bikes_row["model_images"] == 5 * (4 - 1) + expected.path.score_evals + expected.geodesic.score_evals
     with Image.open(out / bikes_row["output_dir"] / "density.png") as plot:
         assert plot.size[0] > 300
 

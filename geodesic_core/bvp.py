@@ -59,7 +59,7 @@ ITERATION_LEAVES_PER_SEGMENT = 2
 # Polishing iterations on the certified layout cost every node of it per trial: worth it only while that
 # layout is cheap (at most POLISH_COST times an exploring trial's evaluations; a sharp mixture's certified
 # layout can need thousands of nodes), and for at most POLISH_MAX_ITER iterations (benchmarks/solvers.py).
-POLISH_MAX_ITER, POLISH_COST = 30, 2.0
+POLISH_MAX_ITER, POLISH_COST, POLISH_NEAR = 30, 2.0, 10.0
 EXPLORED_RESIDUAL = 1e-2
 DEFAULT_TOL = 1e-3
 
@@ -341,28 +341,30 @@ def gauss_newton_step(xf: Tensor, energy: PathEnergy, sphere: bool, curvature: f
     if elastic_only:
         step = -(tri_inv @ (project_out(g, x[1:-1]) if sphere else g))
         return (project_out(step, x[1:-1]) if sphere else step).to(xf.dtype)
-    # Rank-one columns, each on a segment's two end points (rows of the fixed ends dropped).
-    cols = torch.zeros(2 * n_seg, m, d, dtype=torch.float64)
-    seg = torch.arange(n_seg)
-    first, second = seg - 1, seg  # interior indices of x_i and x_{i+1}
-    has_first, has_second = first >= 0, second < m
-    cols[seg[has_first], first[has_first]] = energy.jacobian_start[has_first]
-    cols[seg[has_second], second[has_second]] = energy.jacobian_end[has_second]
+    # Rank-one columns, each on a segment's two end points: column r has the blocks blocks[r, k] at interior
+    # point index[r, k] (k = 0, 1; a block at a fixed end is zero and points at index 0).
     tangent = x[1:] - x[:-1]
     tangent = tangent / tangent.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
-    cols[n_seg + seg[has_first], first[has_first]] = tangent[has_first]
-    cols[n_seg + seg[has_second], second[has_second]] = -tangent[has_second]
+    seg = torch.arange(n_seg)
+    on_first, on_second = (seg >= 1)[:, None], (seg < m)[:, None]
+    blocks = torch.stack([torch.cat([energy.jacobian_start * on_first, tangent * on_first]),
+                          torch.cat([energy.jacobian_end * on_second, -tangent * on_second])], 1)  # [2S, 2, d]
+    index = torch.stack([(seg - 1).clamp(min=0), seg.clamp(max=m - 1)], 1).repeat(2, 1)          # [2S, 2]
+    if sphere:
+        blocks = project_out(blocks, x[1:-1][index])
+        g = project_out(g, x[1:-1])
     # Keep a little of the tangential stiffness: the model then never goes flat along the path.
     signs = torch.cat([torch.full((n_seg,), 2.0, dtype=torch.float64),
                        -2 * (1 - TANGENT_KEEP) * c.clamp_min(torch.finfo(torch.float64).tiny)])
-    if sphere:
-        cols = project_out(cols, x[1:-1].expand_as(cols))
-        g = project_out(g, x[1:-1])
+    flat_blocks = blocks.reshape(-1, d)
+    gram = (flat_blocks @ flat_blocks.T).reshape(2 * n_seg, 2, 2 * n_seg, 2)
+    coupling = tri_inv[index[:, :, None, None], index[None, None, :, :]]          # [2S, 2, 2S, 2]
+    small = torch.diag(1.0 / signs) + (gram * coupling).sum((1, 3))
     tri_g = tri_inv @ g
-    tri_cols = torch.einsum("jk,rkd->rjd", tri_inv, cols)
-    small = torch.diag(1.0 / signs) + torch.einsum("rjd,qjd->rq", cols, tri_cols)
-    coef = torch.linalg.solve(small, torch.einsum("rjd,jd->r", cols, tri_g))
-    step = -(tri_g - torch.einsum("r,rjd->jd", coef, tri_cols))
+    rhs = (blocks * tri_g[index]).sum((1, 2))
+    coef = torch.linalg.solve(small, rhs)
+    scattered = torch.zeros_like(g).index_add_(0, index.reshape(-1), (coef[:, None, None] * blocks).reshape(-1, d))
+    step = -(tri_g - tri_inv @ scattered)
     if sphere:
         step = project_out(step, x[1:-1])
     return step.to(xf.dtype)
@@ -473,7 +475,7 @@ def _gauss_newton_level(problem: _Problem, state: _State, settings: _LevelSettin
     learned field's non-conservative part or the quadrature's error leave)."""
     keep = settings.keep
     curvature = _path_curvature(problem.full(state.interior), _frame_scores(state.integrals))
-    polished = 0
+    polished, polish_from = 0, math.inf
     # The energy trials are compared with: the current path read the way exploring trials are (certifying a
     # path changes its reading, not the path).
     reference = state.integrals.log_energy
@@ -501,8 +503,14 @@ def _gauss_newton_level(problem: _Problem, state: _State, settings: _LevelSettin
                     return _LevelEnd(state if certified is None else certified, iteration, Outcome.BUDGET)
                 state = certified
                 continue
-            # A residual tolerance below the default asks for the geodesic whatever the polishing costs.
-            polishing = polished < POLISH_MAX_ITER and (_cheap_to_polish(state) or settings.tol < DEFAULT_TOL)
+            # Polish while it pays: near the tolerance, and while each iteration at least halves the residual
+            # (Newton-like progress; a learned field's floor shows as a crawl). A residual tolerance below the
+            # default asks for the geodesic whatever the polishing costs.
+            strict = settings.tol < DEFAULT_TOL
+            pays = (state.energy.residual <= POLISH_NEAR * settings.tol
+                    and (polished == 0 or state.energy.residual <= 0.5 * polish_from))
+            polish_from = state.energy.residual
+            polishing = polished < POLISH_MAX_ITER and (strict or (pays and _cheap_to_polish(state)))
             if not polishing:
                 return _LevelEnd(state, iteration, Outcome.FLOOR)
         try:

@@ -69,7 +69,9 @@ def test_bvp_length_matches_fast_marching(name):
     a, b = torch.tensor(a).double(), torch.tensor(b).double()
     # 65 points: the discrete length of a 17-point path is off by several % on these sharp 2-D mixtures
     # (chords skip over low-density stretches); at 65 points the discretisation error is ~0.3%.
-    res = solve_bvp(field, a, b, n_points=65, alpha=alpha)
+    # A tolerance below the default asks the solver to polish to convergence whatever it costs (the default
+    # stops where the residual no longer halves per polishing iteration: Outcome.FLOOR).
+    res = solve_bvp(field, a, b, n_points=65, alpha=alpha, tol=5e-4)
     reference = fast_marching_distance(field, a, b, alpha)
     assert res.converged, res.residual
     # 1.5%: FMM on an 801^2 grid is accurate to ~0.2% here (halving the grid moves it by < 0.3%).

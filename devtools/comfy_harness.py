@@ -20,6 +20,20 @@ COMFY_DIR = ROOT / ".comfyui" / "ComfyUI"
 TINY_CHECKPOINT_NAME = "tiny_sd15.safetensors"
 TINY_CHECKPOINT = COMFY_DIR / "models" / "checkpoints" / TINY_CHECKPOINT_NAME
 PACK_NAME = "density_geodesics"
+# The frontend ComfyUI 0.3.75 pins (its requirements.txt) and the newest one, which `bash dev.sh setup` installs
+# beside it from the pin in devtools/newest-frontend.txt; the browser tests run on both.
+PINNED_FRONTEND = "1.32.9"
+NEWEST_FRONTEND = (ROOT / "devtools" / "newest-frontend.txt").read_text().strip().split("==")[1]
+
+
+def frontend_root(version: str) -> Path | None:
+    """The --front-end-root that serves ``version``: None for the one ComfyUI pins (its default)."""
+    if version == PINNED_FRONTEND:
+        return None
+    static = ROOT / ".comfyui" / f"frontend-{version}" / "comfyui_frontend_package" / "static"
+    if not (static / "index.html").is_file():
+        raise FileNotFoundError(f"{static} is missing: run `bash dev.sh setup` first")
+    return static
 
 
 def require_tiny_checkpoint() -> Path:

@@ -118,9 +118,10 @@ class PromptResult:
 class ComfyServer:
     """One `python main.py --cpu` process; stop() ends it by its PID."""
 
-    def __init__(self, base_directory: Path, port: int):
+    def __init__(self, base_directory: Path, port: int, front_end_root: Path | None = None):
         self.base_directory = base_directory
         self.port = port
+        self.front_end_root = front_end_root  # None: the frontend ComfyUI pins
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = base_directory / "comfyui.log"
         self.client_id = str(uuid.uuid4())
@@ -140,6 +141,8 @@ class ComfyServer:
                    "--disable-auto-launch", "--disable-api-nodes", "--base-directory", str(base),
                    # the default database lives in .comfyui/ComfyUI/user, which this set-up never creates
                    "--database-url", f"sqlite:///{base / 'user' / 'comfyui.db'}"]
+        if self.front_end_root is not None:
+            command += ["--front-end-root", str(self.front_end_root)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, cwd=COMFY_DIR, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -215,7 +218,7 @@ class ComfyServer:
         return folder / file_entry["filename"]
 
 
-def start_server(base_directory: Path) -> ComfyServer:
-    server = ComfyServer(make_base_directory(base_directory), free_port())
+def start_server(base_directory: Path, front_end_root: Path | None = None) -> ComfyServer:
+    server = ComfyServer(make_base_directory(base_directory), free_port(), front_end_root)
     server.start()
     return server

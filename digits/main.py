@@ -107,7 +107,7 @@ def save_strip(reports: dict, comparisons, judge_reliable: bool, path: Path) -> 
     n_frames = len(reports[names[0]].frames)
     cell = MNIST_IMAGE_SIZE + 1  # tile_frames leaves one blank pixel between frames
     centres = np.arange(n_frames) * cell + MNIST_IMAGE_SIZE / 2 - 0.5
-    densities = np.concatenate([reports[name].log_density.numpy() for name in names])
+    densities = np.concatenate([reports[name].readout.log_density.numpy() for name in names])
     margin = 0.1 * (densities.max() - densities.min() + 1e-9)
     fig = Figure(figsize=(15, STRIP_ROW_INCHES * len(names) + 0.4 * len(comparisons)))
     grid = fig.add_gridspec(2 * len(names), 1, height_ratios=[1.0, 0.55] * len(names), hspace=0.55)
@@ -128,14 +128,14 @@ def save_strip(reports: dict, comparisons, judge_reliable: bool, path: Path) -> 
         if name == comparison.baseline:
             frames_ax.set_title(f"{comparison.geodesic} vs {comparison.baseline}: {comparison.geometry}",
                                 loc="left", fontsize=11)
-        density_ax.plot(centres, report.log_density.numpy(), marker="o", markersize=3, color="tab:blue")
+        density_ax.plot(centres, report.readout.log_density.numpy(), marker="o", markersize=3, color="tab:blue")
         density_ax.axhline(0.0, color="gray", linewidth=0.6)
         density_ax.set_xlim(-0.5, n_frames * cell - 1.5)
         density_ax.set_ylim(densities.min() - margin, densities.max() + margin)
         density_ax.set_xticks([])
         density_ax.tick_params(labelsize=7)
         density_ax.set_ylabel("log p", fontsize=8, rotation=0, ha="right", va="center")
-        interior = report.log_density[1:-1]
+        interior = report.readout.log_density[1:-1]
         density_ax.text(1.005, 0.5, f"mean {float(interior.mean()):+.2f}\nmin {float(interior.min()):+.2f}",
                         transform=density_ax.transAxes, fontsize=8, va="center")
     judge_note = (f"labels: the judge's digit per frame, red where it is below {CONFIDENT_PROBABILITY} sure"
@@ -160,8 +160,8 @@ def save_density_plot(reports: dict, comparisons, path: Path) -> None:
             # evenly in the density metric, which would stretch its low-density stretches on a frame axis.
             segments = segment_lengths(flat(report.latents)).numpy()
             arc = np.concatenate([[0.0], np.cumsum(segments)]) / segments.sum()
-            ax.plot(arc, report.log_density.numpy(), marker="o", markersize=3, color=colour,
-                    label=f"{name} (length {report.length:.3g})")
+            ax.plot(arc, report.readout.log_density.numpy(), marker="o", markersize=3, color=colour,
+                    label=f"{name} (length {report.readout.length:.3g})")
         ax.set_title(f"{comparison.geodesic} vs {comparison.baseline}", fontsize=10)
         ax.set_xlabel("fraction of Euclidean arc length along the path")
         ax.grid(alpha=0.3)
@@ -322,10 +322,10 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     decode_and_judge(model, reports, judge)
     numbers = {}
     for comparison in comparisons:
-        geodesic_length = reports[comparison.geodesic].length
+        geodesic_length = reports[comparison.geodesic].readout.length
         for name in (comparison.baseline, comparison.geodesic):
             numbers[name] = reports[name].numbers(geodesic_length) | realism(reports[name].verdict.interior())
-    closures = {c.key: closure(reports[c.baseline], reports[c.geodesic]) for c in comparisons}
+    closures = {c.key: closure(reports[c.baseline].readout, reports[c.geodesic].readout) for c in comparisons}
     differences = {c.key: difference_summary(c, numbers, novel_frame_distances(reports[c.geodesic],
                                                                                  reports[c.baseline]))
                    for c in comparisons}
@@ -341,8 +341,8 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
                         for c in comparisons},
         "judge_reliable": judge_reliable,
         "paths": numbers,
-        "log_density": {name: report.log_density.tolist() for name, report in reports.items()},
-        "log_density_error": {name: report.log_density_error.tolist() for name, report in reports.items()},
+        "log_density": {name: report.readout.log_density.tolist() for name, report in reports.items()},
+        "log_density_error": {name: report.readout.log_density_error.tolist() for name, report in reports.items()},
         "geodesic_solver": {c.key: {"converged": solves[c.key].converged, "iterations": solves[c.key].iterations,
                                     "score_evals": solves[c.key].score_evals, "residual": solves[c.key].residual}
                             for c in comparisons},

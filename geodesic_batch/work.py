@@ -63,19 +63,20 @@ def interpolate_item(model: BatchModel, item: Item, settings: Settings, folder: 
         model.diffusion, latents, loop=item.loop, alpha=settings.alpha, n_points=settings.frames,
         sphere=settings.sphere, method=settings.solver, tol=settings.tolerance, max_evals=settings.max_evals)
     for report in reports.values():
-        check_finite(report.log_density, f"the {report.name} path's log density")
+        check_finite(report.readout.log_density, f"the {report.name} path's log density")
     frames = model.decode(torch.cat([report.latents for report in reports.values()]))
     check_finite(frames, "the decoded frames")
     pictures = dict(zip(reports, (to_pixels(f) for f in frames.split(settings.frames)), strict=True))
     save_strip(pictures, folder / "strip.png")
     for name, path_pictures in pictures.items():
         save_webp(path_pictures, folder / f"{name}.webp")
-    geodesic_length = reports["geodesic"].length
+    geodesic_length = reports["geodesic"].readout.length
     row = {"notices": notices}
     for name, report in reports.items():
-        row[f"{name}_log_density"] = report.log_density.tolist()
-        row[f"{name}_length"] = report.length
-        row[f"{name}_efficiency"] = geodesic_length / report.length if report.length > 0 else 1.0
+        length = report.readout.length
+        row[f"{name}_log_density"] = report.readout.log_density.tolist()
+        row[f"{name}_length"] = length
+        row[f"{name}_efficiency"] = geodesic_length / length if length > 0 else 1.0
     row |= {"solver_score_evals": sum(s.score_evals for s in solves),
             "solver_iterations": sum(s.iterations for s in solves),
             "solver_residual": max((s.residual for s in solves), default=0.0),

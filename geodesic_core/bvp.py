@@ -4,13 +4,19 @@ Both methods report their path through the error-controlled quadrature of ``path
 density and metric length along the chords, or great-circle arcs with the sphere constraint, between the
 frames), and ``max_evals`` bounds every score evaluation of the solve, that readout included.
 
-- ``default``: coarse-to-fine (8, 16, ... segments) minimisation of the path energy E = sum L_i^2 of that same
-  quadrature (L_i the metric length of segment i: minimisers are the shortest paths, with the frames equally
-  spaced in metric distance), by L-BFGS preconditioned with the energy's elastic (tridiagonal) Hessian and
-  an Armijo line search. A line search keeps the quadrature's node layout fixed, so the objective it
-  compares is a smooth function of the points; the layout is refined to tolerance at every accepted path
-  and coarsened where it is finer than needed. Converges when the scale-free Euler-Lagrange residual of the
-  energy falls below ``tol``. Each trial path is one batched field call (frames and quadrature nodes).
+- ``default``: coarse-to-fine (8, 16, ... segments) minimisation of the path energy E = sum L_i^2 (``energy``;
+  L_i the metric length of segment i: minimisers are the shortest paths, with the frames equally spaced in
+  metric distance) by Gauss-Newton steps with an Armijo line search. The model Hessian is the energy's elastic
+  part, the segments' Jacobian outer products J_i J_i^T and the density's own curvature (a secant estimate
+  from the frames' scores), solved through the Woodbury identity (``gauss_newton_step``). Iterations read each
+  trial path cheaply (at most two quadrature leaves per segment, one batched call); the error-controlled
+  readout is made only to certify, once the model predicts less than the quadrature tolerance to gain, and
+  further (polishing) iterations run on the certified layout only while it is cheap. ``converged`` means the
+  scale-free Euler-Lagrange residual met ``tol`` on a certified path; ``Outcome.FLOOR`` that the solve
+  stopped where the improvement left is below what the quadrature resolves cheaply, or where no step
+  decreases the certified energy (a learned field's non-conservative part). ``search="global"`` then tries
+  routes through waypoints that score ascent proposes from the local path's displaced frames, and keeps the
+  shortest certified path.
 - ``paper``: the reference schedule of Yu et al. (CVPR 2025): 1, 3, 7, 15 control points, 100 plain
   gradient steps per level, lr 0.1 (1 - k/400) / n_control, natural cubic spline accelerations,
   level skipped when the smoothness term outweighs the score term, no convergence test.
@@ -19,45 +25,54 @@ frames), and ``max_evals`` bounds every score evaluation of the solve, that read
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import torch
 from torch import Tensor
 
+from .budget import Budget
+from .energy import PathEnergy, path_energy
 from .fields import DensityField
 from .geometry import dot, flat, project_out, resample_polyline, segment_lengths, slerp, to_sphere
-from .path_integrals import (
-    BudgetExceeded,
-    Layout,
-    PathEnergy,
-    PathIntegrals,
-    coarsen_for_reuse,
-    integrate_path,
-    path_energy,
-    path_positions,
-)
+from .path_integrals import BudgetExceeded, Layout, PathIntegrals, integrate_path, path_positions
 from .progress import Callback, Progress
 from .validation import GeodesicInputError, check_alpha, check_pair
 
 METHODS = ("default", "paper")
+SEARCHES = ("local", "global")
 # Coarse levels only seed the next one: a loose residual and few iterations there save evaluations without
 # changing the final length (benchmarks/solvers.py).
-COARSE_TOL, COARSE_MAX_ITER, FINAL_MAX_ITER, BACKTRACK = 0.15, 8, 200, 0.25
+COARSE_TOL, COARSE_MAX_ITER, FINAL_MAX_ITER = 0.15, 8, 200
+LINE_SEARCH_TRIALS, BACKTRACK = 6, 0.25
+TANGENT_KEEP = 0.1
+# Global search: waypoints from WAYPOINT_FRAMES frames of the local path, displaced by each of WAYPOINT_SCALES
+# times the distance between the ends, ASCENT_STEPS score-ascent steps (the first WAYPOINT_PROBE of that
+# distance long); waypoints closer than WAYPOINT_SEPARATION of it to each other or to the local path are
+# dropped; the ROUTES_POLISHED best-screening routes are solved.
+WAYPOINT_FRAMES, WAYPOINT_SCALES, ASCENT_STEPS, WAYPOINT_PROBE = 4, (0.5, 1.0, 2.0), 4, 0.05
+WAYPOINT_SEPARATION, ROUTES_POLISHED = 0.05, 1
 # While iterating, each segment's quadrature is refined to at most this many leaves: a mode switch moves
-# with every step, so resolving it to full accuracy at every trial path would multiply the evaluations
-# (up to ~7,000 per trial on the 16,384-D benchmark mixtures). The returned path is read out in full.
-ITERATION_LEAVES_PER_SEGMENT = 4
+# with every step, so resolving it to full accuracy at every trial path would multiply the evaluations.
+# The returned path is read out in full.
+ITERATION_LEAVES_PER_SEGMENT = 2
+# Polishing iterations on the certified layout cost every node of it per trial: worth it only while that
+# layout is cheap (at most POLISH_COST times an exploring trial's evaluations; a sharp mixture's certified
+# layout can need thousands of nodes), and for at most POLISH_MAX_ITER iterations (benchmarks/solvers.py).
+POLISH_MAX_ITER, POLISH_COST, POLISH_NEAR = 30, 2.0, 10.0
+EXPLORED_RESIDUAL = 1e-2
+DEFAULT_TOL = 1e-3
 
 
 class Outcome(str, Enum):
     """Why a solve (or one of its resolution levels) ended."""
 
     CONVERGED = "converged"  # the residual met the tolerance
-    STALLED = "stalled"      # no further progress (no acceptable step, or 10% over the stall window)
+    STALLED = "stalled"      # no further progress on a coarse level, or the iteration limit
     BUDGET = "budget"        # max_evals would be exceeded by the next step
     STOPPED = "stopped"      # the callback returned False
+    FLOOR = "floor"          # the improvement left is below the readout's error bound, or no step decreases
+                             # the certified energy (a learned field's non-conservative part)
     SCHEDULE = "schedule"    # the paper's fixed schedule ran to its end (it has no convergence test)
 
 
@@ -80,6 +95,8 @@ class BVPResult:
     alpha: float
     sphere: bool
     history: list[dict] = field(default_factory=list)
+    route: str = "direct"     # the global search's winner: "direct" (the start path's basin) or "via waypoint k"
+    search_evals: int = 0     # of score_evals, what the global search spent beyond the local solve
 
     def _tangent(self, i0: int, i1: int, i2: int) -> Tensor:
         xf = flat(self.points).double()
@@ -120,7 +137,7 @@ class _Problem:
     def __init__(self, field: DensityField, a: Tensor, b: Tensor, alpha: float, sphere: bool,
                  quadrature_tol: float, max_evals: int | None):
         self.field, self.alpha, self.sphere, self.quadrature_tol = field, alpha, sphere, quadrature_tol
-        self.max_evals = max_evals
+        self.budget = Budget(max_evals)
         self.shape, self.dtype = a.shape, a.dtype
         af, bf = a.reshape(1, -1), b.reshape(1, -1)
         self.radius = None
@@ -128,16 +145,15 @@ class _Problem:
             self.radius = 0.5 * (af.norm() + bf.norm())
             af, bf = to_sphere(af, self.radius), to_sphere(bf, self.radius)
         self.a, self.b = af, bf
-        self.evals = 0
-        self.reserve = 0  # evaluations kept back for the final resolution's first pass
         ends = self.score(torch.cat([af, bf]), torch.tensor([0.0, 1.0]))
         self.s_a, self.s_b = ends[:1], ends[1:]
 
-    def left(self) -> int | None:
-        return None if self.max_evals is None else self.max_evals - self.reserve - self.evals
+    @property
+    def evals(self) -> int:
+        return self.budget.spent
 
     def score(self, xf: Tensor, t: Tensor) -> Tensor:
-        self.evals += len(xf)
+        self.budget.spend(len(xf))
         s = self.field.score(xf.reshape(len(xf), *self.shape), t)
         return flat(s).to(xf.dtype)
 
@@ -147,10 +163,11 @@ class _Problem:
     def retract(self, xf: Tensor) -> Tensor:
         return to_sphere(xf, self.radius) if self.sphere else xf
 
-    def evaluate(self, interior: Tensor, *, layout: Layout | None = None, refine: bool = True,
-                 max_leaves_per_segment: int | None = None) -> _State:
-        """Score the frames and the quadrature nodes of a path in one batched call (then refine, if asked);
-        raises _OutOfBudget when that first call does not fit the budget left."""
+    def evaluate(self, interior: Tensor, *, keep: int = 0, layout: Layout | None = None,
+                 refine: bool = True, max_leaves_per_segment: int | None = None) -> _State:
+        """Score the frames and the quadrature nodes of a path in one batched call (then refine, if asked),
+        leaving ``keep`` evaluations of the budget unspent; raises _OutOfBudget when that first call does
+        not fit."""
         n = len(interior) + 2
         xf = self.full(interior)
         frame_scores = torch.zeros_like(xf)
@@ -160,26 +177,18 @@ class _Problem:
         try:
             integrals = integrate_path(self.score, xf, self.alpha, frame_scores=frame_scores, known_frames=known,
                                        sphere=self.sphere, t=path_positions(n), tol=self.quadrature_tol,
-                                       layout=layout, refine=refine, max_evals=self.left(),
+                                       layout=layout, refine=refine, max_evals=self.budget.left(keep),
                                        max_leaves_per_segment=max_leaves_per_segment)
         except BudgetExceeded as exc:
             raise _OutOfBudget from exc
         return self._state(interior, integrals)
 
-    def refined(self, state: _State) -> _State:
+    def refined(self, state: _State, *, keep: int = 0) -> _State:
         """The same path with its layout refined to tolerance (no evaluations where it already is)."""
         xf = self.full(state.interior)
         integrals = integrate_path(self.score, xf, self.alpha, sphere=self.sphere, t=path_positions(len(xf)),
                                    tol=self.quadrature_tol, layout=state.integrals.layout,
-                                   nodes=state.integrals.nodes, max_evals=self.left())
-        return self._state(state.interior, integrals)
-
-    def relaid(self, state: _State, layout: Layout) -> _State:
-        """The same path read on a coarser layout whose nodes it already has (no evaluations)."""
-        xf = self.full(state.interior)
-        integrals = integrate_path(self.score, xf, self.alpha, sphere=self.sphere, t=path_positions(len(xf)),
-                                   tol=self.quadrature_tol, layout=layout, nodes=state.integrals.nodes,
-                                   refine=False)
+                                   nodes=state.integrals.nodes, max_evals=self.budget.left(keep))
         return self._state(state.interior, integrals)
 
     def _state(self, interior: Tensor, integrals: PathIntegrals) -> _State:
@@ -210,7 +219,7 @@ def one_pass_evals(n_points: int) -> int:
     return n_points + 3 * (n_points - 1)
 
 
-def _check_args(start, end, n_points, alpha, method, tol, quadrature_tol, max_evals, initial):
+def _check_args(start, end, n_points, alpha, method, tol, quadrature_tol, max_evals, initial, search):
     check_pair(start, end, ("start", "end"))
     if not isinstance(n_points, int) or n_points < 3:
         raise GeodesicInputError(f"n_points: expected an integer >= 3 (both ends and one interior point), "
@@ -232,21 +241,32 @@ def _check_args(start, end, n_points, alpha, method, tol, quadrature_tol, max_ev
                 f"raise it to at least {one_pass_evals(n_points)}, or use fewer points")
     if initial is not None and (initial.shape != (n_points, *start.shape)):
         raise GeodesicInputError(f"initial: expected shape {(n_points, *start.shape)}, got {tuple(initial.shape)}")
+    if search not in SEARCHES:
+        raise GeodesicInputError(f"search: expected one of {SEARCHES}, got {search!r}")
+    if method == "paper" and (initial is not None or search != "local"):
+        raise GeodesicInputError("method: the paper's schedule always starts from the straight path and searches "
+                                 "locally; drop initial and search, or use method='default'")
+    if search == "global" and initial is not None:
+        raise GeodesicInputError("initial: the global search proposes its own start paths; drop initial, or use "
+                                 "search='local'")
 
 
 def solve_bvp(field: DensityField, start: Tensor, end: Tensor, *, n_points: int = 17, alpha: float = 1.0,
-              sphere: bool = False, method: str = "default", tol: float = 1e-3, quadrature_tol: float = 1e-3,
+              sphere: bool = False, method: str = "default", tol: float = DEFAULT_TOL, quadrature_tol: float = 1e-3,
               max_evals: int | None = None, callback: Callback | None = None,
-              initial: Tensor | None = None) -> BVPResult:
+              initial: Tensor | None = None, search: str = "local") -> BVPResult:
     """Density geodesic from ``start`` to ``end`` with ``n_points`` points (ends included).
 
     ``tol`` is the Euler-Lagrange residual to converge to (default method), ``quadrature_tol`` the relative
     accuracy of the log-density and length integrals (see ``path_integrals``), ``max_evals`` a bound on all
     score evaluations of the solve, its readout included (below one readout of the path it is refused).
     ``callback(Progress)`` after every iteration; returning False stops and returns the last accepted path
-    (``outcome`` STOPPED); an exception raised in it propagates (use that to cancel).
+    (``outcome`` STOPPED); an exception raised in it propagates (use that to cancel). ``search`` "global"
+    (default method only) also tries routes through waypoints the field proposes and returns the shortest
+    (``route`` says which won, ``search_evals`` what the search cost); "local" stays in the basin of the
+    start path.
     """
-    _check_args(start, end, n_points, alpha, method, tol, quadrature_tol, max_evals, initial)
+    _check_args(start, end, n_points, alpha, method, tol, quadrature_tol, max_evals, initial, search)
     if sphere and (float(start.norm()) == 0.0 or float(end.norm()) == 0.0):
         raise GeodesicInputError("start, end: the sphere constraint needs non-zero endpoints")
     if torch.equal(start, end):
@@ -255,8 +275,11 @@ def solve_bvp(field: DensityField, start: Tensor, end: Tensor, *, n_points: int 
         return BVPResult(pts, path_positions(n_points), zeros, zeros.clone(), 0.0, 0.0, 0.0, zeros.clone(), 0, 0, 0,
                          True, Outcome.CONVERGED, method, alpha, sphere)
     problem = _Problem(field, start, end, alpha, sphere, quadrature_tol, max_evals)
-    solve = _solve_default if method == "default" else _solve_paper
-    return solve(problem, n_points, tol, callback, initial)
+    if method == "paper":
+        return _solve_paper(problem, n_points, callback)
+    if search == "global":
+        return _solve_global(problem, n_points, tol, callback)
+    return _solve_default(problem, n_points, tol, callback, initial)
 
 
 def _initial_path(problem: _Problem, n_points: int) -> Tensor:
@@ -287,15 +310,64 @@ def _resample_in_t(xf: Tensor, n_segments: int) -> Tensor:
     return xf[i0] + frac * (xf[i0 + 1] - xf[i0])
 
 
-def _elastic_solve(c: Tensor, g: Tensor) -> Tensor:
-    """Apply the inverse of the energy's elastic Hessian (tridiagonal in the point index, built from the
-    segment weights c) to g [n, d]."""
-    n = len(g)
-    h = torch.diag(2 * (c[:-1] + c[1:]))
-    if n > 1:
-        off = -2 * c[1:-1]
-        h = h + torch.diag(off, 1) + torch.diag(off, -1)
-    return torch.linalg.inv(h).to(device=g.device, dtype=g.dtype) @ g
+def gauss_newton_step(xf: Tensor, energy: PathEnergy, sphere: bool, curvature: float = 0.0, *,
+                      elastic_only: bool = False) -> Tensor:
+    """The Gauss-Newton step [n - 2, d] for log E at the path ``xf`` [n, d] (ends fixed).
+
+    Model Hessian: 2 sum_i (J_i J_i^T + c_i P_i), J_i the gradient of segment i's share l_i = L_i / sqrt(E)
+    (two [d] blocks), and c_i P_i its elastic stiffness across the segment (c_i = (L_i / |dx_i|)^2 / E,
+    P_i = I - t_i t_i^T on the difference of its end points). The J J^T terms carry the density's curvature
+    along the scores, which dominates in high dimension (alpha^2 s s^T) and which an elastic preconditioner
+    alone misses. With the identity in place of P_i the elastic part is tridiagonal in the point index and the
+    same in every coordinate; J_i J_i^T and the tangential corrections c_i t_i t_i^T are 2 (n - 1) rank-one
+    terms, so the Woodbury identity solves the whole system through one (2n - 2)^2 matrix. ``elastic_only``
+    keeps the tridiagonal part alone (a preconditioned gradient step: the fallback when the model fails)."""
+    x = xf.double()
+    m = len(x) - 2
+    d = x.shape[1]
+    g = energy.grad[1:-1].double()
+    c = energy.segment_weights
+    n_seg = m + 1
+    tri = torch.diag(2 * (c[:-1] + c[1:]))
+    if m > 1:
+        tri = tri - torch.diag(2 * c[1:-1], 1) - torch.diag(2 * c[1:-1], -1)
+    # The density's own curvature (alpha times that of -log p, ``curvature``) on each segment's points,
+    # weighted as the linear interpolation weights' second moments: 1/3 on each end, 1/6 between them.
+    l2 = energy.segment_share.square() * 2 * curvature
+    tri = tri + torch.diag((l2[:-1] + l2[1:]) / 3)
+    if m > 1:
+        tri = tri + torch.diag(l2[1:-1] / 6, 1) + torch.diag(l2[1:-1] / 6, -1)
+    tri_inv = torch.linalg.inv(tri)
+    if elastic_only:
+        step = -(tri_inv @ (project_out(g, x[1:-1]) if sphere else g))
+        return (project_out(step, x[1:-1]) if sphere else step).to(xf.dtype)
+    # Rank-one columns, each on a segment's two end points: column r has the blocks blocks[r, k] at interior
+    # point index[r, k] (k = 0, 1; a block at a fixed end is zero and points at index 0).
+    tangent = x[1:] - x[:-1]
+    tangent = tangent / tangent.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    seg = torch.arange(n_seg)
+    on_first, on_second = (seg >= 1)[:, None], (seg < m)[:, None]
+    blocks = torch.stack([torch.cat([energy.jacobian_start * on_first, tangent * on_first]),
+                          torch.cat([energy.jacobian_end * on_second, -tangent * on_second])], 1)  # [2S, 2, d]
+    index = torch.stack([(seg - 1).clamp(min=0), seg.clamp(max=m - 1)], 1).repeat(2, 1)          # [2S, 2]
+    if sphere:
+        blocks = project_out(blocks, x[1:-1][index])
+        g = project_out(g, x[1:-1])
+    # Keep a little of the tangential stiffness: the model then never goes flat along the path.
+    signs = torch.cat([torch.full((n_seg,), 2.0, dtype=torch.float64),
+                       -2 * (1 - TANGENT_KEEP) * c.clamp_min(torch.finfo(torch.float64).tiny)])
+    flat_blocks = blocks.reshape(-1, d)
+    gram = (flat_blocks @ flat_blocks.T).reshape(2 * n_seg, 2, 2 * n_seg, 2)
+    coupling = tri_inv[index[:, :, None, None], index[None, None, :, :]]          # [2S, 2, 2S, 2]
+    small = torch.diag(1.0 / signs) + (gram * coupling).sum((1, 3))
+    tri_g = tri_inv @ g
+    rhs = (blocks * tri_g[index]).sum((1, 2))
+    coef = torch.linalg.solve(small, rhs)
+    scattered = torch.zeros_like(g).index_add_(0, index.reshape(-1), (coef[:, None, None] * blocks).reshape(-1, d))
+    step = -(tri_g - tri_inv @ scattered)
+    if sphere:
+        step = project_out(step, x[1:-1])
+    return step.to(xf.dtype)
 
 
 @dataclass
@@ -308,23 +380,24 @@ class _LevelEnd:
 def _solve_default(problem: _Problem, n_points: int, tol: float, callback: Callback | None,
                    initial: Tensor | None) -> BVPResult:
     history: list[dict] = []
-    levels = _levels(n_points - 1) if initial is None else [n_points - 1]
-    # Keep back what the final resolution's first readout costs, so coarse levels cannot spend it.
-    problem.reserve = one_pass_evals(n_points) - 2 if len(levels) > 1 else 0
+    # A given start path begins at the level of its own resolution (a waypoint route: the coarsest).
+    levels = [n for n in _levels(n_points - 1) if initial is None or n >= len(initial) - 1]
     xf = flat(initial).to(problem.a) if initial is not None else _initial_path(problem, levels[0] + 1)
     iteration = 0
     end: _LevelEnd | None = None
     for level, n_seg in enumerate(levels):
         final_level = level == len(levels) - 1
-        if final_level:
-            problem.reserve = 0
+        # A coarse level keeps back the final resolution's first readout, so it cannot spend it.
+        keep = 0 if final_level else one_pass_evals(n_points) - 2
         interior = problem.retract(_resample_in_t(xf, n_seg)) if len(xf) != n_seg + 1 else xf[1:-1]
         try:
-            state = problem.evaluate(interior)
+            state = problem.evaluate(interior, keep=keep, refine=False)
         except _OutOfBudget:
-            break  # only a coarse level can get here: the final level's first pass is reserved
-        end = _lbfgs_level(problem, state, tol if final_level else max(tol, COARSE_TOL), callback, history,
-                           iteration, level, FINAL_MAX_ITER if final_level else COARSE_MAX_ITER)
+            break  # only a coarse level can get here: the final level's first pass is kept back
+        level_tol = tol if final_level else max(tol, COARSE_TOL)
+        end = _gauss_newton_level(problem, state, _LevelSettings(level, level_tol, keep, final_level,
+                                                                 FINAL_MAX_ITER if final_level else COARSE_MAX_ITER),
+                                  callback, history, iteration)
         iteration = end.iterations
         xf = problem.full(end.state.interior)
         if end.outcome == Outcome.STOPPED:
@@ -332,13 +405,16 @@ def _solve_default(problem: _Problem, n_points: int, tol: float, callback: Callb
     if end is None or len(end.state.interior) != n_points - 2:
         return _finish_at_resolution(problem, xf, n_points, iteration, history,
                                      end.outcome if end is not None else Outcome.BUDGET)
-    return problem.result(end.state, iterations=iteration, outcome=end.outcome, method="default", history=history)
+    state, before = end.state, problem.evals
+    if not state.integrals.converged:  # the answer is always read out to tolerance, within the budget
+        state = _certify(problem, state, 0) or state
+    return problem.result(state, iterations=iteration, outcome=end.outcome, method="default", history=history,
+                          readout_evals=problem.evals - before)
 
 
 def _finish_at_resolution(problem: _Problem, xf: Tensor, n_points: int, iteration: int, history: list[dict],
                           outcome: Outcome) -> BVPResult:
     """A run stopped before reaching ``n_points``: resample its best path and read it out."""
-    problem.reserve = 0
     interior = problem.retract(resample_polyline(xf, n_points)[1:-1])
     before = problem.evals
     state = problem.evaluate(interior)
@@ -346,93 +422,256 @@ def _finish_at_resolution(problem: _Problem, xf: Tensor, n_points: int, iteratio
                           readout_evals=problem.evals - before)
 
 
-def _lbfgs_level(problem: _Problem, state: _State, tol: float, callback: Callback | None, history: list[dict],
-                 iteration: int, level: int, max_iter: int, memory: int = 6, stall_window: int = 15) -> _LevelEnd:
-    """Iterate one resolution level from ``state``; returns the last accepted path.
+@dataclass
+class _LevelSettings:
+    level: int
+    tol: float
+    keep: int        # evaluations the level must leave unspent
+    certify: bool    # final level: the answer must be read out to the quadrature tolerance
+    max_iter: int
+    curvature: float = 0.0  # the starting estimate of the curvature of -log p (its Hessian's scale)
 
-    The quadrature layout stays fixed while the error estimates that every trial evaluation brings along stay
-    within tolerance, so the line search and the curvature pairs see one smooth objective. When they do not,
-    the accepted path's layout is refined (and merged where finer than needed) and the curvature memory
-    restarts, since the objective changed. Convergence needs both the residual and the quadrature in
-    tolerance."""
-    pairs: list[tuple[Tensor, Tensor, float]] = []
-    residuals = [state.energy.residual]
-    for _ in range(max_iter):
-        if state.energy.residual <= tol and state.integrals.converged:
+
+def _frame_scores(integrals: PathIntegrals) -> Tensor:
+    table = integrals.nodes
+    n_seg = len(integrals.segment_lengths)
+    rows = [table.index[(i, 0.0)] for i in range(n_seg)] + [table.index[(n_seg - 1, 1.0)]]
+    return table.scores[rows]
+
+
+def _path_curvature(xf: Tensor, scores: Tensor) -> float:
+    """A first estimate of the curvature of -log p from the scores at a path's frames: the median of the
+    positive secants -(s_{i+1} - s_i) . dx_i / |dx_i|^2 along it (0 when none is positive)."""
+    dx = (xf[1:] - xf[:-1]).double()
+    ds = (scores[1:] - scores[:-1]).double()
+    kappa = -(ds * dx).sum(1) / (dx * dx).sum(1).clamp_min(torch.finfo(torch.float64).tiny)
+    kappa = kappa[kappa > 0]
+    return float(kappa.median()) if len(kappa) else 0.0
+
+
+def _secant_curvature(old: _State, new: _State, previous: float) -> float:
+    """The curvature of -log p along the last step, from the frames' scores before and after it:
+    -(s' - s) . (x' - x) / |x' - x|^2 (for a Gaussian of variance v it is 1 / v). Kept at the previous
+    estimate when the step gives none (a negative value: a mode switch crossed)."""
+    dx = (new.interior - old.interior).double()
+    ds = (_frame_scores(new.integrals)[1:-1] - _frame_scores(old.integrals)[1:-1]).double()
+    den = float((dx * dx).sum())
+    kappa = -float((ds * dx).sum()) / den if den > 0 else -1.0
+    return kappa if kappa > 0 else previous
+
+
+def _gauss_newton_level(problem: _Problem, state: _State, settings: _LevelSettings, callback: Callback | None,
+                        history: list[dict], iteration: int) -> _LevelEnd:
+    """Gauss-Newton iterations with an Armijo line search on the path energy, from ``state``.
+
+    Two phases. Exploring: every trial path is read with at most ITERATION_LEAVES_PER_SEGMENT leaves per
+    segment (frames and those nodes in one batched call), cheap and accurate enough to find the basin's
+    optimum to within the quadrature tolerance; it ends when the decrease the model still predicts falls
+    below that tolerance. Polishing (final level only): the path is certified (its layout refined to the
+    tolerance) and further trials are read on that layout, held fixed, so the energy the line search
+    compares is one smooth function of the points; a path that meets the residual tolerance is certified
+    again before it is returned as converged. Polishing stops at the floor: when the predicted decrease is
+    below the certified length's own error bound, or when no step decreases the certified energy (what a
+    learned field's non-conservative part or the quadrature's error leave)."""
+    keep = settings.keep
+    curvature = _path_curvature(problem.full(state.interior), _frame_scores(state.integrals))
+    polished, polish_from = 0, math.inf
+    # The energy trials are compared with: the current path read the way exploring trials are (certifying a
+    # path changes its reading, not the path).
+    reference = state.integrals.log_energy
+    for _ in range(settings.max_iter):
+        accurate = state.integrals.converged
+        if state.energy.residual <= settings.tol and (accurate or not settings.certify):
             return _LevelEnd(state, iteration, Outcome.CONVERGED)
-        if len(residuals) > stall_window and min(residuals[-stall_window:]) > 0.9 * min(residuals[:-stall_window]):
-            return _LevelEnd(state, iteration, Outcome.STALLED)  # no 10% progress over the last window
-        x, g = state.interior, state.energy.grad[1:-1]
-        c = state.energy.segment_weights
-        d = -_two_loop(g, pairs, lambda v, c=c: _elastic_solve(c, v))
-        if problem.sphere:
-            d = project_out(d, x)
+        x = state.interior
+        d = gauss_newton_step(problem.full(x), state.energy, problem.sphere, problem.alpha * curvature)
+        g = state.energy.grad[1:-1]
         gd = dot(g, d)
-        if gd >= 0:  # not a descent direction: drop the curvature memory
-            pairs.clear()
-            d = -_elastic_solve(c, g)
-            d = project_out(d, x) if problem.sphere else d
+        if gd >= 0:  # not a descent direction (a non-conservative field's gradient): fall back to the gradient
+            d = -g
             gd = dot(g, d)
-        # Never move a point further than the path's longest segment in one step.
-        seg_max = float(segment_lengths(problem.full(x)).max())
-        step_max = float(d.norm(dim=-1).max())
-        eta = min(1.0, seg_max / step_max) if step_max > 0 else 1.0
-        trial = None
-        for _ in range(8):
-            try:
-                candidate = problem.evaluate(problem.retract(x + eta * d),
-                                             max_leaves_per_segment=ITERATION_LEAVES_PER_SEGMENT)
-            except _OutOfBudget:
-                return _LevelEnd(state, iteration, Outcome.BUDGET)
-            if candidate.integrals.log_energy <= state.integrals.log_energy + 1e-4 * eta * gd:
-                trial = candidate
-                break
-            eta *= BACKTRACK
+        # The model's decrease of log E is -gd / 2, of log L about half that.
+        predicted_gain = -gd / 4
+        polishing = False
+        # Done exploring when the model predicts less than the quadrature tolerance to gain, unless the
+        # residual says the model is wrong (far from the geodesic, its curvature estimate can be too stiff).
+        explored = predicted_gain < problem.quadrature_tol and state.energy.residual <= EXPLORED_RESIDUAL
+        if settings.certify and (explored or state.energy.residual <= settings.tol):
+            if not accurate:  # certify; its more accurate gradient may show more to gain
+                certified = _certify(problem, state, keep)
+                if certified is None or not certified.integrals.converged:  # the budget ran out refining
+                    return _LevelEnd(state if certified is None else certified, iteration, Outcome.BUDGET)
+                state = certified
+                continue
+            # Polish while it pays: near the tolerance, and while each iteration at least halves the residual
+            # (Newton-like progress; a learned field's floor shows as a crawl). A residual tolerance below the
+            # default asks for the geodesic whatever the polishing costs.
+            strict = settings.tol < DEFAULT_TOL
+            pays = (state.energy.residual <= POLISH_NEAR * settings.tol
+                    and (polished == 0 or state.energy.residual <= 0.5 * polish_from))
+            polish_from = state.energy.residual
+            polishing = polished < POLISH_MAX_ITER and (strict or (pays and _cheap_to_polish(state)))
+            if not polishing:
+                return _LevelEnd(state, iteration, Outcome.FLOOR)
+        try:
+            trial, eta = _line_search(problem, state, d, gd, keep, polishing,
+                                      state.integrals.log_energy if polishing else reference)
+            if trial is None:  # the model's step failed: a preconditioned gradient step instead
+                d = gauss_newton_step(problem.full(x), state.energy, problem.sphere, elastic_only=True)
+                trial, eta = _line_search(problem, state, d, dot(g, d), keep, polishing,
+                                          state.integrals.log_energy if polishing else reference)
+        except _OutOfBudget:
+            return _LevelEnd(state, iteration, Outcome.BUDGET)
         if trial is None:
-            if state.integrals.converged:
+            if not settings.certify:
                 return _LevelEnd(state, iteration, Outcome.STALLED)
-            trial, eta = state, 0.0  # no descent on an inaccurate layout: refine it and go on
-        if trial.integrals.converged:
-            sk, yk = trial.interior - x, trial.energy.grad[1:-1] - g
-            sy = dot(sk, yk)
-            if sy > 1e-12 * (dot(sk, sk) * dot(yk, yk)) ** 0.5:
-                pairs.append((sk, yk, sy))
-                if len(pairs) > memory:
-                    pairs.pop(0)
-            state = trial
-        else:
-            refined = problem.refined(trial)
-            state = problem.relaid(refined, coarsen_for_reuse(refined.integrals))
-            if not state.integrals.converged:  # merging went too far: keep the refined layout
-                state = refined
-            pairs.clear()
-        residuals.append(state.energy.residual)
+            if accurate:  # no descent from a certified path: the field's or the quadrature's floor
+                return _LevelEnd(state, iteration, Outcome.FLOOR)
+            certified = _certify(problem, state, keep)
+            if certified is None:
+                return _LevelEnd(state, iteration, Outcome.BUDGET)
+            state = certified
+            continue
+        curvature = _secant_curvature(state, trial, curvature)
+        state, reference = trial, trial.integrals.log_energy
         iteration += 1
-        history.append({"iteration": iteration, "level": level, "points": len(x) + 2, "score_evals": problem.evals,
-                        "length": state.integrals.length, "residual": state.energy.residual, "step": eta})
+        polished += polishing
+        history.append({"iteration": iteration, "level": settings.level, "points": len(x) + 2,
+                        "score_evals": problem.evals, "length": state.integrals.length,
+                        "residual": state.energy.residual, "step": eta, "accurate": state.integrals.converged,
+                        "predicted_gain": predicted_gain})
         if callback is not None and callback(problem.progress(state, iteration)) is False:
             return _LevelEnd(state, iteration, Outcome.STOPPED)
-    converged = state.energy.residual <= tol and state.integrals.converged
-    return _LevelEnd(state, iteration, Outcome.CONVERGED if converged else Outcome.STALLED)
+    return _LevelEnd(state, iteration, Outcome.STALLED)
 
 
-def _two_loop(g: Tensor, pairs: list[tuple[Tensor, Tensor, float]], precondition: Callable[[Tensor], Tensor]):
-    q = g.clone()
-    alphas = []
-    for sk, yk, sy in reversed(pairs):
-        a = dot(sk, q) / sy
-        alphas.append(a)
-        q = q - a * yk
-    r = precondition(q)
-    if pairs:
-        # Scale the preconditioner by the latest measured curvature (s.y / y.P y), as in standard
-        # L-BFGS: the elastic Hessian misses the density's own curvature along the path.
-        sk, yk, sy = pairs[-1]
-        r = r * (sy / dot(yk, precondition(yk)))
-    for (sk, yk, sy), a in zip(pairs, reversed(alphas)):
-        b = dot(yk, r) / sy
-        r = r + (a - b) * sk
-    return r
+def _cheap_to_polish(state: _State) -> bool:
+    n = len(state.interior) + 2
+    layout_cost = len(state.integrals.nodes.u) - 2 * (n - 1) + n - 2  # interior nodes and frames per trial
+    exploring_cost = n - 2 + (n - 1) * (4 * ITERATION_LEAVES_PER_SEGMENT - 1)
+    return layout_cost <= POLISH_COST * exploring_cost
+
+
+def _line_search(problem: _Problem, state: _State, d: Tensor, gd: float, keep: int, polishing: bool,
+                 reference: float) -> tuple[_State | None, float]:
+    """Armijo backtracking along ``d``; returns the accepted trial (None if none) and its step. Raises
+    _OutOfBudget when a trial does not fit the budget."""
+    x = state.interior
+    # Never move a point further than the path's longest segment in one step.
+    seg_max = float(segment_lengths(problem.full(x)).max())
+    step_max = float(d.norm(dim=-1).max())
+    eta = min(1.0, seg_max / step_max) if step_max > 0 else 1.0
+    for _ in range(LINE_SEARCH_TRIALS):
+        point = problem.retract(x + eta * d)
+        if polishing:
+            candidate = problem.evaluate(point, keep=keep, layout=state.integrals.layout, refine=False)
+        else:
+            candidate = problem.evaluate(point, keep=keep, max_leaves_per_segment=ITERATION_LEAVES_PER_SEGMENT)
+        if candidate.integrals.log_energy <= reference + 1e-4 * eta * gd:
+            return candidate, eta
+        eta *= BACKTRACK
+    return None, 0.0
+
+
+def _certify(problem: _Problem, state: _State, keep: int) -> _State | None:
+    """``state`` with its layout refined to the quadrature tolerance (within the budget: it may stop short,
+    with its error bounds saying so); None when not even one more evaluation is left."""
+    if not problem.budget.affords(1, keep):
+        return None
+    return problem.refined(state, keep=keep)
+
+
+# ---------------------------------------------------------------------------------------------- global
+
+
+def _solve_global(problem: _Problem, n_points: int, tol: float, callback: Callback | None) -> BVPResult:
+    """The local solve, then routes through waypoints the field itself proposes, compared by certified length.
+
+    Waypoints: the local path's interior frames, displaced at random (seeded: the search is reproducible) by
+    a few fractions of the distance between the ends, then carried uphill by Newton-type score ascent
+    x <- x + s(x) / kappa (kappa the secant curvature of -log p along the path), so that they settle in
+    probable regions the local path does not visit. Each route start -> waypoint -> end is screened as a
+    coarse polyline on one quadrature leaf per segment; the most promising that screens shorter than the
+    local geodesic is solved like the local one, and the shortest certified path is returned."""
+    local = _solve_default(problem, n_points, tol, callback, None)
+    if local.outcome in (Outcome.STOPPED, Outcome.BUDGET):
+        return local
+    coarse = _levels(n_points - 1)[0] + 1
+    waypoints = _propose_waypoints(problem, flat(local.points).to(problem.a), n_points)
+    screened: list[tuple[float, int, Tensor]] = []
+    for k, waypoint in enumerate(waypoints):
+        route = _route_via(problem, waypoint, coarse)
+        keep = one_pass_evals(n_points)
+        try:
+            state = problem.evaluate(route[1:-1], keep=keep, refine=False)
+        except _OutOfBudget:
+            break
+        screened.append((state.integrals.length, k, route))
+    screened.sort(key=lambda item: item[0])
+    best, history = local, list(local.history)
+    for screen_length, k, route in screened[:ROUTES_POLISHED]:
+        if screen_length >= best.length:
+            break
+        candidate = _solve_default(problem, n_points, tol, callback, route)
+        history += candidate.history
+        if candidate.length < best.length:
+            best = replace(candidate, route=f"via waypoint {k + 1} of {len(waypoints)}")
+        if candidate.outcome in (Outcome.STOPPED, Outcome.BUDGET):
+            break
+    return replace(best, score_evals=problem.evals, history=history,
+                               search_evals=problem.evals - local.score_evals)
+
+
+def _propose_waypoints(problem: _Problem, xf: Tensor, n_points: int) -> list[Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    interior = xf[1:-1]
+    picks = torch.linspace(0, len(interior) - 1, WAYPOINT_FRAMES).round().long()
+    span = float((problem.b - problem.a).norm())
+    starts = []
+    for scale in WAYPOINT_SCALES:
+        noise = torch.randn(len(picks), xf.shape[1], generator=generator).to(xf)
+        noise = noise / noise.norm(dim=1, keepdim=True) * (scale * span)
+        starts.append(interior[picks] + noise)
+    points = problem.retract(torch.cat(starts))
+    keep = one_pass_evals(n_points)
+    if not problem.budget.affords(len(points) * (ASCENT_STEPS + 1), keep):
+        return []
+    t = torch.full((len(points),), 0.5)
+    scores = problem.score(points, t)
+    tiny = torch.finfo(torch.float64).tiny
+    # A first short step along each score, then Newton steps of length 1 / kappa with each point's secant
+    # curvature (a step that finds none, e.g. across a mode switch, doubles instead).
+    h = (WAYPOINT_PROBE * span / scores.double().norm(dim=1, keepdim=True).clamp_min(tiny))
+    for _ in range(ASCENT_STEPS):
+        previous, previous_scores = points, scores
+        points = problem.retract(points + (h * scores.double()).to(points))
+        scores = problem.score(points, t)
+        dx, ds = (points - previous).double(), (scores - previous_scores).double()
+        kappa = -(ds * dx).sum(1, keepdim=True) / (dx * dx).sum(1, keepdim=True).clamp_min(tiny)
+        h = torch.where(kappa > 0, 1.0 / kappa.clamp_min(tiny), 2 * h)
+    # Distinct waypoints away from the local path (those near it lie in the basin it already found).
+    distinct: list[Tensor] = []
+    radius = WAYPOINT_SEPARATION * span
+    for p in points:
+        if float((xf - p).norm(dim=1).min()) < radius:
+            continue
+        if all(float((p - q).norm()) >= radius for q in distinct):
+            distinct.append(p)
+    return distinct
+
+
+def _route_via(problem: _Problem, waypoint: Tensor, n_points: int) -> Tensor:
+    """``n_points`` frames along start -> waypoint -> end, evenly spaced in Euclidean length (arcs on the
+    sphere)."""
+    half = max(2, n_points // 2 + 1)
+    ts = path_positions(half, problem.a.device).to(problem.a)
+    if problem.sphere:
+        first, second = slerp(problem.a[0], waypoint, ts), slerp(waypoint, problem.b[0], ts)
+    else:
+        first = problem.a + ts[:, None] * (waypoint - problem.a)
+        second = waypoint + ts[:, None] * (problem.b - waypoint)
+    polyline = torch.cat([first, second[1:]])
+    return problem.retract(resample_polyline(polyline, n_points))
 
 
 # ---------------------------------------------------------------------------------------------- paper
@@ -485,12 +724,11 @@ def _paper_velocity(yf: Tensor, m: Tensor, h: float, sphere: bool) -> Tensor:
     return (yf[2:] - yf[1:-1]) / h - h * (2 * m[1:-1] + m[2:]) / 6
 
 
-def _solve_paper(problem: _Problem, n_points: int, tol: float, callback: Callback | None,
-                 initial: Tensor | None, *, strengths: int = 4,
+def _solve_paper(problem: _Problem, n_points: int, callback: Callback | None, *, strengths: int = 4,
                  steps_per_level: int = 100, lr0: float = 0.1) -> BVPResult:
     total = strengths * steps_per_level
     # Keep back the final readout's first pass (the schedule itself never reads the path out).
-    problem.reserve = one_pass_evals(n_points) - 2
+    keep = one_pass_evals(n_points) - 2
     outcome = Outcome.SCHEDULE
     history: list[dict] = []
     yf = torch.cat([problem.a, problem.b])  # knots at t = j / (len - 1)
@@ -510,8 +748,7 @@ def _solve_paper(problem: _Problem, n_points: int, tol: float, callback: Callbac
         h = 1.0 / (level_knots - 1)
         x = yf[1:-1]
         t_ctrl = path_positions(level_knots)[1:-1]
-        left = problem.left()
-        if left is not None and n_ctrl > left:
+        if not problem.budget.affords(n_ctrl, keep):
             outcome = Outcome.BUDGET
             break
         s = problem.score(x, t_ctrl)
@@ -546,7 +783,6 @@ def _solve_paper(problem: _Problem, n_points: int, tol: float, callback: Callbac
         out = _slerp_pieces(yf, ts, h)
     else:
         out = _spline_eval(yf, _natural_spline_second_derivatives(yf, h), h, ts)
-    problem.reserve = 0
     before = problem.evals
     state = problem.evaluate(problem.retract(out[1:-1]))
     return problem.result(state, iterations=it, outcome=outcome, method="paper", history=history,

@@ -25,6 +25,14 @@ class DensityField(Protocol):
     def score(self, x: Tensor, t: Tensor | None = None) -> Tensor: ...
 
 
+def flat_score(field: DensityField, shape: tuple[int, ...], dtype: torch.dtype) -> Callable[[Tensor, Tensor], Tensor]:
+    """``field.score`` on flat points [B, d]: each is reshaped to ``shape`` and cast to the field's ``dtype``
+    (the solvers work in float64, the model in its own precision); the scores come back flat [B, d]."""
+    def score(x: Tensor, t: Tensor) -> Tensor:
+        return flat(field.score(x.to(dtype).reshape(len(x), *shape), t))
+    return score
+
+
 class GaussianMixtureField:
     """Mixture of isotropic Gaussians with closed-form score and log density (the exact reference)."""
 

@@ -33,11 +33,6 @@ def slerp(a: Tensor, b: Tensor, ts: Tensor) -> Tensor:
     return (dirs * radius).to(a.dtype).reshape(len(ts), *a.shape)
 
 
-def rowdot(a: Tensor, b: Tensor) -> Tensor:
-    """Row-wise dot products of [N, d] arrays as float64 (float32 sums are pairwise: ~1e-6 relative)."""
-    return (a * b).sum(-1).double()
-
-
 def dot(a: Tensor, b: Tensor) -> float:
     return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
@@ -56,6 +51,18 @@ def segment_lengths(xf: Tensor) -> Tensor:
     return (xf[1:] - xf[:-1]).norm(dim=-1)
 
 
+def knot_interval(knots: Tensor, x: Tensor, *, right: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """The piecewise-linear lookup: for each x (clamped to the knots' range), the index of the knot before it,
+    of the knot after it, and the linear weight of the latter in [0, 1]. ``knots``: ascending (repeats
+    allowed), at least two, on x's device. On a knot, ``right`` takes the interval after it (False: before
+    it, which skips a stretch where the knots repeat)."""
+    x = x.clamp(knots[0], knots[-1])
+    after = torch.searchsorted(knots, x, right=right).clamp(1, len(knots) - 1)
+    before = after - 1
+    weight = ((x - knots[before]) / (knots[after] - knots[before]).clamp_min(1e-300)).clamp(0.0, 1.0)
+    return before, after, weight
+
+
 def resample_polyline(xf: Tensor, n: int) -> Tensor:
     """n points evenly spaced in Euclidean arc length along the polyline through the rows of xf."""
     seg = segment_lengths(xf).double()
@@ -63,9 +70,8 @@ def resample_polyline(xf: Tensor, n: int) -> Tensor:
     if float(cum[-1]) == 0.0:
         return xf[:1].expand(n, -1).clone()
     targets = torch.linspace(0, float(cum[-1]), n, dtype=torch.float64, device=xf.device)
-    idx = torch.searchsorted(cum, targets, right=True).clamp(1, len(xf) - 1) - 1
-    frac = ((targets - cum[idx]) / seg[idx].clamp_min(1e-300)).clamp(0, 1).to(xf.dtype).unsqueeze(1)
-    out = xf[idx] + frac * (xf[idx + 1] - xf[idx])
+    idx, after, frac = knot_interval(cum, targets)
+    out = xf[idx] + frac.to(xf.dtype).unsqueeze(1) * (xf[after] - xf[idx])
     out[0], out[-1] = xf[0], xf[-1]
     return out
 

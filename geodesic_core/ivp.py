@@ -12,22 +12,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .fields import DensityField
+from .bvp import Outcome
+from .fields import DensityField, flat_score
 from .geometry import flat, project_out, to_sphere
 from .path_integrals import integrate_path
 from .progress import Callback, Progress
+from .readout import PathReadout
 from .validation import GeodesicInputError, check_alpha, check_pair
 
 
-@dataclass
+@dataclass(frozen=True)
 class IVPResult:
-    points: Tensor            # [n_steps + 1, *shape], points[0] is the start
-    t: Tensor                 # [n_steps + 1] path positions
-    log_density: Tensor       # [n_steps + 1] float64, relative to the start
-    log_density_error: Tensor  # [n_steps + 1] estimated bound on the quadrature error of log_density
-    length: float             # metric length of the shot path (chords / arcs between the points)
-    length_error: float
-    score_evals: int          # RK4 stages plus the readout's quadrature nodes
+    points: Tensor            # [n_steps + 1, *shape], points[0] is the start (fewer when stopped)
+    t: Tensor                 # [len(points)] path positions
+    readout: PathReadout      # the shot path read out like any path (chords / arcs between the points)
+    score_evals: int          # RK4 stages plus the readout's quadrature nodes (readout.score_evals)
+    outcome: Outcome          # SCHEDULE: every step was taken; STOPPED: the callback stopped it
 
 
 def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: int,
@@ -60,18 +60,19 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
         raise GeodesicInputError("velocity: is zero (after projection onto the sphere's tangent space)"
                                  if sphere else "velocity: is zero; a direction is needed to shoot a geodesic")
     evals = 0
+    score = flat_score(field, shape, start.dtype)
+    outcome = Outcome.SCHEDULE
 
     def accel(xx: Tensor, vv: Tensor, tpos: float) -> tuple[Tensor, Tensor]:
         """Acceleration at (xx, vv) and the raw score there (kept for the density readout)."""
         nonlocal evals
         evals += 1
-        score = flat(field.score(xx.to(start.dtype).reshape(1, *shape),
-                                 torch.tensor([tpos]))).double()
-        s = project_out(score, xx) if sphere else score
+        raw = score(xx, torch.tensor([tpos])).double()
+        s = project_out(raw, xx) if sphere else raw
         a = -alpha * (vv * vv).sum() * project_out(s, vv)
         if sphere:
             a = a - (vv * vv).sum() / (xx * xx).sum() * xx
-        return a, score
+        return a, raw
 
     t0, t1 = t_span
     positions = torch.linspace(t0, t1, n_steps + 1)
@@ -95,6 +96,7 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
         if callback is not None:
             so_far = torch.cat(points).to(start.dtype).reshape(len(points), *shape)
             if callback(Progress(k + 1, n_steps, so_far, evals)) is False:
+                outcome = Outcome.STOPPED
                 break
     xf = torch.cat(points)
     n = len(xf)
@@ -102,11 +104,7 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
     frame_scores = torch.cat([torch.cat(scores), torch.zeros_like(xf[:1])])
     known = torch.ones(n, dtype=torch.bool)
     known[-1] = False
-
-    def score(xx: Tensor, tt: Tensor) -> Tensor:
-        return flat(field.score(xx.to(start.dtype).reshape(len(xx), *shape), tt)).double()
-
     q = integrate_path(score, xf, alpha, frame_scores=frame_scores, known_frames=known, sphere=sphere,
                        t=positions[:n], tol=quadrature_tol)
-    return IVPResult(xf.to(start.dtype).reshape(n, *shape), positions[:n], q.log_density, q.log_density_error,
-                     q.length, q.length_error, evals + q.score_evals)
+    return IVPResult(xf.to(start.dtype).reshape(n, *shape), positions[:n], PathReadout.of(q, xf, alpha, sphere=sphere),
+                     evals + q.score_evals, outcome)

@@ -1,4 +1,4 @@
-"""Error-controlled integrals along a discrete path: relative log density, metric length and path energy.
+"""Error-controlled integrals along a discrete path: relative log density and metric length.
 
 Between consecutive frames the path is the chord or, with the sphere constraint, the great-circle arc
 (``geometry.slerp``'s curve: direction along the great circle, norm interpolated linearly); a chord would cut
@@ -20,8 +20,7 @@ Error targets: the log density is held to ``tol * max(1, min(range, 1/alpha))`` 
 fraction of its range, and never so loose that the weights exp(-alpha l) go wrong by more than a fraction
 ``tol``), the length to ``tol * L``. Weights stay in log space, so wide log-density ranges cannot overflow.
 
-The path energy E = sum_i L_i^2 (L_i the metric length of segment i) is minimised by constant-speed
-geodesics; its gradient uses only the scores already at the nodes, because grad_x l(x) = s(x).
+The solvers' path energy E = sum_i L_i^2 built on these integrals, with its gradient, is in ``energy``.
 """
 
 from __future__ import annotations
@@ -32,8 +31,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-
-from .geometry import project_out
 
 # Points of one leaf [a, b]: a + (b - a) * NODE_FRACTIONS.
 NODE_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -410,90 +407,3 @@ def coarsen_for_reuse(integrals: PathIntegrals) -> Layout:
     does not leave the layout growing. Merging is only a starting guess: the next integration re-checks
     every leaf and refines where needed."""
     return integrals.layout.coarsened(integrals.leaf_error_ratio < 0.125)
-
-
-@dataclass
-class PathEnergy:
-    """The path energy E = sum L_i^2 of the quadrature, its gradient and the Euler-Lagrange residuals."""
-
-    log_energy: float
-    grad: Tensor             # [N, d] gradient of log E (rows 0 and N-1 zero: the ends are fixed)
-    segment_weights: Tensor  # [N-1] c_i = (L_i / |x_{i+1} - x_i|)^2 / E: each segment's elastic stiffness
-    point_residuals: Tensor  # [N] 0 at the ends
-    residual: float
-
-
-def path_energy(xf: Tensor, integrals: PathIntegrals, alpha: float, *, sphere: bool = False,
-                normal_only: bool = False) -> PathEnergy:
-    """Gradient of log E with respect to the interior points, from the scores at the quadrature nodes.
-
-    The log density at a node is a function of its position with gradient s(x) (exact for a gradient
-    field), so each node's weight exp(-alpha l) is linearised as l + s . (gamma - gamma_0). Autograd runs
-    over per-node scalars only (the nodes' s . x_i, s . x_{i+1} and the segments' Gram entries); the chain
-    rule to the [N, d] points is one small matrix product with the node scores. The residual of a point is
-    the norm of its net force over the sum of the pulls of its two segments (the gradients of the even and
-    of the odd segments' energies), so a straight line in a uniform density has residual 0;
-    ``normal_only`` measures it across the curve only (the shape, not the spacing).
-    """
-    n = len(xf)
-    table, rows = integrals.nodes, integrals.leaf_node_rows
-    x = xf.double()
-    seg, u = integrals.layout.nodes()
-    seg_f, u_f, rows_f = seg.reshape(-1), u.reshape(-1), rows.reshape(-1)
-    # Hosts such as ComfyUI run nodes in inference mode: autograd over these few scalars needs it off, and
-    # tensors made in inference mode cannot be saved for backward, hence the clones.
-    with torch.inference_mode(False), torch.enable_grad():
-        gram = [rowdot(x[:-1], x[:-1]), rowdot(x[1:], x[1:]), rowdot(x[:-1], x[1:])]
-        gram = [g.clone().requires_grad_(True) for g in gram]
-        dots = table.dots[rows_f].clone().requires_grad_(True)
-        seg_c, u_c, leaf_seg = seg_f.clone(), u_f.clone(), integrals.layout.segment.clone()
-        geo = Segments.from_gram(*gram, sphere)
-        c_a, c_b, dc_a, dc_b = geo.coefficients(seg_c, u_c)
-        lin = c_a * dots[:, 0] + c_b * dots[:, 1]
-        l_node = integrals.node_log_density[rows_f].clone() + lin - lin.detach()
-        tiny = torch.finfo(torch.float64).tiny
-        log_g = -alpha * l_node + torch.log(geo.speed(seg_c, dc_a, dc_b).clamp_min(tiny))
-        shift = float(log_g.detach().max())
-        g = torch.exp(log_g - shift).reshape(u.shape)
-        seg_len = torch.zeros(n - 1, dtype=torch.float64).index_add(0, leaf_seg,
-                                                                    (g * integrals.leaf_weights.clone()).sum(1))
-        parity = torch.arange(n - 1) % 2
-        parts = [(seg_len**2 * (parity == p)).sum() for p in (0, 1)]
-        energy = float((parts[0] + parts[1]).detach())
-        grads = [torch.autograd.grad(part, [*gram, dots], retain_graph=True, allow_unused=True) for part in parts]
-    pulls = [_chain_to_points(g, x, table, rows_f, seg_f) / energy for g in grads]
-    grad = pulls[0] + pulls[1]
-    grad[0], grad[-1] = 0.0, 0.0
-    if sphere:
-        grad = project_out(grad, x)
-        pulls = [project_out(p, x) for p in pulls]
-    num_vec = grad
-    if normal_only and n > 2:
-        tangent = torch.zeros_like(grad)
-        tangent[1:-1] = x[2:] - x[:-2]
-        num_vec = project_out(grad, tangent)
-    num = num_vec.norm(dim=1)
-    den = pulls[0].norm(dim=1) + pulls[1].norm(dim=1)
-    den[0] = den[-1] = num[0] = num[-1] = 0.0
-    point_res = torch.where(den > 0, num / den.clamp_min(tiny), torch.zeros_like(num))
-    total_den = float(den.square().sum().sqrt())
-    residual = float(num.square().sum().sqrt()) / total_den if total_den > 0 else 0.0
-    euclid = (x[1:] - x[:-1]).norm(dim=1).clamp_min(tiny)
-    log_c = 2 * (torch.log(integrals.segment_lengths.clamp_min(tiny)) - torch.log(euclid)) - integrals.log_energy
-    return PathEnergy(integrals.log_energy, grad.to(xf.dtype), torch.exp(log_c), point_res, residual)
-
-
-def _chain_to_points(grads: tuple, x: Tensor, table: NodeTable, rows_f: Tensor, seg_f: Tensor) -> Tensor:
-    """d/dx of a function of the Gram entries (aa, bb, ab per segment) and of the node dots (s . x_i,
-    s . x_{i+1}), given its gradients with respect to them."""
-    g_aa, g_bb, g_ab, g_dots = (torch.zeros(0) if g is None else g for g in grads)
-    out = torch.zeros_like(x)
-    if g_aa.numel():
-        out[:-1] += 2 * g_aa[:, None] * x[:-1] + g_ab[:, None] * x[1:]
-        out[1:] += 2 * g_bb[:, None] * x[1:] + g_ab[:, None] * x[:-1]
-    if g_dots.numel():
-        weights = torch.zeros(len(x), len(table.u), dtype=torch.float64)
-        weights.index_put_((seg_f, rows_f), g_dots[:, 0], accumulate=True)
-        weights.index_put_((seg_f + 1, rows_f), g_dots[:, 1], accumulate=True)
-        out += weights @ table.scores.double()
-    return out

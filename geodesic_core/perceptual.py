@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .geometry import knot_interval
 from .lpips import LPIPS, load_lpips
 from .validation import GeodesicInputError, check_path
 
@@ -94,12 +95,15 @@ def step_lpips(frames: Tensor, lpips: LPIPS | None = None, *, chunk_size: int | 
     steps, previous = [], None
     for chunk in frames.split(chunk_size or len(frames)):
         features = lpips.features(lpips_ready(chunk))
-        if previous is not None:
-            features = [torch.cat([before, now]) for before, now in zip(previous, features, strict=True)]
+        if previous is not None:  # the step from the previous chunk's last frame to this chunk's first
+            steps.append(lpips.distance_of_features(previous, [f[:1] for f in features]).double().cpu())
         if len(features[0]) > 1:
             steps.append(lpips.distance_of_features([f[:-1] for f in features], [f[1:] for f in features])
                          .double().cpu())
-        previous = [f[-1:] for f in features]
+        # A copy, and the chunk's features dropped: a view (or the name) would keep them all alive while the next
+        # chunk's are computed.
+        previous = [f[-1:].clone() for f in features]
+        del features
     return torch.cat(steps)
 
 
@@ -119,10 +123,7 @@ def even_positions(t: Tensor, cumulative: Tensor, n: int) -> Tensor:
     if not total > 0:
         return torch.linspace(float(t[0]), float(t[-1]), n, dtype=torch.float64)
     targets = cumulative[0] + torch.linspace(0.0, total, n, dtype=torch.float64)
-    after = torch.searchsorted(cumulative, targets, right=False).clamp(1, len(t) - 1)
-    before = after - 1
-    span = (cumulative[after] - cumulative[before]).clamp_min(1e-300)
-    fraction = ((targets - cumulative[before]) / span).clamp(0.0, 1.0)
+    before, after, fraction = knot_interval(cumulative, targets, right=False)
     positions = t[before] + fraction * (t[after] - t[before])
     positions[0], positions[-1] = t[0], t[-1]
     return positions
@@ -130,10 +131,7 @@ def even_positions(t: Tensor, cumulative: Tensor, n: int) -> Tensor:
 
 def interpolate_points(points: Tensor, t: Tensor, new_t: Tensor) -> Tensor:
     """Points of the polyline through ``points`` [N, *shape] at positions ``t`` [N], read at ``new_t``."""
-    t64, new64 = t.double().cpu(), new_t.double().cpu()
-    after = torch.searchsorted(t64, new64, right=True).clamp(1, len(t64) - 1)
-    before = after - 1
-    fraction = ((new64 - t64[before]) / (t64[after] - t64[before]).clamp_min(1e-300)).clamp(0.0, 1.0)
+    before, after, fraction = knot_interval(t.double().cpu(), new_t.double().cpu())
     fraction = fraction.to(points.device, points.dtype).reshape(-1, *([1] * (points.ndim - 1)))
     index_before, index_after = before.to(points.device), after.to(points.device)
     return torch.lerp(points[index_before], points[index_after], fraction)  # exact at both ends

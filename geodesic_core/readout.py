@@ -6,19 +6,24 @@ and the path between them is the chord (or, with the sphere constraint, the grea
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from torch import Tensor
 
 from .bvp import BVPResult, solve_bvp
-from .fields import DensityField
+from .energy import path_energy
+from .fields import DensityField, flat_score
 from .geometry import flat
-from .path_integrals import BudgetExceeded, Segments, integrate_path, path_energy, path_positions
+from .path_integrals import BudgetExceeded, PathIntegrals, Segments, integrate_path, path_positions
 from .validation import GeodesicInputError, check_alpha, check_path
 
 
-@dataclass
+@dataclass(frozen=True)
 class PathReadout:
+    """What the density says about one discrete path: the one readout value every result reports
+    (read_path returns it, IVPResult embeds it; a result that did not compute a number has None there)."""
+
     log_density: Tensor        # [N] float64, relative to the first point
     log_density_error: Tensor  # [N] estimated bound on the quadrature error of each value
     length: float              # metric length with w = exp(-alpha * log_density)
@@ -28,7 +33,22 @@ class PathReadout:
     point_residuals: Tensor    # [N] scale-free Euler-Lagrange residual across the curve (0 at the ends)
     residual: float
     score_evals: int           # the frames and the quadrature's extra nodes
-    accurate: bool             # every piece met the tolerance (False: stopped by max_evals)
+    converged: bool            # every quadrature piece met the tolerance (False: stopped by max_evals)
+
+    @classmethod
+    def of(cls, q: PathIntegrals, xf: Tensor, alpha: float, *, sphere: bool) -> PathReadout:
+        """The readout of the path through the frames ``xf`` [N, d] from its quadrature ``q``; the residuals
+        come from the scores ``q`` already holds (no new score evaluations)."""
+        energy = path_energy(xf, q, alpha, sphere=sphere, normal_only=True)
+        return cls(q.log_density, q.log_density_error, q.length, q.length_error, q.cumulative_length,
+                   Segments.of(xf, sphere).euclidean_length(), energy.point_residuals, energy.residual,
+                   q.score_evals, q.converged)
+
+    def cpu(self) -> PathReadout:
+        return dataclasses.replace(self, log_density=self.log_density.cpu(),
+                                   log_density_error=self.log_density_error.cpu(),
+                                   cumulative_length=self.cumulative_length.cpu(),
+                                   point_residuals=self.point_residuals.cpu())
 
 
 def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere: bool = False,
@@ -46,21 +66,14 @@ def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere
         raise GeodesicInputError(f"tol: expected a relative tolerance in (0, 1), got {tol!r}")
     t = path_positions(len(points)) if t is None else t
     xf = flat(points)
-    shape = points.shape[1:]
-
-    def score(x: Tensor, tt: Tensor) -> Tensor:
-        return flat(field.score(x.reshape(len(x), *shape), tt))
-
     try:
-        q = integrate_path(score, xf, alpha, sphere=sphere, t=t, tol=tol, max_evals=max_evals)
+        q = integrate_path(flat_score(field, points.shape[1:], points.dtype), xf, alpha, sphere=sphere, t=t, tol=tol,
+                           max_evals=max_evals)
     except BudgetExceeded as exc:
         raise GeodesicInputError(
             f"max_evals: {max_evals} score evaluations cannot cover one readout of {len(points)} points "
             f"({exc.needed}: every point and 3 quadrature points between each two)") from exc
-    energy = path_energy(xf, q, alpha, sphere=sphere, normal_only=True)
-    euclid = Segments.of(xf, sphere).euclidean_length()
-    return PathReadout(q.log_density, q.log_density_error, q.length, q.length_error, q.cumulative_length, euclid,
-                       energy.point_residuals, energy.residual, q.score_evals, q.converged)
+    return PathReadout.of(q, xf, alpha, sphere=sphere)
 
 
 def log_density_along(field: DensityField, points: Tensor, t: Tensor | None = None, *, sphere: bool = False,

@@ -1,7 +1,7 @@
 """The pipeline between geodesic_core and its three front ends (the ComfyUI nodes, the batch tool, the demo).
 
-    model.py      the model at a noise level: encode, invert, generate, decode (DiffusersModel; the nodes'
-                  ComfyUI implementation is nodes/encode_decode.py)
+    model.py      the model at a noise level: invert, generate (DiffusersModel, with encode and decode for
+                  its images; the nodes' ComfyUI implementation is nodes/encode_decode.py's ComfyModel)
     defaults.py   per-model defaults (alpha, noise level)
     keyframes.py  the piecewise solve through keyframes and loops, with its share of frames and budget
     compare.py    linear, slerp and geodesic paths between the same ends, read out alike

@@ -28,8 +28,8 @@ def encode_pairs(model: DiffusersModel, images: Tensor, pairs: list[tuple[int, i
 def to_common_radius(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Rescale both ends to their mean norm, as the sphere-constrained solver does, so that all three
     paths share exactly the same endpoints and their densities are comparable point by point."""
-    radius = 0.5 * (a.norm() + b.norm())
-    return a * (radius / a.norm()), b * (radius / b.norm())
+    start, end = on_common_sphere(torch.stack([a, b]))
+    return start, end
 
 
 def arc_length_mean(points: Tensor, values: Tensor) -> float:
@@ -61,22 +61,21 @@ class Verdict:
 @dataclass
 class PathReport:
     name: str
-    latents: Tensor        # [N, *shape] points at the noise level
-    log_density: Tensor    # [N] float64, relative to the shared start point
-    log_density_error: Tensor  # [N] the readout's bound on the quadrature error of log_density
-    length: float          # density-weighted length with the same alpha as the geodesic
+    latents: Tensor              # [N, *shape] points at the noise level
+    readout: core.PathReadout    # log densities relative to the shared start point; the length with the
+                                 # same alpha as the geodesic
     frames: Tensor | None = None
     verdict: Verdict | None = None
     perceptual: core.PerceptualMetrics | None = None  # LPIPS between adjacent decoded frames
 
     def numbers(self, geodesic_length: float) -> dict:
-        interior = self.log_density[1:-1]
+        interior = self.readout.log_density[1:-1]
         numbers = {
             "mean_relative_log_density": float(interior.mean()),
-            "arc_mean_relative_log_density": arc_length_mean(self.latents, self.log_density),
+            "arc_mean_relative_log_density": arc_length_mean(self.latents, self.readout.log_density),
             "min_relative_log_density": float(interior.min()),
-            "density_weighted_length": self.length,
-            "geodesic_efficiency": geodesic_length / self.length,
+            "density_weighted_length": self.readout.length,
+            "geodesic_efficiency": geodesic_length / self.readout.length,
         }
         if self.verdict is not None:
             inner = dataclasses.replace(self.verdict, labels=self.verdict.labels[1:-1],
@@ -96,8 +95,7 @@ def read_reports(field: core.DensityField, paths: dict[str, tuple[Tensor, bool]]
     sphere or along chords), read by the same field (one score evaluation per point)."""
     reports = {}
     for name, (points, sphere) in paths.items():
-        readout = core.read_path(field, points, alpha, sphere=sphere)
-        reports[name] = PathReport(name, points, readout.log_density, readout.log_density_error, readout.length)
+        reports[name] = PathReport(name, points, core.read_path(field, points, alpha, sphere=sphere))
     return reports
 
 
@@ -121,8 +119,7 @@ def compare_keyframe_paths(model: DiffusersModel, keyframes: Tensor, *, alpha: f
     with exactly ``n_points`` points per path: each segment is linear, slerp or its own geodesic, with a
     share of the frames (and of ``max_evals``) by keyframe distance (keyframes.plan_segments); all keyframes
     are scaled to their mean norm."""
-    ends = to_common_radius(*keyframes) if len(keyframes) == 2 else on_common_sphere(keyframes)
-    ends = torch.stack(ends) if len(keyframes) == 2 else ends
+    ends = on_common_sphere(keyframes)
     if loop:
         ends = torch.cat([ends, ends[:1]])
     plan = plan_segments(ends, n_points if loop else n_points - 1, max_evals=max_evals,

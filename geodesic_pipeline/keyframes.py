@@ -41,7 +41,8 @@ def segment_weights(ends: Tensor, spacing: str) -> list[float]:
 @dataclass(frozen=True)
 class SegmentPlan:
     steps: list[int]            # frame steps of each segment (1: its two keyframes only, nothing solved)
-    budgets: list[int | None]   # solver budget of each solved segment (None: no cap; 0 where not solved)
+    budgets: list[int | None]   # evaluation budget of each segment: its solve's, or (keyframes only) its
+                                # readout's (None: no cap)
 
     @property
     def points(self) -> int:
@@ -52,17 +53,17 @@ class SegmentPlan:
 def plan_segments(ends: Tensor, total_steps: int, *, spacing: str = SPACINGS[0], max_evals: int | None = None,
                   purpose: str = "the frames") -> SegmentPlan:
     """Share ``total_steps`` frame steps between the segments through ``ends`` [K, *shape] (at least one each),
-    and ``max_evals``: each solved segment gets its one readout (``one_pass_evals``) plus a share of the rest in
-    proportion to its interior frames. Refuses a budget below the readouts' sum."""
+    and ``max_evals``: each segment gets its one readout (``one_pass_evals``) plus a share of the rest in
+    proportion to its interior frames (a keyframes-only segment, only read out, counts as one). Refuses a
+    budget below the readouts' sum."""
     steps = geometry.allocate_steps(segment_weights(ends, spacing), total_steps)
     if max_evals is None:
-        return SegmentPlan(steps, [None if s > 1 else 0 for s in steps])
-    interior = sum(s - 1 for s in steps)
-    needed = [core.one_pass_evals(s + 1) if s > 1 else 0 for s in steps]
+        return SegmentPlan(steps, [None] * len(steps))
+    shares = [max(s - 1, 1) for s in steps]
+    needed = [core.one_pass_evals(s + 1) for s in steps]
     check_budget(max_evals, sum(needed), purpose)
     spare = max_evals - sum(needed)
-    return SegmentPlan(steps, [n + spare * (s - 1) // max(interior, 1) if s > 1 else 0
-                               for n, s in zip(needed, steps, strict=True)])
+    return SegmentPlan(steps, [n + spare * share // sum(shares) for n, share in zip(needed, shares, strict=True)])
 
 
 @dataclass

@@ -1,16 +1,17 @@
 """The model at a noise level: what every front end needs of a diffusion model, behind one small interface.
 
-``encode`` (images -> clean latents), ``invert`` (clean latents -> latents at the noise level), ``generate``
-(back to clean latents) and ``decode`` (clean latents -> images), with the noise level's sigma.
-``DiffusersModel`` implements it for a diffusers UNet and scheduler (the embedded digits model, or a
-latent-diffusion folder with its VAE); the ComfyUI nodes implement it over the MODEL and VAE of a workflow
-(nodes/encode_decode.py: ``ComfyModel``). A model's own defaults (alpha, noise level) are in defaults.py.
+``ModelAtNoiseLevel``: ``invert`` (clean latents -> latents at the noise level) and ``generate`` (back to
+clean latents), with the level's ``sigma``. ``DiffusersModel`` implements it for a diffusers UNet and
+scheduler (the embedded digits model, or a latent-diffusion folder) and adds the image side, ``encode``
+and ``decode`` (its VAE, or none for a pixel model); the ComfyUI nodes implement it over the workflow's MODEL
+(nodes/encode_decode.py: ``ComfyModel``) and leave the image side to the workflow's VAE. A model's own
+defaults (alpha, noise level) are in defaults.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -20,14 +21,11 @@ from .core import _sibling, core
 diffusers_adapter = _sibling("geodesic_core.diffusers_adapter")
 
 
+@runtime_checkable
 class ModelAtNoiseLevel(Protocol):
-    """A diffusion model at one noise level, as the pipeline uses it (all tensors [B, C, H, W])."""
+    """A diffusion model at one noise level, as the pipeline uses it (latents [B, C, H, W])."""
 
     sigma: float
-
-    def encode(self, images: Tensor) -> Tensor:
-        """Images in [-1, 1] -> clean latents (the identity for a pixel-space model)."""
-        ...
 
     def invert(self, clean: Tensor) -> Tensor:
         """Clean latents -> latents at the noise level (deterministic DDIM inversion)."""
@@ -35,10 +33,6 @@ class ModelAtNoiseLevel(Protocol):
 
     def generate(self, latents: Tensor) -> Tensor:
         """Latents at the noise level -> clean latents (the probability-flow ODE)."""
-        ...
-
-    def decode(self, clean: Tensor) -> Tensor:
-        """Clean latents -> images in [-1, 1]."""
         ...
 
 
@@ -57,6 +51,7 @@ class DiffusersModel:
         return core.DenoiserField(self.denoise, self.sigma)
 
     def encode(self, images: Tensor) -> Tensor:
+        """Images in [-1, 1] -> clean latents (the identity for a pixel-space model)."""
         if self.vae is None:
             return images
         return self.vae.encode(images).latent_dist.mean * self.vae.config.scaling_factor
@@ -69,6 +64,7 @@ class DiffusersModel:
         return core.generate(self.denoise, latents, schedule)
 
     def decode(self, clean: Tensor) -> Tensor:
+        """Clean latents -> images in [-1, 1]."""
         if self.vae is None:
             return clean.clamp(-1.0, 1.0)
         return self.vae.decode(clean / self.vae.config.scaling_factor).sample.clamp(-1.0, 1.0)

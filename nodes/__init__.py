@@ -8,12 +8,12 @@ plot (readout plot and table), inputs (shared inputs).
 """
 
 from .keyframe_nodes import EncodeKeyframes, JoinKeyframes, PathToLatent
-from .output_nodes import DecodePath, DensityReadout, PerceptualMetrics, RespacePath
+from .output_nodes import DecodePath, DensityReadout, PerceptualMetricsNode, RespacePath
 from .solve_nodes import SolveBVP, SolveIVP
 
 NODES = [EncodeKeyframes, JoinKeyframes, SolveBVP, SolveIVP, DensityReadout, DecodePath, PathToLatent,
-         PerceptualMetrics, RespacePath]
+         PerceptualMetricsNode, RespacePath]
 
 __all__ = ["NODES", "DecodePath", "DensityReadout", "EncodeKeyframes", "JoinKeyframes", "PathToLatent",
-           "PerceptualMetrics", "RespacePath",
+           "PerceptualMetricsNode", "RespacePath",
            "SolveBVP", "SolveIVP"]

@@ -1,8 +1,10 @@
 """Behind the encode and decode nodes: clean latents -> a path by deterministic inversion, and a path ->
-clean latents by deterministic generation (the math is geodesic_core/flow.py)."""
+clean latents by deterministic generation (the math is geodesic_core/flow.py), through ``ComfyModel``: the
+workflow's MODEL at a noise level as geodesic_pipeline's ModelAtNoiseLevel."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -37,12 +39,49 @@ def check_inversion_steps(steps: int) -> None:
                                  f"clean latent and makes no model call), got {steps}")
 
 
+@dataclass(frozen=True)
+class ComfyModel:
+    """The workflow's MODEL at one noise level, each latent conditioned by ``schedule`` at its position in ``t``:
+    geodesic_pipeline.model.ModelAtNoiseLevel over the sampler bridge, on latents in the model's own space
+    (after process_latent_in). The VAE side stays with ComfyUI's VAE object, as the workflow gave it."""
+
+    model: ModelPatcher
+    kind: str                     # the model's noise convention (model_facts.noise_kind)
+    noise_level: float
+    sigma: float                  # the model's sigma at noise_level (a path's own, when decoding one)
+    schedule: ConditioningSchedule
+    t: Tensor                     # [N] position of every latent passed in
+    steps: int                    # DDIM steps between the clean latents and the noise level
+    batch_size: int               # latents per model call (0: as many as fit)
+
+    def _run(self, latents: Tensor, stage: str, total_evals: int, step) -> Tensor:
+        def work(denoise, device):
+            return step(denoise, latents.to(device), self.kind).float().cpu()
+
+        return run_with_denoiser(self.model, self.schedule, work, stage=stage, latent_shape=tuple(latents.shape[1:]),
+                                 batch_size=self.batch_size, largest_batch=len(latents), total_evals=total_evals,
+                                 sigma=self.sigma)
+
+    def invert(self, clean: Tensor) -> Tensor:
+        """Clean latents -> latents at the noise level (deterministic DDIM inversion at CFG 1: higher guidance
+        makes the inversion diverge)."""
+        sigmas = ode_sigmas(self.model, self.noise_level, self.steps).flip(0)
+        # The first inversion step starts from the clean latent itself (sigma 0): no model call.
+        return self._run(clean, "inversion", (self.steps - 1) * len(clean),
+                         lambda denoise, x, kind: invert(denoise, x, sigmas, kind=kind, t=self.t))
+
+    def generate(self, latents: Tensor) -> Tensor:
+        """Latents at the noise level -> clean latents (the probability-flow ODE)."""
+        sigmas = ode_sigmas(self.model, self.noise_level, self.steps)
+        return self._run(latents, "decode", self.steps * len(latents),
+                         lambda denoise, x, kind: generate(denoise, x, sigmas, kind=kind, t=self.t))
+
+
 def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, noise_level: float, steps: int,
                    batch_size: int) -> GeodesicPath:
     """Invert clean (unscaled, LATENT-convention) latents [N, C, H, W] to the noise level.
 
-    Every point becomes a keyframe carrying ``conditioning``; inversion runs at CFG 1 because higher
-    guidance makes DDIM inversion diverge.
+    Every point becomes a keyframe carrying ``conditioning``.
     """
     channels = model.get_model_object("latent_format").latent_channels
     if samples.ndim != 4 or samples.shape[1] != channels:
@@ -52,34 +91,17 @@ def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, 
     check_inversion_steps(steps)
     kind = noise_kind(model)
     sigma = sigma_at(model, noise_level)
-    sigmas = ode_sigmas(model, noise_level, steps).flip(0)
     t = keyframe_positions(len(samples))
     schedule = ConditioningSchedule(tuple(float(v) for v in t), (conditioning,) * len(samples))
-    clean = latent_to_model_space(model, samples)
-
-    def invert_keyframes(denoise, device):
-        noisy = invert(denoise, clean.to(device), sigmas, kind=kind, t=t)
-        return noisy.float().cpu()
-
-    # The first inversion step starts from the clean latent itself (sigma 0): no model call.
-    points = run_with_denoiser(model, schedule, invert_keyframes, stage="inversion",
-                               latent_shape=tuple(samples.shape[1:]), batch_size=batch_size,
-                               largest_batch=len(samples), total_evals=(steps - 1) * len(samples), sigma=sigma)
-    return GeodesicPath(points, t, noise_level, sigma, model_key(model), schedule)
+    at_level = ComfyModel(model, kind, noise_level, sigma, schedule, t, steps, batch_size)
+    return GeodesicPath(at_level.invert(latent_to_model_space(model, samples)), t, noise_level, sigma,
+                        model_key(model), schedule)
 
 
 def decode_path(model: ModelPatcher, path: GeodesicPath, *, steps: int, batch_size: int,
                 input_name: str = "path") -> Tensor:
     """Clean latents (unscaled, LATENT convention) of every path point, each with its own conditioning."""
     check_path_for(model, path, input_name)
-    kind = noise_kind(model)
-    sigmas = ode_sigmas(model, path.noise_level, steps)
-
-    def generate_clean(denoise, device):
-        clean = generate(denoise, path.points.to(device), sigmas, kind=kind, t=path.t)
-        return clean.float().cpu()
-
-    clean = run_with_denoiser(model, path.schedule, generate_clean, stage="decode",
-                              latent_shape=tuple(path.points.shape[1:]), batch_size=batch_size,
-                              largest_batch=len(path), total_evals=steps * len(path), sigma=path.sigma)
-    return latent_from_model_space(model, clean)
+    at_level = ComfyModel(model, noise_kind(model), path.noise_level, path.sigma, path.schedule, path.t, steps,
+                          batch_size)
+    return latent_from_model_space(model, at_level.generate(path.points))

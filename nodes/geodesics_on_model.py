@@ -13,6 +13,7 @@ from ..geodesic_core import (
     Closure,
     DenoiserField,
     GeodesicInputError,
+    PathReadout,
     Progress,
     geodesic_efficiency,
     one_pass_evals,
@@ -20,10 +21,11 @@ from ..geodesic_core import (
     solve_ivp,
 )
 from ..geodesic_core.fields import Denoiser
+from ..geodesic_core.geometry import knot_interval
 from ..geodesic_pipeline.keyframes import check_budget, on_common_sphere, plan_segments, solve_segments
 from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
-from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points, knot_interval
+from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
@@ -51,9 +53,6 @@ def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, sta
                              sigma=path.sigma, negative=calls.negative, guidance=calls.guidance)
 
 
-# A keyframes-only segment (no frames between two keyframes) is only read out: one pass and some refinement.
-KEYFRAMES_ONLY_BUDGET = 64
-
 
 def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
     """solve_bvp callback: the running solve's length and residual as text on the node."""
@@ -73,7 +72,7 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
     def mapped(x: Tensor, sigma: float, t: Tensor | None) -> Tensor:
         if t is None:
             return denoise(x, sigma, target[:1].expand(x.shape[0]))
-        before, after, weight = knot_interval(local64, t)
+        before, after, weight = knot_interval(local64, t.detach().to("cpu", torch.float64))
         return denoise(x, sigma, target64[before] + weight * (target64[after] - target64[before]))
 
     return mapped
@@ -136,7 +135,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             result, k = segment.solve, segment.index
             if result is None:
                 log_density = read_path(field_of(k), segment.points, density.alpha, sphere=density.sphere,
-                                        tol=density.accuracy, max_evals=KEYFRAMES_ONLY_BUDGET).log_density
+                                        tol=density.accuracy, max_evals=plan.budgets[k]).log_density
                 report.append(f"segment {k + 1}: keyframes only (no frames in between)")
                 end_tangent = None
             else:
@@ -150,17 +149,16 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
 
-    # Every solve keeps within its budget, its readout included; a keyframes-only segment reads out its ends.
-    most_evals = sum(budget if s > 1 else KEYFRAMES_ONLY_BUDGET for budget, s in zip(plan.budgets, steps, strict=True))
+    # Every solve keeps within its budget, its readout included, and a keyframes-only segment's readout within its.
+    most_evals = sum(plan.budgets)
     path_points, log_density, end_tangent, lines = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
                                                                  max(steps) + 1, most_evals, calls)
     path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
                                   for k, s in enumerate(steps)])
     if loop:
         path_points, path_t, log_density, end_tangent = path_points[:-1], path_t[:-1], log_density[:-1], None
-    path = GeodesicPath(path_points, path_t, keyframes.noise_level, keyframes.sigma, keyframes.model_key,
-                        schedule, log_density=log_density,
-                        end_tangent=None if end_tangent is None else end_tangent.float().cpu())
+    path = keyframes.with_points(path_points, path_t, schedule=schedule, log_density=log_density,
+                                 end_tangent=None if end_tangent is None else end_tangent.float().cpu())
     return path, "\n".join(lines)
 
 
@@ -187,7 +185,7 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
         field = _field(kind, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
                            alpha=density.alpha, sphere=density.sphere, quadrature_tol=density.accuracy)
-        return result.points[1:].float().cpu(), result.log_density[1:].cpu()
+        return result.points[1:].float().cpu(), result.readout.log_density[1:].cpu()
 
     # RK4: four score evaluations per step, then the density readout: the last point and at least 3
     # quadrature points per step (more where the density changes fast).
@@ -195,63 +193,70 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
                                             4 * frames + 1 + 3 * frames, calls)
     if backward:
         new_points, log_density = new_points.flip(0), log_density.flip(0)
-    return GeodesicPath(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
-                        path.noise_level, path.sigma, path.model_key, schedule,
-                        log_density=log_density - log_density[0])
+    return path.with_points(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
+                            schedule=schedule, log_density=log_density - log_density[0])
 
 
-@dataclass
+@dataclass(frozen=True)
 class DensityReadoutResult:
     """What the Density Readout node reports about a path (formatted by nodes/plot.py)."""
 
     t: Tensor
-    log_density: Tensor          # [N] float64, relative to the first frame
-    log_density_error: Tensor    # [N] the quadrature's error bound on log_density
-    cumulative_distance: Tensor  # [N] float64, geodesic distance from the first frame
-    length: float
-    length_error: float
-    euclidean_length: float
-    residual: float
-    score_evals: int             # of the readout itself (frames and quadrature points)
-    efficiency: float            # -1 when the geodesic between the ends was not solved
-    geodesic_length: float
-    closure: Closure | None      # the path and the geodesic end at the same point: how far their ends disagree
+    readout: PathReadout          # the path's own, on the CPU (score_evals: of this readout alone)
+    geodesic_length: float | None  # of the geodesic between the path's ends; None: not solved
+    efficiency: float | None      # geodesic_length / the path's length; None: not solved
+    closure: Closure | None       # the path and the geodesic end at the same point: how far their ends disagree
 
     @property
     def min_log_density(self) -> float:
-        return float(self.log_density.min())
+        return float(self.readout.log_density.min())
+
+
+def _path_field(kind: str, denoise: Denoiser, path: GeodesicPath) -> DenoiserField:
+    """The field along ``path``: its points' own conditioning, looked up at their positions ``path.t``."""
+    return _field(kind, _reparametrised(denoise, torch.linspace(0.0, 1.0, len(path)), path.t), path.sigma)
+
+
+def _check_readable(model: ModelPatcher, path: GeodesicPath) -> str:
+    check_path_for(model, path, "path")
+    kind = noise_kind(model)
+    check_min_points(path, 2, "path", "a density readout")
+    return kind
+
+
+def read_along(model: ModelPatcher, path: GeodesicPath, *, max_evals: int, density: DensitySettings,
+               calls: ModelCallSettings) -> PathReadout:
+    """Density and distance along any path, refined within ``max_evals`` (at least one pass over its frames)."""
+    kind = _check_readable(model, path)
+    budget = max(max_evals, one_pass_evals(len(path)))
+
+    def read_on_model(denoise, device):
+        return read_path(_path_field(kind, denoise, path), path.points.to(device), density.alpha,
+                         sphere=density.sphere, t=torch.linspace(0.0, 1.0, len(path)), tol=density.accuracy,
+                         max_evals=budget).cpu()
+
+    return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path), budget, calls)
 
 
 def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, method: str, tolerance: float,
              max_evals: int, density: DensitySettings, calls: ModelCallSettings) -> DensityReadoutResult:
     """Density and distance along any path; optionally its efficiency against the geodesic between its
     ends."""
-    check_path_for(model, path, "path")
-    kind = noise_kind(model)
-    check_min_points(path, 2, "path", "a density readout")
-    if compare_geodesic:
-        check_budget(max_evals, one_pass_evals(len(path)), "the geodesic between the path's ends")
+    if not compare_geodesic:
+        readout = read_along(model, path, max_evals=max_evals, density=density, calls=calls)
+        return DensityReadoutResult(path.t.clone(), readout, None, None, None)
+    kind = _check_readable(model, path)
+    check_budget(max_evals, one_pass_evals(len(path)), "the geodesic between the path's ends")
     # The path's own readout may refine within the same budget (at least one pass over its frames).
     readout_budget = max(max_evals, one_pass_evals(len(path)))
-    local = torch.linspace(0.0, 1.0, len(path))
 
-    def read_path_on_model(denoise, device):
-        field = _field(kind, _reparametrised(denoise, local, path.t), path.sigma)
-        points = path.points.to(device)
-        if compare_geodesic:
-            result = geodesic_efficiency(field, points, density.alpha, sphere=density.sphere, method=method,
-                                         tol=tolerance, quadrature_tol=density.accuracy, max_evals=max_evals,
-                                         readout_max_evals=readout_budget)
-            readout, efficiency, geodesic_length = result.path, result.efficiency, result.geodesic.length
-            gap = result.closure
-        else:
-            readout = read_path(field, points, density.alpha, sphere=density.sphere, t=local, tol=density.accuracy,
-                                max_evals=readout_budget)
-            efficiency, geodesic_length, gap = -1.0, -1.0, None
-        return DensityReadoutResult(path.t.clone(), readout.log_density.cpu(), readout.log_density_error.cpu(),
-                                    readout.cumulative_length.cpu(), readout.length, readout.length_error,
-                                    readout.euclidean_length, readout.residual, readout.score_evals, efficiency,
-                                    geodesic_length, gap)
+    def compare_on_model(denoise, device):
+        result = geodesic_efficiency(_path_field(kind, denoise, path), path.points.to(device), density.alpha,
+                                     sphere=density.sphere, method=method, tol=tolerance,
+                                     quadrature_tol=density.accuracy, max_evals=max_evals,
+                                     readout_max_evals=readout_budget)
+        return DensityReadoutResult(path.t.clone(), result.path.cpu(), result.geodesic.length, result.efficiency,
+                                    result.closure)
 
-    return _run_on_model(model, path.schedule, read_path_on_model, "readout", path, len(path),
-                         readout_budget + (max_evals if compare_geodesic else 0), calls)
+    return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path),
+                         readout_budget + max_evals, calls)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..geodesic_core import METHODS
+from ..geodesic_pipeline.defaults import PAPER_DEFAULTS
 from .path import PATH_TYPE
 
 CATEGORY = "density_geodesics"
@@ -45,7 +46,7 @@ def steps_input(tooltip: str) -> io.Int.Input:
 
 def alpha_input() -> io.Float.Input:
     return io.Float.Input(
-        "alpha", default=0.002, min=0.000001, max=10.0, step=0.0001, round=0.000001,
+        "alpha", default=PAPER_DEFAULTS.alpha, min=0.000001, max=10.0, step=0.0001, round=0.000001,
         tooltip="How strongly paths are pulled into high-density (likely) regions versus kept straight. "
                 "The paper uses 0.002 at noise level 0.6 and 0.02 at 0.7 for Stable Diffusion.")
 

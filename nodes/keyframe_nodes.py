@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..geodesic_core import GeodesicInputError
+from ..geodesic_pipeline.defaults import PAPER_DEFAULTS
 from . import inputs as shared
 from .encode_decode import encode_latents
 from .model_facts import check_path_for, latent_from_model_space
@@ -55,7 +56,7 @@ class EncodeKeyframes(io.ComfyNode):
                     "positive", tooltip="Prompt conditioning of these keyframes (used for the inversion and "
                                         "carried along; join sets with different prompts to interpolate)."),
                 io.Float.Input(
-                    "noise_level", default=0.6, min=0.05, max=0.95, step=0.01,
+                    "noise_level", default=PAPER_DEFAULTS.noise_level, min=0.05, max=0.95, step=0.01,
                     tooltip="Fraction of the noise schedule to invert to (the paper's default 0.6 = 60%). "
                             "Later nodes check that paths match it."),
                 shared.steps_input("Inversion steps from clean to the noise level (deterministic DDIM)."),

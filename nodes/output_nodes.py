@@ -9,7 +9,7 @@ from . import inputs as shared
 from .bridge import ModelCallSettings
 from .encode_decode import decode_path
 from .geodesics_on_model import DensitySettings, read_out
-from .perceptual import LPIPS_NETS, SPACINGS, decode_evenly, image_metrics, metrics_table, respace_evenly
+from .perceptual import DECODE_SPACINGS, LPIPS_NETS, decode_evenly, image_metrics, metrics_table, respace_evenly
 from .plot import density_plot, latent_rgb_preview, lpips_plot, readout_table
 from .validation import (
     check_queued,
@@ -84,32 +84,23 @@ class DensityReadout(io.ComfyNode):
     @classmethod
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
                 guidance, accuracy=0.001, negative=None, images=None) -> io.NodeOutput:
-        readout = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,
-                           max_evals=max_evals, density=DensitySettings(alpha, sphere, accuracy),
-                           calls=ModelCallSettings(guidance, negative, batch_size))
-        plot = density_plot(readout)
-        table = readout_table(readout)
-        table = table if images is None else with_lpips_columns(table, images, len(path))
-        return io.NodeOutput(plot, table, readout.length, readout.efficiency,
-                             readout.min_log_density, ui=ui.PreviewImage(plot, cls=cls))
+        if images is not None and len(images) != len(path):
+            raise GeodesicInputError(
+                f"images: expected the {len(path)} decoded frames of this path, got {len(images)} images")
+        result = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,
+                          max_evals=max_evals, density=DensitySettings(alpha, sphere, accuracy),
+                          calls=ModelCallSettings(guidance, negative, batch_size))
+        plot = density_plot(result)
+        table = readout_table(result, None if images is None else image_metrics(images))
+        # the efficiency output keeps its released meaning: -1 when the geodesic was not solved
+        efficiency = -1.0 if result.efficiency is None else result.efficiency
+        return io.NodeOutput(plot, table, result.readout.length, efficiency, result.min_log_density,
+                             ui=ui.PreviewImage(plot, cls=cls))
 
 
-def with_lpips_columns(table: str, images, n_frames: int) -> str:
-    """The readout table with each frame's LPIPS to the next frame, and PPL and PDV rows."""
-    if len(images) != n_frames:
-        raise GeodesicInputError(
-            f"images: expected the {n_frames} decoded frames of this path, got {len(images)} images")
-    metrics = image_metrics(images)
-    steps = [f"{float(d):.6g}" for d in metrics.steps] + ["-"]
-    rows = table.splitlines()
-    frame_rows = [i for i, row in enumerate(rows) if row[:1].isdigit()]
-    rows[0] += "\tlpips_to_next"
-    for i, step in zip(frame_rows, steps, strict=True):
-        rows[i] += f"\t{step}"
-    return "\n".join(rows + [f"ppl\t{metrics.ppl:.6g}", f"pdv\t{metrics.pdv:.6g}"])
+class PerceptualMetricsNode(io.ComfyNode):
+    """The Perceptual Metrics node (id DensityGeodesics_PerceptualMetrics) over geodesic_core's metrics."""
 
-
-class PerceptualMetrics(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -195,7 +186,7 @@ class DecodePath(io.ComfyNode):
                              tooltip="VAE to decode the frames to images. Without it, the image output is a "
                                      "rough colour preview computed from the latents."),
                 io.Combo.Input(
-                    "spacing", options=list(SPACINGS), default="path", optional=True,
+                    "spacing", options=list(DECODE_SPACINGS), default="path", optional=True,
                     tooltip="path: one frame per path point. even LPIPS: exactly `frames` frames equally far "
                             "apart perceptually (decodes the path's points, measures with as many frames again "
                             "at the largest steps, then decodes the placed frames; needs the VAE). even LPIPS "
@@ -228,7 +219,7 @@ class DecodePath(io.ComfyNode):
     @classmethod
     def execute(cls, model, path, steps, batch_size, vae=None, spacing="path", frames=0, lpips_net="alex"
                 ) -> io.NodeOutput:
-        if SPACINGS.get(spacing, "") is None:
+        if DECODE_SPACINGS.get(spacing, "") is None:
             samples = decode_path(model, path, steps=steps, batch_size=batch_size)
             if vae is None:
                 images = latent_rgb_preview(model, samples)
@@ -236,8 +227,8 @@ class DecodePath(io.ComfyNode):
                 images = vae.decode(samples)
                 images = images.reshape(-1, *images.shape[-3:])
             return io.NodeOutput({"samples": samples}, images, "spacing\tpath")
-        if spacing not in SPACINGS:
-            raise GeodesicInputError(f"spacing: expected one of {', '.join(SPACINGS)}, got {spacing!r}")
-        even = decode_evenly(model, path, vae, frames=frames or len(path), method=SPACINGS[spacing], steps=steps,
+        if spacing not in DECODE_SPACINGS:
+            raise GeodesicInputError(f"spacing: expected one of {', '.join(DECODE_SPACINGS)}, got {spacing!r}")
+        even = decode_evenly(model, path, vae, frames=frames or len(path), method=DECODE_SPACINGS[spacing], steps=steps,
                              batch_size=batch_size, net=lpips_net)
         return io.NodeOutput({"samples": even.samples}, even.images, even.report)

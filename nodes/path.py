@@ -8,6 +8,7 @@ It never holds the model itself (the MODEL input of each node does), only what i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError
+from ..geodesic_core.geometry import knot_interval
 
 PATH_TYPE = "GEODESIC_PATH"
 SIGMA_REL_TOL = 1e-4  # sigmas are recomputed from the same schedule code: only float noise differs
@@ -32,16 +34,6 @@ class ModelKey:
         return f"{self.model_type} ({self.prediction} prediction, {self.latent_format} latents)"
 
 
-def knot_interval(knots: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """For each t (clamped to the knots' range): the index of the knot before it, of the knot after it, and
-    the linear weight of the latter. ``knots``: ascending float64 on the CPU, at least two."""
-    t64 = t.detach().to("cpu", torch.float64).clamp(float(knots[0]), float(knots[-1]))
-    after = torch.searchsorted(knots, t64, right=True).clamp(1, len(knots) - 1)
-    before = after - 1
-    weight = (t64 - knots[before]) / (knots[after] - knots[before])
-    return before, after, weight
-
-
 @dataclass(frozen=True)
 class ConditioningSchedule:
     """Keyframe conditionings (ComfyUI CONDITIONING lists) pinned at ascending knots in t."""
@@ -55,7 +47,7 @@ class ConditioningSchedule:
         if len(knots) == 1:
             zeros = torch.zeros(len(t), dtype=torch.long)
             return zeros, zeros, torch.zeros(len(t), dtype=torch.float64)
-        return knot_interval(knots, t)
+        return knot_interval(knots, t.detach().to("cpu", torch.float64))
 
     def shifted(self, offset: float, scale: float) -> ConditioningSchedule:
         return ConditioningSchedule(tuple(offset + scale * k for k in self.knots), self.conditionings)
@@ -79,6 +71,13 @@ class GeodesicPath:
 
     def __len__(self) -> int:
         return self.points.shape[0]
+
+    def with_points(self, points: Tensor, t: Tensor, *, schedule: ConditioningSchedule | None = None,
+                    log_density: Tensor | None = None, end_tangent: Tensor | None = None) -> GeodesicPath:
+        """A new path of the same model at the same noise level: other points at positions ``t`` (with this
+        path's conditioning schedule unless another is given), knowing only the densities given."""
+        return dataclasses.replace(self, points=points, t=t, schedule=self.schedule if schedule is None else schedule,
+                                   log_density=log_density, end_tangent=end_tangent)
 
 
 def check_conditioning(conditioning: list | None, input_name: str) -> list:
@@ -139,5 +138,4 @@ def join_paths(first: GeodesicPath, second: GeodesicPath, names: tuple[str, str]
     second_schedule = second.schedule.shifted((start - second.t[0].item()) / total, 1.0 / total)
     schedule = ConditioningSchedule(first_schedule.knots + second_schedule.knots,
                                     first_schedule.conditionings + second_schedule.conditionings)
-    return GeodesicPath(torch.cat([first.points, second.points]), t, first.noise_level, first.sigma,
-                        first.model_key, schedule)
+    return first.with_points(torch.cat([first.points, second.points]), t, schedule=schedule)

@@ -11,7 +11,7 @@ import comfy.model_management
 import torch
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError
+from ..geodesic_core import GeodesicInputError, one_pass_evals
 from ..geodesic_core.lpips import LPIPS, load_lpips, working_bytes
 from ..geodesic_core.perceptual import (
     PerceptualMetrics,
@@ -23,15 +23,16 @@ from ..geodesic_core.perceptual import (
 )
 from .bridge import ModelCallSettings
 from .encode_decode import decode_path
-from .geodesics_on_model import DensitySettings, read_out
+from .geodesics_on_model import DensitySettings, read_along
 from .path import GeodesicPath
+from .plot import tab_separated
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
 
 LPIPS_NETS = {"alex": "AlexNet (LPIPS default)", "vgg": "VGG16"}
 # DecodePath spacing choices: label -> retime method (None: the path's own positions)
-SPACINGS = {"path": None, "even LPIPS": "adaptive", "even LPIPS (official rescheduler)": "official"}
+DECODE_SPACINGS = {"path": None, "even LPIPS": "adaptive", "even LPIPS (official rescheduler)": "official"}
 RANGE_SLACK = 1e-3  # IMAGE values this far outside [0, 1] are float rounding (clamped); further out, refused
 MEMORY_SHARE = 0.5  # of the free memory, for LPIPS features (the rest stays for ComfyUI and the model)
 MAX_LPIPS_CHUNK = 16  # frames per LPIPS pass: enough to keep a GPU busy, more only costs memory
@@ -67,8 +68,8 @@ def lpips_chunk(lpips: LPIPS, frames: Tensor, input_name: str = "images") -> int
     room = comfy.model_management.get_free_memory(lpips.device) * MEMORY_SHARE
     if per_frame > room:
         raise GeodesicInputError(
-            f"{input_name}: LPIPS-{lpips.net} needs about {per_frame / 2**30:.1f} GiB per {height}x{width} px frame, "
-            f"more than the {room / 2**30:.1f} GiB it may use now; resize the frames (e.g. Upscale Image by 0.5)")
+            f"{input_name}: LPIPS-{lpips.net} needs about {per_frame / 2**20:,.1f} MiB per {height}x{width} px frame, "
+            f"more than the {room / 2**20:,.1f} MiB it may use now; resize the frames (e.g. Upscale Image by 0.5)")
     return int(min(MAX_LPIPS_CHUNK, room // per_frame))
 
 
@@ -81,11 +82,11 @@ def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images")
 
 
 def metrics_table(metrics: PerceptualMetrics) -> str:
-    rows = ["step\tfrom_frame\tto_frame\tlpips"]
-    rows += [f"{i}\t{i}\t{i + 1}\t{float(d):.6g}" for i, d in enumerate(metrics.steps)]
-    rows += [f"ppl\t{metrics.ppl:.6g}", f"pdv\t{metrics.pdv:.6g}",
-             f"max_step\t{float(metrics.steps.max()):.6g}"]
-    return "\n".join(rows)
+    rows = [["step", "from_frame", "to_frame", "lpips"]]
+    rows += [[str(i), str(i), str(i + 1), f"{float(d):.6g}"] for i, d in enumerate(metrics.steps)]
+    rows += [["ppl", f"{metrics.ppl:.6g}"], ["pdv", f"{metrics.pdv:.6g}"],
+             ["max_step", f"{float(metrics.steps.max()):.6g}"]]
+    return tab_separated(rows)
 
 
 @dataclass
@@ -107,8 +108,7 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     decoded: dict[float, tuple[Tensor, Tensor]] = {}
 
     def render(t: Tensor) -> Tensor:
-        sub_path = GeodesicPath(interpolate_points(path.points, path.t, t.float()), t.float(), path.noise_level,
-                                path.sigma, path.model_key, path.schedule)
+        sub_path = path.with_points(interpolate_points(path.points, path.t, t.float()), t.float())
         samples = decode_path(model, sub_path, steps=steps, batch_size=batch_size)
         images = vae.decode(samples)
         images = images.reshape(-1, *images.shape[-3:])
@@ -143,7 +143,7 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
 def respace_evenly(model: ModelPatcher, path: GeodesicPath, frames: int, density: DensitySettings,
                    calls: ModelCallSettings) -> GeodesicPath:
     """The path re-read at ``frames`` points equally far apart in its geodesic (density-weighted) distance."""
-    readout = read_out(model, path, compare_geodesic=False, method="default", tolerance=1.0, max_evals=0,
-                       density=density, calls=calls)
-    t, points = even_in_distance(path.points, path.t, readout.cumulative_distance, frames)
-    return GeodesicPath(points.float(), t.float(), path.noise_level, path.sigma, path.model_key, path.schedule)
+    # One pass over the frames (no refinement): the spacing needs the distances, not a length to 1e-3.
+    readout = read_along(model, path, max_evals=one_pass_evals(len(path)), density=density, calls=calls)
+    t, points = even_in_distance(path.points, path.t, readout.cumulative_length, frames)
+    return path.with_points(points.float(), t.float())

@@ -7,17 +7,14 @@ import io as bytes_io
 from typing import TYPE_CHECKING
 
 import latent_preview
-import matplotlib
 import numpy as np
 import torch
+from matplotlib.figure import Figure  # no pyplot: renders to a buffer, never touches ComfyUI's matplotlib backend
 from PIL import Image
 from torch import Tensor
 
 from ..geodesic_core import GeodesicInputError
 from .model_facts import latent_to_model_space
-
-matplotlib.use("Agg")  # no display in a server; must precede pyplot
-from matplotlib import pyplot as plt  # noqa: E402
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
@@ -28,44 +25,55 @@ if TYPE_CHECKING:
 LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the preview like decoded frames
 
 
-def readout_title(readout: DensityReadoutResult) -> str:
-    compared = f", efficiency {readout.efficiency:.3f}" if readout.efficiency >= 0 else ""
-    return f"length {readout.length:.4g} ± {readout.length_error:.2g}{compared}"
+def readout_title(result: DensityReadoutResult) -> str:
+    compared = "" if result.efficiency is None else f", efficiency {result.efficiency:.3f}"
+    return f"length {result.readout.length:.4g} ± {result.readout.length_error:.2g}{compared}"
 
 
-def readout_table(readout: DensityReadoutResult) -> str:
-    """Tab-separated: one row per frame (t, relative log density and its error bound, geodesic distance),
-    then the summary."""
-    rows = ["frame\tt\trelative_log_density\terror_bound\tgeodesic_distance"]
-    rows += [f"{i}\t{float(t):.4f}\t{float(ld):.6g}\t{float(e):.2g}\t{float(d):.6g}"
-             for i, (t, ld, e, d) in enumerate(zip(readout.t, readout.log_density, readout.log_density_error,
-                                                   readout.cumulative_distance, strict=True))]
-    rows.append(f"geodesic_length\t{readout.length:.6g}")
-    rows.append(f"geodesic_length_error_bound\t{readout.length_error:.2g}")
-    rows.append(f"euclidean_length\t{readout.euclidean_length:.6g}")
-    rows.append(f"geodesic_residual\t{readout.residual:.4g}")
-    rows.append(f"min_relative_log_density\t{readout.min_log_density:.6g}")
-    rows.append(f"readout_score_evaluations\t{readout.score_evals}")
-    if readout.efficiency >= 0:
-        rows.append(f"geodesic_between_ends_length\t{readout.geodesic_length:.6g}")
-        rows.append(f"efficiency\t{readout.efficiency:.6g}")
-    if readout.closure is not None:
+def tab_separated(rows: list[list[str]]) -> str:
+    return "\n".join("\t".join(row) for row in rows)
+
+
+def readout_table(result: DensityReadoutResult, lpips: PerceptualMetrics | None = None) -> str:
+    """Tab-separated: one row per frame (t, relative log density and its error bound, geodesic distance, and
+    with ``lpips`` the LPIPS to the next frame), then the summary."""
+    readout = result.readout
+    header = ["frame", "t", "relative_log_density", "error_bound", "geodesic_distance"]
+    frames = [[str(i), f"{float(t):.4f}", f"{float(ld):.6g}", f"{float(e):.2g}", f"{float(d):.6g}"]
+              for i, (t, ld, e, d) in enumerate(zip(result.t, readout.log_density, readout.log_density_error,
+                                                    readout.cumulative_length, strict=True))]
+    summary = [["geodesic_length", f"{readout.length:.6g}"],
+               ["geodesic_length_error_bound", f"{readout.length_error:.2g}"],
+               ["euclidean_length", f"{readout.euclidean_length:.6g}"],
+               ["geodesic_residual", f"{readout.residual:.4g}"],
+               ["min_relative_log_density", f"{result.min_log_density:.6g}"],
+               ["readout_score_evaluations", str(readout.score_evals)]]
+    if result.efficiency is not None:
+        summary += [["geodesic_between_ends_length", f"{result.geodesic_length:.6g}"],
+                    ["efficiency", f"{result.efficiency:.6g}"]]
+    if result.closure is not None:
         # Both paths end at the last frame: for an exact density their end values would agree.
-        rows.append(f"closure_gap_at_end_vs_geodesic\t{readout.closure.gap:.4g}")
-        rows.append(f"closure_quadrature_bound\t{readout.closure.quadrature_bound:.2g}")
-        rows.append(f"closure_non_conservative_part_at_least\t{readout.closure.field_part:.4g}")
-    return "\n".join(rows)
+        summary += [["closure_gap_at_end_vs_geodesic", f"{result.closure.gap:.4g}"],
+                    ["closure_quadrature_bound", f"{result.closure.quadrature_bound:.2g}"],
+                    ["closure_non_conservative_part_at_least", f"{result.closure.field_part:.4g}"]]
+    if lpips is not None:
+        header.append("lpips_to_next")
+        for row, step in zip(frames, [f"{float(d):.6g}" for d in lpips.steps] + ["-"], strict=True):
+            row.append(step)
+        summary += [["ppl", f"{lpips.ppl:.6g}"], ["pdv", f"{lpips.pdv:.6g}"]]
+    return tab_separated([header, *frames, *summary])
 
 
-def density_plot(readout: DensityReadoutResult) -> Tensor:
+def density_plot(result: DensityReadoutResult) -> Tensor:
     """IMAGE [1, H, W, 3]: relative log density and cumulative geodesic distance per frame."""
-    frames = np.arange(len(readout.log_density))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.8), dpi=100, sharex=True)
-    top.plot(frames, readout.log_density.numpy(), marker="o", color="tab:blue")
+    frames = np.arange(len(result.readout.log_density))
+    fig = Figure(figsize=(6.4, 4.8), dpi=100)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot(frames, result.readout.log_density.numpy(), marker="o", color="tab:blue")
     top.set_ylabel("relative log density")
-    top.set_title(readout_title(readout))
+    top.set_title(readout_title(result))
     top.grid(alpha=0.3)
-    bottom.plot(frames, readout.cumulative_distance.numpy(), marker="o", color="tab:orange")
+    bottom.plot(frames, result.readout.cumulative_length.numpy(), marker="o", color="tab:orange")
     bottom.set_ylabel("geodesic distance")
     bottom.set_xlabel("frame")
     bottom.grid(alpha=0.3)
@@ -75,7 +83,8 @@ def density_plot(readout: DensityReadoutResult) -> Tensor:
 def lpips_plot(metrics: PerceptualMetrics) -> Tensor:
     """IMAGE [1, H, W, 3]: LPIPS of every step between adjacent frames, with their mean."""
     steps = metrics.steps.numpy()
-    fig, axes = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    fig = Figure(figsize=(6.4, 3.6), dpi=100)
+    axes = fig.subplots()
     axes.bar(np.arange(len(steps)) + 0.5, steps, width=0.8, color="tab:purple")
     axes.axhline(float(steps.mean()), color="black", linestyle="--", linewidth=1, label="mean step")
     axes.set_xlabel("frame")
@@ -86,12 +95,11 @@ def lpips_plot(metrics: PerceptualMetrics) -> Tensor:
     return figure_image(fig)
 
 
-def figure_image(fig) -> Tensor:
-    """A matplotlib figure as an IMAGE [1, H, W, 3] (the figure is closed)."""
+def figure_image(fig: Figure) -> Tensor:
+    """A matplotlib figure as an IMAGE [1, H, W, 3]."""
     fig.tight_layout()
     buffer = bytes_io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     buffer.seek(0)
     pixels = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(pixels)[None]

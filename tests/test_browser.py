@@ -12,24 +12,30 @@ chromium missing is a failure, not a skip (launch_chromium raises).
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 from devtools.comfy_browser import (
+    dismiss_missing_nodes_warnings,
     fit_view,
     frontend_api_prompt,
     launch_chromium,
     load_template,
     load_workflow,
-    missing_nodes_dialog_shown,
+    missing_nodes_warnings,
     open_app,
     open_template_browser,
     screenshot,
     unregistered_node_types,
 )
+from devtools.comfy_harness import NEWEST_FRONTEND, PINNED_FRONTEND, frontend_root
 from devtools.comfy_server import (
     ARTIFACTS,
     FAST_SETTINGS,
@@ -39,6 +45,7 @@ from devtools.comfy_server import (
     WORKFLOW_NAMES,
     WORKFLOWS_DIR,
     ComfyServer,
+    start_server,
     write_example_inputs,
 )
 from devtools.workflow_convert import ordered_inputs, ui_to_api
@@ -46,17 +53,42 @@ from devtools.workflow_convert import ordered_inputs, ui_to_api
 pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = ARTIFACTS / "browser"
+SCREENSHOTS = ARTIFACTS / "browser"  # the pinned frontend's; the newest one's in frontend-<version>/ inside it
 RUN_TIMEOUT_MS = 300_000
 
 
+@dataclass(frozen=True)
+class Frontend:
+    version: str
+    server: ComfyServer
+    screenshots: Path
+
+
+@pytest.fixture(scope="module", params=[PINNED_FRONTEND, NEWEST_FRONTEND], ids=lambda v: f"frontend-{v}")
+def frontend(request: pytest.FixtureRequest, comfy_server: ComfyServer) -> Iterator[Frontend]:
+    """The server that serves one frontend: the session's for the pinned one, its own (--front-end-root) for the
+    newest; tests that take it run once per frontend."""
+    version = request.param
+    if version == PINNED_FRONTEND:
+        yield Frontend(version, comfy_server, SCREENSHOTS)
+        return
+    server = start_server(ARTIFACTS / f"comfy-frontend-{version}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+                          frontend_root(version))
+    try:
+        yield Frontend(version, server, SCREENSHOTS / f"frontend-{version}")
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
-def page(comfy_server: ComfyServer) -> Iterator[Page]:
-    write_example_inputs(comfy_server.input_dir, IMAGE_SIZE)
+def page(frontend: Frontend) -> Iterator[Page]:
+    write_example_inputs(frontend.server.input_dir, IMAGE_SIZE)
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
-            yield open_app(browser, comfy_server.url)
+            page = open_app(browser, frontend.server.url)
+            assert page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__") == frontend.version
+            yield page
         finally:
             browser.close()
 
@@ -67,7 +99,7 @@ def template(page: Page, name: str) -> dict:
                          f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.json")
 
 
-def test_template_browser_shows_titles_and_thumbnails_in_the_served_order(page: Page):
+def test_template_browser_shows_titles_and_thumbnails_in_the_served_order(page: Page, frontend: Frontend):
     listed = page.evaluate("async () => (await fetch('/api/workflow_templates')).json()")[PACK_FOLDER_NAME]
     assert sorted(listed) == WORKFLOW_NAMES
     open_template_browser(page, PACK_FOLDER_NAME)
@@ -75,11 +107,12 @@ def test_template_browser_shows_titles_and_thumbnails_in_the_served_order(page: 
     cards.first.wait_for()
     page.wait_for_function("""() => [...document.querySelectorAll("[data-testid^='template-workflow-'] img")]
         .every(img => img.complete)""")
-    screenshot(page, SCREENSHOTS / "template_browser.png")
+    screenshot(page, frontend.screenshots / "template_browser.png")
+    # What the user sees on each card (its text lines and pictures), not the markup, which differs between
+    # frontends (1.32 shows the title and a description, 1.58 the title under a "Node graph" badge).
     shown = page.evaluate("""() => [...document.querySelectorAll("[data-testid^='template-workflow-']")].map(card => ({
         name: card.dataset.testid.replace('template-workflow-', ''),
-        title: card.querySelector('h3')?.textContent.trim(),
-        description: card.querySelector('p')?.textContent.trim(),
+        lines: card.innerText.split('\\n').map(line => line.trim()).filter(Boolean),
         thumbnails: [...card.querySelectorAll('img')].map(img => img.naturalWidth),
     }))""")
     page.keyboard.press("Escape")
@@ -87,8 +120,8 @@ def test_template_browser_shows_titles_and_thumbnails_in_the_served_order(page: 
     # (0.3.75 lists in directory order).
     assert [card["name"] for card in shown] == listed and WORKFLOW_NAMES[0] == INTERPOLATION_TEMPLATE
     for card in shown:
-        # A custom node template's title is its file name, its description the name with - and _ as spaces.
-        assert card["title"] == card["description"] == card["name"], card
+        # A custom node template's title is its file name (1.32's description repeats it, - and _ as spaces).
+        assert card["name"] in card["lines"], card
         assert card["thumbnails"] and all(width > 0 for width in card["thumbnails"]), card  # the .jpg loaded
 
 
@@ -98,17 +131,17 @@ def test_missing_node_check_can_fail(page: Page):
     workflow["nodes"][0]["type"] = "DensityGeodesics_NoSuchNode"
     load_workflow(page, workflow, "broken")
     assert unregistered_node_types(page) == ["DensityGeodesics_NoSuchNode"]
-    assert missing_nodes_dialog_shown(page)
-    page.keyboard.press("Escape")
+    assert missing_nodes_warnings(page).count() > 0
+    dismiss_missing_nodes_warnings(page)
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
-def test_workflow_loads_without_missing_nodes(page: Page, comfy_server: ComfyServer, name: str):
+def test_workflow_loads_without_missing_nodes(page: Page, frontend: Frontend, name: str):
     load_template(page, PACK_FOLDER_NAME, name)
-    screenshot(page, SCREENSHOTS / f"{name}.png")
+    screenshot(page, frontend.screenshots / f"{name}.png")
     assert unregistered_node_types(page) == []
-    assert not missing_nodes_dialog_shown(page)
-    object_info = comfy_server.object_info()
+    assert missing_nodes_warnings(page).count() == 0
+    object_info = frontend.server.object_info()
     # The frontend also sends its display-only widgets (PreviewAny's "preview"); the server drops inputs
     # that are not in the node's schema, so only schema inputs are compared.
     frontend = {node_id: {"class_type": node["class_type"],
@@ -126,7 +159,7 @@ def set_widgets(page: Page, node_type: str, values: dict) -> None:
     }""", [node_type, values])
 
 
-def test_interpolation_runs_from_the_run_button(page: Page, comfy_server: ComfyServer):
+def test_interpolation_runs_from_the_run_button(page: Page, frontend: Frontend):
     load_template(page, PACK_FOLDER_NAME, INTERPOLATION_TEMPLATE)
     for node_type, values in FAST_SETTINGS.items():
         set_widgets(page, node_type, values)
@@ -136,14 +169,14 @@ def test_interpolation_runs_from_the_run_button(page: Page, comfy_server: ComfyS
     page.wait_for_function("""() => [...document.querySelectorAll("img[src*='browser_run']")]
         .some(img => img.complete && img.naturalWidth > 0)""", timeout=RUN_TIMEOUT_MS)
     fit_view(page)
-    shot = screenshot(page, SCREENSHOTS / "geodesic_interpolation_ran.png")
+    shot = screenshot(page, frontend.screenshots / "geodesic_interpolation_ran.png")
     shown = page.evaluate("""() => {
         const save = window.app.graph.nodes.find(n => n.type === 'SaveAnimatedWEBP');
         return window.app.nodeOutputs[String(save.id)].images.map(i => i.filename);
     }""")
-    written = sorted(p.name for p in comfy_server.output_dir.glob("browser_run_*.webp"))
+    written = sorted(p.name for p in frontend.server.output_dir.glob("browser_run_*.webp"))
     assert shown == written and len(written) == 1, (shown, written)
-    with Image.open(comfy_server.output_dir / written[0]) as animation:
+    with Image.open(frontend.server.output_dir / written[0]) as animation:
         assert animation.n_frames == 17
     assert shot.stat().st_size > 10_000
 
@@ -151,7 +184,7 @@ def test_interpolation_runs_from_the_run_button(page: Page, comfy_server: ComfyS
 HELP_NODE = "DensityGeodesics_SolveBVP"
 
 
-def test_node_help_page_opens_with_its_picture(page: Page):
+def test_node_help_page_opens_with_its_picture(page: Page, frontend: Frontend):
     """Select a node, press the selection toolbox's info button: the sidebar shows the pack's help page
     (fetched from /extensions/<pack>/docs/<node id>.md), its pictures loaded, not the generated fallback."""
     load_template(page, PACK_FOLDER_NAME, INTERPOLATION_TEMPLATE)
@@ -170,7 +203,7 @@ def test_node_help_page_opens_with_its_picture(page: Page):
             return pictures.length > 0 && pictures.every(img => img.complete && img.naturalWidth > 0);
         }""", timeout=15_000)
     finally:
-        screenshot(page, SCREENSHOTS / "help_page.png")  # also when it fails: shows what the user got
+        screenshot(page, frontend.screenshots / "help_page.png")  # also when it fails: shows what the user got
     assert heading.is_visible()
     sources = page.evaluate("() => [...document.querySelectorAll(\"img[src*='/docs/images/']\")].map(i => i.src)")
     assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src in sources), sources

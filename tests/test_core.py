@@ -69,7 +69,9 @@ def test_bvp_length_matches_fast_marching(name):
     a, b = torch.tensor(a).double(), torch.tensor(b).double()
     # 65 points: the discrete length of a 17-point path is off by several % on these sharp 2-D mixtures
     # (chords skip over low-density stretches); at 65 points the discretisation error is ~0.3%.
-    res = solve_bvp(field, a, b, n_points=65, alpha=alpha)
+    # A tolerance below the default asks the solver to polish to convergence whatever it costs (the default
+    # stops where the residual no longer halves per polishing iteration: Outcome.FLOOR).
+    res = solve_bvp(field, a, b, n_points=65, alpha=alpha, tol=5e-4)
     reference = fast_marching_distance(field, a, b, alpha)
     assert res.converged, res.residual
     # 1.5%: FMM on an 801^2 grid is accurate to ~0.2% here (halving the grid moves it by < 0.3%).
@@ -143,7 +145,7 @@ def test_readout_is_exact_within_its_bound_where_the_trapezoid_rule_is_far_off(n
     assert abs(out.length - length) <= out.length_error
     cumulative = exact_cumulative_length(problem.field, points, problem.alpha, sphere=problem.sphere)
     assert torch.allclose(out.cumulative_length, cumulative, rtol=1e-2)
-    assert out.accurate
+    assert out.converged
 
 
 def _exact_readout_case(name):
@@ -165,7 +167,7 @@ def _exact_readout_case(name):
 def test_error_bounds_cover_the_error_and_stay_within_the_documented_targets(name, tol):
     field, points, alpha, sphere, exact, exact_length = _exact_readout_case(name)
     out = read_path(field, points, alpha, sphere=sphere, tol=tol)
-    assert out.accurate
+    assert out.converged
     # Covered: every frame's error within its bound, the length's within its bound.
     assert bool(((out.log_density - exact).abs() <= out.log_density_error).all())
     assert abs(out.length - exact_length) <= out.length_error
@@ -197,7 +199,7 @@ def test_a_looser_tolerance_costs_fewer_evaluations_and_stays_within_its_bound()
         assert bool(((out.log_density - exact).abs() <= out.log_density_error).all())
     counted = CountingField(problem.field)
     capped = read_path(counted, points, problem.alpha, sphere=problem.sphere, max_evals=70)
-    assert counted.points == capped.score_evals <= 70 and not capped.accurate
+    assert counted.points == capped.score_evals <= 70 and not capped.converged
 
 
 def test_sphere_readout_follows_the_arc_not_the_chord():
@@ -594,7 +596,7 @@ def test_ivp_readout_is_exact_within_its_bound():
     field, a, b = _high_dim_problem(d=1024, seed=7)
     ivp = solve_ivp(field, a, b - a, n_steps=16, alpha=1e-3)
     exact = field.log_prob(ivp.points) - field.log_prob(ivp.points[:1])
-    assert bool(((ivp.log_density - exact).abs() <= ivp.log_density_error).all())
+    assert bool(((ivp.readout.log_density - exact).abs() <= ivp.readout.log_density_error).all())
 
 
 def test_solvers_and_readout_run_under_inference_mode():

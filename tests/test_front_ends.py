@@ -72,9 +72,20 @@ def test_the_pack_runs_on_its_own_copy_of_the_core():
         "import_comfy()\n"
         "import_pack_module('nodes')\n"
         "core = import_pack_module('geodesic_pipeline.core').core\n"
-        "print(json.dumps({'core': core.__name__, 'top_level': sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('geodesic_core', 'geodesic_pipeline', 'geodesic_batch', 'digits'))}))\n")  # `nodes` is ComfyUI's own
+        "interface = import_pack_module('geodesic_pipeline.model').ModelAtNoiseLevel\n"
+        "comfy_model = import_pack_module('nodes.encode_decode').ComfyModel(None, 've', 0.6, 1.0, None, None, 2, 0)\n"
+        "print(json.dumps({'core': core.__name__, 'implements': isinstance(comfy_model, interface),\n"
+        "    'top_level': sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "                        ('geodesic_core', 'geodesic_pipeline', 'geodesic_batch', 'digits'))}))\n")
+    # (the top-level `nodes` module is ComfyUI's own)
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
                             check=True)
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded == {"core": "density_geodesics.geodesic_core", "top_level": []}
+    assert loaded == {"core": "density_geodesics.geodesic_core", "implements": True, "top_level": []}
+
+
+def test_the_diffusers_model_implements_the_interface():
+    from digits.model import load_digits_model
+    from geodesic_pipeline.model import ModelAtNoiseLevel
+
+    assert isinstance(load_digits_model(ode_steps=2), ModelAtNoiseLevel)

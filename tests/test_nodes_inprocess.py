@@ -48,7 +48,7 @@ from density_geodesics.nodes import (  # noqa: E402
     EncodeKeyframes,
     JoinKeyframes,
     PathToLatent,
-    PerceptualMetrics,
+    PerceptualMetricsNode,
     RespacePath,
     SolveBVP,
     SolveIVP,
@@ -205,6 +205,15 @@ def test_solve_makes_the_evaluations_it_reports_within_max_evals_counted_at_the_
     assert len(reported) == 2  # two segments, each with a frame between its keyframes
     assert sum(batches) == sum(reported), f"the UNet evaluated {sum(batches)} latents, the report says {reported}"
     assert sum(batches) <= max_evals  # max_evals bounds the whole solve, every segment's readout included
+
+
+def test_a_keyframes_only_segment_is_read_out_within_max_evals_counted_at_the_unet(sd, keyframes):
+    # 3 keyframes and 4 frames: one segment gets a frame, the other only its two keyframes (read out, not
+    # solved); that readout comes out of the same budget (it used to spend up to 64 more: 33 of 20 here).
+    wrapped, batches = _batch_recording(sd["model"])
+    _, report = SolveBVP.execute(wrapped, keyframes, 4, False, "equal", **{**FAST_BVP, "max_evals": 20})
+    assert "keyframes only" in report
+    assert sum(batches) <= 20, (sum(batches), report)
 
 
 def _batch_recording(model):
@@ -410,19 +419,19 @@ def test_perceptual_metrics_and_even_lpips_decode(sd, solved):
     model, vae = sd["model"], sd["vae"]
     path = solved
     plain = DecodePath.execute(model, path, 2, 4, vae=vae).args[1]
-    plot, table, ppl, pdv = PerceptualMetrics.execute(plain, "alex").args
+    plot, table, ppl, pdv = PerceptualMetricsNode.execute(plain, "alex").args
     assert plot.shape[0] == 1 and plot.shape[-1] == 3
     assert len([row for row in table.splitlines() if row[:1].isdigit()]) == 4 and ppl > 0 and pdv >= 0
-    assert PerceptualMetrics.execute(plain[:1].expand(3, -1, -1, -1), "vgg").args[2] == 0.0
+    assert PerceptualMetricsNode.execute(plain[:1].expand(3, -1, -1, -1), "vgg").args[2] == 0.0
     with pytest.raises(GeodesicInputError, match="images: perceptual metrics need at least 2 frames"):
-        PerceptualMetrics.execute(plain[:1], "alex")
+        PerceptualMetricsNode.execute(plain[:1], "alex")
 
     latent, images, report = DecodePath.execute(model, path, 2, 4, vae=vae, spacing="even LPIPS", frames=6).args
     assert latent["samples"].shape[0] == 6 and images.shape == (6, SIZE, SIZE, 3)
     numbers = dict(row.split("\t", 1) for row in report.splitlines())
     assert float(numbers["pdv_after"]) < float(numbers["pdv_before"])
     # the returned frames are the ones measured: their PDV is the node's own metric of them
-    assert abs(PerceptualMetrics.execute(images, "alex").args[3] - float(numbers["pdv_after"])) < 1e-5
+    assert abs(PerceptualMetricsNode.execute(images, "alex").args[3] - float(numbers["pdv_after"])) < 1e-5
     with pytest.raises(GeodesicInputError, match="vae: even LPIPS spacing"):
         DecodePath.execute(model, path, 2, 4, spacing="even LPIPS")
 

@@ -403,7 +403,11 @@ EVEN = "even LPIPS"
 # name, what was expected and what came). Inputs changed to None are left out of the prompt (unconnected).
 VALIDATION_ERRORS = {
     "frames < 3": ({"solve": {"frames": 2}}, "solve", "frames: expected a number from 3 to 4096, got 2"),
-    "empty conditioning (positive not connected)": ({"encode_a": {"positive": None}}, "encode_a", "positive"),
+    # ComfyUI's own refusal of an unconnected required input (its details are the input's name). No core node
+    # makes an empty CONDITIONING to send instead: the pack's "positive: the conditioning is empty" check gets
+    # a real empty one in process (test_nodes_inprocess.py, test_clear_errors_for_bad_inputs).
+    "positive not connected (ComfyUI's required-input check)": ({"encode_a": {"positive": None}}, "encode_a",
+                                                                 "positive"),
     "guidance without negative": ({"solve": {"guidance": 2.0}}, "solve",
                                   "negative: guidance > 0 needs a negative conditioning"),
     "NaN guidance": ({"solve": {"guidance": math.nan}}, "solve", "guidance: expected a number from 0 to 30, got nan"),
@@ -461,3 +465,21 @@ def test_invalid_prompt_is_refused_once_by_name_with_http_400(comfy_server: Comf
     assert list(node_errors) == [failing_node], node_errors
     (error,) = node_errors[failing_node]["errors"]  # once, not once per input the check reads
     assert error["details"].startswith(text), error
+
+
+def test_perceptual_metrics_refuses_frames_it_would_upscale_past_the_cap(comfy_server: ComfyServer,
+                                                                         object_info: dict):
+    """Three 8000 x 1 px frames: LPIPS would upscale them to 512000 x 64 px (9.8 GiB once); refused at once."""
+    strips = [Image.new("RGB", (8000, 1), (grey, grey, grey)) for grey in (50, 120, 200)]
+    strips[0].save(comfy_server.input_dir / "strip_8000x1.webp", save_all=True, append_images=strips[1:],
+                   lossless=True)
+    prompt = {"load": {"class_type": "LoadImage", "inputs": {"image": "strip_8000x1.webp"}},
+              "metrics": {"class_type": "DensityGeodesics_PerceptualMetrics",
+                          "inputs": {"images": ["load", 0], "lpips_net": "vgg"}}}
+    result = comfy_server.run(prompt, RUN_TIMEOUT_S)
+    assert result.status == "error"
+    error = result.messages["execution_error"]
+    assert error["node_id"] == "metrics", error
+    assert error["exception_message"].startswith(
+        "images: 1x8000 px frames would be upscaled to 64x512000 px for LPIPS"), error["exception_message"]
+    assert result.wall_s < 30, result.wall_s

@@ -14,6 +14,7 @@ from diffusers import DDPMScheduler
 from PIL import Image
 
 from digits.data import distance_to_training, in_distribution_limit, load_split
+from digits.latent_model import load_mnist_model
 from digits.main import held_out_endpoints, main
 from digits.model import (
     METADATA_FILE,
@@ -25,7 +26,7 @@ from digits.model import (
     load_metadata,
     load_trained_model,
 )
-from digits.settings import DEFAULTS
+from digits.settings import MNIST_DEFAULTS
 from geodesic_core import geodesic_efficiency, lerp, read_path, slerp
 from geodesic_core.diffusers_adapter import (
     DiffusersDenoiser,
@@ -145,18 +146,18 @@ def test_main_command_compares_like_with_like(tmp_path):
     assert set(paths) == {"slerp", "sphere geodesic", "linear", "free geodesic"}
     # The baseline's efficiency against geodesic_core's own geodesic_efficiency on the same model and ends,
     # recomputed here from the images (not from the demo's JSON) with the demo's solve settings.
-    model = load_digits_model(DEFAULTS.noise_level, 4)
+    model = load_mnist_model(MNIST_DEFAULTS.noise_level, 4)
     images, _ = held_out_endpoints(0)
     a, b = to_common_radius(*model.to_latents(images))
     ts = torch.linspace(0.0, 1.0, 5, dtype=a.dtype)
     for comparison in results["comparisons"].values():
         baseline, geodesic = paths[comparison["baseline"]], paths[comparison["geodesic"]]
         sphere = comparison["sphere"]
-        expected = geodesic_efficiency(model.field, (slerp if sphere else lerp)(a, b, ts), DEFAULTS.alpha,
+        expected = geodesic_efficiency(model.field, (slerp if sphere else lerp)(a, b, ts), MNIST_DEFAULTS.alpha,
                                        sphere=sphere, method="default", max_evals=60)
         # The same points read by the same field: equal up to float32 rounding between the two processes.
         assert baseline["density_weighted_length"] == pytest.approx(expected.path.length, rel=1e-4), comparison
-        again = read_path(model.field, expected.geodesic.points, DEFAULTS.alpha, sphere=sphere)
+        again = read_path(model.field, expected.geodesic.points, MNIST_DEFAULTS.alpha, sphere=sphere)
         assert geodesic["density_weighted_length"] == pytest.approx(again.length, rel=1e-4), comparison
         # The demo divides by its re-read of the geodesic, geodesic_efficiency by the solve's own readout:
         # two quadratures of one length, each within its reported bound.

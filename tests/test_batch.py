@@ -7,6 +7,7 @@ random-weight diffusers latent-diffusion folder runs end to end. One Ray start i
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -331,3 +332,14 @@ def test_settings_come_from_config_then_flags(tmp_path):
         make_settings({}, {"frames": 2})
     with pytest.raises(SettingsError, match="--solver"):
         make_settings({"solver": "newton"}, {})
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("alpha", 0.0, "--alpha: expected a finite positive number, got 0.0"),  # the core's rule: refused mid-run before
+    ("alpha", float("nan"), "--alpha: expected a finite positive number, got nan"),
+    ("tolerance", float("inf"), "--tolerance: expected a finite positive number, got inf"),
+    ("solver", "newton", "--solver: expected one of 'default', 'paper', got 'newton'"),
+])
+def test_settings_the_core_would_refuse_are_refused_before_any_work(setting, value, message):
+    with pytest.raises(SettingsError, match=f"^{re.escape(message)}$"):
+        make_settings({}, {setting: value})

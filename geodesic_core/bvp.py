@@ -37,6 +37,7 @@ from .fields import DensityField
 from .geometry import dot, flat, project_out, resample_polyline, segment_lengths, slerp, to_sphere
 from .path_integrals import BudgetExceeded, Layout, PathIntegrals, integrate_path, path_positions
 from .progress import Callback, Progress
+from .results import PathReadout
 from .validation import GeodesicInputError, check_alpha, check_pair
 
 METHODS = ("default", "paper")
@@ -80,16 +81,13 @@ class Outcome(str, Enum):
 class BVPResult:
     points: Tensor            # [n_points, *shape]; endpoints are the inputs (sphere-rescaled if sphere)
     t: Tensor                 # [n_points] path positions in [0, 1]
-    log_density: Tensor       # [n_points] float64, relative to the start
-    log_density_error: Tensor  # [n_points] estimated bound on the quadrature error of log_density
-    length: float             # metric length, w = exp(-alpha * log_density), along chords / arcs
-    length_error: float       # estimated bound on the quadrature error of length
+    readout: PathReadout      # the certified readout of ``points`` (log density, length, their error bounds)
     residual: float           # scale-free Euler-Lagrange residual of the path energy (0 = geodesic)
     point_residuals: Tensor   # [n_points]
     score_evals: int          # every evaluation of the solve, its readout included
     readout_evals: int        # of which the final readout's quadrature (paper: not part of its schedule)
     iterations: int
-    converged: bool
+    converged: bool           # the residual met the tolerance on a certified readout
     outcome: Outcome
     method: str
     alpha: float
@@ -97,6 +95,22 @@ class BVPResult:
     history: list[dict] = field(default_factory=list)
     route: str = "direct"     # the global search's winner: "direct" (the start path's basin) or "via waypoint k"
     search_evals: int = 0     # of score_evals, what the global search spent beyond the local solve
+
+    @property
+    def log_density(self) -> Tensor:
+        return self.readout.log_density
+
+    @property
+    def log_density_error(self) -> Tensor:
+        return self.readout.log_density_error
+
+    @property
+    def length(self) -> float:
+        return self.readout.length
+
+    @property
+    def length_error(self) -> float:
+        return self.readout.length_error
 
     def _tangent(self, i0: int, i1: int, i2: int) -> Tensor:
         xf = flat(self.points).double()
@@ -198,14 +212,12 @@ class _Problem:
     def result(self, state: _State, *, iterations: int, outcome: Outcome, method: str, history: list[dict],
                readout_evals: int = 0) -> BVPResult:
         xf = self.full(state.interior)
-        q = state.integrals
         return BVPResult(
             points=xf.reshape(len(xf), *self.shape).to(self.dtype), t=path_positions(len(xf)),
-            log_density=q.log_density, log_density_error=q.log_density_error, length=q.length,
-            length_error=q.length_error, residual=state.energy.residual,
-            point_residuals=state.energy.point_residuals, score_evals=self.evals, readout_evals=readout_evals,
-            iterations=iterations, converged=outcome == Outcome.CONVERGED, outcome=outcome, method=method,
-            alpha=self.alpha, sphere=self.sphere, history=history)
+            readout=PathReadout.of(state.integrals, xf, self.alpha, sphere=self.sphere),
+            residual=state.energy.residual, point_residuals=state.energy.point_residuals, score_evals=self.evals,
+            readout_evals=readout_evals, iterations=iterations, converged=outcome == Outcome.CONVERGED,
+            outcome=outcome, method=method, alpha=self.alpha, sphere=self.sphere, history=history)
 
     def progress(self, state: _State, step: int) -> Progress:
         xf = self.full(state.interior)
@@ -272,8 +284,9 @@ def solve_bvp(field: DensityField, start: Tensor, end: Tensor, *, n_points: int 
     if torch.equal(start, end):
         pts = start.unsqueeze(0).expand(n_points, *start.shape).clone()
         zeros = torch.zeros(n_points, dtype=torch.float64)
-        return BVPResult(pts, path_positions(n_points), zeros, zeros.clone(), 0.0, 0.0, 0.0, zeros.clone(), 0, 0, 0,
-                         True, Outcome.CONVERGED, method, alpha, sphere)
+        readout = PathReadout(zeros, zeros.clone(), 0.0, 0.0, zeros.clone(), 0.0, zeros.clone(), 0.0, 0, True)
+        return BVPResult(pts, path_positions(n_points), readout, 0.0, zeros.clone(), 0, 0, 0, True, Outcome.CONVERGED,
+                         method, alpha, sphere)
     problem = _Problem(field, start, end, alpha, sphere, quadrature_tol, max_evals)
     if method == "paper":
         return _solve_paper(problem, n_points, callback)

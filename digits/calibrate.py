@@ -1,13 +1,16 @@
-"""Choose the density weight alpha by a stated rule, on training-split pairs only.
+"""Choose the MNIST model's noise level and density weight alpha by stated rules, on training pairs only.
 
-Rule: along the slerp between two training digits of different classes, the log density at the noise
-level spans a range R (max - min over the path, nats). alpha = 1 / median(R) over the pairs, so the
-metric weight w = p^-alpha varies by about a factor e along a typical slerp: the density counts as much
-as the Euclidean length, without one deep valley or peak dominating. Never looks at held-out digits.
-(The deepest drop below the start was tried first and is unusable here: at this level the slerp's
-interior is mostly MORE probable than its inverted ends, so that "drop" is negative.)
+Noise level: the highest of NOISE_LEVELS at which the round trip (VAE encode, DDIM inversion to the level,
+generation back, VAE decode) of training digits keeps the judge's label for at least 95% of them. A higher
+level leaves the path more room to move towards probable images; the round trip must still return the
+endpoints a path is asked to join.
 
-    python -m digits.calibrate        # prints the drops and the resulting alpha
+Alpha: along the slerp between two training digits of different classes, the log density at the noise
+level spans a range R (max - min over the path, nats). alpha = 1 / median(R) over the pairs, so the metric
+weight w = p^-alpha varies by about a factor e along a typical slerp: the density counts as much as the
+Euclidean length, without one deep valley or peak dominating. Never looks at held-out digits.
+
+    python -m digits.calibrate        # prints both, with what they rest on
 """
 
 import argparse
@@ -18,15 +21,27 @@ import torch
 from geodesic_core import read_path, slerp
 from geodesic_pipeline.compare import encode_pairs, to_common_radius
 
-from .data import load_split, pick_pairs
-from .model import load_digits_model
+from .judge import judge_images, load_judge
+from .latent_model import load_mnist_model
+from .mnist import load_split, pick_pairs
+
+NOISE_LEVELS = (0.5, 0.6, 0.7, 0.8)
+KEEP_LABEL = 0.95
 
 
-def slerp_log_density_ranges(n_pairs: int, seed: int, n_points: int = 17) -> list[float]:
-    model = load_digits_model()
-    images, _ = load_split("train")
-    pairs = pick_pairs("train", n_pairs, seed)
-    latents = encode_pairs(model, images, pairs)
+def round_trip_label_kept(noise_level: float, n_digits: int, seed: int) -> float:
+    """Fraction of ``n_digits`` random training digits whose judge label survives the round trip."""
+    images, labels = load_split("train")
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n_digits]
+    model = load_mnist_model(noise_level)
+    back = model.to_images(model.to_latents(images[chosen]))
+    return float((judge_images(load_judge(), back).labels == labels[chosen.numpy()]).mean())
+
+
+def slerp_log_density_ranges(noise_level: float, n_pairs: int, seed: int, n_points: int = 17) -> list[float]:
+    model = load_mnist_model(noise_level)
+    images, labels = load_split("train")
+    latents = encode_pairs(model, images, pick_pairs(labels, n_pairs, seed))
     ts = torch.linspace(0.0, 1.0, n_points)
     ranges = []
     for a, b in latents:
@@ -39,9 +54,18 @@ def slerp_log_density_ranges(n_pairs: int, seed: int, n_points: int = 17) -> lis
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--digits", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    ranges = slerp_log_density_ranges(args.pairs, args.seed)
+    torch.set_num_threads(1)
+    kept = {level: round_trip_label_kept(level, args.digits, args.seed) for level in NOISE_LEVELS}
+    for level, fraction in kept.items():
+        print(f"noise level {level}: the round trip keeps the judge's label of {fraction:.1%} of {args.digits} "
+              "training digits")
+    eligible = [level for level, fraction in kept.items() if fraction >= KEEP_LABEL]
+    noise_level = max(eligible) if eligible else min(NOISE_LEVELS)
+    print(f"noise level = {noise_level} (the highest keeping >= {KEEP_LABEL:.0%})")
+    ranges = slerp_log_density_ranges(noise_level, args.pairs, args.seed)
     median = statistics.median(ranges)
     print(f"log-density range along slerp, {args.pairs} training pairs: median {median:.3f}, "
           f"from {min(ranges):.3f} to {max(ranges):.3f}")

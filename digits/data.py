@@ -1,4 +1,4 @@
-"""scikit-learn's bundled digits as model images, with a fixed train / held-out split."""
+"""scikit-learn's bundled 8x8 digits (the fixture model's data), with a fixed train / held-out split."""
 
 import numpy as np
 import torch

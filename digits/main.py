@@ -1,4 +1,4 @@
-"""Density geodesics against their like-for-like baselines on the embedded digits diffusion model.
+"""Density geodesics against their like-for-like baselines on the embedded MNIST latent diffusion model.
 
     python -m digits.main                         # two held-out digits picked by --seed
     python -m digits.main --images a.png b.png    # your own digits (either polarity; see below)
@@ -12,7 +12,13 @@ density under each row), density.png (log density along each path), animation.we
 side, frame by frame) and results.json; prints a table and what differs. The folder appears only once
 everything is written.
 
-Your images are converted to grey and shrunk to 8x8. The model was trained on bright strokes on a dark
+The model (digits/latent_model.py) is built like Stable Diffusion: a VAE maps each 32x32 image (a 28x28 digit
+with a 2-pixel border) to a 4x8x8 latent and a UNet denoises those latents; the paths live in its latent
+space at the noise level and every frame is decoded through the VAE. An independent CNN classifier
+(digits/judge.py) reads the frames.
+
+Your images (any size, both the same) are converted to grey and resized to 28x28. The model was trained on
+bright strokes on a dark
 background: a light-background image is inverted (with a notice), and inputs unlike every training digit
 are reported, with the judge's labels marked unreliable.
 """
@@ -28,14 +34,14 @@ import time
 from pathlib import Path
 
 # Only light modules at the top: arguments are checked before torch, diffusers and scikit-learn load.
-from .settings import DEFAULTS, IMAGE_SIZE, ODE_STEPS
+from .settings import MNIST_DEFAULTS, MNIST_IMAGE_SIZE, ODE_STEPS
 
 COMPARE_CHOICES = {"both": ("sphere", "free"), "sphere": ("sphere",), "free": ("free",)}
 # Frames whose RMS difference stays below this look alike: it is the tolerance within which a digit
 # inverted to the noise level and decoded again counts as the same image (tests/test_digits.py).
 VISIBLE_RMS = 0.15
 STRIP_ROW_INCHES = 1.5  # frames and density plot of one path
-ANIMATION_FRAME_PX = 96  # each 8x8 frame drawn 12x larger
+ANIMATION_FRAME_PX = 128  # each 32x32 frame drawn 4x larger
 
 
 class InputError(ValueError):
@@ -59,10 +65,10 @@ def open_two_images(paths: list[Path]) -> list:
 
 
 def held_out_endpoints(seed: int):
-    from .data import load_split, pick_pairs
+    from .mnist import load_split, pick_pairs
 
     images, labels = load_split("held_out")
-    (i, j), = pick_pairs("held_out", 1, seed)
+    (i, j), = pick_pairs(labels, 1, seed)
     return images[[i, j]], {"source": "held-out digits", "held_out_indices": [i, j],
                             "labels": [int(labels[i]), int(labels[j])]}
 
@@ -72,14 +78,14 @@ def path_rows(comparisons) -> list[str]:
 
 
 def tile_frames(frames):
-    """[N, 1, 8, 8] frames in [-1, 1] -> one [8, 9N - 1] row in [0, 1], with a NaN (blank) column between
-    frames; draw with frame_colormap()."""
+    """[N, 1, S, S] frames in [-1, 1] -> one [S, (S + 1) N - 1] row in [0, 1], with a NaN (blank) column
+    between frames; draw with frame_colormap()."""
     import numpy as np
 
-    cell = IMAGE_SIZE + 1
-    tiles = np.full((IMAGE_SIZE, len(frames) * cell - 1), np.nan)
+    cell = MNIST_IMAGE_SIZE + 1
+    tiles = np.full((MNIST_IMAGE_SIZE, len(frames) * cell - 1), np.nan)
     for k, frame in enumerate((frames[:, 0].numpy() + 1.0) / 2.0):
-        tiles[:, k * cell: k * cell + IMAGE_SIZE] = frame
+        tiles[:, k * cell: k * cell + MNIST_IMAGE_SIZE] = frame
     return tiles
 
 
@@ -99,8 +105,8 @@ def save_strip(reports: dict, comparisons, judge_reliable: bool, path: Path) -> 
 
     names = path_rows(comparisons)
     n_frames = len(reports[names[0]].frames)
-    cell = IMAGE_SIZE + 1  # tile_frames leaves one blank pixel between frames
-    centres = np.arange(n_frames) * cell + IMAGE_SIZE / 2 - 0.5
+    cell = MNIST_IMAGE_SIZE + 1  # tile_frames leaves one blank pixel between frames
+    centres = np.arange(n_frames) * cell + MNIST_IMAGE_SIZE / 2 - 0.5
     densities = np.concatenate([reports[name].readout.log_density.numpy() for name in names])
     margin = 0.1 * (densities.max() - densities.min() + 1e-9)
     fig = Figure(figsize=(15, STRIP_ROW_INCHES * len(names) + 0.4 * len(comparisons)))
@@ -241,8 +247,7 @@ def snap_line(numbers: dict[str, dict]) -> str:
     line = ("snap = share of the whole start-to-end change made in the largest step between two adjacent frames: "
             + ", ".join(f"{name} {share:.0%}" for name, share in shares.items()))
     if min(shares.values()) > 0.5:
-        line += (". Every path switches from one end image to the other in a single step: at 8x8 this model "
-                 "shows no gradual morph.")
+        line += ". Every path switches from one end image to the other in a single step: no gradual morph."
     return line
 
 
@@ -273,15 +278,16 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like, novel_frame_distances
     from geodesic_pipeline.images import to_model_images
 
-    from .data import distance_to_training, in_distribution_limit
-    from .judge import CONFIDENT_PROBABILITY, decode_and_judge, train_judge
-    from .model import load_digits_model
+    from .judge import CONFIDENT_PROBABILITY, decode_and_judge, load_judge, realism
+    from .latent_model import in_distribution_limit, load_mnist_model
+    from .mnist import NATIVE_SIZE, distance_to_training, pad_to_model
 
     torch.set_num_threads(args.threads)
     comparisons = [COMPARISONS[key] for key in COMPARE_CHOICES[args.compare]]
     notices = []
     if image_files is not None:
-        images, notices = to_model_images(image_files, args.images, (IMAGE_SIZE, IMAGE_SIZE))
+        digits, notices = to_model_images(image_files, args.images, (NATIVE_SIZE, NATIVE_SIZE))
+        images = pad_to_model(digits)
         inputs = {"source": "image files", "files": [str(p) for p in args.images]}
     else:
         images, inputs = held_out_endpoints(args.seed)
@@ -296,9 +302,9 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     inputs |= {"distance_to_nearest_training_digit": distances.tolist(), "in_distribution_limit": limit,
                "notices": notices}
 
-    progress("loading the digits model and training the judge classifier")
-    model = load_digits_model(args.noise_level, args.ode_steps)
-    judge = train_judge()
+    progress("loading the MNIST latent model and the judge")
+    model = load_mnist_model(args.noise_level, args.ode_steps)
+    judge = load_judge()
     progress(f"inverting 2 images to noise level {args.noise_level} (sigma {model.sigma:.3f}, "
              f"{args.ode_steps} DDIM steps)")
     latents = model.to_latents(images)
@@ -318,7 +324,7 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     for comparison in comparisons:
         geodesic_length = reports[comparison.geodesic].readout.length
         for name in (comparison.baseline, comparison.geodesic):
-            numbers[name] = reports[name].numbers(geodesic_length)
+            numbers[name] = reports[name].numbers(geodesic_length) | realism(reports[name].verdict.interior())
     closures = {c.key: closure(reports[c.baseline].readout, reports[c.geodesic].readout) for c in comparisons}
     differences = {c.key: difference_summary(c, numbers, novel_frame_distances(reports[c.geodesic],
                                                                                  reports[c.baseline]))
@@ -328,6 +334,7 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
         "settings": {"noise_level": args.noise_level, "sigma": model.sigma, "alpha": args.alpha,
                      "n_points": args.frames, "ode_steps": args.ode_steps, "compare": args.compare,
                      "method": "default", "max_evals": args.max_evals, "seed": args.seed,
+                     "image_size": MNIST_IMAGE_SIZE, "digit_size": NATIVE_SIZE,
                      "judge_confident_probability": CONFIDENT_PROBABILITY, "visible_rms": VISIBLE_RMS},
         "comparisons": {c.key: {"baseline": c.baseline, "geodesic": c.geodesic, "sphere": c.sphere,
                                 **differences[c.key], "closure": dataclasses.asdict(closures[c.key])}
@@ -343,7 +350,11 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
                  "norm); means and minima are over the intermediate frames, arc means per unit Euclidean length "
                  "along the path; efficiency = the comparison's geodesic length / the path's length, both "
                  "density-weighted with the same alpha; ppl / pdv = sum / standard deviation of the LPIPS-AlexNet "
-                 "distances between adjacent frames (upscaled to 64 px).",
+                 "distances between adjacent frames (upscaled to 64 px); min_confidence = the judge's lowest "
+                 "top-class probability over the intermediate frames; frechet_distance is NON-STANDARD (it stands in "
+                 "for FID, which needs Inception weights not available offline): the Frechet distance between the "
+                 "judge's 64 penultimate-layer features of the intermediate frames and of the 10,000 held-out "
+                 "digits, comparable only with itself.",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.partial-", dir=args.out.parent))
@@ -399,14 +410,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-sphere", dest="compare", action="store_const", const="free",
                         help="same as --compare free")
     parser.add_argument("--frames", type=int, default=17, help="points per path, ends included (default 17)")
-    parser.add_argument("--alpha", type=float, default=DEFAULTS.alpha,
-                        help=f"density weight (default {DEFAULTS.alpha})")
-    parser.add_argument("--noise-level", type=float, default=DEFAULTS.noise_level,
-                        help=f"fraction of the noise schedule (default {DEFAULTS.noise_level})")
+    parser.add_argument("--alpha", type=float, default=MNIST_DEFAULTS.alpha,
+                        help=f"density weight (default {MNIST_DEFAULTS.alpha})")
+    parser.add_argument("--noise-level", type=float, default=MNIST_DEFAULTS.noise_level,
+                        help=f"fraction of the noise schedule (default {MNIST_DEFAULTS.noise_level})")
     parser.add_argument("--ode-steps", type=int, default=ODE_STEPS,
                         help=f"DDIM steps for inversion and decoding (default {ODE_STEPS})")
     parser.add_argument("--max-evals", type=int, default=None, help="cap on the solver's score evaluations")
-    # 8x8 batches are too small to gain from threads; on a busy CPU extra threads cost up to 10x.
+    # batches of 17 4x8x8 latents are too small to gain from threads; on a busy CPU extra threads cost up to 10x.
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     return parser.parse_args(argv)
 

@@ -8,6 +8,7 @@ train split (60,000) trains the autoencoder, the latent diffusion model and the 
 """
 
 import hashlib
+import os
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -50,24 +51,45 @@ def check_wheel(path: Path = WHEEL_FILE) -> Path:
     return path
 
 
-@lru_cache(maxsize=2)
-def load_split_uint8(split: str, wheel: Path = WHEEL_FILE) -> tuple[np.ndarray, np.ndarray]:
-    """([N, 28, 28] uint8 pixels 0..255, bright strokes on black; [N] int64 labels) of "train" or
-    "held_out", in the CSV's row order."""
-    if split not in SPLIT_MEMBERS:
-        raise ValueError(f"split must be one of {sorted(SPLIT_MEMBERS)}, got {split!r}")
+def parse_split(split: str, wheel: Path) -> np.ndarray:
+    """[N, 785] uint8 rows (label, then 28x28 pixels) of one CSV, read out of the (checked) wheel."""
     with zipfile.ZipFile(check_wheel(wheel)) as archive, archive.open(SPLIT_MEMBERS[split]) as csv:
         table = np.loadtxt(csv, delimiter=",", skiprows=1, dtype=np.uint8)  # header: label,1x1,...,28x28
     if table.shape != (SPLIT_SIZES[split], 1 + NATIVE_SIZE**2):
         raise DataFileError(f"{SPLIT_MEMBERS[split]} has shape {table.shape}, expected "
                             f"({SPLIT_SIZES[split]}, {1 + NATIVE_SIZE**2})")
+    return table
+
+
+@lru_cache(maxsize=2)
+def load_split_uint8(split: str, wheel: Path = WHEEL_FILE) -> tuple[np.ndarray, np.ndarray]:
+    """([N, 28, 28] uint8 pixels 0..255, bright strokes on black; [N] int64 labels) of "train" or
+    "held_out", in the CSV's row order. The parsed rows are kept beside the wheel, named by its hash
+    (the demo then starts in a fraction of a second instead of parsing 110 MB of CSV); the wheel's hash is
+    checked either way."""
+    if split not in SPLIT_MEMBERS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_MEMBERS)}, got {split!r}")
+    check_wheel(wheel)
+    cache = wheel.parent / f"mnist-{WHEEL_SHA256[:16]}-{split}.npy"
+    if cache.is_file():
+        table = np.load(cache)
+    else:
+        table = parse_split(split, wheel)
+        partial = cache.with_suffix(f".{os.getpid()}.partial.npy")
+        np.save(partial, table)
+        partial.replace(cache)  # atomic: a concurrent reader never sees half a file
     return table[:, 1:].reshape(-1, NATIVE_SIZE, NATIVE_SIZE), table[:, 0].astype(np.int64)
+
+
+def pad_to_model(digits: torch.Tensor) -> torch.Tensor:
+    """[N, 1, 28, 28] digits in [-1, 1] -> [N, 1, 32, 32] model images, padded with background (-1)."""
+    return torch.nn.functional.pad(digits, (PAD, PAD, PAD, PAD), value=-1.0)
 
 
 def to_model_images(pixels: np.ndarray) -> torch.Tensor:
     """[N, 28, 28] uint8 -> [N, 1, 32, 32] float32 in [-1, 1], padded with background (-1)."""
     unit = torch.as_tensor(np.asarray(pixels), dtype=torch.float32).reshape(-1, 1, NATIVE_SIZE, NATIVE_SIZE) / 255.0
-    return torch.nn.functional.pad(unit * 2.0 - 1.0, (PAD, PAD, PAD, PAD), value=-1.0)
+    return pad_to_model(unit * 2.0 - 1.0)
 
 
 def to_native(images: torch.Tensor) -> torch.Tensor:
@@ -90,3 +112,12 @@ def pick_pairs(labels: np.ndarray, n_pairs: int, seed: int) -> list[tuple[int, i
         if labels[i] != labels[j] and (i, j) not in pairs:
             pairs.append((i, j))
     return pairs
+
+
+def distance_to_training(images: torch.Tensor) -> np.ndarray:
+    """[N, 1, 32, 32] model images -> [N] RMS pixel distance (on the [-1, 1] scale) to the nearest of the
+    60,000 training digits: how unlike anything the model and the judge were trained on each image is."""
+    train, _ = load_split("train")
+    a = to_native(images).reshape(len(images), -1).float()
+    b = to_native(train).reshape(len(train), -1)
+    return (torch.cdist(a, b).min(1).values / a.shape[1] ** 0.5).double().numpy()

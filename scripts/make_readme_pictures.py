@@ -19,11 +19,11 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image, ImageSequence
 
-from digits.data import load_split, pick_pairs
+from digits.latent_model import load_mnist_model
 from digits.main import frame_colormap, tile_frames
 from digits.main import main as digits_demo
-from digits.model import load_digits_model
-from digits.settings import ALPHA, NOISE_LEVEL
+from digits.mnist import load_split, pick_pairs
+from digits.settings import MNIST_DEFAULTS
 from geodesic_core import solve_bvp
 from geodesic_pipeline.compare import to_common_radius
 
@@ -41,7 +41,8 @@ BROWSER_PICTURES = {
 }
 BROWSER_TESTS = "interpolation_runs or workflow_loads or help_page"
 SETTINGS_FRAMES = 11  # frames per row in the alpha / noise-level picture
-SETTINGS_ROWS = [(NOISE_LEVEL, 0.05), (NOISE_LEVEL, ALPHA), (NOISE_LEVEL, 2.0), (0.4, ALPHA), (0.8, ALPHA)]
+NOISE_LEVEL, ALPHA = MNIST_DEFAULTS.noise_level, MNIST_DEFAULTS.alpha
+SETTINGS_ROWS = [(NOISE_LEVEL, 0.05), (NOISE_LEVEL, ALPHA), (NOISE_LEVEL, 4 * ALPHA), (0.4, ALPHA), (0.8, ALPHA)]
 NOISY_LEVELS = (0.2, 0.4, 0.6, 0.8)
 
 
@@ -77,12 +78,12 @@ def frames_row(ax, frames: torch.Tensor, label: str) -> None:
 
 def settings_picture() -> None:
     """The sphere geodesic between the demo's two digits for several alphas and noise levels."""
-    images, _ = load_split("held_out")
-    (i, j), = pick_pairs("held_out", 1, 0)  # the demo's default pair
+    images, labels = load_split("held_out")
+    (i, j), = pick_pairs(labels, 1, 0)  # the demo's default pair
     fig = Figure(figsize=(9, 0.8 * len(SETTINGS_ROWS) + 0.5))
     axes = fig.subplots(len(SETTINGS_ROWS), 1)
     for ax, (noise_level, alpha) in zip(axes, SETTINGS_ROWS, strict=True):
-        model = load_digits_model(noise_level)
+        model = load_mnist_model(noise_level)
         a, b = to_common_radius(*model.to_latents(images[[i, j]]))
         path = solve_bvp(model.field, a, b, n_points=SETTINGS_FRAMES, alpha=alpha, sphere=True)
         frames_row(ax, model.to_images(path.points), f"noise {noise_level}, alpha {alpha}")
@@ -94,18 +95,19 @@ def settings_picture() -> None:
 
 
 def noisy_latents_picture() -> None:
-    """A digit, its noisy latent at several noise levels, and the clean frame decoded back from each."""
+    """A digit, its noisy latent at several noise levels decoded by the VAE as it is (what the path's points
+    look like before denoising), and the clean frame generated back from each."""
     images, _ = load_split("held_out")
     digit = images[:1]
     fig = Figure(figsize=(6, 2.1))
     top, bottom = fig.subplots(2, 1)
     latents, decoded = [], []
     for noise_level in NOISY_LEVELS:
-        model = load_digits_model(noise_level)
+        model = load_mnist_model(noise_level)
         latent = model.to_latents(digit)
-        latents.append(latent / latent.abs().max())  # shown rescaled to [-1, 1]
+        latents.append(model.decode(latent))
         decoded.append(model.to_images(latent))
-    frames_row(top, torch.cat([digit, *latents]), "noisy latent")
+    frames_row(top, torch.cat([digit, *latents]), "noisy latent,\nVAE-decoded")
     frames_row(bottom, torch.cat([digit, *decoded]), "decoded")
     top.set_title(f"clean, then noise level {', '.join(str(n) for n in NOISY_LEVELS)}", fontsize=10, loc="left")
     fig.tight_layout()
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-browser", action="store_true", help="leave the ComfyUI screenshots as they are")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # 8x8 batches: threads only slow a shared CPU down
+    torch.set_num_threads(1)  # batches of 4x8x8 latents: threads only slow a shared CPU down
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         progress("digits demo")

@@ -1,5 +1,6 @@
-"""The embedded digits model: shipped weights are a real learned model, the diffusers adapter agrees with
-diffusers' own scheduler, and the demo command runs end to end and fails cleanly on bad input."""
+"""The 8x8 digits model (the fast fixture of the batch tool and solver tests): shipped weights are a real
+learned model, the diffusers adapter agrees with diffusers' own scheduler. The demo (on the MNIST latent model,
+tests/test_mnist_model.py) runs end to end and fails cleanly on bad input."""
 
 import json
 import subprocess
@@ -13,6 +14,7 @@ from diffusers import DDPMScheduler
 from PIL import Image
 
 from digits.data import distance_to_training, in_distribution_limit, load_split
+from digits.latent_model import load_mnist_model
 from digits.main import held_out_endpoints, main
 from digits.model import (
     METADATA_FILE,
@@ -24,7 +26,7 @@ from digits.model import (
     load_metadata,
     load_trained_model,
 )
-from digits.settings import DEFAULTS
+from digits.settings import MNIST_DEFAULTS
 from geodesic_core import geodesic_efficiency, lerp, read_path, slerp
 from geodesic_core.diffusers_adapter import (
     DiffusersDenoiser,
@@ -144,18 +146,18 @@ def test_main_command_compares_like_with_like(tmp_path):
     assert set(paths) == {"slerp", "sphere geodesic", "linear", "free geodesic"}
     # The baseline's efficiency against geodesic_core's own geodesic_efficiency on the same model and ends,
     # recomputed here from the images (not from the demo's JSON) with the demo's solve settings.
-    model = load_digits_model(DEFAULTS.noise_level, 4)
+    model = load_mnist_model(MNIST_DEFAULTS.noise_level, 4)
     images, _ = held_out_endpoints(0)
     a, b = to_common_radius(*model.to_latents(images))
     ts = torch.linspace(0.0, 1.0, 5, dtype=a.dtype)
     for comparison in results["comparisons"].values():
         baseline, geodesic = paths[comparison["baseline"]], paths[comparison["geodesic"]]
         sphere = comparison["sphere"]
-        expected = geodesic_efficiency(model.field, (slerp if sphere else lerp)(a, b, ts), DEFAULTS.alpha,
+        expected = geodesic_efficiency(model.field, (slerp if sphere else lerp)(a, b, ts), MNIST_DEFAULTS.alpha,
                                        sphere=sphere, method="default", max_evals=60)
         # The same points read by the same field: equal up to float32 rounding between the two processes.
         assert baseline["density_weighted_length"] == pytest.approx(expected.path.length, rel=1e-4), comparison
-        again = read_path(model.field, expected.geodesic.points, DEFAULTS.alpha, sphere=sphere)
+        again = read_path(model.field, expected.geodesic.points, MNIST_DEFAULTS.alpha, sphere=sphere)
         assert geodesic["density_weighted_length"] == pytest.approx(again.length, rel=1e-4), comparison
         # The demo divides by its re-read of the geodesic, geodesic_efficiency by the solve's own readout:
         # two quadratures of one length, each within its reported bound.
@@ -167,10 +169,12 @@ def test_main_command_compares_like_with_like(tmp_path):
     for numbers in paths.values():
         assert all(np.isfinite(numbers[key]) for key in ("mean_relative_log_density",
                                                           "min_relative_log_density", "geodesic_efficiency"))
-        assert 0.0 <= numbers["mean_confidence"] <= 1.0 and len(numbers["frame_labels"]) == 5
+        assert 0.0 <= numbers["min_confidence"] <= numbers["mean_confidence"] <= 1.0
+        assert len(numbers["frame_labels"]) == 5 and numbers["frechet_distance"] > 0
         assert numbers["largest_step_share"] > 0.0
         assert numbers["ppl"] > 0 and 0 <= numbers["pdv"] < numbers["ppl"]
     assert all(len(values) == 5 for values in results["log_density"].values())
+    assert results["settings"]["image_size"] == 32 and "NON-STANDARD" in results["notes"]
     # Held-out digits are in distribution by construction: the judge is trusted and nothing is inverted.
     assert results["judge_reliable"] and results["inputs"]["notices"] == []
     with Image.open(out / "strip.png") as strip:
@@ -311,16 +315,17 @@ def test_failure_after_loading_leaves_no_output(tmp_path, capsys, monkeypatch):
 
 
 def test_own_images_run_and_replace_an_earlier_result(tmp_path):
-    """Off-distribution inputs (thin strokes on a 32x32 canvas, nothing like a training digit) run, are
-    reported, and the judge's verdict is marked unreliable; --no-sphere compares only free vs linear."""
-    a = write_digit_png(tmp_path / "a.png", (32, 32))
-    b = Image.open(a).transpose(Image.Transpose.ROTATE_90)
-    b.save(tmp_path / "b.png")
+    """Off-distribution inputs (uniform noise, 50x50, nothing like a training digit) run, are reported, and
+    the judge's verdict is marked unreliable; --no-sphere compares only free vs linear."""
+    rng = np.random.default_rng(0)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for path in (a, b):
+        Image.fromarray(rng.integers(0, 256, (50, 50), dtype=np.uint8)).save(path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "stale.txt").write_text("from an earlier run")
     completed = subprocess.run([sys.executable, "-m", "digits.main", "--out", str(out), *SMALL, "--no-sphere",
-                                "--images", str(a), str(tmp_path / "b.png")], cwd=ROOT, capture_output=True,
+                                "--images", str(a), str(b)], cwd=ROOT, capture_output=True,
                                text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)

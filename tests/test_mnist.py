@@ -10,6 +10,7 @@ from digits.mnist import (
     check_wheel,
     load_split,
     load_split_uint8,
+    parse_split,
     pick_pairs,
     sha256_of,
     to_native,
@@ -34,6 +35,12 @@ def test_a_changed_or_missing_wheel_is_refused(tmp_path):
         check_wheel(changed)
     with pytest.raises(DataFileError, match="bash dev.sh setup"):
         load_split_uint8("held_out", tmp_path / "absent.whl")
+
+
+def test_the_parsed_cache_holds_exactly_the_csv_rows():
+    table = parse_split("held_out", WHEEL_FILE)
+    pixels, labels = load_split_uint8("held_out")
+    assert np.array_equal(table[:, 0], labels) and np.array_equal(table[:, 1:].reshape(-1, 28, 28), pixels)
 
 
 @pytest.mark.parametrize("split, counts", [("held_out", TEST_LABEL_COUNTS), ("train", TRAIN_LABEL_COUNTS)])

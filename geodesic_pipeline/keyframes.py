@@ -82,7 +82,7 @@ class Segment:
 
 def solve_segments(field_of: Callable[[int], core.DensityField], ends: Tensor, plan: SegmentPlan, *, alpha: float,
                    sphere: bool, method: str = "default", tol: float = 1e-3, quadrature_tol: float = 1e-3,
-                   callback_of: Callable[[int, int | None], core.Callback | None] | None = None
+                   search: str = "local", callback_of: Callable[[int, int | None], core.Callback | None] | None = None
                    ) -> Iterator[Segment]:
     """The geodesic of every segment between consecutive ``ends`` in order, with ``plan``'s frames and budget,
     each in the field ``field_of(k)`` of segment k; ``callback_of(k, budget)`` gives its solver callback."""
@@ -91,7 +91,7 @@ def solve_segments(field_of: Callable[[int], core.DensityField], ends: Tensor, p
         solve = None
         if n_steps > 1:
             solve = core.solve_bvp(field_of(k), a, b, n_points=n_steps + 1, alpha=alpha, sphere=sphere,
-                                   method=method, tol=tol, quadrature_tol=quadrature_tol,
+                                   method=method, tol=tol, quadrature_tol=quadrature_tol, search=search,
                                    max_evals=plan.budgets[k],
                                    callback=None if callback_of is None else callback_of(k, plan.budgets[k]))
         yield Segment(k, a, b, n_steps, solve)

@@ -92,7 +92,7 @@ def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, ConditioningSched
 
 
 def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str, method: str,
-                    tolerance: float, max_evals: int, density: DensitySettings,
+                    tolerance: float, max_evals: int, density: DensitySettings, search: str = "local",
                     calls: ModelCallSettings) -> tuple[GeodesicPath, str]:
     """Piecewise geodesic through every keyframe in order with exactly ``frames`` points.
 
@@ -130,7 +130,8 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
             return _field(kind, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]), keyframes.sigma)
 
         for segment in solve_segments(field_of, ends.to(device), plan, alpha=density.alpha, sphere=density.sphere,
-                                      method=method, tol=tolerance, quadrature_tol=density.accuracy,
+                                      method=method, search=search, tol=tolerance,
+                                      quadrature_tol=density.accuracy,
                                       callback_of=lambda k, budget: _solve_progress(k, len(steps), tolerance, budget)):
             result, k = segment.solve, segment.index
             if result is None:
@@ -144,7 +145,8 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
                 report.append(
                     f"segment {k + 1}: {segment.steps + 1} frames, length {result.length:.5g}, residual "
                     f"{result.residual:.3g}, {'converged' if result.converged else 'not converged'} after "
-                    f"{result.iterations} iterations, {result.score_evals} score evaluations")
+                    f"{result.iterations} iterations, {result.score_evals} score evaluations"
+                    + ("" if result.route == "direct" else f"; global search: {result.route}"))
             pieces.append(segment.points[1:])
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report

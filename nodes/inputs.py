@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..geodesic_core import METHODS
+from ..geodesic_core import METHODS, SEARCHES
 from ..geodesic_pipeline.defaults import PAPER_DEFAULTS
 from .path import PATH_TYPE
 
@@ -86,6 +86,16 @@ def accuracy_input() -> io.Float.Input:
         tooltip="Relative accuracy of the log densities and lengths between frames: the readout adds model "
                 "calls between frames until its error estimate is below this fraction of the log-density "
                 "range (and of the length). Larger is cheaper and rougher; the table reports the error bound.")
+
+
+def search_input() -> io.Combo.Input:
+    # Last widget of Solve BVP and optional, so workflows and API prompts made before it existed still run.
+    return io.Combo.Input(
+        "search", options=list(SEARCHES), default=SEARCHES[0], optional=True,
+        tooltip="local: the geodesic in the basin of the straight (or great-circle) path, the cheaper solve. "
+                "global: also tries routes through probable images the model proposes (score ascent from the "
+                "local path's displaced frames) and keeps the shortest; about 2x the evaluations. Default "
+                "method only.")
 
 
 def solver_inputs() -> list[io.Input]:

@@ -8,7 +8,12 @@ from ..geodesic_pipeline.keyframes import SPACINGS
 from . import inputs as shared
 from .bridge import ModelCallSettings
 from .geodesics_on_model import DensitySettings, extrapolate, solve_keyframes
-from .validation import budget_covers_the_frames, check_queued, guidance_needs_negative
+from .validation import (
+    budget_covers_the_frames,
+    check_queued,
+    global_search_needs_default_method,
+    guidance_needs_negative,
+)
 
 VELOCITY_SOURCES = ("end tangent", "last two frames")
 DIRECTIONS = ("forward", "backward")
@@ -41,6 +46,7 @@ class SolveBVP(io.ComfyNode):
                 shared.sphere_input(),
                 *shared.field_tail_inputs(),
                 shared.accuracy_input(),
+                shared.search_input(),
             ],
             outputs=[
                 shared.path_output("The geodesic path (noisy latents with per-frame conditioning and densities)."),
@@ -52,13 +58,14 @@ class SolveBVP(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **inputs) -> bool:
-        return check_queued(cls, inputs, guidance_needs_negative, budget_covers_the_frames)
+        return check_queued(cls, inputs, guidance_needs_negative, budget_covers_the_frames,
+                            global_search_needs_default_method)
 
     @classmethod
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
-                batch_size, guidance, accuracy=0.001, negative=None) -> io.NodeOutput:
+                batch_size, guidance, accuracy=0.001, search="local", negative=None) -> io.NodeOutput:
         path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
-                                       method=method, tolerance=tolerance, max_evals=max_evals,
+                                       method=method, search=search, tolerance=tolerance, max_evals=max_evals,
                                        density=DensitySettings(alpha, sphere, accuracy),
                                        calls=ModelCallSettings(guidance, negative, batch_size))
         return io.NodeOutput(path, report)

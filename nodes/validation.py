@@ -75,6 +75,12 @@ def budget_covers_the_frames(inputs: dict) -> None:
         check_budget(max_evals, one_pass_evals(frames), f"the {frames} frames")
 
 
+def global_search_needs_default_method(inputs: dict) -> None:
+    if inputs.get("search") == "global" and inputs.get("method") == "paper":
+        raise GeodesicInputError("search: the global search needs method 'default' (the paper's schedule only "
+                                 "searches locally); set search to 'local' or method to 'default'")
+
+
 def lpips_weights_installed(net_input: str) -> Rule:
     """The LPIPS weights of the chosen net (``net_input``'s value, "alex" when not set) are installed."""
     def rule(inputs: dict) -> None:

@@ -216,6 +216,17 @@ def test_a_keyframes_only_segment_is_read_out_within_max_evals_counted_at_the_un
     assert sum(batches) <= 20, (sum(batches), report)
 
 
+def test_global_search_keeps_the_budget_counted_at_the_unet_and_needs_the_default_method(sd, keyframes):
+    wrapped, batches = _batch_recording(sd["model"])
+    path, report = SolveBVP.execute(wrapped, keyframes, 5, False, "equal",
+                                    **{**FAST_BVP, "max_evals": 120}, search="global")
+    assert len(path) == 5 and torch.isfinite(path.points).all()
+    reported = [int(line.split(", ")[-1].split()[0]) for line in report.splitlines()]
+    assert sum(batches) == sum(reported) <= 120, (batches, report)
+    with pytest.raises(GeodesicInputError, match=r"^search: .*method 'default'"):
+        SolveBVP.validate_inputs(frames=5, max_evals=120, method="paper", search="global")
+
+
 def _batch_recording(model):
     """A clone of ``model`` whose UNet wrapper (a model-option wrapper, as custom nodes install them) records
     the batch size of every call."""

@@ -7,7 +7,7 @@ solvers, and the embedded learned model's evaluation counts, with the end-to-end
 Step 1 runs benchmarks/pipeline.py (in-process ComfyUI, random SD1.5-layout weights) and keeps its JSON:
 seconds per stage (encode + invert, each solver, generate + decode), UNet calls and images (one image = one
 evaluation), evaluations per second at the batch sizes the stage used, peak memory. Step 2 counts the
-evaluations both solvers make on the embedded learned digits model (held-out pairs, the demo's settings;
+evaluations both solvers make on the embedded learned MNIST model (held-out pairs, the demo's settings;
 counts do not depend on the device). On random weights the paper's skip rule ends its schedule early and
 the default solver's iterations are those of a random density, so the script also prints the end-to-end
 time IMPLIED by the learned model's counts at the measured evaluation rate: encode + learned evals / rate +
@@ -37,10 +37,11 @@ def run_pipeline(tiny: bool, out: Path) -> dict:
 
 
 def learned_counts(pairs: int) -> dict:
-    """Median evaluations of both solvers on the embedded learned model (sphere on, as the demo)."""
+    """Median evaluations of both solvers on the embedded learned model (the MNIST latent model the demo runs;
+    sphere on, as the demo)."""
     from benchmarks.solvers import digits_case
 
-    rows, settings = digits_case(pairs, (True,))
+    rows, settings = digits_case(pairs, (True,), model_name="mnist")
     return {"pairs": pairs, "settings": settings,
             "paper_evals": statistics.median(r["evals"] for r in rows if r["method"] == "paper"),
             "default_evals": statistics.median(r["evals"] for r in rows if r["method"] == "default")}

@@ -138,30 +138,42 @@ def run_case(name, field, a, b, alpha, sphere, n_points=17, counter: CountingDen
     return rows
 
 
-def digits_case(n_pairs: int, spheres: tuple[bool, ...], n_points: int = 17) -> tuple[list[dict], dict]:
-    """Both solvers on ``n_pairs`` held-out digit pairs of the embedded digits model, set up as
-    geodesic_pipeline.compare's compare_paths does (its field, alpha and noise level; both ends rescaled to their
-    common radius). Returns the per-pair rows and the settings used."""
-    from digits.data import load_split, pick_pairs
-    from digits.model import load_digits_model
-    from digits.settings import ALPHA, NOISE_LEVEL
+def digits_case(n_pairs: int, spheres: tuple[bool, ...], n_points: int = 17,
+                model_name: str = "8x8") -> tuple[list[dict], dict]:
+    """Both solvers on ``n_pairs`` held-out digit pairs of an embedded digits model ("8x8": the sklearn-digits
+    fixture; "mnist": the MNIST latent model the demo runs), set up as geodesic_pipeline.compare's
+    compare_paths does (the model's field, alpha and noise level; both ends rescaled to their common radius).
+    Returns the per-pair rows and the settings used."""
     from geodesic_pipeline.compare import encode_pairs, to_common_radius
 
-    model = load_digits_model()
+    if model_name == "mnist":
+        from digits import mnist
+        from digits.latent_model import load_mnist_model
+        from digits.settings import MNIST_DEFAULTS as defaults
+
+        model = load_mnist_model()
+        images, labels = mnist.load_split("held_out")
+        pairs = mnist.pick_pairs(labels, n_pairs, seed=0)
+    else:
+        from digits.data import load_split, pick_pairs
+        from digits.model import load_digits_model
+        from digits.settings import DEFAULTS as defaults
+
+        model = load_digits_model()
+        images, labels = load_split("held_out")
+        pairs = pick_pairs("held_out", n_pairs, seed=0)
     counter = CountingDenoiser(model.denoise)
     field = dataclasses.replace(model, denoise=counter).field  # exactly the demo's DenoiserField
-    images, labels = load_split("held_out")
-    pairs = pick_pairs("held_out", n_pairs, seed=0)
     latents = encode_pairs(model, images, pairs)
     rows = []
     for sphere in spheres:
         for (i, j), (start, end) in zip(pairs, latents, strict=True):
             a, b = to_common_radius(start, end)
             name = f"{i:3d}->{j:<3d} {labels[i]}->{labels[j]}"
-            for row in run_case(name, field, a, b, ALPHA, sphere, n_points, counter):
+            for row in run_case(name, field, a, b, defaults.alpha, sphere, n_points, counter):
                 rows.append(row | {"sphere": sphere})
-    settings = {"alpha": ALPHA, "noise_level": NOISE_LEVEL, "sigma": field.sigma, "chunk_size": field.chunk_size,
-                "n_points": n_points}
+    settings = {"model": model_name, "alpha": defaults.alpha, "noise_level": defaults.noise_level,
+                "sigma": field.sigma, "chunk_size": field.chunk_size, "n_points": n_points}
     return rows, settings
 
 
@@ -180,7 +192,7 @@ def _ratio_text(value, width):
 def print_digits(rows: list[dict], settings: dict) -> None:
     print()
     chunk = settings["chunk_size"]
-    print(f"(c) embedded digits model (learned density): noise level {settings['noise_level']} "
+    print(f"(c) embedded digits model {settings['model']} (learned density): noise level {settings['noise_level']} "
           f"(sigma {settings['sigma']:.4f}), alpha {settings['alpha']}, {settings['n_points']} points, "
           f"held-out pairs from pick_pairs('held_out', P, seed=0); model calls = denoiser calls, chunk size "
           f"{'none (each score call is one batched call)' if chunk is None else chunk}")
@@ -377,6 +389,12 @@ def print_hard_family(rows: list[dict]) -> None:
               f"max {max(evals)}")
 
 
+def print_digits_cases(args: argparse.Namespace) -> None:
+    spheres = (True, False) if args.digit_spheres == "both" else (True,)
+    for name in (("8x8", "mnist") if args.digits_model == "both" else (args.digits_model,)):
+        print_digits(*digits_case(args.digit_pairs, spheres, model_name=name))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -384,12 +402,18 @@ def main() -> None:
                     help="held-out digit pairs for case (c); 0 skips it")
     ap.add_argument("--digit-spheres", choices=("both", "sphere"), default="both",
                     help="case (c) with and without the sphere constraint, or only with it")
+    ap.add_argument("--digits-model", choices=("8x8", "mnist", "both"), default="both",
+                    help="case (c) on the 8x8 fixture model, the MNIST latent model (the demo's), or both")
+    ap.add_argument("--digits-only", action="store_true", help="only case (c)")
     ap.add_argument("--family-only", action="store_true", help="only case (d), the hard family")
     ap.add_argument("--problems", default="", metavar="TEXT",
                     help="case (d): only problems whose name contains TEXT, or one of comma-separated TEXTs "
                          "(e.g. d1024, sphere, d4096-line,d16384-sphere)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.digits_only:
+        print_digits_cases(args)
+        return
     if args.family_only:
         print_hard_family(hard_family_case(args.problems))
         return
@@ -418,8 +442,7 @@ def main() -> None:
               f"{default['length'] / paper['length']:21.4f} {default['refined'] / paper['refined']:22.4f} "
               f"{reach_txt:>22}")
     if args.digit_pairs > 0:
-        spheres = (True, False) if args.digit_spheres == "both" else (True,)
-        print_digits(*digits_case(args.digit_pairs, spheres))
+        print_digits_cases(args)
     print_hard_family(hard_family_case(args.problems))
 
 

@@ -38,7 +38,7 @@ from .geometry import dot, flat, project_out, resample_polyline, segment_lengths
 from .path_integrals import BudgetExceeded, Layout, PathIntegrals, integrate_path, path_positions
 from .progress import Callback, Progress
 from .results import PathReadout
-from .validation import GeodesicInputError, check_alpha, check_pair
+from .validation import GeodesicInputError, NonFiniteError, check_alpha, check_pair
 
 METHODS = ("default", "paper")
 SEARCHES = ("local", "global")
@@ -576,10 +576,16 @@ def _line_search(problem: _Problem, state: _State, d: Tensor, gd: float, keep: i
     eta = min(1.0, seg_max / step_max) if step_max > 0 else 1.0
     for _ in range(LINE_SEARCH_TRIALS):
         point = problem.retract(x + eta * d)
-        if polishing:
-            candidate = problem.evaluate(point, keep=keep, layout=state.integrals.layout, refine=False)
-        else:
-            candidate = problem.evaluate(point, keep=keep, max_leaves_per_segment=ITERATION_LEAVES_PER_SEGMENT)
+        try:
+            if polishing:
+                candidate = problem.evaluate(point, keep=keep, layout=state.integrals.layout, refine=False)
+            else:
+                candidate = problem.evaluate(point, keep=keep, max_leaves_per_segment=ITERATION_LEAVES_PER_SEGMENT)
+        except NonFiniteError:
+            # A learned model can overflow far from its data: a trial it cannot score is a rejected trial
+            # (its evaluations were made and stay counted).
+            eta *= BACKTRACK
+            continue
         if candidate.integrals.log_energy <= reference + 1e-4 * eta * gd:
             return candidate, eta
         eta *= BACKTRACK
@@ -619,6 +625,8 @@ def _solve_global(problem: _Problem, n_points: int, tol: float, callback: Callba
             state = problem.evaluate(route[1:-1], keep=keep, refine=False)
         except _OutOfBudget:
             break
+        except NonFiniteError:
+            continue  # the model cannot score this route: not a candidate
         screened.append((state.integrals.length, k, route))
     screened.sort(key=lambda item: item[0])
     best, history = local, list(local.history)
@@ -650,6 +658,14 @@ def _propose_waypoints(problem: _Problem, xf: Tensor, n_points: int) -> list[Ten
     if not problem.budget.affords(len(points) * (ASCENT_STEPS + 1), keep):
         return []
     t = torch.full((len(points),), 0.5)
+    try:
+        return _ascend(problem, points, t, span, xf)
+    except NonFiniteError:
+        return []  # the model cannot score the displaced frames: no waypoints
+
+
+def _ascend(problem: _Problem, points: Tensor, t: Tensor, span: float, xf: Tensor) -> list[Tensor]:
+    """Score ascent from ``points``, then the distinct end points away from the local path ``xf``."""
     scores = problem.score(points, t)
     tiny = torch.finfo(torch.float64).tiny
     # A first short step along each score, then Newton steps of length 1 / kappa with each point's secant

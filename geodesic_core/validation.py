@@ -10,9 +10,13 @@ class GeodesicInputError(ValueError):
     """A bad argument to a geodesic_core function; the message names the argument and what was expected."""
 
 
+class NonFiniteError(GeodesicInputError):
+    """A tensor (an input, or a model's output) holds NaN or infinite values."""
+
+
 def check_finite(x: Tensor, name: str) -> None:
     if not bool(torch.isfinite(x).all()):
-        raise GeodesicInputError(f"{name}: contains NaN or infinite values")
+        raise NonFiniteError(f"{name}: contains NaN or infinite values")
 
 
 def check_point(x: Tensor, name: str) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from test_core import RING, fast_marching_distance
 
-from geodesic_core import GaussianMixtureField, GeodesicInputError, Outcome, read_path, solve_bvp
+from geodesic_core import DenoiserField, GaussianMixtureField, GeodesicInputError, Outcome, read_path, solve_bvp
 
 # Start and end on two opposite modes of the ring: the straight line through the empty centre is a geodesic
 # of the mirror-symmetric problem (the score has no component across it), so a local solve started on it
@@ -71,3 +71,22 @@ def test_ring_straight_path_is_a_critical_path():
     xs = torch.linspace(-2, 2, 41).double()
     pts = torch.stack([xs, torch.zeros_like(xs)], 1)
     assert float(RING_FIELD.score(pts)[:, 1].abs().max()) < 1e-12
+
+
+def test_a_trial_the_model_cannot_score_is_a_rejected_trial():
+    """A learned model can overflow far from its data: the solve backtracks past such a trial (its
+    evaluations still counted) instead of failing."""
+    field = GaussianMixtureField(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]).double(), 0.5)
+    sigma, calls = 0.1, []
+
+    def denoise(x, s, t=None):
+        calls.append(len(x))
+        out = x + s**2 * field.score(x)
+        return torch.full_like(out, float("nan")) if len(calls) == 4 else out  # one trial path overflows
+
+    a, b = torch.tensor([-1.5, 0.3]).double(), torch.tensor([1.5, 0.3]).double()
+    res = solve_bvp(DenoiserField(denoise, sigma), a, b, n_points=17, alpha=0.5)
+    clean = solve_bvp(DenoiserField(lambda x, s, t=None: x + s**2 * field.score(x), sigma), a, b, n_points=17,
+                      alpha=0.5)
+    assert len(calls) > 4 and sum(calls) == res.score_evals
+    assert torch.isfinite(res.points).all() and abs(res.length - clean.length) <= 1e-3 * clean.length

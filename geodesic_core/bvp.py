@@ -33,8 +33,8 @@ from torch import Tensor
 
 from .budget import Budget
 from .energy import PathEnergy, path_energy
-from .fields import DensityField
-from .geometry import dot, flat, project_out, resample_polyline, segment_lengths, slerp, to_sphere
+from .fields import DensityField, flat_score
+from .geometry import dot, flat, knot_interval, project_out, resample_polyline, segment_lengths, slerp, to_sphere
 from .path_integrals import BudgetExceeded, Layout, PathIntegrals, integrate_path, path_positions
 from .progress import Callback, Progress
 from .results import PathReadout
@@ -153,6 +153,7 @@ class _Problem:
         self.field, self.alpha, self.sphere, self.quadrature_tol = field, alpha, sphere, quadrature_tol
         self.budget = Budget(max_evals)
         self.shape, self.dtype = a.shape, a.dtype
+        self.flat_score = flat_score(field, a.shape, a.dtype)
         af, bf = a.reshape(1, -1), b.reshape(1, -1)
         self.radius = None
         if sphere:
@@ -168,8 +169,7 @@ class _Problem:
 
     def score(self, xf: Tensor, t: Tensor) -> Tensor:
         self.budget.spend(len(xf))
-        s = self.field.score(xf.reshape(len(xf), *self.shape), t)
-        return flat(s).to(xf.dtype)
+        return self.flat_score(xf, t).to(xf.dtype)
 
     def full(self, interior: Tensor) -> Tensor:
         return torch.cat([self.a, interior, self.b])
@@ -317,10 +317,9 @@ def _levels(n_segments: int) -> list[int]:
 def _resample_in_t(xf: Tensor, n_segments: int) -> Tensor:
     """Interior points of a path with ``n_segments`` uniform segments, linear in the path parameter."""
     m = len(xf) - 1
-    ts = torch.linspace(0, m, n_segments + 1, dtype=torch.float64, device=xf.device)[1:-1]
-    i0 = ts.floor().long().clamp(max=m - 1)
-    frac = (ts - i0).to(xf.dtype)[:, None]
-    return xf[i0] + frac * (xf[i0 + 1] - xf[i0])
+    knots = torch.arange(m + 1, dtype=torch.float64)
+    before, after, weight = knot_interval(knots, torch.linspace(0, m, n_segments + 1, dtype=torch.float64)[1:-1])
+    return xf[before] + weight.to(xf)[:, None] * (xf[after] - xf[before])
 
 
 def gauss_newton_step(xf: Tensor, energy: PathEnergy, sphere: bool, curvature: float = 0.0, *,
@@ -442,7 +441,6 @@ class _LevelSettings:
     keep: int        # evaluations the level must leave unspent
     certify: bool    # final level: the answer must be read out to the quadrature tolerance
     max_iter: int
-    curvature: float = 0.0  # the starting estimate of the curvature of -log p (its Hessian's scale)
 
 
 def _frame_scores(integrals: PathIntegrals) -> Tensor:
@@ -483,9 +481,10 @@ def _gauss_newton_level(problem: _Problem, state: _State, settings: _LevelSettin
     below that tolerance. Polishing (final level only): the path is certified (its layout refined to the
     tolerance) and further trials are read on that layout, held fixed, so the energy the line search
     compares is one smooth function of the points; a path that meets the residual tolerance is certified
-    again before it is returned as converged. Polishing stops at the floor: when the predicted decrease is
-    below the certified length's own error bound, or when no step decreases the certified energy (what a
-    learned field's non-conservative part or the quadrature's error leave)."""
+    before it is returned as converged. Polishing runs only while it pays (near the tolerance, each iteration
+    at least halving the residual, the layout cheap; any cost when ``tol`` is below the default) and stops
+    at the floor otherwise, or when no step decreases the certified energy (what a learned field's
+    non-conservative part or the quadrature's error leave)."""
     keep = settings.keep
     curvature = _path_curvature(problem.full(state.interior), _frame_scores(state.integrals))
     polished, polish_from = 0, math.inf

@@ -5,6 +5,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from .mnist import pick_pairs as pick_label_pairs
 from .settings import IMAGE_SIZE
 
 SPLIT_SEED = 0
@@ -41,13 +42,7 @@ def pick_pairs(split: str, n_pairs: int, seed: int) -> list[tuple[int, int]]:
     """Distinct pairs of indices into ``split`` showing different digits (so the path has to change
     class), drawn by ``seed``."""
     _, labels = load_split(split)
-    rng = np.random.default_rng(seed)
-    pairs: list[tuple[int, int]] = []
-    while len(pairs) < n_pairs:
-        i, j = (int(k) for k in rng.choice(len(labels), size=2, replace=False))
-        if labels[i] != labels[j] and (i, j) not in pairs:
-            pairs.append((i, j))
-    return pairs
+    return pick_label_pairs(labels, n_pairs, seed)
 
 
 def distance_to_training(images: torch.Tensor) -> np.ndarray:

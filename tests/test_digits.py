@@ -12,6 +12,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 from PIL import Image
+from torch_threads import one_torch_thread  # noqa: F401  (module-wide one thread)
 
 from digits.data import distance_to_training, in_distribution_limit, load_split
 from digits.latent_model import load_mnist_model
@@ -41,16 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # The demo at test size: 5 points per path, 4 DDIM steps, a small solver budget (seconds, not minutes).
 SMALL = ["--frames", "5", "--ode-steps", "4", "--max-evals", "60"]
 OUTPUTS = ("strip.png", "density.png", "animation.webp", "results.json")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # 8x8 batches gain nothing from threads, and on the busy 2-core CI machine two threads per process
-    # made these tests 3-5x slower; restored afterwards for the rest of the session.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ through VAE and noise level returns the digit; the judge is accurate; the solver
 import numpy as np
 import pytest
 import torch
+from torch_threads import one_torch_thread  # noqa: F401  (module-wide one thread)
 
 from digits.judge import JUDGE_FILE, frechet_distance, held_out_statistics, judge_images, load_judge
 from digits.latent_model import (
@@ -21,14 +22,6 @@ from digits.mnist import WHEEL_SHA256, load_split, pick_pairs
 from digits.model import evaluation_loss
 from digits.settings import MNIST_DEFAULTS
 from geodesic_pipeline.compare import compare_paths
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from .validation import GeodesicInputError
 @dataclass
 class Budget:
     limit: int | None   # None: unlimited
-    spent: int = 0
+    spent: int = 0      # score evaluations (points scored)
+    calls: int = 0      # batched score calls that made them (what a GPU pays for)
 
     def left(self, keep: int = 0) -> int | None:
         """Evaluations that may still be made while ``keep`` stay available afterwards (None: unlimited)."""
@@ -26,6 +27,7 @@ class Budget:
 
     def spend(self, n: int) -> None:
         self.spent += n
+        self.calls += 1
 
 
 def one_pass_evals(n_points: int) -> int:

@@ -272,8 +272,7 @@ def _leaf_sums(layout: Layout, table: NodeTable, rows: Tensor, geo: Segments, al
 def integrate_path(score: ScoreFn, xf: Tensor, alpha: float, *, frame_scores: Tensor | None = None,
                    known_frames: Tensor | None = None, sphere: bool = False, t: Tensor | None = None,
                    tol: float = 1e-3, layout: Layout | None = None, nodes: NodeTable | None = None,
-                   refine: bool = True, max_evals: int | None = None,
-                   max_leaves_per_segment: int | None = None) -> PathIntegrals:
+                   refine: bool = True, max_evals: int | None = None) -> PathIntegrals:
     """Relative log density and metric length of the path through the frames ``xf`` [N, d].
 
     ``frame_scores`` [N, d] are scores already known at the frames (all of them, or those marked in
@@ -281,9 +280,8 @@ def integrate_path(score: ScoreFn, xf: Tensor, alpha: float, *, frame_scores: Te
     ``layout`` starts from a given leaf layout (default: one leaf per segment, 3 new nodes each), ``nodes``
     from scores already evaluated on this same path (e.g. to refine a line-search trial). ``refine`` False
     keeps the layout as it is (a solver's line search: the integrals are then smooth in the points).
-    ``max_evals`` caps the new score evaluations and ``max_leaves_per_segment`` the refinement of each
-    segment: refinement stops there (``converged`` False; the error estimates say what was reached); a
-    first call that alone exceeds ``max_evals`` raises ``BudgetExceeded``.
+    ``max_evals`` caps the new score evaluations: refinement stops there (``converged`` False; the error
+    estimates say what was reached); a first call that alone exceeds ``max_evals`` raises ``BudgetExceeded``.
     """
     n = len(xf)
     t = path_positions(n) if t is None else t
@@ -305,7 +303,7 @@ def integrate_path(score: ScoreFn, xf: Tensor, alpha: float, *, frame_scores: Te
         scores[idx] = s[: len(idx)]
         table = frame_node_table(xf, scores).extended(seg, u, s[len(idx):], xf)
         evals += need
-    missing = _missing_nodes(layout, table)
+    missing = missing_nodes(layout, table)
     while True:
         if missing:
             seg, u = (torch.tensor([k[0] for k in missing], dtype=torch.long),
@@ -318,13 +316,10 @@ def integrate_path(score: ScoreFn, xf: Tensor, alpha: float, *, frame_scores: Te
         sums = _leaf_sums(layout, table, rows, geo, alpha)
         ratio = _error_ratio(sums, layout, tol, alpha)
         split = (ratio > 1) & ((layout.b - layout.a) > MIN_LEAF_WIDTH)
-        if max_leaves_per_segment is not None:
-            per_segment = torch.bincount(layout.segment, minlength=n - 1)
-            split &= per_segment[layout.segment] < max_leaves_per_segment
         if not refine or not bool(split.any()):
             break
         candidate = layout.split(split, torch.where(ratio > SPLIT_FOUR_RATIO, 4, 2))
-        missing = _missing_nodes(candidate, table)
+        missing = missing_nodes(candidate, table)
         if max_evals is not None and evals + len(missing) > max_evals:
             break
         layout = candidate
@@ -357,7 +352,8 @@ class BudgetExceeded(Exception):
         self.needed = needed
 
 
-def _missing_nodes(layout: Layout, table: NodeTable) -> list[tuple[int, float]]:
+def missing_nodes(layout: Layout, table: NodeTable) -> list[tuple[int, float]]:
+    """The (segment, u) nodes of ``layout`` that ``table`` holds no score for."""
     seg, u = layout.nodes()
     keys = zip(seg.reshape(-1).tolist(), u.reshape(-1).tolist())
     return list(dict.fromkeys(k for k in keys if k not in table.index))
@@ -407,3 +403,40 @@ def coarsen_for_reuse(integrals: PathIntegrals) -> Layout:
     does not leave the layout growing. Merging is only a starting guess: the next integration re-checks
     every leaf and refines where needed."""
     return integrals.layout.coarsened(integrals.leaf_error_ratio < 0.125)
+
+
+def metric_midpoints(xf: Tensor, integrals: PathIntegrals, alpha: float, *, sphere: bool = False) -> Tensor:
+    """The path through ``xf`` [N, d] with a frame added inside every segment [2N - 1, d], where the segment's
+    metric length as ``integrals`` reads it (trapezoids between its nodes) is halved: a finer starting path
+    on the same curve whose frames are as evenly spaced in metric distance as ``xf``'s, even where the weight
+    changes by orders of magnitude inside a segment (a midpoint in the path parameter would leave those
+    segments' halves unequal)."""
+    geo = Segments.of(xf, sphere)
+    seg, u = integrals.layout.nodes()
+    _, _, dc_a, dc_b = geo.coefficients(seg.reshape(-1), u.reshape(-1))
+    speed = geo.speed(seg.reshape(-1), dc_a, dc_b).reshape(u.shape)
+    log_g = (-alpha * integrals.node_log_density[integrals.leaf_node_rows]
+             + torch.log(speed.clamp_min(torch.finfo(torch.float64).tiny)))
+    g = torch.exp(log_g - log_g.max())
+    pieces = (0.5 * (g[:, :-1] + g[:, 1:]) * ((integrals.layout.b - integrals.layout.a) / 4)[:, None]).reshape(-1)
+    piece_seg = seg[:, :-1].reshape(-1)
+    piece_u0, piece_u1 = u[:, :-1].reshape(-1), u[:, 1:].reshape(-1)
+    n_seg = len(xf) - 1
+    totals = torch.zeros(n_seg, dtype=torch.float64).index_add_(0, piece_seg, pieces)
+    # Pieces are in path order: the length before each piece within its own segment.
+    before = torch.cumsum(pieces, 0) - pieces
+    before = before - (torch.cumsum(totals, 0) - totals)[piece_seg]
+    half = 0.5 * totals[piece_seg]
+    inside = (before <= half) & (before + pieces >= half) & (pieces > 0)
+    # The first piece of each segment that holds its half-way mark, and the position inside it (linear).
+    first = torch.full((n_seg,), -1, dtype=torch.long)
+    rows = torch.nonzero(inside).flatten()
+    first.scatter_reduce_(0, piece_seg[rows], rows, reduce="amin", include_self=False)
+    first = torch.where(first < 0, torch.zeros_like(first), first)
+    fraction = ((half[first] - before[first]) / pieces[first].clamp_min(torch.finfo(torch.float64).tiny)).clamp(0, 1)
+    mid_u = torch.where(totals > 0, piece_u0[first] + fraction * (piece_u1[first] - piece_u0[first]),
+                        torch.full_like(totals, 0.5))
+    midpoints = _node_points(xf, geo, torch.arange(n_seg), mid_u)
+    out = torch.empty(2 * n_seg + 1, xf.shape[1], dtype=xf.dtype)
+    out[0::2], out[1::2] = xf, midpoints
+    return out

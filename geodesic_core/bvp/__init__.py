@@ -6,17 +6,17 @@ frames), and ``max_evals`` bounds every score evaluation of the solve, that read
 
 - ``default``: coarse-to-fine (8, 16, ... segments) minimisation of the path energy E = sum L_i^2 (``energy``;
   L_i the metric length of segment i: minimisers are the shortest paths, with the frames equally spaced in
-  metric distance) by Gauss-Newton steps with an Armijo line search. The model Hessian is the energy's elastic
-  part, the segments' Jacobian outer products J_i J_i^T and the density's own curvature (a secant estimate
-  from the frames' scores), solved through the Woodbury identity (``gauss_newton_step``). Iterations read each
-  trial path cheaply (at most two quadrature leaves per segment, one batched call); the error-controlled
-  readout is made only to certify, once the model predicts less than the quadrature tolerance to gain, and
-  further (polishing) iterations run on the certified layout only while it is cheap. ``converged`` means the
-  scale-free Euler-Lagrange residual met ``tol`` on a certified path; ``Outcome.FLOOR`` that the solve
-  stopped where the improvement left is below what the quadrature resolves cheaply, or where no step
-  decreases the certified energy (a learned field's non-conservative part). ``search="global"`` then tries
-  routes through waypoints that score ascent proposes from the local path's displaced frames, and keeps the
-  shortest certified path.
+  metric distance) by Gauss-Newton steps with a line search (``default``; the model Hessian, with the density's
+  curvature estimated per segment from the frames' scores, is solved through the Woodbury identity:
+  ``gauss_newton``). Every accept/reject decision compares two readings made on one and the same quadrature
+  layout; layouts go from loose to the quadrature's tolerance, the next one taken only when the gain the
+  model predicts, or the last step realised, falls below what the current one resolves. A finer level starts
+  from the coarser path with a frame added where each of its segments is halved in metric distance.
+  ``converged``: on the certified layout, the relative length gain predicted by the model or realised by the
+  last step fell below ``tol``. ``Outcome.FLOOR``: no step along the model's direction decreases the energy
+  read on the certified layout (what a learned score, which is not a gradient, can leave). ``search="global"``
+  then tries routes through waypoints that score ascent proposes from the local path's displaced frames, and
+  keeps the shortest certified path.
 - ``paper``: the reference schedule of Yu et al. (CVPR 2025): 1, 3, 7, 15 control points, 100 plain
   gradient steps per level, lr 0.1 (1 - k/400) / n_control, natural cubic spline accelerations,
   level skipped when the smoothness term outweighs the score term, no convergence test.
@@ -79,7 +79,9 @@ def solve_bvp(field: DensityField, start: Tensor, end: Tensor, *, n_points: int 
               initial: Tensor | None = None, search: str = "local") -> BVPResult:
     """Density geodesic from ``start`` to ``end`` with ``n_points`` points (ends included).
 
-    ``tol`` is the Euler-Lagrange residual to converge to (default method), ``quadrature_tol`` the relative
+    ``tol`` is the relative length gain per iteration below which the default method has converged (the
+    length is then within about ``tol`` of its basin's optimum; frame positions converge as its square root;
+    the Euler-Lagrange residual is reported as ``residual``), ``quadrature_tol`` the relative
     accuracy of the log-density and length integrals (see ``path_integrals``), ``max_evals`` a bound on all
     score evaluations of the solve, its readout included (below one readout of the path it is refused).
     ``callback(Progress)`` after every iteration; returning False stops and returns the last accepted path

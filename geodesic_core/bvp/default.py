@@ -1,4 +1,16 @@
-"""The default method: coarse-to-fine Gauss-Newton minimisation of the path energy with a line search."""
+"""The default method: coarse-to-fine Gauss-Newton minimisation of the path energy, with every accept/reject
+decision made between two readings on one and the same quadrature layout.
+
+A trial path is read on a layout adapted to it (the current path's layout with well-resolved siblings merged,
+then refined to the level's current tolerance), and the current path is read again on exactly that layout
+before the two are compared: both readings share their error pattern, so the line search sees the difference a
+step makes, and no step can gain by moving a mode switch between nodes. The tolerance starts loose (one leaf on
+most segments: cheap readings that are far off in absolute terms, but off by nearly the same amount for nearby
+paths) and is tightened, the current path read again at the new one, only when the gain the model predicts or
+the last step realised falls below what the layout resolves; the last tolerance is the quadrature's own
+(certified). A finer level starts from the coarser path with a frame added where each of its segments is
+halved in metric distance, so its frames need no redistributing.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +22,31 @@ from torch import Tensor
 
 from ..budget import one_pass_evals
 from ..geometry import dot, flat, knot_interval, resample_polyline, segment_lengths
+from ..path_integrals import coarsen_for_reuse, metric_midpoints
 from ..progress import Callback
 from ..validation import NonFiniteError
 from .gauss_newton import frame_scores_of, gauss_newton_step, path_curvature, secant_curvature
 from .problem import BVPResult, Outcome, OutOfBudget, Problem, State, initial_path
 
-# Coarse levels only seed the next one: a loose residual and few iterations there save evaluations without
-# changing the final length (benchmarks/solvers.py).
-COARSE_TOL, COARSE_MAX_ITER, FINAL_MAX_ITER = 0.15, 8, 200
-LINE_SEARCH_TRIALS, BACKTRACK = 6, 0.25
-# While iterating, each segment's quadrature is refined to at most this many leaves: a mode switch moves
-# with every step, so resolving it to full accuracy at every trial path would multiply the evaluations.
-# The returned path is read out in full.
-ITERATION_LEAVES_PER_SEGMENT = 2
-# Polishing iterations on the certified layout cost every node of it per trial: worth it only while that
-# layout is cheap (at most POLISH_COST times an exploring trial's evaluations; a sharp mixture's certified
-# layout can need thousands of nodes), and for at most POLISH_MAX_ITER iterations (benchmarks/solvers.py).
-POLISH_MAX_ITER, POLISH_COST, POLISH_NEAR = 30, 2.0, 10.0
-EXPLORED_RESIDUAL = 1e-2
 DEFAULT_TOL = 1e-3
+# The layouts a level iterates on, by their relative error tolerance: the first is loose (one quadrature leaf
+# on most segments: a cheap layout reads a path with a large error, but nearby paths with nearly the same
+# error, and it is their difference a step is judged by), each later one tighter, the last the quadrature's
+# own (certified).
+LAYOUT_TOLERANCES = (4.0, 0.25, 1 / 64)
+# A layout is kept while the model predicts a relative length gain above this fraction of its tolerance: the
+# error of a comparison on one fixed layout is a small fraction of the layout's own error.
+COMPARISON_FRACTION = 0.02
+# A coarse level only seeds the next: it stops once the model predicts less than this relative length gain.
+COARSE_GAIN = 0.01
+MAX_ITER = 200
+LINE_SEARCH_TRIALS = 4
+ARMIJO = 1e-4
 
 
 def resolution_levels(n_segments: int) -> list[int]:
-    # Halve down to no fewer than 8 segments: coarser paths are too crude a model of the final one to
-    # be worth their evaluations.
+    """Segment counts from coarse to fine: halving down to no fewer than 8 segments (coarser paths are too
+    crude a model of the final one to be worth their evaluations)."""
     levels = [n_segments]
     while levels[-1] >= 16:
         levels.append(math.ceil(levels[-1] / 2))
@@ -48,6 +61,13 @@ def _resample_in_t(xf: Tensor, n_segments: int) -> Tensor:
     return xf[before] + weight.to(xf)[:, None] * (xf[after] - xf[before])
 
 
+def _layout_tolerances(quadrature_tol: float, final_level: bool) -> list[float]:
+    """The layouts' relative tolerances, loosest first; the final level's last one is the quadrature's."""
+    loose = [t for t in LAYOUT_TOLERANCES if t > quadrature_tol]
+    if not final_level:
+        return loose[:1] or [quadrature_tol]
+    return [*loose, quadrature_tol]
+
 
 @dataclass
 class _LevelEnd:
@@ -56,27 +76,42 @@ class _LevelEnd:
     outcome: Outcome
 
 
+@dataclass
+class _Level:
+    """What one resolution level iterates towards."""
+
+    index: int
+    tolerances: list[float]  # layout tolerances, loosest first
+    gain: float              # the relative length gain (predicted or realised) below which the level is done
+    keep: int                # evaluations the level must leave unspent
+    certify: bool            # the final level: its answer is read on the certified layout
+
+
 def solve_default(problem: Problem, n_points: int, tol: float, callback: Callback | None,
-                   initial: Tensor | None) -> BVPResult:
+                  initial: Tensor | None) -> BVPResult:
     history: list[dict] = []
     # A given start path begins at the level of its own resolution (a waypoint route: the coarsest).
     levels = [n for n in resolution_levels(n_points - 1) if initial is None or n >= len(initial) - 1]
     xf = flat(initial).to(problem.a) if initial is not None else initial_path(problem, levels[0] + 1)
     iteration = 0
     end: _LevelEnd | None = None
-    for level, n_seg in enumerate(levels):
-        final_level = level == len(levels) - 1
+    for index, n_seg in enumerate(levels):
+        final = index == len(levels) - 1
         # A coarse level keeps back the final resolution's first readout, so it cannot spend it.
-        keep = 0 if final_level else one_pass_evals(n_points) - 2
-        interior = problem.retract(_resample_in_t(xf, n_seg)) if len(xf) != n_seg + 1 else xf[1:-1]
+        keep = 0 if final else one_pass_evals(n_points) - 2
+        if end is not None and n_seg == 2 * (len(xf) - 1):
+            # The previous level's frames, and a frame where each of its segments is halved in metric distance.
+            interior = problem.retract(metric_midpoints(xf, end.state.integrals, problem.alpha,
+                                                        sphere=problem.sphere)[1:-1])
+        else:
+            interior = problem.retract(_resample_in_t(xf, n_seg)) if len(xf) != n_seg + 1 else xf[1:-1]
+        level = _Level(index, _layout_tolerances(problem.quadrature_tol, final),
+                       tol if final else max(tol, COARSE_GAIN), keep, final)
         try:
-            state = problem.evaluate(interior, keep=keep, refine=False)
+            state = problem.evaluate(interior, keep=keep, tol=level.tolerances[0])
         except OutOfBudget:
             break  # only a coarse level can get here: the final level's first pass is kept back
-        level_tol = tol if final_level else max(tol, COARSE_TOL)
-        end = _gauss_newton_level(problem, state, _LevelSettings(level, level_tol, keep, final_level,
-                                                                 FINAL_MAX_ITER if final_level else COARSE_MAX_ITER),
-                                  callback, history, iteration)
+        end = _minimise_level(problem, state, level, callback, history, iteration)
         iteration = end.iterations
         xf = problem.full(end.state.interior)
         if end.outcome == Outcome.STOPPED:
@@ -86,7 +121,7 @@ def solve_default(problem: Problem, n_points: int, tol: float, callback: Callbac
                                      end.outcome if end is not None else Outcome.BUDGET)
     state, before = end.state, problem.evals
     if not state.integrals.converged:  # the answer is always read out to tolerance, within the budget
-        state = _certify(problem, state, 0) or state
+        state = _certify(problem, state, 0, problem.quadrature_tol) or state
     return problem.result(state, iterations=iteration, outcome=end.outcome, method="default", history=history,
                           readout_evals=problem.evals - before)
 
@@ -101,140 +136,114 @@ def _finish_at_resolution(problem: Problem, xf: Tensor, n_points: int, iteration
                           readout_evals=problem.evals - before)
 
 
-@dataclass
-class _LevelSettings:
-    level: int
-    tol: float
-    keep: int        # evaluations the level must leave unspent
-    certify: bool    # final level: the answer must be read out to the quadrature tolerance
-    max_iter: int
+def _relative_gain(log_energy_drop: float) -> float:
+    """The relative decrease of the length sqrt(E) for a decrease of log E (E = sum L_i^2 ~ L^2 / n)."""
+    return -math.expm1(-0.5 * log_energy_drop)
 
 
-
-def _gauss_newton_level(problem: Problem, state: State, settings: _LevelSettings, callback: Callback | None,
-                        history: list[dict], iteration: int) -> _LevelEnd:
+def _minimise_level(problem: Problem, state: State, level: _Level, callback: Callback | None,
+                    history: list[dict], iteration: int) -> _LevelEnd:
     """Gauss-Newton iterations with an Armijo line search on the path energy, from ``state``.
 
-    Two phases. Exploring: every trial path is read with at most ITERATION_LEAVES_PER_SEGMENT leaves per
-    segment (frames and those nodes in one batched call), cheap and accurate enough to find the basin's
-    optimum to within the quadrature tolerance; it ends when the decrease the model still predicts falls
-    below that tolerance. Polishing (final level only): the path is certified (its layout refined to the
-    tolerance) and further trials are read on that layout, held fixed, so the energy the line search
-    compares is one smooth function of the points; a path that meets the residual tolerance is certified
-    before it is returned as converged. Polishing runs only while it pays (near the tolerance, each iteration
-    at least halving the residual, the layout cheap; any cost when ``tol`` is below the default) and stops
-    at the floor otherwise, or when no step decreases the certified energy (what a learned field's
-    non-conservative part or the quadrature's error leave)."""
-    keep = settings.keep
+    Each trial is compared with the current path read on the trial's own layout (``_line_search``). The level
+    moves to its next layout tolerance (the current path read again at it) when the model predicts, or the last
+    step realised, less gain than the current one resolves, or when no step along the model's direction
+    decreases the energy as read on it.
+    Done (converged) on the last layout once the relative length gain, predicted by the model or realised by
+    the last step, is below ``level.gain``; ``Outcome.FLOOR`` when even the last layout shows no decrease along
+    the model's direction (a learned score's non-conservative part)."""
+    stage = 0
+    eta = 1.0
     curvature = path_curvature(problem.full(state.interior), frame_scores_of(state.integrals))
-    polished, polish_from = 0, math.inf
-    # The energy trials are compared with: the current path read the way exploring trials are (certifying a
-    # path changes its reading, not the path).
-    reference = state.integrals.log_energy
-    for _ in range(settings.max_iter):
-        accurate = state.integrals.converged
-        if state.energy.residual <= settings.tol and (accurate or not settings.certify):
-            return _LevelEnd(state, iteration, Outcome.CONVERGED)
+    for _ in range(MAX_ITER):
+        last = stage == len(level.tolerances) - 1
         x = state.interior
         d = gauss_newton_step(problem.full(x), state.energy, problem.sphere, problem.alpha * curvature)
         g = state.energy.grad[1:-1]
         gd = dot(g, d)
-        if gd >= 0:  # not a descent direction (a non-conservative field's gradient): fall back to the gradient
-            d = -g
-            gd = dot(g, d)
-        # The model's decrease of log E is -gd / 2, of log L about half that.
-        predicted_gain = -gd / 4
-        polishing = False
-        # Done exploring when the model predicts less than the quadrature tolerance to gain, unless the
-        # residual says the model is wrong (far from the geodesic, its curvature estimate can be too stiff).
-        explored = predicted_gain < problem.quadrature_tol and state.energy.residual <= EXPLORED_RESIDUAL
-        if settings.certify and (explored or state.energy.residual <= settings.tol):
-            if not accurate:  # certify; its more accurate gradient may show more to gain
-                certified = _certify(problem, state, keep)
-                if certified is None or not certified.integrals.converged:  # the budget ran out refining
-                    return _LevelEnd(state if certified is None else certified, iteration, Outcome.BUDGET)
-                state = certified
-                continue
-            # Polish while it pays: near the tolerance, and while each iteration at least halves the residual
-            # (Newton-like progress; a learned field's floor shows as a crawl). A residual tolerance below the
-            # default asks for the geodesic whatever the polishing costs.
-            strict = settings.tol < DEFAULT_TOL
-            pays = (state.energy.residual <= POLISH_NEAR * settings.tol
-                    and (polished == 0 or state.energy.residual <= 0.5 * polish_from))
-            polish_from = state.energy.residual
-            polishing = polished < POLISH_MAX_ITER and (strict or (pays and _cheap_to_polish(state)))
-            if not polishing:
-                return _LevelEnd(state, iteration, Outcome.FLOOR)
-        try:
-            trial, eta = _line_search(problem, state, d, gd, keep, polishing,
-                                      state.integrals.log_energy if polishing else reference)
-            if trial is None:  # the model's step failed: a preconditioned gradient step instead
-                d = gauss_newton_step(problem.full(x), state.energy, problem.sphere, elastic_only=True)
-                trial, eta = _line_search(problem, state, d, dot(g, d), keep, polishing,
-                                          state.integrals.log_energy if polishing else reference)
-        except OutOfBudget:
-            return _LevelEnd(state, iteration, Outcome.BUDGET)
-        if trial is None:
-            if not settings.certify:
-                return _LevelEnd(state, iteration, Outcome.STALLED)
-            if accurate:  # no descent from a certified path: the field's or the quadrature's floor
-                return _LevelEnd(state, iteration, Outcome.FLOOR)
-            certified = _certify(problem, state, keep)
-            if certified is None:
+        if gd >= 0:  # the model is not positive definite along d: steepest descent, capped like any step
+            d, gd = -g, -dot(g, g)
+        predicted = _relative_gain(-gd / 2)  # the model's decrease of log E is -gd / 2
+        if predicted >= _stage_gain(level, stage):
+            try:
+                trial, eta = _line_search(problem, state, d, gd, level.keep, min(1.0, 2 * eta),
+                                          level.tolerances[stage])
+            except OutOfBudget:
                 return _LevelEnd(state, iteration, Outcome.BUDGET)
-            state = certified
-            continue
-        curvature = secant_curvature(state, trial, curvature)
-        state, reference = trial, trial.integrals.log_energy
-        iteration += 1
-        polished += polishing
-        history.append({"iteration": iteration, "level": settings.level, "points": len(x) + 2,
-                        "score_evals": problem.evals, "length": state.integrals.length,
-                        "residual": state.energy.residual, "step": eta, "accurate": state.integrals.converged,
-                        "predicted_gain": predicted_gain})
-        if callback is not None and callback(problem.progress(state, iteration)) is False:
-            return _LevelEnd(state, iteration, Outcome.STOPPED)
+            if trial is None:
+                eta = 1.0
+                if last:
+                    return _LevelEnd(state, iteration, Outcome.FLOOR if level.certify else Outcome.STALLED)
+            else:
+                realised = _relative_gain(state.integrals.log_energy - trial.integrals.log_energy)
+                curvature = secant_curvature(state, trial, curvature)
+                state = trial
+                iteration += 1
+                history.append({"iteration": iteration, "level": level.index, "points": len(x) + 2,
+                                "score_evals": problem.evals, "score_calls": problem.budget.calls,
+                                "length": state.integrals.length, "residual": state.energy.residual,
+                                "step": eta, "layout_tol": level.tolerances[stage], "predicted_gain": predicted,
+                                "gain": realised})
+                if callback is not None and callback(problem.progress(state, iteration)) is False:
+                    return _LevelEnd(state, iteration, Outcome.STOPPED)
+                if realised >= _stage_gain(level, stage):
+                    continue
+        # The layout resolves no more gain (predicted or realised), or shows no decrease along the model's
+        # direction: done on the last one (for a learned score, which is not a gradient, what it allows), else
+        # on to the next.
+        if last:
+            return _LevelEnd(state, iteration, Outcome.CONVERGED)
+        tighter = _certify(problem, state, level.keep, level.tolerances[stage + 1])
+        if tighter is None:
+            return _LevelEnd(state, iteration, Outcome.BUDGET)
+        stage, state = stage + 1, tighter
     return _LevelEnd(state, iteration, Outcome.STALLED)
 
 
-def _cheap_to_polish(state: State) -> bool:
-    n = len(state.interior) + 2
-    layout_cost = len(state.integrals.nodes.u) - 2 * (n - 1) + n - 2  # interior nodes and frames per trial
-    exploring_cost = n - 2 + (n - 1) * (4 * ITERATION_LEAVES_PER_SEGMENT - 1)
-    return layout_cost <= POLISH_COST * exploring_cost
+def _stage_gain(level: _Level, stage: int) -> float:
+    """The predicted relative length gain below which the level leaves layout ``stage`` (or, on its last, is
+    done)."""
+    if stage == len(level.tolerances) - 1:
+        return level.gain
+    return max(level.gain, COMPARISON_FRACTION * level.tolerances[stage])
 
 
-def _line_search(problem: Problem, state: State, d: Tensor, gd: float, keep: int, polishing: bool,
-                 reference: float) -> tuple[State | None, float]:
-    """Armijo backtracking along ``d``; returns the accepted trial (None if none) and its step. Raises
-    OutOfBudget when a trial does not fit the budget."""
+def _line_search(problem: Problem, state: State, d: Tensor, gd: float, keep: int, first_step: float,
+                 tol: float) -> tuple[State | None, float]:
+    """Backtracking along ``d`` from ``first_step`` to a step with Armijo's sufficient decrease, every trial read
+    to ``tol`` on a layout adapted to it and compared with ``state`` read on that same layout; returns the
+    accepted trial (None if none) and its step. A rejected step is shortened to the minimum of the parabola
+    through the reading at the current path, the slope ``gd`` and the trial's reading (kept within a tenth and
+    a half of it). Raises OutOfBudget when a trial does not fit the budget."""
     x = state.interior
     # Never move a point further than the path's longest segment in one step.
     seg_max = float(segment_lengths(problem.full(x)).max())
     step_max = float(d.norm(dim=-1).max())
-    eta = min(1.0, seg_max / step_max) if step_max > 0 else 1.0
+    eta = min(first_step, seg_max / step_max) if step_max > 0 else first_step
     for _ in range(LINE_SEARCH_TRIALS):
         point = problem.retract(x + eta * d)
         try:
-            if polishing:
-                candidate = problem.evaluate(point, keep=keep, layout=state.integrals.layout, refine=False)
-            else:
-                candidate = problem.evaluate(point, keep=keep, max_leaves_per_segment=ITERATION_LEAVES_PER_SEGMENT)
+            # The trial on a layout adapted to it (the current one with well-resolved siblings merged, then
+            # refined to the level's current tolerance), and the current path read again on that same layout.
+            candidate = problem.evaluate(point, keep=keep, layout=coarsen_for_reuse(state.integrals), tol=tol)
+            reference = problem.refined(state, keep=keep, layout=candidate.integrals.layout,
+                                        refine=False).integrals.log_energy
         except NonFiniteError:
             # A learned model can overflow far from its data: a trial it cannot score is a rejected trial
             # (its evaluations were made and stay counted).
-            eta *= BACKTRACK
+            eta *= 0.25
             continue
-        if candidate.integrals.log_energy <= reference + 1e-4 * eta * gd:
+        rise = candidate.integrals.log_energy - reference
+        if rise <= ARMIJO * eta * gd:
             return candidate, eta
-        eta *= BACKTRACK
+        curvature = rise - gd * eta
+        eta *= min(0.5, max(0.1, -gd * eta / (2 * curvature))) if curvature > 0 else 0.5
     return None, 0.0
 
 
-def _certify(problem: Problem, state: State, keep: int) -> State | None:
-    """``state`` with its layout refined to the quadrature tolerance (within the budget: it may stop short,
+def _certify(problem: Problem, state: State, keep: int, tol: float) -> State | None:
+    """``state`` with its layout refined to the relative tolerance ``tol`` (within the budget: it may stop short,
     with its error bounds saying so); None when not even one more evaluation is left."""
     if not problem.budget.affords(1, keep):
         return None
-    return problem.refined(state, keep=keep)
-
+    return problem.refined(state, keep=keep, tol=tol)

@@ -13,8 +13,7 @@ from .problem import State
 TANGENT_KEEP = 0.1
 
 
-def gauss_newton_step(xf: Tensor, energy: PathEnergy, sphere: bool, curvature: float = 0.0, *,
-                      elastic_only: bool = False) -> Tensor:
+def gauss_newton_step(xf: Tensor, energy: PathEnergy, sphere: bool, curvature: float | Tensor = 0.0) -> Tensor:
     """The Gauss-Newton step [n - 2, d] for log E at the path ``xf`` [n, d] (ends fixed).
 
     Model Hessian: 2 sum_i (J_i J_i^T + c_i P_i), J_i the gradient of segment i's share l_i = L_i / sqrt(E)
@@ -23,8 +22,7 @@ def gauss_newton_step(xf: Tensor, energy: PathEnergy, sphere: bool, curvature: f
     along the scores, which dominates in high dimension (alpha^2 s s^T) and which an elastic preconditioner
     alone misses. With the identity in place of P_i the elastic part is tridiagonal in the point index and the
     same in every coordinate; J_i J_i^T and the tangential corrections c_i t_i t_i^T are 2 (n - 1) rank-one
-    terms, so the Woodbury identity solves the whole system through one (2n - 2)^2 matrix. ``elastic_only``
-    keeps the tridiagonal part alone (a preconditioned gradient step: the fallback when the model fails)."""
+    terms, so the Woodbury identity solves the whole system through one (2n - 2)^2 matrix."""
     x = xf.double()
     m = len(x) - 2
     d = x.shape[1]
@@ -34,16 +32,14 @@ def gauss_newton_step(xf: Tensor, energy: PathEnergy, sphere: bool, curvature: f
     tri = torch.diag(2 * (c[:-1] + c[1:]))
     if m > 1:
         tri = tri - torch.diag(2 * c[1:-1], 1) - torch.diag(2 * c[1:-1], -1)
-    # The density's own curvature (alpha times that of -log p, ``curvature``) on each segment's points,
-    # weighted as the linear interpolation weights' second moments: 1/3 on each end, 1/6 between them.
+    # The density's own curvature (alpha times that of -log p, ``curvature``: one value, or one per segment) on
+    # each segment's points, weighted as the linear interpolation weights' second moments: 1/3 on each end, 1/6
+    # between them.
     l2 = energy.segment_share.square() * 2 * curvature
     tri = tri + torch.diag((l2[:-1] + l2[1:]) / 3)
     if m > 1:
         tri = tri + torch.diag(l2[1:-1] / 6, 1) + torch.diag(l2[1:-1] / 6, -1)
     tri_inv = torch.linalg.inv(tri)
-    if elastic_only:
-        step = -(tri_inv @ (project_out(g, x[1:-1]) if sphere else g))
-        return (project_out(step, x[1:-1]) if sphere else step).to(xf.dtype)
     # Rank-one columns, each on a segment's two end points: column r has the blocks blocks[r, k] at interior
     # point index[r, k] (k = 0, 1; a block at a fixed end is zero and points at index 0).
     tangent = x[1:] - x[:-1]
@@ -81,23 +77,29 @@ def frame_scores_of(integrals: PathIntegrals) -> Tensor:
     return table.scores[rows]
 
 
-def path_curvature(xf: Tensor, scores: Tensor) -> float:
-    """A first estimate of the curvature of -log p from the scores at a path's frames: the median of the
-    positive secants -(s_{i+1} - s_i) . dx_i / |dx_i|^2 along it (0 when none is positive)."""
+def path_curvature(xf: Tensor, scores: Tensor) -> Tensor:
+    """A first estimate of the curvature of -log p on every segment [n - 1] from the scores at a path's frames:
+    its secant -(s_{i+1} - s_i) . dx_i / |dx_i|^2 where positive, elsewhere (a mode switch inside the
+    segment) the median of the positive ones (0 when none is)."""
     dx = (xf[1:] - xf[:-1]).double()
     ds = (scores[1:] - scores[:-1]).double()
     kappa = -(ds * dx).sum(1) / (dx * dx).sum(1).clamp_min(torch.finfo(torch.float64).tiny)
-    kappa = kappa[kappa > 0]
-    return float(kappa.median()) if len(kappa) else 0.0
+    positive = kappa[kappa > 0]
+    fallback = float(positive.median()) if len(positive) else 0.0
+    return torch.where(kappa > 0, kappa, torch.full_like(kappa, fallback))
 
 
-def secant_curvature(old: State, new: State, previous: float) -> float:
-    """The curvature of -log p along the last step, from the frames' scores before and after it:
-    -(s' - s) . (x' - x) / |x' - x|^2 (for a Gaussian of variance v it is 1 / v). Kept at the previous
-    estimate when the step gives none (a negative value: a mode switch crossed)."""
+def secant_curvature(old: State, new: State, previous: Tensor) -> Tensor:
+    """The curvature of -log p on every segment along the last step, from the frames' scores before and after
+    it: each moved frame's secant -(s' - s) . (x' - x) / |x' - x|^2 (for a Gaussian of variance v it is
+    1 / v), averaged over a segment's moved ends. A segment keeps its previous estimate where the step gives
+    none (a negative secant: a mode switch crossed)."""
     dx = (new.interior - old.interior).double()
     ds = (frame_scores_of(new.integrals)[1:-1] - frame_scores_of(old.integrals)[1:-1]).double()
-    den = float((dx * dx).sum())
-    kappa = -float((ds * dx).sum()) / den if den > 0 else -1.0
-    return kappa if kappa > 0 else previous
-
+    den = (dx * dx).sum(1)
+    kappa = torch.where(den > 0, -(ds * dx).sum(1) / den.clamp_min(torch.finfo(torch.float64).tiny),
+                        torch.full_like(den, -1.0))
+    ends = torch.full((1,), float("nan"), dtype=torch.float64)
+    frames = torch.cat([ends, torch.where(kappa > 0, kappa, torch.full_like(kappa, float("nan"))), ends])
+    per_segment = torch.stack([frames[:-1], frames[1:]]).nanmean(0)
+    return torch.where(per_segment.isnan(), previous, per_segment)

@@ -59,8 +59,8 @@ def solve_global(problem: Problem, n_points: int, tol: float, callback: Callback
             best = replace(candidate, route=f"via waypoint {k + 1} of {len(waypoints)}")
         if candidate.outcome in (Outcome.STOPPED, Outcome.BUDGET):
             break
-    return replace(best, score_evals=problem.evals, history=history,
-                               search_evals=problem.evals - local.score_evals)
+    return replace(best, score_evals=problem.evals, score_calls=problem.budget.calls, history=history,
+                   search_evals=problem.evals - local.score_evals)
 
 
 def _propose_waypoints(problem: Problem, xf: Tensor, n_points: int) -> list[Tensor]:

@@ -13,7 +13,7 @@ from ..budget import Budget
 from ..energy import PathEnergy, path_energy
 from ..fields import DensityField, flat_score
 from ..geometry import flat, project_out, segment_lengths, slerp, to_sphere
-from ..path_integrals import BudgetExceeded, Layout, PathIntegrals, integrate_path, path_positions
+from ..path_integrals import BudgetExceeded, Layout, PathIntegrals, integrate_path, missing_nodes, path_positions
 from ..progress import Progress
 from ..results import PathReadout
 
@@ -21,12 +21,12 @@ from ..results import PathReadout
 class Outcome(str, Enum):
     """Why a solve (or one of its resolution levels) ended."""
 
-    CONVERGED = "converged"  # the residual met the tolerance
-    STALLED = "stalled"      # no further progress on a coarse level, or the iteration limit
+    CONVERGED = "converged"  # the length stopped falling by more than the tolerance, on the certified layout
+    STALLED = "stalled"      # no decrease on a coarse level's layout, or the iteration limit
     BUDGET = "budget"        # max_evals would be exceeded by the next step
     STOPPED = "stopped"      # the callback returned False
-    FLOOR = "floor"          # the improvement left is below the readout's error bound, or no step decreases
-                             # the certified energy (a learned field's non-conservative part)
+    FLOOR = "floor"          # no step decreases the energy read on the certified layout (a learned score's
+                             # non-conservative part)
     SCHEDULE = "schedule"    # the paper's fixed schedule ran to its end (it has no convergence test)
 
 
@@ -40,12 +40,13 @@ class BVPResult:
     score_evals: int          # every evaluation of the solve, its readout included
     readout_evals: int        # of which the final readout's quadrature (paper: not part of its schedule)
     iterations: int
-    converged: bool           # the residual met the tolerance on a certified readout
+    converged: bool           # the length stopped falling by more than the tolerance, on a certified readout
     outcome: Outcome
     method: str
     alpha: float
     sphere: bool
     history: list[dict] = field(default_factory=list)
+    score_calls: int = 0      # the batched score calls that made score_evals
     route: str = "direct"     # the global search's winner: "direct" (the start path's basin) or "via waypoint k"
     search_evals: int = 0     # of score_evals, what the global search spent beyond the local solve
 
@@ -131,10 +132,10 @@ class Problem:
         return to_sphere(xf, self.radius) if self.sphere else xf
 
     def evaluate(self, interior: Tensor, *, keep: int = 0, layout: Layout | None = None,
-                 refine: bool = True, max_leaves_per_segment: int | None = None) -> State:
-        """Score the frames and the quadrature nodes of a path in one batched call (then refine, if asked),
-        leaving ``keep`` evaluations of the budget unspent; raises OutOfBudget when that first call does
-        not fit."""
+                 refine: bool = True, tol: float | None = None) -> State:
+        """Score the frames and the quadrature nodes of a path in one batched call (then refine to the relative
+        tolerance ``tol``, default the problem's, if asked), leaving ``keep`` evaluations of the budget unspent;
+        raises OutOfBudget when that first call does not fit."""
         n = len(interior) + 2
         xf = self.full(interior)
         frame_scores = torch.zeros_like(xf)
@@ -143,19 +144,25 @@ class Problem:
         known[0] = known[-1] = True
         try:
             integrals = integrate_path(self.score, xf, self.alpha, frame_scores=frame_scores, known_frames=known,
-                                       sphere=self.sphere, t=path_positions(n), tol=self.quadrature_tol,
-                                       layout=layout, refine=refine, max_evals=self.budget.left(keep),
-                                       max_leaves_per_segment=max_leaves_per_segment)
+                                       sphere=self.sphere, t=path_positions(n), tol=tol or self.quadrature_tol,
+                                       layout=layout, refine=refine, max_evals=self.budget.left(keep))
         except BudgetExceeded as exc:
             raise OutOfBudget from exc
         return self._state(interior, integrals)
 
-    def refined(self, state: State, *, keep: int = 0) -> State:
-        """The same path with its layout refined to tolerance (no evaluations where it already is)."""
+    def refined(self, state: State, *, keep: int = 0, tol: float | None = None, layout: Layout | None = None,
+                refine: bool = True) -> State:
+        """The same path with its layout (or ``layout``, which may split its leaves or merge siblings) refined to
+        the relative tolerance ``tol`` (default the problem's), or, with ``refine`` False, read on ``layout`` as
+        it is; only nodes it has no score for yet are evaluated. Raises OutOfBudget when those first ones do
+        not fit."""
         xf = self.full(state.interior)
+        layout = layout or state.integrals.layout
+        if not self.budget.affords(len(missing_nodes(layout, state.integrals.nodes)), keep):
+            raise OutOfBudget
         integrals = integrate_path(self.score, xf, self.alpha, sphere=self.sphere, t=path_positions(len(xf)),
-                                   tol=self.quadrature_tol, layout=state.integrals.layout,
-                                   nodes=state.integrals.nodes, max_evals=self.budget.left(keep))
+                                   tol=tol or self.quadrature_tol, layout=layout, nodes=state.integrals.nodes,
+                                   refine=refine, max_evals=self.budget.left(keep))
         return self._state(state.interior, integrals)
 
     def _state(self, interior: Tensor, integrals: PathIntegrals) -> State:
@@ -169,8 +176,9 @@ class Problem:
             points=xf.reshape(len(xf), *self.shape).to(self.dtype), t=path_positions(len(xf)),
             readout=PathReadout.of(state.integrals, xf, self.alpha, sphere=self.sphere),
             residual=state.energy.residual, point_residuals=state.energy.point_residuals, score_evals=self.evals,
-            readout_evals=readout_evals, iterations=iterations, converged=outcome == Outcome.CONVERGED,
-            outcome=outcome, method=method, alpha=self.alpha, sphere=self.sphere, history=history)
+            score_calls=self.budget.calls, readout_evals=readout_evals, iterations=iterations,
+            converged=outcome == Outcome.CONVERGED, outcome=outcome, method=method, alpha=self.alpha,
+            sphere=self.sphere, history=history)
 
     def progress(self, state: State, step: int) -> Progress:
         xf = self.full(state.interior)

@@ -261,13 +261,13 @@ def closure_line(comparison, gap) -> str:
 
 def solver_line(comparison, solve, max_evals: int | None) -> str:
     line = (f"solver, {comparison.geodesic}: {solve.iterations} iterations, {solve.score_evals} score "
-            f"evaluations, residual {solve.residual:.1e}")
+            f"evaluations in {solve.score_calls} model calls, residual {solve.residual:.1e}")
     if solve.converged:
         return line + " (converged)"
     if solve.outcome == "budget":  # geodesic_core.Outcome is a str enum; importing it would slow start-up
         return line + f" (stopped by the --max-evals budget of {max_evals})"
-    return line + (" (tolerance 1e-3 not met: this learned score is not an exact gradient, so the residual "
-                   "plateaus above it and the solver stops once the path stops getting shorter)")
+    return line + (" (stopped at the best path this model allows: a learned score is not an exact gradient, "
+                   "and no step shortens the path any more as the model reads it)")
 
 
 def run(args: argparse.Namespace, image_files: list | None) -> dict:

@@ -33,12 +33,12 @@ DEFAULT_TOL = 1e-3
 # on most segments: a cheap layout reads a path with a large error, but nearby paths with nearly the same
 # error, and it is their difference a step is judged by), each later one tighter, the last the quadrature's
 # own (certified).
-LAYOUT_TOLERANCES = (4.0, 0.25, 1 / 64)
+LAYOUT_TOLERANCES = (16.0, 0.25, 1 / 64)
 # A layout is kept while the model predicts a relative length gain above this fraction of its tolerance: the
 # error of a comparison on one fixed layout is a small fraction of the layout's own error.
 COMPARISON_FRACTION = 0.02
 # A coarse level only seeds the next: it stops once the model predicts less than this relative length gain.
-COARSE_GAIN = 0.01
+COARSE_GAIN = 0.03
 MAX_ITER = 200
 LINE_SEARCH_TRIALS = 4
 ARMIJO = 1e-4

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..geodesic_core import GeodesicInputError
 from ..geodesic_pipeline.defaults import PAPER_DEFAULTS
 from . import inputs as shared
-from .encode_decode import encode_latents
+from .encode_decode import check_one_source, encode_latents
 from .model_facts import check_path_for, latent_from_model_space
 from .path import GeodesicPath, check_conditioning, join_paths
 from .validation import check_queued, inversion_steps, one_source_of_keyframes
@@ -24,9 +24,7 @@ def noisy_latent(model, path: GeodesicPath) -> dict:
 
 
 def _clean_latents(image, vae, latent):
-    if (image is None) == (latent is None):
-        raise GeodesicInputError("image / latent: connect exactly one of them (images to encode with the "
-                                 "VAE, or clean latents such as a KSampler output)")
+    check_one_source(image is not None, latent is not None)
     if latent is not None:
         mark = latent.get(NOISY_MARK)
         if mark is not None and mark["samples"] is latent["samples"]:
@@ -78,7 +76,7 @@ class EncodeKeyframes(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, inversion_steps, one_source_of_keyframes)
 
     @classmethod

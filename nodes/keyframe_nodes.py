@@ -10,7 +10,7 @@ from . import inputs as shared
 from .encode_decode import check_one_source, encode_latents
 from .model_facts import check_path_for, latent_from_model_space
 from .path import GeodesicPath, check_conditioning, join_paths
-from .validation import check_queued, inversion_steps, one_source_of_keyframes
+from .validation import check_queued, checked_when_run, inversion_steps, one_source_of_keyframes
 
 # The pack's noisy LATENT outputs carry their noise level under this key, next to the very tensor it
 # describes: a node that makes new latents from them (a KSampler copies the dict and replaces "samples")
@@ -80,6 +80,7 @@ class EncodeKeyframes(io.ComfyNode):
         return check_queued(cls, inputs, inversion_steps, one_source_of_keyframes)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, positive, noise_level, steps, batch_size, image=None, vae=None,
                 latent=None) -> io.NodeOutput:
         check_conditioning(positive, "positive")
@@ -106,6 +107,7 @@ class JoinKeyframes(io.ComfyNode):
         )
 
     @classmethod
+    @checked_when_run
     def execute(cls, first, second) -> io.NodeOutput:
         for name, value in (("first", first), ("second", second)):
             if not isinstance(value, GeodesicPath):
@@ -138,6 +140,7 @@ class PathToLatent(io.ComfyNode):
         )
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, path) -> io.NodeOutput:
         check_path_for(model, path, "path")
         return io.NodeOutput(noisy_latent(model, path), path.noise_level)

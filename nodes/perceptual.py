@@ -38,6 +38,15 @@ MEMORY_SHARE = 0.5  # of the free memory, for LPIPS features (the rest stays for
 MAX_LPIPS_CHUNK = 16  # frames per LPIPS pass: enough to keep a GPU busy, more only costs memory
 
 
+def check_frames_for_spacing(spacing: str, frames: int | None) -> None:
+    """Decode Path's ``frames`` counts only with an even spacing; spacing 'path' decodes every point."""
+    if spacing == "path" and frames:
+        raise GeodesicInputError(
+            f"frames: spacing 'path' decodes one frame per point of the path, so {frames} frames cannot be "
+            f"given; set frames to 0, choose the number of frames where the path is made (Solve BVP, Respace "
+            f"Path), or use spacing 'even LPIPS'")
+
+
 def lpips_on_device(net: str) -> LPIPS:
     return load_lpips(net, str(comfy.model_management.get_torch_device()))
 

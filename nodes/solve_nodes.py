@@ -11,6 +11,7 @@ from .geodesics_on_model import DensitySettings, extrapolate, solve_keyframes
 from .validation import (
     budget_covers_the_frames,
     check_queued,
+    checked_when_run,
     global_search_needs_default_method,
     guidance_needs_negative,
 )
@@ -62,6 +63,7 @@ class SolveBVP(io.ComfyNode):
                             global_search_needs_default_method)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
                 batch_size, guidance, accuracy=0.001, search="local", negative=None) -> io.NodeOutput:
         path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
@@ -105,6 +107,7 @@ class SolveIVP(io.ComfyNode):
         return check_queued(cls, inputs, guidance_needs_negative)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, path, frames, velocity_from, direction, alpha, sphere, batch_size, guidance,
                 negative=None) -> io.NodeOutput:
         new_path = extrapolate(model, path, frames=frames, use_tangent=velocity_from == VELOCITY_SOURCES[0],

@@ -25,6 +25,8 @@ socket) as None: its value exists only when the node runs, so its checks are lef
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,12 +34,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import web
 from comfy_api.latest import io
 
-from ..geodesic_core import GeodesicInputError, one_pass_evals
+from ..geodesic_core import GeodesicInputError
 from ..geodesic_core.lpips import weights_file
-from ..geodesic_pipeline.keyframes import check_budget
+from ..geodesic_pipeline.keyframes import check_budget, readout_evals
 from .bridge import check_guidance
 from .encode_decode import check_inversion_steps, check_one_source
-from .perceptual import DECODE_SPACINGS
+from .perceptual import DECODE_SPACINGS, check_frames_for_spacing
 
 Rule = Callable[[dict], None]  # raises GeodesicInputError naming the input
 
@@ -56,13 +58,24 @@ def _widget_problem(spec: io.Input, value) -> str | None:
     return None
 
 
+def _socket_problem(spec: io.Input, value) -> str | None:
+    # A socket's value comes from another node's output; ComfyUI hands a JSON literal in its place over as is.
+    if isinstance(value, str | int | float | bool):
+        return f"expected a link from another node's {spec.get_io_type()} output, got the value {value!r}"
+    return None
+
+
+def _input_problem(spec: io.Input, value) -> str | None:
+    return (_widget_problem if isinstance(spec, io.WidgetInput) else _socket_problem)(spec, value)
+
+
 def check_queued(node: type[io.ComfyNode], inputs: dict, *rules: Rule) -> bool | str:
     """What every node's ``validate_inputs`` returns: True, or the first problem, a message that starts with
     the input it names (see the module)."""
     try:
         for spec in node.define_schema().inputs:
             value = inputs.get(spec.id)
-            problem = None if value is None else _widget_problem(spec, value)
+            problem = None if value is None else _input_problem(spec, value)
             if problem:
                 raise GeodesicInputError(f"{spec.id}: {problem}")
         for rule in rules:
@@ -121,6 +134,35 @@ def one_error_per_refusal(nodes: Iterable[type[io.ComfyNode]]):
     return middleware
 
 
+def check_started(node: type[io.ComfyNode], inputs: dict) -> None:
+    """The queue-time widget and socket checks again when the node starts, now that every value is there:
+    a value that came over a link (a Primitive node's 30000000 into ``frames``) or a JSON null that
+    ComfyUI could not tell from a link at queue time. Raises the first problem, naming the input, before
+    anything is allocated or the model is called."""
+    for spec in node.define_schema().inputs:
+        if spec.id not in inputs:
+            continue  # an optional input left unconnected: its default applies
+        value = inputs[spec.id]
+        if value is None and (spec.optional and not isinstance(spec, io.WidgetInput)):
+            continue  # an optional socket given nothing is an unconnected one
+        problem = (f"expected {'a value' if isinstance(spec, io.WidgetInput) else 'a link'}, got nothing (null)"
+                   if value is None else _input_problem(spec, value))
+        if problem:
+            raise GeodesicInputError(f"{spec.id}: {problem}")
+
+
+def checked_when_run(execute: Callable) -> Callable:
+    """Decorates a node's ``execute`` (under ``@classmethod``) with ``check_started``."""
+    signature = inspect.signature(execute)
+
+    @functools.wraps(execute)
+    def run(cls, *args, **kwargs):
+        check_started(cls, signature.bind(cls, *args, **kwargs).arguments)
+        return execute(cls, *args, **kwargs)
+
+    return run
+
+
 def connected(inputs: dict, name: str) -> bool:
     return name in inputs  # connected: None, unconnected: absent (see the module)
 
@@ -131,9 +173,10 @@ def guidance_needs_negative(inputs: dict) -> None:
 
 
 def budget_covers_the_frames(inputs: dict) -> None:
-    frames, max_evals = inputs.get("frames"), inputs.get("max_evals")
+    """Against the fewest keyframes, 2: how many keyframes come is known only when the solve runs."""
+    frames, max_evals, loop = inputs.get("frames"), inputs.get("max_evals"), bool(inputs.get("loop"))
     if frames is not None and max_evals is not None:
-        check_budget(max_evals, one_pass_evals(frames), f"the {frames} frames")
+        check_budget(max_evals, readout_evals(frames, 2, loop), f"the {frames} frames{' of a loop' * loop}")
 
 
 def global_search_needs_default_method(inputs: dict) -> None:
@@ -153,10 +196,14 @@ def lpips_weights_installed(net_input: str) -> Rule:
     return rule
 
 
-def even_decoding_rules(inputs: dict) -> None:
-    """Decode Path with an even-LPIPS spacing: a VAE, 0 or at least 2 frames, and the LPIPS weights."""
-    spacing = inputs.get("spacing")
-    if spacing is None or DECODE_SPACINGS.get(spacing) is None:
+def decoding_rules(inputs: dict) -> None:
+    """Decode Path: ``frames`` only with an even-LPIPS spacing, which needs a VAE, 0 or at least 2 frames,
+    and the LPIPS weights."""
+    spacing = inputs.get("spacing", "path")
+    if spacing is None:
+        return
+    check_frames_for_spacing(spacing, inputs.get("frames"))
+    if DECODE_SPACINGS.get(spacing) is None:
         return
     if not connected(inputs, "vae"):
         raise GeodesicInputError(f"vae: spacing {spacing!r} measures decoded images; connect a VAE or use "

@@ -147,6 +147,9 @@ def test_templates_are_served_with_square_thumbnails_interpolation_first(comfy_s
         assert thumbnail.content == (WORKFLOWS_DIR / f"{name}.jpg").read_bytes()
         with Image.open(WORKFLOWS_DIR / f"{name}.jpg") as image:
             assert image.width == image.height >= 256, (name, image.size)  # the browser's cards are square
+    # (A name longer than a file name may be: 404 from the pack's route, tests/test_template_thumbnails.py; on
+    # 0.3.75 aiohttp's static handler of ComfyUI's mount answers first, with HTTP 500.)
+    assert comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/no such template.jpg").status_code == 404
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
@@ -337,41 +340,6 @@ def v_prediction_model() -> dict:
             "inputs": {"model": ["ckpt", 0], "sampling": "v_prediction", "zsnr": False}}
 
 
-# (prompt changes, node that must fail, message it must show)
-EXECUTION_ERRORS = {
-    "mismatched latent sizes": ({"image_b": {"image": MISMATCHED_FILE}}, "join", "latent size"),
-    "different noise level": ({"encode_b": {"noise_level": 0.5}}, "join", "lies at noise level 0.5"),
-    "path from a different model": ({"v_model": v_prediction_model(), "solve": {"model": ["v_model", 0]}},
-                                    "solve", "this path was made with"),
-    "one keyframe where two are needed": ({"solve": {"keyframes": ["encode_a", 0]}}, "solve",
-                                          "needs at least 2 points"),
-    "noisy latent fed back into Encode Keyframes": (
-        {"encode_b": {"class_type": "DensityGeodesics_EncodeKeyframes",
-                      "inputs": {"model": ["ckpt", 0], "positive": ["text", 0], "noise_level": 0.6, "steps": 2,
-                                 "batch_size": 4, "latent": ["encode_a", 1]}}},
-        "encode_b", "latent: these latents are already noisy"),
-}
-
-
-@pytest.fixture(scope="module")
-def mismatched_image(comfy_server: ComfyServer, object_info: dict) -> None:
-    Image.open(comfy_server.input_dir / "geodesics_keyframe_b.png").resize((96, 96)).save(
-        comfy_server.input_dir / MISMATCHED_FILE)
-
-
-@pytest.mark.parametrize("case", sorted(EXECUTION_ERRORS))
-def test_bad_input_stops_with_a_clear_message(comfy_server: ComfyServer, mismatched_image: None, case: str):
-    changes, failing_node, message = EXECUTION_ERRORS[case]
-    before = output_files(comfy_server)
-    result = comfy_server.run(with_changes(keyframes_prompt(), changes), RUN_TIMEOUT_S)
-    assert result.status == "error", f"{case}: the prompt ran"
-    error = result.messages["execution_error"]
-    assert error["node_id"] == failing_node, error
-    assert error["exception_type"].endswith("GeodesicInputError"), error["exception_type"]
-    assert message in error["exception_message"], error["exception_message"]
-    assert output_files(comfy_server) == before, "a failed prompt wrote output files"
-
-
 def output_node(node_id: str, class_type: str, **inputs) -> dict:
     """Prompt changes: a node that is the prompt's only output (ComfyUI queues a prompt whose other outputs
     are valid and drops the invalid ones, so the checked node replaces the Save node)."""
@@ -400,6 +368,53 @@ def respace_output(**changes) -> dict:
 def metrics_output(**changes) -> dict:
     return output_node("save", "DensityGeodesics_PerceptualMetrics",
                        **{"images": ["decode", 1], "lpips_net": "alex", **changes})
+
+
+# (prompt changes, node that must fail, message it must show)
+EXECUTION_ERRORS = {
+    "mismatched latent sizes": ({"image_b": {"image": MISMATCHED_FILE}}, "join", "latent size"),
+    "different noise level": ({"encode_b": {"noise_level": 0.5}}, "join", "lies at noise level 0.5"),
+    "path from a different model": ({"v_model": v_prediction_model(), "solve": {"model": ["v_model", 0]}},
+                                    "solve", "this path was made with"),
+    "one keyframe where two are needed": ({"solve": {"keyframes": ["encode_a", 0]}}, "solve",
+                                          "needs at least 2 points"),
+    "noisy latent fed back into Encode Keyframes": (
+        {"encode_b": {"class_type": "DensityGeodesics_EncodeKeyframes",
+                      "inputs": {"model": ["ckpt", 0], "positive": ["text", 0], "noise_level": 0.6, "steps": 2,
+                                 "batch_size": 4, "latent": ["encode_a", 1]}}},
+        "encode_b", "latent: these latents are already noisy"),
+    # A value over a link skips the widget's limits at queue time; the node refuses it when it starts, before
+    # it allocates anything (30000000 frames would be 30 GB of path here).
+    "linked frames past the widget's limit": (
+        {"big": {"class_type": "PrimitiveInt", "inputs": {"value": 30_000_000}},
+         **respace_output(frames=["big", 0])}, "respace", "frames: expected a number from 2 to 4096, got 30000000"),
+    # ComfyUI cannot tell a JSON null from a link at queue time; the node refuses it when it starts.
+    "null direction": (extrapolation_output(direction=None), "extrapolate",
+                       "direction: expected a value, got nothing (null)"),
+    "null spacing": ({"decode": {"spacing": None}}, "decode", "spacing: expected a value, got nothing (null)"),
+    "image-to-image sampling": ({"i2i": {"class_type": "ModelSamplingDiscrete",
+                                         "inputs": {"model": ["ckpt", 0], "sampling": "img_to_img", "zsnr": False}},
+                                 "encode_a": {"model": ["i2i", 0]}}, "encode_a", "model: its sampling is IMG_TO_IMG"),
+}
+
+
+@pytest.fixture(scope="module")
+def mismatched_image(comfy_server: ComfyServer, object_info: dict) -> None:
+    Image.open(comfy_server.input_dir / "geodesics_keyframe_b.png").resize((96, 96)).save(
+        comfy_server.input_dir / MISMATCHED_FILE)
+
+
+@pytest.mark.parametrize("case", sorted(EXECUTION_ERRORS))
+def test_bad_input_stops_with_a_clear_message(comfy_server: ComfyServer, mismatched_image: None, case: str):
+    changes, failing_node, message = EXECUTION_ERRORS[case]
+    before = output_files(comfy_server)
+    result = comfy_server.run(with_changes(keyframes_prompt(), changes), RUN_TIMEOUT_S)
+    assert result.status == "error", f"{case}: the prompt ran"
+    error = result.messages["execution_error"]
+    assert error["node_id"] == failing_node, error
+    assert error["exception_type"].endswith("GeodesicInputError"), error["exception_type"]
+    assert message in error["exception_message"], error["exception_message"]
+    assert output_files(comfy_server) == before, "a failed prompt wrote output files"
 
 
 EVEN = "even LPIPS"
@@ -454,6 +469,18 @@ VALIDATION_ERRORS = {
                                           "negative: guidance > 0 needs a negative conditioning"),
     "encode with 1 step": ({"encode_a": {"steps": 1}}, "encode_a",
                            "steps: the inversion needs at least 2 steps (its first step starts at the clean latent"),
+    "socket given a literal value": ({"encode_a": {"positive": "a cat"}}, "encode_a",
+                                     "positive: expected a link from another node's CONDITIONING output, got the "
+                                     "value 'a cat'"),
+    "path given a number": ({"decode": {"path": 5}}, "decode",
+                            "path: expected a link from another node's GEODESIC_PATH output, got the value 5"),
+    # A loop through K keyframes needs 4 frames + K evaluations (its closing segment included); at queue time
+    # K is not known yet, so the fewest, 2.
+    "loop budget below one pass": ({"solve": {"frames": 5, "loop": True, "max_evals": 21}}, "solve",
+                                   "max_evals: a budget of 21 score evaluations cannot read out the 5 frames of a "
+                                   "loop even once (22"),
+    "decode frames with spacing path": ({"decode": {"frames": 7}}, "decode",
+                                        "frames: spacing 'path' decodes one frame per point of the path"),
     "encode with neither image nor latent": ({"encode_a": {"image": None}}, "encode_a",
                                              "image: connect an image (encoded with the VAE) or a latent"),
     "encode with both image and latent": ({"encode_a": {"latent": ["empty_latent", 0]},

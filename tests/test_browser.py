@@ -50,7 +50,6 @@ from devtools.comfy_server import (
 )
 from devtools.workflow_convert import ordered_inputs, ui_to_api
 
-pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = ARTIFACTS / "browser"  # the pinned frontend's; the newest one's in frontend-<version>/ inside it

@@ -38,7 +38,6 @@ from devtools.comfy_server import (
 )
 from devtools.workflow_convert import ui_to_api
 
-pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.server
 
 PACK_NODE_IDS = {

@@ -206,3 +206,19 @@ def test_node_help_page_opens_with_its_picture(page: Page, frontend: Frontend):
     assert heading.is_visible()
     sources = page.evaluate("() => [...document.querySelectorAll(\"img[src*='/docs/images/']\")].map(i => i.src)")
     assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src in sources), sources
+
+
+def test_a_refused_prompt_rings_the_input_its_message_names(page: Page, frontend: Frontend):
+    """Queue a template with one mistake (Decode Path's frames with spacing 'path'): the frontend shows the
+    message and marks exactly that input of that node (the answer's extra_info.input_name)."""
+    load_template(page, PACK_FOLDER_NAME, INTERPOLATION_TEMPLATE)
+    set_widgets(page, "DensityGeodesics_DecodePath", {"frames": 7})
+    page.get_by_role("button", name="Run").first.click()
+    message = page.get_by_text("frames: spacing 'path' decodes one frame per point").first
+    try:
+        message.wait_for(timeout=15_000)
+    finally:
+        screenshot(page, frontend.screenshots / "refused_prompt.png")
+    marked = page.evaluate("""() => window.app.graph.nodes.flatMap(
+        node => (node.inputs ?? []).filter(slot => slot.hasErrors).map(slot => [node.type, slot.name]))""")
+    assert marked == [["DensityGeodesics_DecodePath", "frames"]], marked

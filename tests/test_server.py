@@ -290,6 +290,32 @@ def test_interrupt_cancels_a_solve_and_the_next_prompt_runs(comfy_server: ComfyS
     assert len(animation_frames(comfy_server, result, "save")) == 5
 
 
+def test_perceptual_metrics_shows_progress_and_stops_on_cancel(comfy_server: ComfyServer):
+    """300 frames through LPIPS-VGG: the node's bar and status line move chunk by chunk, and Cancel stops it
+    between two chunks (it used to run to its end and report success)."""
+    frames = {"class_type": "EmptyImage",
+              "inputs": {"width": 128, "height": 128, "batch_size": 300, "color": 0x808080}}
+    prompt = {"frames": frames, "metrics": {"class_type": "DensityGeodesics_PerceptualMetrics",
+                                            "inputs": {"images": ["frames", 0], "lpips_net": "vgg"}}}
+    with comfy_server.listening() as messages:
+        response = comfy_server.submit(prompt)
+        assert response.status_code == 200, response.text
+        deadline = time.monotonic() + 120
+        while len(messages.progress("metrics")) < 2:  # two chunks measured: it is in the middle of the frames
+            assert time.monotonic() < deadline, comfy_server.log_tail()
+            time.sleep(0.05)
+        comfy_server.interrupt()
+        asked = time.monotonic()
+        cancelled = comfy_server.wait(response.json()["prompt_id"], timeout_s=60.0)
+    stopped_after_s = time.monotonic() - asked
+    assert cancelled.status == "error" and "execution_interrupted" in cancelled.messages, cancelled.messages
+    assert cancelled.messages["execution_interrupted"]["node_id"] == "metrics"
+    (first_value, total), *_ = messages.progress("metrics")
+    assert total == 300 and 0 < first_value < 300, messages.progress("metrics")
+    assert any(text.startswith("images: LPIPS of ") for text in messages.texts_of("metrics")), messages.texts
+    assert stopped_after_s < 15, stopped_after_s  # one chunk of at most 16 frames after the request
+
+
 # --- bad inputs ---------------------------------------------------------------------------------------
 
 MISMATCHED_FILE = "geodesics_keyframe_b_96px.png"

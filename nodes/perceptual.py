@@ -56,7 +56,9 @@ def lpips_progress(stage: str) -> Callback:
 
     def report(progress: Progress) -> None:
         nonlocal bar
-        comfy.model_management.throw_exception_if_processing_interrupted()
+        if comfy.model_management.processing_interrupted():
+            show_progress_text(f"cancelled ({stage}, after LPIPS of {progress.step} of {progress.total} frames)")
+            comfy.model_management.throw_exception_if_processing_interrupted()
         if bar is None or progress.step <= bar.current:  # a new pass over the frames starts a new bar
             bar = comfy.utils.ProgressBar(progress.total)
         bar.update_absolute(progress.step, progress.total)

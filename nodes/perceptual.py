@@ -45,8 +45,8 @@ def check_frames_for_spacing(spacing: str, frames: int | None) -> None:
     if spacing == "path" and frames:
         raise GeodesicInputError(
             f"frames: spacing 'path' decodes one frame per point of the path, so {frames} frames cannot be "
-            f"given; set frames to 0, choose the number of frames where the path is made (Solve BVP, Respace "
-            f"Path), or use spacing 'even LPIPS'")
+            f"given; set frames to 0, choose the number of frames where the path is made (Geodesic "
+            f"Interpolation, Respace Path), or use spacing 'even LPIPS'")
 
 
 def lpips_progress(stage: str) -> Callback:

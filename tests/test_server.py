@@ -125,6 +125,15 @@ def test_every_input_and_output_has_a_tooltip(object_info: dict, node_id: str):
     assert len(tooltips) == len(schema["output"]) and all(t and t.strip() for t in tooltips), node_id
 
 
+def test_solver_internals_are_advanced_inputs(object_info: dict):
+    """Geodesic Interpolation shows the artist's choices; the solver's knobs are folded away (frontends that
+    know the flag)."""
+    inputs = {**object_info["DensityGeodesics_SolveBVP"]["input"]["required"],
+              **object_info["DensityGeodesics_SolveBVP"]["input"]["optional"]}
+    marked = {name for name, spec in inputs.items() if spec[1].get("advanced")}
+    assert marked == {"method", "tolerance", "max_evals", "sphere", "batch_size", "accuracy", "search"}, marked
+
+
 # --- the example_workflows/ folder ---------------------------------------------------------------------
 
 def test_templates_are_served_with_square_thumbnails_interpolation_first(comfy_server: ComfyServer):

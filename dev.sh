@@ -41,7 +41,7 @@ setup_comfy() {
   cp "$ROOT/scripts/_torchvision_cpu_shim.py" "$sp/_torchvision_cpu_shim.py"
   echo "import _torchvision_cpu_shim" > "$sp/zz_torchvision_cpu_shim.pth"
   # The test checkpoint: random weights in the SD1.5 layout (ComfyUI detects it as SD15).
-  (cd "$ROOT" && "$PY" -m scripts.make_tiny_sd15 --comfy "$COMFY" \
+  (cd "$ROOT" && "$PY" -m devtools.make_tiny_sd15 --comfy "$COMFY" \
       --out "$COMFY/models/checkpoints/tiny_sd15.safetensors" >/dev/null)
   touch "$COMFY_DIR/.ready-$STAMP_VERSION"
 }

@@ -2,7 +2,7 @@
 
 The speed of a UNet / VAE forward pass does not depend on the weights' values, so a checkpoint
 with the real architecture and random values times like the real one. This scales
-scripts/make_tiny_sd15.py up to the real channel multipliers and depths and adds the SDXL layout
+devtools/make_tiny_sd15.py up to the real channel multipliers and depths and adds the SDXL layout
 (two text encoders, ADM label embedding). ComfyUI's CheckpointLoaderSimple detects the files as
 supported_models.SD15 / supported_models.SDXL.
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from devtools import comfy_harness as harness
-from scripts import make_tiny_sd15  # its meta state dicts, seeded random fill and VAE config
+from devtools import make_tiny_sd15  # its meta state dicts, seeded random fill and VAE config
 
 # The UNet configurations ComfyUI itself uses for these families
 # (comfy/model_detection.py, unet_config_from_diffusers_unet: SD15 and SDXL); the keys that

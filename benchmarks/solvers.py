@@ -49,14 +49,8 @@ import time
 
 import torch
 
-from benchmarks.hard_mixtures import (
-    HardProblem,
-    best_known,
-    exact_log_density,
-    exact_path_length,
-    hard_family,
-    matches,
-)
+from benchmarks.hard_mixtures import best_known, matches
+from devtools.mixture_oracle import HardProblem, exact_log_density, exact_path_length, hard_family
 from geodesic_core import GaussianMixtureField, read_path, solve_bvp
 from geodesic_core.geometry import resample_polyline
 

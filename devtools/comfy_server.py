@@ -1,8 +1,7 @@
 """A real ComfyUI 0.3.75 server with this pack installed, for the server and browser tests.
 
-The session fixture lives in tests/comfy_server_fixture.py (load it with `pytest_plugins =
-["comfy_server_fixture"]` in a test module: pytest registers it once, so every module of the session
-shares ONE server; start-up costs ~10-20 s on CPU).
+The session fixture `comfy_server` lives in tests/conftest.py: every module of a test session shares ONE
+server (start-up costs ~10-20 s on CPU).
 
 Each test session gets its own ComfyUI base directory (test-artifacts/comfy-<time>/): custom_nodes/
 holds a symlink to this repository, models/checkpoints/ symlinks to the generated tiny SD1.5

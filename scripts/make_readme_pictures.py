@@ -65,7 +65,7 @@ def demo_pictures(work: Path) -> None:
 
 
 def mixture_picture(work: Path) -> None:
-    subprocess.run([sys.executable, "-m", "demos.mixture_demo", "--out", str(work / "mixture")], cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "scripts.mixture_demo", "--out", str(work / "mixture")], cwd=ROOT,
                    check=True)
     shutil.copy(work / "mixture" / "mixture_geodesic.png", IMAGES / "mixture_geodesic.png")
 

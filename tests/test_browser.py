@@ -55,7 +55,6 @@ from devtools.workflow_convert import ordered_inputs, ui_to_api
 from digits.judge import judge_images, load_judge
 from digits.mnist import load_split_uint8
 
-pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = ARTIFACTS / "browser"  # the pinned frontend's; the newest one's in frontend-<version>/ inside it

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_core import RING, fast_marching_distance
+from exact_answers import RING, fast_marching_distance
 
 from geodesic_core import DenoiserField, GaussianMixtureField, GeodesicInputError, Outcome, read_path, solve_bvp
 

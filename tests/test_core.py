@@ -1,16 +1,14 @@
 """geodesic_core against exact answers: fast marching in 2-D, closed-form mixtures in high dimension,
 uniform densities, symmetry, BVP/IVP consistency, Tweedie and the probability-flow round trip."""
 
-import math
 
 import numpy as np
 import pytest
-import skfmm
 import torch
 from evaluation_counting import CountingField
-from scipy.interpolate import RegularGridInterpolator
+from exact_answers import MU, RING, TAU, fast_marching_distance, gaussian_denoiser, gaussian_flow_map
 
-from benchmarks.hard_mixtures import (
+from devtools.mixture_oracle import (
     exact_cumulative_length,
     exact_log_density,
     exact_path_length,
@@ -35,8 +33,6 @@ from geodesic_core import (
     solve_ivp,
 )
 
-RING = torch.stack([2 * torch.tensor([math.cos(k * math.pi / 4), math.sin(k * math.pi / 4)]) for k in range(8)])
-
 # name: (field, start, end, alpha). "ring" must detour: the straight line crosses the empty centre.
 MIXTURES_2D = {
     "ring_detour": (GaussianMixtureField(RING.double(), 0.5), [2.0, 0.0], [-2.0, 0.3], 1.0),
@@ -47,20 +43,6 @@ MIXTURES_2D = {
                                            torch.tensor([0.5, 0.3, 0.2]).double()),
                       [-1.0, -1.0], [1.0, 1.5], 1.0),
 }
-
-
-def fast_marching_distance(field, a, b, alpha, half_width=3.5, n=801):
-    """Weighted distance from a to b by solving |grad T| = w on a fine grid (scikit-fmm, 2nd order)."""
-    xs = np.linspace(-half_width, half_width, n)
-    dx = float(xs[1] - xs[0])
-    gx, gy = np.meshgrid(xs, xs, indexing="ij")
-    grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1))
-    log_p = field.log_prob(grid).numpy().reshape(n, n) - float(field.log_prob(a[None]))
-    w = np.exp(-alpha * log_p)
-    r0 = 2 * dx  # the front starts on a small circle round a, where w = 1 to first order
-    phi = np.hypot(gx - float(a[0]), gy - float(a[1])) - r0
-    travel = skfmm.travel_time(phi, 1.0 / w, dx=dx, order=2)
-    return float(RegularGridInterpolator((xs, xs), travel)(b.numpy()[None])[0]) + r0
 
 
 @pytest.mark.parametrize("name", list(MIXTURES_2D))
@@ -111,7 +93,7 @@ def test_high_dimensional_log_density_is_exact():
 
 
 # ------------------------------------------------------------------------- readouts on hard mixtures
-# benchmarks/hard_mixtures.py: 1,024-16,384-D mixtures whose 17-point initial paths (straight line, or the
+# devtools/mixture_oracle.py: 1,024-16,384-D mixtures whose 17-point initial paths (straight line, or the
 # great circle with the sphere constraint) the trapezoid rule reads hundreds of nats off. One problem per
 # dimension and setting keeps this under a few seconds.
 HARD_READOUT_CASES = ["d1024-line-s3", "d4096-sphere-s0", "d16384-line-s4", "d16384-sphere-s0"]
@@ -397,18 +379,6 @@ def test_geodesic_efficiency_of_a_straight_line_is_fast_marching_over_its_length
 
 # ---------------------------------------------------------------------------------------------- denoisers
 
-MU, TAU = 0.7, 1.3  # data distribution N(MU, TAU^2 I): the exact denoiser and score are known
-
-
-def gaussian_denoiser(kind):
-    def denoise(x, sigma, t=None):
-        if kind == "ve":
-            return MU + TAU**2 / (TAU**2 + sigma**2) * (x - MU)
-        scale = 1 - sigma
-        return MU + scale * TAU**2 / (scale**2 * TAU**2 + sigma**2) * (x - scale * MU)
-    return denoise
-
-
 @pytest.mark.parametrize("kind", ["ve", "flow"])
 def test_denoiser_field_is_tweedie_exact(kind):
     sigma = 0.6
@@ -435,14 +405,6 @@ def test_denoiser_field_chunks_and_guidance():
     s_neg = (negative(x, 0.5) - x) / 0.25
     assert torch.allclose(field.score(x), s + 2.0 * (s - s_neg))
     assert max(calls) <= 3 and sum(calls) == 7
-
-
-def gaussian_flow_map(x0, sigma, kind):
-    """Closed form of the probability-flow ODE for N(MU, TAU^2 I) data from level 0 to ``sigma``: the ODE is
-    linear and maps each marginal onto the next, x = mean(sigma) + std(sigma) / TAU * (x0 - MU)."""
-    if kind == "ve":
-        return MU + math.sqrt(TAU**2 + sigma**2) / TAU * (x0 - MU)
-    return (1 - sigma) * MU + math.sqrt((1 - sigma) ** 2 * TAU**2 + sigma**2) / TAU * (x0 - MU)
 
 
 @pytest.mark.parametrize("kind", ["ve", "flow"])

@@ -12,7 +12,6 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 from PIL import Image
-from torch_threads import one_torch_thread  # noqa: F401  (module-wide one thread)
 
 from digits.data import distance_to_training, in_distribution_limit, load_split
 from digits.latent_model import load_mnist_model
@@ -42,11 +41,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # The demo at test size: 5 points per path, 4 DDIM steps, a small solver budget (seconds, not minutes).
 SMALL = ["--frames", "5", "--ode-steps", "4", "--max-evals", "60"]
 OUTPUTS = ("strip.png", "density.png", "animation.webp", "results.json")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def trained():
     return load_trained_model()
+
+
+@pytest.fixture(scope="module")
+def held_out() -> torch.Tensor:
+    """The held-out 8x8 digits, [N, 1, 8, 8] in [-1, 1]."""
+    return load_split("held_out")[0]
 
 
 def test_shipped_weights_are_small_and_documented():
@@ -56,9 +62,8 @@ def test_shipped_weights_are_small_and_documented():
         assert key in metadata, f"{METADATA_FILE} lacks {key}"
 
 
-def test_shipped_weights_denoise_held_out_digits_far_better_than_untrained(trained):
+def test_shipped_weights_denoise_held_out_digits_far_better_than_untrained(trained, held_out):
     unet, scheduler = trained
-    held_out, _ = load_split("held_out")
     torch.manual_seed(0)
     untrained = build_unet().eval()
     # Same seeded noise and timesteps for both models. An untrained UNet scores about 1.3 (it predicts
@@ -75,14 +80,13 @@ def test_shipped_weights_denoise_held_out_digits_far_better_than_untrained(train
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
-def test_adapter_x0_matches_diffusers_scheduler(trained, prediction_type):
+def test_adapter_x0_matches_diffusers_scheduler(trained, prediction_type, held_out):
     """Our VE-form x0 equals diffusers' own pred_original_sample at a training timestep, whatever the
     UNet output is taken to mean (the shipped UNet's output is reinterpreted for v / sample)."""
     unet, _ = trained
     # clip_sample off: diffusers would clamp x0 to [-1, 1] for sampling; a score needs the raw estimate.
     scheduler = DDPMScheduler(**(SCHEDULER_CONFIG | {"prediction_type": prediction_type, "clip_sample": False}))
     denoise = DiffusersDenoiser(unet, scheduler)
-    held_out, _ = load_split("held_out")
     x0 = held_out[:6]
     generator = torch.Generator().manual_seed(0)
     for timestep in (50, 599, 900):
@@ -108,9 +112,8 @@ def test_noise_level_and_schedule():
     assert float(schedule[-2]) == pytest.approx(float(sigmas[0]))
 
 
-def test_invert_then_decode_reconstructs_held_out_digits():
+def test_invert_then_decode_reconstructs_held_out_digits(held_out):
     model = load_digits_model(ode_steps=20)
-    held_out, _ = load_split("held_out")
     images = held_out[:8]
     latents = model.to_latents(images)
     # The latents are noisy: far from the images (sigma ~2.3 per pixel would give ~2.3 RMS for fresh noise).
@@ -225,8 +228,7 @@ def dark_on_light_png(digit: torch.Tensor, path: Path, scale: int = 4) -> Path:
     return path
 
 
-def test_light_background_is_inverted_with_a_notice(tmp_path):
-    held_out, _ = load_split("held_out")
+def test_light_background_is_inverted_with_a_notice(tmp_path, held_out):
     digits = held_out[:2]
     files = [dark_on_light_png(digit, tmp_path / f"dark_{k}.png") for k, digit in enumerate(digits)]
     with Image.open(files[0]) as first, Image.open(files[1]) as second:
@@ -243,8 +245,7 @@ def test_light_background_is_inverted_with_a_notice(tmp_path):
     assert none == []
 
 
-def test_distance_to_training_separates_digits_from_other_inputs():
-    held_out, _ = load_split("held_out")
+def test_distance_to_training_separates_digits_from_other_inputs(held_out):
     limit = in_distribution_limit()
     assert (distance_to_training(held_out) <= limit).all()
     # The issue's case, dark-on-light digits read without inversion, and plain noise are far outside.

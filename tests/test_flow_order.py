@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_core import MU, TAU, gaussian_denoiser, gaussian_flow_map
+from exact_answers import MU, TAU, gaussian_denoiser, gaussian_flow_map
 
 from geodesic_core import GeodesicInputError, generate, invert
 

@@ -1,10 +1,10 @@
-"""The hard mixture family and its exact-density references (benchmarks/hard_mixtures.py)."""
+"""The hard mixture family and its exact-density references (devtools/mixture_oracle.py)."""
 import math
 
 import pytest
 import torch
 
-from benchmarks.hard_mixtures import (
+from devtools.mixture_oracle import (
     ALPHA_TIMES_RANGE,
     PathOptimiser,
     Subspace,

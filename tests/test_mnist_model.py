@@ -4,7 +4,6 @@ through VAE and noise level returns the digit; the judge is accurate; the solver
 import numpy as np
 import pytest
 import torch
-from torch_threads import one_torch_thread  # noqa: F401  (module-wide one thread)
 
 from digits.judge import JUDGE_FILE, frechet_distance, held_out_statistics, judge_images, load_judge
 from digits.latent_model import (
@@ -22,6 +21,8 @@ from digits.mnist import WHEEL_SHA256, load_split, pick_pairs
 from digits.model import evaluation_loss
 from digits.settings import MNIST_DEFAULTS
 from geodesic_pipeline.compare import compare_paths
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

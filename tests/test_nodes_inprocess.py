@@ -58,7 +58,7 @@ from density_geodesics.nodes.bridge import run_with_denoiser  # noqa: E402
 from density_geodesics.nodes.model_facts import model_key, noise_kind, sigma_at  # noqa: E402
 from density_geodesics.nodes.path import ConditioningSchedule  # noqa: E402
 
-from scripts.comfy_symbols import OBJECT_MEMBERS, pack_symbols  # noqa: E402
+from devtools.comfy_symbols import OBJECT_MEMBERS, pack_symbols  # noqa: E402
 
 NOISE_LEVEL = 0.6
 SIZE = 64
@@ -520,7 +520,7 @@ def test_sampling_the_density_formulas_do_not_cover_is_refused_naming_its_class(
 
 
 def test_every_comfy_name_the_pack_uses_exists_in_this_comfyui(sd):
-    """scripts/comfy_symbols.py's list, checked against the installed ComfyUI (0.3.75 in CI)."""
+    """devtools/comfy_symbols.py's list, checked against the installed ComfyUI (0.3.75 in CI)."""
     missing = [name for name in pack_symbols() if not _resolves(name)]
     assert not missing, f"names the pack uses but this ComfyUI lacks: {missing}"
     model = sd["model"]

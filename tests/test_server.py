@@ -42,7 +42,6 @@ from devtools.workflow_convert import ui_to_api
 from digits.judge import judge_images, load_judge
 from digits.mnist import load_split_uint8
 
-pytest_plugins = ["comfy_server_fixture"]
 pytestmark = pytest.mark.server
 
 PACK_NODE_IDS = {

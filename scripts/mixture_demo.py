@@ -1,6 +1,6 @@
 """The geodesic vs the straight line on an analytic 2-D mixture: writes a PNG and prints the numbers.
 
-    bash dev.sh py -m demos.mixture_demo [--out out/mixture] [--alpha 1.0] [--points 33]
+    bash dev.sh py -m scripts.mixture_demo [--out out/mixture] [--alpha 1.0] [--points 33]
 
 Eight Gaussians on a ring; the straight line between two of them crosses the empty centre, the density
 geodesic goes round the ring. Runs in a second; needs only torch and matplotlib.

@@ -1,6 +1,6 @@
 """Every ComfyUI name the node pack uses: the list to compare against a newer ComfyUI's source each release.
 
-    bash dev.sh py -m scripts.comfy_symbols
+    bash dev.sh py -m devtools.comfy_symbols
 
 Names reached through an import (``comfy.samplers.CFGGuider``, ``io.Int.Input`` of ``comfy_api.latest``)
 are found by parsing the pack's Python files, so the list cannot fall behind the code. Members of ComfyUI

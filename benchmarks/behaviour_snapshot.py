@@ -1,8 +1,8 @@
 """Numbers a refactor must not change, written to one JSON file, and a comparison of two such files.
 
-    python -m devtools.behaviour_snapshot write before.json     # in the tree before the change
-    python -m devtools.behaviour_snapshot write after.json      # in the tree after it
-    python -m devtools.behaviour_snapshot compare before.json after.json
+    python -m benchmarks.behaviour_snapshot write before.json     # in the tree before the change
+    python -m benchmarks.behaviour_snapshot write after.json      # in the tree after it
+    python -m benchmarks.behaviour_snapshot compare before.json after.json
 
 Snapshot (about 3 minutes on one CPU thread): the demo's results.json without its timing (default settings
 but 9 frames), the batch tool's results rows without timings for two digit pairs and one closed loop of

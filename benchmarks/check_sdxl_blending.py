@@ -1,6 +1,6 @@
 """Check per-frame conditioning blending on an SDXL-layout model (too large for CI: run by hand).
 
-    bash dev.sh py -m scripts.check_sdxl_blending [--checkpoint PATH]   # ~3 min, ~12 GiB RAM
+    bash dev.sh py -m benchmarks.check_sdxl_blending [--checkpoint PATH]   # ~3 min, ~12 GiB RAM
 
 Two keyframes with different prompts (77 and 154 tokens) go through Encode Keyframes, Join Keyframes,
 Solve BVP (5 frames) and Decode Path on the random-weight SDXL checkpoint of benchmarks/make_checkpoints.py

@@ -1,6 +1,6 @@
 """Wall time of the interpolation template (example_workflows/) on a real ComfyUI server, split by stage.
 
-    bash dev.sh py -m scripts.time_interpolation [--size 256] [--frames 17]
+    bash dev.sh py -m benchmarks.time_interpolation [--size 256] [--frames 17]
 
 Runs the workflow with its own (user-facing) settings on the generated tiny SD1.5 checkpoint and
 two size x size digit images, then reads the pack's per-stage log lines ("DensityGeodesics <stage>:

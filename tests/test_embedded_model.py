@@ -26,7 +26,6 @@ from density_geodesics.nodes import (  # noqa: E402
     SolveBVP,
 )
 from density_geodesics.nodes.model_facts import model_key, noise_kind, ode_sigmas, sigma_at  # noqa: E402
-from torch_threads import one_torch_thread  # noqa: E402, F401
 
 import nodes as comfy_nodes  # noqa: E402
 from digits.judge import judge_images, load_judge  # noqa: E402
@@ -36,6 +35,7 @@ from digits.settings import MNIST_DEFAULTS, ODE_STEPS  # noqa: E402
 from geodesic_core.diffusers_adapter import denoising_sigmas, scheduler_sigmas  # noqa: E402
 from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 HELD_OUT_PAIR = (0, 1)  # a 7 and a 2
 FRAMES = 9
 MAX_EVALS = 1500

@@ -11,15 +11,20 @@ outputs as a test artifact.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import requests
 from PIL import Image
@@ -222,6 +227,39 @@ class ComfyServer:
             raise AssertionError(f"/prompt refused the prompt ({response.status_code}): {response.text}")
         return self.wait(response.json()["prompt_id"], timeout_s, started)
 
+    @contextmanager
+    def listening(self) -> Iterator[ServerMessages]:
+        """The websocket messages the server sends this client (as the frontend gets them), collected on a
+        thread while the block runs."""
+        messages = ServerMessages()
+        stop = threading.Event()
+        connected = threading.Event()
+
+        async def listen() -> None:
+            async with aiohttp.ClientSession() as session, session.ws_connect(
+                    f"{self.url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}") as ws:
+                connected.set()
+                while not stop.is_set():
+                    try:
+                        message = await ws.receive(timeout=0.1)
+                    except asyncio.TimeoutError:
+                        continue
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        messages.add_json(message.json())
+                    elif message.type == aiohttp.WSMsgType.BINARY:
+                        messages.add_binary(message.data)
+                    elif message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        break
+
+        thread = threading.Thread(target=asyncio.run, args=(listen(),), daemon=True)
+        thread.start()
+        assert connected.wait(30), "the websocket did not connect"
+        try:
+            yield messages
+        finally:
+            stop.set()
+            thread.join(10)
+
     def interrupt(self) -> None:
         requests.post(self.url + "/interrupt", timeout=30).raise_for_status()
 
@@ -231,6 +269,32 @@ class ComfyServer:
     def output_path(self, file_entry: dict) -> Path:
         folder = self.base_directory / file_entry["type"] / file_entry.get("subfolder", "")
         return folder / file_entry["filename"]
+
+
+PROGRESS_TEXT_EVENT = 3  # server.BinaryEventTypes.TEXT: a node's status line (send_progress_text)
+
+
+@dataclass
+class ServerMessages:
+    """What the server sent one client: JSON messages (type, data) and nodes' status lines (node id, text)."""
+    json: list[tuple[str, dict]] = field(default_factory=list)
+    texts: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_json(self, message: dict) -> None:
+        self.json.append((message.get("type"), message.get("data", {})))
+
+    def add_binary(self, data: bytes) -> None:
+        if int.from_bytes(data[:4], "big") == PROGRESS_TEXT_EVENT:
+            length = int.from_bytes(data[4:8], "big")
+            self.texts.append((data[8:8 + length].decode(), data[8 + length:].decode(errors="replace")))
+
+    def progress(self, node_id: str) -> list[tuple[float, float]]:
+        """(value, max) of every progress message of the node, in order."""
+        return [(data["value"], data["max"]) for kind, data in list(self.json)
+                if kind == "progress" and data.get("node") == node_id]
+
+    def texts_of(self, node_id: str) -> list[str]:
+        return [text for node, text in list(self.texts) if node == node_id]
 
 
 def start_server(base_directory: Path, front_end_root: Path | None = None,

@@ -14,12 +14,11 @@ from .core import core, geometry
 SPACINGS = ("by distance", "equal")  # how frames are shared between segments
 
 
-def check_budget(max_evals: int, needed: int, purpose: str) -> None:
-    """The budget must cover at least one readout of the frames, or the solve cannot report any path."""
-    if max_evals < needed:
-        raise core.GeodesicInputError(
-            f"max_evals: a budget of {max_evals} score evaluations cannot read out {purpose} even once ({needed}: "
-            f"every frame and 3 quadrature points between each two); set max_evals to at least {needed}")
+def readout_evals(frames: int, keyframes: int, loop: bool) -> int:
+    """The smallest budget of a solve through ``keyframes`` with ``frames`` frames: one readout of every
+    segment (``one_pass_evals`` of its points), a loop's closing segment included."""
+    segments, steps = (keyframes, frames) if loop else (keyframes - 1, frames - 1)
+    return 4 * steps + segments
 
 
 def on_common_sphere(points: Tensor) -> Tensor:
@@ -61,7 +60,7 @@ def plan_segments(ends: Tensor, total_steps: int, *, spacing: str = SPACINGS[0],
         return SegmentPlan(steps, [None] * len(steps))
     shares = [max(s - 1, 1) for s in steps]
     needed = [core.one_pass_evals(s + 1) for s in steps]
-    check_budget(max_evals, sum(needed), purpose)
+    core.check_budget(max_evals, sum(needed), purpose)
     spare = max_evals - sum(needed)
     return SegmentPlan(steps, [n + spare * share // sum(shares) for n, share in zip(needed, shares, strict=True)])
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import torch
 from PIL import Image, ImageSequence
 from playwright.sync_api import Page, sync_playwright
@@ -235,3 +236,22 @@ def test_node_help_page_opens_with_its_picture(page: Page, frontend: Frontend):
     assert heading.is_visible()
     sources = page.evaluate("() => [...document.querySelectorAll(\"img[src*='/docs/images/']\")].map(i => i.src)")
     assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src in sources), sources
+
+
+def test_a_refused_prompt_rings_the_input_its_message_names(page: Page, frontend: Frontend):
+    """Queue a template with one mistake (Decode Path's frames with spacing 'path'): the frontend marks exactly
+    that input of that node (the answer's extra_info.input_name). ComfyUI still runs the prompt's outputs that
+    do not need the refused node, so the run is cancelled here once the mark is shown."""
+    load_template(page, PACK_FOLDER_NAME, INTERPOLATION_TEMPLATE)
+    set_widgets(page, "DensityGeodesics_DecodePath", {"frames": 7})
+    page.get_by_role("button", name="Run").first.click()
+    marked_inputs = """() => window.app.graph.nodes.flatMap(
+        node => (node.inputs ?? []).filter(slot => slot.hasErrors).map(slot => [node.type, slot.name]))"""
+    try:
+        page.wait_for_function(f"({marked_inputs})().length > 0", timeout=15_000)
+        fit_view(page)
+    finally:
+        screenshot(page, frontend.screenshots / "refused_prompt.png")
+        frontend.server.interrupt()
+        requests.post(frontend.server.url + "/queue", json={"clear": True}, timeout=30)
+    assert page.evaluate(marked_inputs) == [["DensityGeodesics_DecodePath", "frames"]]

@@ -30,7 +30,15 @@ import requests
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from .comfy_harness import COMFY_DIR, PACK_NAME, ROOT, TINY_CHECKPOINT_NAME, require_tiny_checkpoint
+from .comfy_harness import (
+    COMFY_DIR,
+    NEWEST_FRONTEND,
+    PACK_NAME,
+    ROOT,
+    TINY_CHECKPOINT_NAME,
+    frontend_root,
+    require_tiny_checkpoint,
+)
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -50,6 +58,7 @@ WORKFLOWS_DIR = ROOT / "example_workflows"
 WORKFLOW_NAMES = sorted(p.stem for p in WORKFLOWS_DIR.glob("*.json"))
 # The template browser shows a custom node template's file name as its title and, with - and _ read as
 # spaces, as its description; current ComfyUI lists them sorted by name, so the main template sorts first.
+EMBEDDED_TEMPLATE = "A first try, geodesic between two digits (embedded model, no checkpoint)"
 INTERPOLATION_TEMPLATE = "Geodesic interpolation between two images"
 LOOP_TEMPLATE = "Geodesic loop through three keyframes"
 EXTRAPOLATION_TEMPLATE = "Geodesic path continued past its last frame"
@@ -77,9 +86,12 @@ def make_base_directory(base: Path) -> Path:
     checkpoint = require_tiny_checkpoint()
     for sub in ("custom_nodes", "models/checkpoints", "input", "output", "temp", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
-    (base / "custom_nodes" / PACK_FOLDER_NAME).symlink_to(ROOT, target_is_directory=True)
-    for name in (TINY_CHECKPOINT_NAME, TEMPLATE_CHECKPOINT_NAME):
-        (base / "models" / "checkpoints" / name).symlink_to(checkpoint)
+    links = {base / "custom_nodes" / PACK_FOLDER_NAME: ROOT,
+             **{base / "models" / "checkpoints" / name: checkpoint for name in (TINY_CHECKPOINT_NAME,
+                                                                                  TEMPLATE_CHECKPOINT_NAME)}}
+    for link, target in links.items():
+        if not link.is_symlink():  # a base directory kept from an earlier run already has them
+            link.symlink_to(target, target_is_directory=target.is_dir())
     return base
 
 
@@ -286,7 +298,37 @@ class ServerMessages:
 
 
 def start_server(base_directory: Path, front_end_root: Path | None = None,
-                 extra_env: dict[str, str] | None = None) -> ComfyServer:
-    server = ComfyServer(make_base_directory(base_directory), free_port(), front_end_root, extra_env)
+                 extra_env: dict[str, str] | None = None, port: int | None = None) -> ComfyServer:
+    server = ComfyServer(make_base_directory(base_directory), port or free_port(), front_end_root, extra_env)
     server.start()
     return server
+
+
+TRY_DIRECTORY = ROOT / ".comfyui" / "try"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``bash dev.sh comfyui``: the ComfyUI the tests install, with this pack and its templates, on 127.0.0.1
+    until Ctrl-C; workflows, inputs and outputs stay in .comfyui/try/ between runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8188, help="port on 127.0.0.1 (default 8188)")
+    parser.add_argument("--newest-frontend", action="store_true",
+                        help="serve the newest frontend (devtools/newest-frontend.txt) instead of the pinned one")
+    args = parser.parse_args(argv)
+    front_end = frontend_root(NEWEST_FRONTEND) if args.newest_frontend else None
+    server = start_server(TRY_DIRECTORY, front_end, port=args.port)
+    write_example_inputs(server.input_dir)
+    print(f"ComfyUI with Density Geodesics: {server.url} (Workflow > Browse Templates > {PACK_FOLDER_NAME}: start "
+          f"with \"{EMBEDDED_TEMPLATE}\"). Log: {server.log_path}. Ctrl-C stops it.", flush=True)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -82,12 +82,17 @@ def sigma_at(model: ModelPatcher, noise_level: float) -> float:
 
 
 def ode_sigmas(model: ModelPatcher, noise_level: float, steps: int) -> Tensor:
-    """Descending sigmas from the noise level to 0, uniform in schedule fraction (DDIM-like spacing)."""
+    """Descending sigmas for ``steps`` DDIM steps from the noise level to 0: timesteps evenly spaced from the
+    level's down to the smallest trained one, then 0. DDIM's own spacing (ComfyUI's normal scheduler ends the
+    same way), and the one geodesic_pipeline's diffusers models take (diffusers_adapter.denoising_sigmas): the
+    same model inverts and generates by the same steps in and out of ComfyUI."""
     if steps < 1:
         raise GeodesicInputError(f"steps: expected at least 1, got {steps}")
+    if steps == 1:
+        return torch.tensor([sigma_at(model, noise_level), 0.0], dtype=torch.float32)
     ms = model_sampling(model)
-    fractions = [1.0 - noise_level * i / steps for i in range(steps, -1, -1)]
-    return torch.tensor([float(ms.percent_to_sigma(f)) for f in fractions], dtype=torch.float32)
+    levels = [float(ms.percent_to_sigma(1.0 - noise_level * i / (steps - 1))) for i in range(steps - 1, 0, -1)]
+    return torch.tensor([*levels, float(ms.sigma_min), 0.0], dtype=torch.float32)
 
 
 def latent_to_model_space(model: ModelPatcher, samples: Tensor) -> Tensor:

@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
-from PIL import Image
+import torch
+from PIL import Image, ImageSequence
 from playwright.sync_api import Page, sync_playwright
 
 from devtools.comfy_browser import (
@@ -39,6 +41,7 @@ from devtools.comfy_browser import (
 from devtools.comfy_harness import NEWEST_FRONTEND, PINNED_FRONTEND, frontend_root
 from devtools.comfy_server import (
     ARTIFACTS,
+    EMBEDDED_TEMPLATE,
     FAST_SETTINGS,
     IMAGE_SIZE,
     INTERPOLATION_TEMPLATE,
@@ -50,6 +53,8 @@ from devtools.comfy_server import (
     write_example_inputs,
 )
 from devtools.workflow_convert import ordered_inputs, ui_to_api
+from digits.judge import judge_images, load_judge
+from digits.mnist import load_split_uint8
 
 pytestmark = pytest.mark.browser
 
@@ -116,9 +121,9 @@ def test_template_browser_shows_titles_and_thumbnails_in_the_served_order(page: 
         thumbnails: [...card.querySelectorAll('img')].map(img => img.naturalWidth),
     }))""")
     page.keyboard.press("Escape")
-    # The browser keeps the server's order: current ComfyUI's sorted list puts the interpolation first
+    # The browser keeps the server's order: current ComfyUI's sorted list puts the embedded template first
     # (0.3.75 lists in directory order).
-    assert [card["name"] for card in shown] == listed and WORKFLOW_NAMES[0] == INTERPOLATION_TEMPLATE
+    assert [card["name"] for card in shown] == listed and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
     for card in shown:
         # A custom node template's title is its file name (1.32's description repeats it, - and _ as spaces).
         assert card["name"] in card["lines"], card
@@ -179,6 +184,30 @@ def test_interpolation_runs_from_the_run_button(page: Page, frontend: Frontend):
     with Image.open(frontend.server.output_dir / written[0]) as animation:
         assert animation.n_frames == 17
     assert shot.stat().st_size > 10_000
+
+
+def test_embedded_template_runs_as_opened_and_shows_the_morph(page: Page, frontend: Frontend):
+    """The first template, as it opens, from the Run button: the Save node shows the animation, its frames are
+    digits by the independent judge, and the first and last are the input digits' labels."""
+    load_template(page, PACK_FOLDER_NAME, EMBEDDED_TEMPLATE)
+    page.get_by_role("button", name="Run").first.click()
+    page.wait_for_function("""() => [...document.querySelectorAll("img[src*='digits_geodesic']")]
+        .some(img => img.complete && img.naturalWidth > 0)""", timeout=RUN_TIMEOUT_MS)
+    fit_view(page)
+    screenshot(page, frontend.screenshots / "embedded_template_ran.png")
+    shown = page.evaluate("""() => {
+        const save = window.app.graph.nodes.find(n => n.type === 'SaveAnimatedWEBP');
+        return window.app.nodeOutputs[String(save.id)].images.map(i => i.filename);
+    }""")
+    assert len(shown) == 1, shown
+    with Image.open(frontend.server.output_dir / shown[0]) as animation:
+        grey = np.stack([np.asarray(frame.convert("L")) for frame in ImageSequence.Iterator(animation)])
+    verdict = judge_images(load_judge(), torch.from_numpy(grey.astype(np.float32) / 127.5 - 1.0)[:, None])
+    indices = page.evaluate("""() => window.app.graph.nodes.filter(n => n.type === 'DensityGeodesics_MnistTestDigit')
+        .sort((a, b) => a.pos[1] - b.pos[1]).map(n => n.widgets.find(w => w.name === 'index').value)""")
+    labels = [int(label) for label in load_split_uint8("held_out")[1][indices]]
+    assert [verdict.labels[0], verdict.labels[-1]] == labels, verdict.labels
+    assert verdict.mean_confidence >= 0.8, verdict.confidence
 
 
 HELP_NODE = "DensityGeodesics_SolveBVP"

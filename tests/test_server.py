@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageSequence
 
 from devtools.comfy_server import (
     ARTIFACTS,
     CLIP_FRAMES,
+    EMBEDDED_TEMPLATE,
     EXTRAPOLATION_TEMPLATE,
     FAST_SETTINGS,
     IMAGE_SIZE,
@@ -36,7 +38,9 @@ from devtools.comfy_server import (
     start_server,
     write_example_inputs,
 )
-from devtools.workflow_convert import ui_to_api
+from devtools.workflow_convert import UI_ONLY_NODE_TYPES, ui_to_api
+from digits.judge import judge_images, load_judge
+from digits.mnist import load_split_uint8
 
 pytestmark = pytest.mark.server
 
@@ -44,6 +48,7 @@ PACK_NODE_IDS = {
     "DensityGeodesics_EncodeKeyframes", "DensityGeodesics_JoinKeyframes", "DensityGeodesics_SolveBVP",
     "DensityGeodesics_SolveIVP", "DensityGeodesics_DensityReadout", "DensityGeodesics_DecodePath",
     "DensityGeodesics_PathToLatent", "DensityGeodesics_PerceptualMetrics", "DensityGeodesics_RespacePath",
+    "DensityGeodesics_LoadEmbeddedModel", "DensityGeodesics_MnistTestDigit",
 }
 ANIMATION_WORKFLOWS = [INTERPOLATION_TEMPLATE, LOOP_TEMPLATE, EXTRAPOLATION_TEMPLATE]
 # Fewer frames than the workflows' own where a run would be slow on CPU (the 17-frame interpolation
@@ -136,15 +141,16 @@ def test_solver_internals_are_advanced_inputs(object_info: dict):
 
 # --- the example_workflows/ folder ---------------------------------------------------------------------
 
-def test_templates_are_served_with_square_thumbnails_interpolation_first(comfy_server: ComfyServer):
+def test_templates_are_served_with_square_thumbnails_the_embedded_one_first(comfy_server: ComfyServer):
     # 0.3.75 lists the files of every alias folder but serves only the first folder that exists; current
     # ComfyUI lists a second folder's templates again: one folder, the documented one, is all the pack has.
     legacy = [d for d in LEGACY_TEMPLATE_FOLDERS if (ROOT / d).is_dir()]
     assert not legacy, f"{legacy}: keep the templates only in example_workflows/"
-    assert set(WORKFLOW_NAMES) == {*ANIMATION_WORKFLOWS, VIDEO_TEMPLATE}
+    assert set(WORKFLOW_NAMES) == {EMBEDDED_TEMPLATE, *ANIMATION_WORKFLOWS, VIDEO_TEMPLATE}
     listed = comfy_server.get("/api/workflow_templates").json()[PACK_FOLDER_NAME]
-    # Current ComfyUI lists templates sorted by name (0.3.75 in directory order): the main one first.
-    assert sorted(listed) == WORKFLOW_NAMES and WORKFLOW_NAMES[0] == INTERPOLATION_TEMPLATE
+    # Current ComfyUI lists templates sorted by name (0.3.75 in directory order): the one that runs as opened
+    # first.
+    assert sorted(listed) == WORKFLOW_NAMES and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
     for name in WORKFLOW_NAMES:
         served = comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.json")
         assert served.ok and served.json() == load_workflow(name)
@@ -162,7 +168,7 @@ def test_templates_are_served_with_square_thumbnails_interpolation_first(comfy_s
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_workflow_uses_only_current_core_nodes_and_ours(object_info: dict, name: str):
-    types = {node["type"] for node in load_workflow(name)["nodes"]}
+    types = {node["type"] for node in load_workflow(name)["nodes"]} - UI_ONLY_NODE_TYPES  # notes: frontend only
     missing = types - set(object_info)
     assert not missing, f"{name}: node types not on the server: {missing}"
     foreign = {t for t in types if object_info[t]["python_module"].startswith("custom_nodes.")
@@ -240,6 +246,31 @@ def test_animation_workflow_writes_every_frame(comfy_server: ComfyServer, object
         steps = [row for row in table.splitlines()[1:] if row.split("\t")[0].isdigit()]
         ppl = float(dict(row.split("\t") for row in table.splitlines() if row.startswith("ppl"))["ppl"])
         assert len(steps) == len(frames) - 1 and ppl > 0, table
+
+
+def test_embedded_template_runs_as_opened_and_morphs_one_digit_into_the_other(comfy_server: ComfyServer,
+                                                                              object_info: dict):
+    """The template exactly as it ships (no CPU-sized settings): its frames are digits by the independent judge,
+    the first and last the two input digits' labels; the readout writes its plot; every node's model
+    evaluations are logged."""
+    prompt = ui_to_api(load_workflow(EMBEDDED_TEMPLATE), object_info)
+    log_start = len(comfy_server.log_text())
+    result = comfy_server.run(prompt, RUN_TIMEOUT_S)
+    assert result.status == "success", result.error_message or comfy_server.log_tail()
+    frames = animation_frames(comfy_server, result, node_id_of(prompt, "SaveAnimatedWEBP"))
+    assert len(frames) == expected_frames(prompt)
+    grey = np.stack([frame[..., 0] for frame in frames]).astype(np.float32) / 255.0
+    verdict = judge_images(load_judge(), torch.from_numpy(grey * 2.0 - 1.0)[:, None])
+    digits = [node["inputs"]["index"] for node in prompt.values()
+              if node["class_type"] == "DensityGeodesics_MnistTestDigit"]
+    labels = [int(label) for label in load_split_uint8("held_out")[1][digits]]
+    assert [verdict.labels[0], verdict.labels[-1]] == labels, verdict.labels
+    assert verdict.fraction_confident >= 0.5 and verdict.mean_confidence >= 0.8, verdict.confidence
+    assert result.output_files(node_id_of(prompt, "SaveImage")), "no density plot"
+    stages = re.findall(r"DensityGeodesics (\w+): [\d.]+ s, \d+ model calls, (\d+) latents evaluated",
+                        comfy_server.log_text()[log_start:])
+    assert {stage for stage, _ in stages} >= {"inversion", "decode"}, stages
+    print(f"{EMBEDDED_TEMPLATE}: {result.wall_s:.1f} s, evaluations by stage {stages}")
 
 
 def test_video_analysis_workflow_plots_density_and_efficiency(comfy_server: ComfyServer, object_info: dict):

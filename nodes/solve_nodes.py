@@ -11,6 +11,7 @@ from .geodesics_on_model import DensitySettings, extrapolate, solve_keyframes
 from .validation import (
     budget_covers_the_frames,
     check_queued,
+    checked_when_run,
     global_search_needs_default_method,
     guidance_needs_negative,
 )
@@ -57,11 +58,12 @@ class SolveBVP(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative, budget_covers_the_frames,
                             global_search_needs_default_method)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
                 batch_size, guidance, accuracy=0.001, search="local", negative=None) -> io.NodeOutput:
         path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
@@ -86,8 +88,9 @@ class SolveIVP(io.ComfyNode):
                 io.Int.Input("frames", default=8, min=1, max=4096,
                              tooltip="Number of new frames to extrapolate."),
                 io.Combo.Input("velocity_from", options=list(VELOCITY_SOURCES), default=VELOCITY_SOURCES[0],
-                               tooltip="Direction to shoot in: the geodesic's end tangent (from Solve BVP; "
-                                       "falls back to the last two frames) or the last two frames."),
+                               tooltip="Direction to shoot in: the geodesic's end tangent (from Geodesic "
+                                       "Interpolation; falls back to the last two frames) or the last two "
+                                       "frames."),
                 io.Combo.Input("direction", options=list(DIRECTIONS), default=DIRECTIONS[0],
                                tooltip="forward: after the last frame. backward: before the first frame "
                                        "(new frames are returned in playing order)."),
@@ -101,10 +104,11 @@ class SolveIVP(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, path, frames, velocity_from, direction, alpha, sphere, batch_size, guidance,
                 negative=None) -> io.NodeOutput:
         new_path = extrapolate(model, path, frames=frames, use_tangent=velocity_from == VELOCITY_SOURCES[0],

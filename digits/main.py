@@ -261,7 +261,7 @@ def closure_line(comparison, gap) -> str:
 
 def solver_line(comparison, solve, max_evals: int | None) -> str:
     line = (f"solver, {comparison.geodesic}: {solve.iterations} iterations, {solve.score_evals} score "
-            f"evaluations in {solve.score_calls} model calls, residual {solve.residual:.1e}")
+            f"evaluations in {solve.score_calls} batched calls, residual {solve.residual:.1e}")
     if solve.converged:
         return line + " (converged)"
     if solve.outcome == "budget":  # geodesic_core.Outcome is a str enum; importing it would slow start-up

@@ -146,7 +146,8 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
                 report.append(
                     f"segment {k + 1}: {segment.steps + 1} frames, length {result.length:.5g}, residual "
                     f"{result.residual:.3g}, {OUTCOME_WORDS[result.outcome]} after {result.iterations} "
-                    f"iteration{'s' * (result.iterations != 1)}, {result.score_evals} score evaluations"
+                    f"iteration{'s' * (result.iterations != 1)}, {result.score_evals} score evaluations in "
+                    f"{result.score_calls} batched calls"
                     + ("" if result.route == "direct" else f"; global search: {result.route}"))
             pieces.append(segment.points[1:])
             densities.append(densities[-1][-1] + log_density[1:].cpu())

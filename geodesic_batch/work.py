@@ -59,9 +59,8 @@ def interpolate_item(model: BatchModel, item: Item, settings: Settings, folder: 
     images, notices = read_images(list(item.inputs), model.image_size, model.grey, model.invert_light_background)
     latents = model.encode(images)
     check_finite(latents, "the inverted images")
-    reports, solves = compare_keyframe_paths(
-        model.diffusion, latents, loop=item.loop, alpha=settings.alpha, n_points=settings.frames,
-        sphere=settings.sphere, method=settings.solver, tol=settings.tolerance, max_evals=settings.max_evals)
+    reports, solves = compare_keyframe_paths(model.diffusion, latents, settings.geodesic, loop=item.loop,
+                                             n_points=settings.frames)
     for report in reports.values():
         check_finite(report.readout.log_density, f"the {report.name} path's log density")
     frames = model.decode(torch.cat([report.latents for report in reports.values()]))

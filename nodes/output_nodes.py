@@ -5,10 +5,11 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..geodesic_core import GeodesicInputError
+from ..geodesic_pipeline.keyframes import GeodesicSettings
 from . import inputs as shared
 from .bridge import ModelCallSettings
 from .encode_decode import decode_path
-from .geodesics_on_model import DensitySettings, read_out
+from .geodesics_on_model import read_out
 from .perceptual import DECODE_SPACINGS, LPIPS_NETS, decode_evenly, image_metrics, metrics_table, respace_evenly
 from .plot import density_plot, latent_rgb_preview, lpips_plot, readout_table
 from .validation import (
@@ -87,8 +88,8 @@ class DensityReadout(io.ComfyNode):
         if images is not None and len(images) != len(path):
             raise GeodesicInputError(
                 f"images: expected the {len(path)} decoded frames of this path, got {len(images)} images")
-        result = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,
-                          max_evals=max_evals, density=DensitySettings(alpha, sphere, accuracy),
+        result = read_out(model, path, compare_geodesic=compare_geodesic,
+                          settings=GeodesicSettings(alpha, sphere, method, tolerance, accuracy, max_evals=max_evals),
                           calls=ModelCallSettings(guidance, negative, batch_size))
         plot = density_plot(result)
         table = readout_table(result, None if images is None else image_metrics(images))
@@ -164,7 +165,7 @@ class RespacePath(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, path, frames, alpha, sphere, batch_size, guidance, negative=None) -> io.NodeOutput:
-        return io.NodeOutput(respace_evenly(model, path, frames, DensitySettings(alpha, sphere),
+        return io.NodeOutput(respace_evenly(model, path, frames, GeodesicSettings(alpha, sphere),
                                             ModelCallSettings(guidance, negative, batch_size)))
 
 

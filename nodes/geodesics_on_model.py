@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from ..geodesic_core import (
-    Closure,
     DenoiserField,
+    EfficiencyResult,
     GeodesicInputError,
     PathReadout,
     Progress,
@@ -155,10 +155,8 @@ class DensityReadoutResult:
     """What the Density Readout node reports about a path (formatted by nodes/plot.py)."""
 
     t: Tensor
-    readout: PathReadout          # the path's own, on the CPU (score_evals: of this readout alone)
-    geodesic_length: float | None  # of the geodesic between the path's ends; None: not solved
-    efficiency: float | None      # geodesic_length / the path's length; None: not solved
-    closure: Closure | None       # the path and the geodesic end at the same point: how far their ends disagree
+    readout: PathReadout                   # the path's own, on the CPU (score_evals: of this readout alone)
+    compared: EfficiencyResult | None = None  # against the geodesic between the path's ends (None: not solved)
 
     @property
     def min_log_density(self) -> float:
@@ -198,7 +196,7 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
     ends."""
     if not compare_geodesic:
         readout = read_along(model, path, settings=settings, calls=calls)
-        return DensityReadoutResult(path.t.clone(), readout, None, None, None)
+        return DensityReadoutResult(path.t.clone(), readout)
     kind = _check_readable(model, path)
     max_evals = settings.max_evals
     check_budget(max_evals, one_pass_evals(len(path)), "the geodesic between the path's ends")
@@ -210,8 +208,7 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
                                      sphere=settings.sphere, method=settings.method, tol=settings.tolerance,
                                      quadrature_tol=settings.accuracy, max_evals=max_evals,
                                      readout_max_evals=readout_budget)
-        return DensityReadoutResult(path.t.clone(), result.path.cpu(), result.geodesic.length, result.efficiency,
-                                    result.closure)
+        return DensityReadoutResult(path.t.clone(), result.path.cpu(), result)
 
     return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path),
                          readout_budget + max_evals, calls)

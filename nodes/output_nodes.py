@@ -94,7 +94,7 @@ class DensityReadout(io.ComfyNode):
         plot = density_plot(result)
         table = readout_table(result, None if images is None else image_metrics(images))
         # the efficiency output keeps its released meaning: -1 when the geodesic was not solved
-        efficiency = -1.0 if result.efficiency is None else result.efficiency
+        efficiency = -1.0 if result.compared is None else result.compared.efficiency
         return io.NodeOutput(plot, table, result.readout.length, efficiency, result.min_log_density,
                              ui=ui.PreviewImage(plot, cls=cls))
 

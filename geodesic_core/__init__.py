@@ -4,7 +4,8 @@ A density field is anything with a batched ``score(x, t)``; solvers take fields 
 plain result objects. Never imports ComfyUI. See API.md for the full contract.
 """
 
-from .bvp import METHODS, SEARCHES, BVPResult, Outcome, one_pass_evals, solve_bvp
+from .budget import check_budget, one_pass_evals
+from .bvp import METHODS, SEARCHES, BVPResult, Outcome, solve_bvp
 from .fields import DenoiserField, DensityField, GaussianMixtureField, score_from_denoised
 from .flow import generate, invert
 from .geometry import lerp, slerp
@@ -27,8 +28,8 @@ from .validation import GeodesicInputError
 __all__ = [
     "LPIPS", "METHODS", "SEARCHES", "BVPResult", "Callback", "Closure", "DenoiserField", "DensityField",
     "EfficiencyResult", "GaussianMixtureField", "GeodesicInputError", "IVPResult", "Outcome", "PathReadout",
-    "PerceptualMetrics",
-    "Progress", "Retimed", "closure", "even_in_distance", "generate", "geodesic_efficiency", "invert", "lerp",
+    "PerceptualMetrics", "Progress", "Retimed", "check_budget", "closure", "even_in_distance", "generate",
+    "geodesic_efficiency", "invert", "lerp",
     "load_lpips", "log_density_along", "one_pass_evals", "path_length", "perceptual_metrics", "read_path", "retime",
     "score_from_denoised", "slerp", "solve_bvp", "solve_ivp",
 ]

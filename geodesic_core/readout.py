@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from .budget import check_budget, one_pass_evals
 from .bvp import BVPResult, solve_bvp
 from .fields import DensityField, flat_score
 from .geometry import flat
-from .path_integrals import BudgetExceeded, integrate_path, path_positions
+from .path_integrals import integrate_path, path_positions
 from .results import PathReadout
 from .validation import GeodesicInputError, check_alpha, check_path
 
@@ -33,13 +34,9 @@ def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere
         raise GeodesicInputError(f"tol: expected a relative tolerance in (0, 1), got {tol!r}")
     t = path_positions(len(points)) if t is None else t
     xf = flat(points)
-    try:
-        q = integrate_path(flat_score(field, points.shape[1:], points.dtype), xf, alpha, sphere=sphere, t=t, tol=tol,
-                           max_evals=max_evals)
-    except BudgetExceeded as exc:
-        raise GeodesicInputError(
-            f"max_evals: {max_evals} score evaluations cannot cover one readout of {len(points)} points "
-            f"({exc.needed}: every point and 3 quadrature points between each two)") from exc
+    check_budget(max_evals, one_pass_evals(len(points)), f"the {len(points)} points")
+    q = integrate_path(flat_score(field, points.shape[1:], points.dtype), xf, alpha, sphere=sphere, t=t, tol=tol,
+                       max_evals=max_evals)
     return PathReadout.of(q, xf, alpha, sphere=sphere)
 
 

@@ -33,14 +33,6 @@ class GeodesicSettings:
     max_evals: int | None = None
 
 
-def check_budget(max_evals: int, needed: int, purpose: str) -> None:
-    """The budget must cover at least one readout of the frames, or the solve cannot report any path."""
-    if max_evals < needed:
-        raise core.GeodesicInputError(
-            f"max_evals: a budget of {max_evals} score evaluations cannot read out {purpose} even once ({needed}: "
-            f"every frame and 3 quadrature points between each two); set max_evals to at least {needed}")
-
-
 def on_common_sphere(points: Tensor) -> Tensor:
     """Every point [K, *shape] rescaled to their mean norm: a keyframe shared by two segments must not jump
     between two spheres (the paper scales each pair to its mean)."""
@@ -80,7 +72,7 @@ def plan_segments(ends: Tensor, total_steps: int, *, spacing: str = SPACINGS[0],
         return SegmentPlan(steps, [None] * len(steps))
     shares = [max(s - 1, 1) for s in steps]
     needed = [core.one_pass_evals(s + 1) for s in steps]
-    check_budget(max_evals, sum(needed), purpose)
+    core.check_budget(max_evals, sum(needed), purpose)
     spare = max_evals - sum(needed)
     return SegmentPlan(steps, [n + spare * share // sum(shares) for n, share in zip(needed, shares, strict=True)])
 

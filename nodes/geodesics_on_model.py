@@ -15,6 +15,7 @@ from ..geodesic_core import (
     GeodesicInputError,
     PathReadout,
     Progress,
+    check_budget,
     geodesic_efficiency,
     one_pass_evals,
     read_path,
@@ -22,7 +23,7 @@ from ..geodesic_core import (
 )
 from ..geodesic_core.fields import Denoiser
 from ..geodesic_core.geometry import knot_interval
-from ..geodesic_pipeline.keyframes import GeodesicSettings, check_budget, plan_keyframes, solve_through_keyframes
+from ..geodesic_pipeline.keyframes import GeodesicSettings, plan_keyframes, solve_through_keyframes
 from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points

@@ -24,9 +24,8 @@ from collections.abc import Callable
 
 from comfy_api.latest import io
 
-from ..geodesic_core import GeodesicInputError, one_pass_evals
+from ..geodesic_core import GeodesicInputError, check_budget, one_pass_evals
 from ..geodesic_core.lpips import weights_file
-from ..geodesic_pipeline.keyframes import check_budget
 from .bridge import check_guidance
 from .encode_decode import check_inversion_steps
 from .perceptual import DECODE_SPACINGS

@@ -73,7 +73,7 @@ def run_pairs(n_pairs: int, seed: int, alpha: float, noise_level: float, sphere:
             save_retiming_figure(reports, perceptual, figure)
         results.append({
             "held_out_indices": [i, j], "labels": [int(labels[i]), int(labels[j])],
-            "paths": {name: report.numbers(geodesic.length) | realism(report.verdict.interior())
+            "paths": {name: report.numbers(geodesic.readout.length) | realism(report.verdict.interior())
                       for name, report in reports.items()},
             "perceptual": {name: {variant: {key: value for key, value in numbers.items() if key != "frames"}
                                   for variant, numbers in variants.items()}

@@ -110,7 +110,7 @@ def run_case(name, field, a, b, alpha, sphere, n_points=17, counter: CountingDen
         fine = resample_polyline(res.points.reshape(n_points, -1), 8 * (n_points - 1) + 1)
         refined = read_path(field, fine.reshape(len(fine), *a.shape), alpha).length
         rows.append({"case": name, "method": method, "evals": res.score_evals, "wall": wall,
-                     "field": timed.seconds, "length": res.length, "refined": refined,
+                     "field": timed.seconds, "length": res.readout.length, "refined": refined,
                      "residual": res.residual, "converged": res.converged, "history": res.history,
                      "iterations": res.iterations, "batches": batches,
                      "model_calls": None if batches is None else len(batches)})
@@ -269,7 +269,7 @@ def hard_family_case(name_filter: str = "") -> list[dict]:
                             sphere=problem.sphere, method=method, search=search)
             wall = time.perf_counter() - t0
             exact = exact_path_length(problem.field, res.points, problem.alpha, sphere=problem.sphere)
-            row[name] = {"evals": res.score_evals, "wall": wall, "length": exact, "reported": res.length,
+            row[name] = {"evals": res.score_evals, "wall": wall, "length": exact, "reported": res.readout.length,
                          "converged": res.converged, "iterations": res.iterations, "residual": res.residual,
                          "outcome": res.outcome.value, "route": res.route, "history": res.history}
             if name == "default":

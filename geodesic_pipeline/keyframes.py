@@ -183,7 +183,7 @@ class KeyframeGeodesic:
                                              sphere=settings.sphere, tol=settings.accuracy,
                                              max_evals=self.plan.segments.budgets[segment.index]).log_density
             else:
-                log_density = segment.solve.log_density
+                log_density = segment.solve.readout.log_density
             densities.append(densities[-1][-1] + log_density[1:].cpu())
         return torch.cat(densities)[: self.plan.frames]
 
@@ -196,7 +196,7 @@ class KeyframeGeodesic:
                 lines.append(f"segment {k + 1}: keyframes only (no frames in between)")
                 continue
             lines.append(
-                f"segment {k + 1}: {segment.steps + 1} frames, length {result.length:.5g}, residual "
+                f"segment {k + 1}: {segment.steps + 1} frames, length {result.readout.length:.5g}, residual "
                 f"{result.residual:.3g}, {'converged' if result.converged else 'not converged'} after "
                 f"{result.iterations} iterations, {result.score_evals} score evaluations"
                 + ("" if result.route == "direct" else f"; global search: {result.route}"))

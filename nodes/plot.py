@@ -45,7 +45,7 @@ def readout_table(result: DensityReadoutResult, lpips: PerceptualMetrics | None 
     summary = [["geodesic_length", f"{readout.length:.6g}"],
                ["geodesic_length_error_bound", f"{readout.length_error:.2g}"],
                ["euclidean_length", f"{readout.euclidean_length:.6g}"],
-               ["geodesic_residual", f"{readout.residual:.4g}"],
+               ["geodesic_residual", f"{readout.normal_residual:.4g}"],
                ["min_relative_log_density", f"{result.min_log_density:.6g}"],
                ["readout_score_evaluations", str(readout.score_evals)]]
     if result.compared is not None:

@@ -156,7 +156,7 @@ def test_main_command_compares_like_with_like(tmp_path):
         assert geodesic["density_weighted_length"] == pytest.approx(again.length, rel=1e-4), comparison
         # The demo divides by its re-read of the geodesic, geodesic_efficiency by the solve's own readout:
         # two quadratures of one length, each within its reported bound.
-        bound = expected.efficiency * sum(r.length_error / r.length for r in (expected.path, expected.geodesic,
+        bound = expected.efficiency * sum(r.length_error / r.length for r in (expected.path, expected.geodesic.readout,
                                                                                again))
         assert abs(baseline["geodesic_efficiency"] - expected.efficiency) <= bound, (comparison, bound)
         assert comparison["baseline_length_over_geodesic"] == pytest.approx(1 / baseline["geodesic_efficiency"])

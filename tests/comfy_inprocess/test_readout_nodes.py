@@ -58,7 +58,7 @@ def test_density_readout_reports_the_cores_numbers_on_the_same_field_within_its_
     assert summary["readout_score_evaluations"] == readout.score_evals <= max_evals
     if compare_geodesic:
         assert efficiency == pytest.approx(compared.efficiency, rel=1e-5)
-        assert summary["geodesic_between_ends_length"] == pytest.approx(compared.geodesic.length, rel=1e-5)
+        assert summary["geodesic_between_ends_length"] == pytest.approx(compared.geodesic.readout.length, rel=1e-5)
         assert summary["closure_gap_at_end_vs_geodesic"] == pytest.approx(compared.closure.gap, rel=1e-3, abs=1e-4)
         assert compared.geodesic.score_evals <= max_evals
         expected_evals = readout.score_evals + compared.geodesic.score_evals

@@ -316,7 +316,7 @@ def test_callback_can_stop_early_with_a_full_resolution_path():
     seen.clear()
     res = solve_bvp(field, a, b, n_points=9, alpha=3e-3, callback=stop_after_three)
     assert len(seen) == 3 and not res.converged
-    assert torch.equal(res.points, seen[-1].points) and res.readout.length == seen[-1].readout.length
+    assert torch.equal(res.points, seen[-1].points) and res.readout.length == seen[-1].length
     assert seen[-1].score_evals == res.score_evals
 
 

@@ -7,6 +7,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .nodes import NODES
 from .nodes.template_thumbnails import add_thumbnail_route
+from .nodes.validation import one_error_per_refusal
 
 # Served by ComfyUI at /extensions/<pack folder>/; the frontend reads each node's help page from
 # docs/<node id>.md there (its pictures from docs/images/).
@@ -23,4 +24,6 @@ async def comfy_entrypoint() -> DensityGeodesicsExtension:
     if prompt_server is not None:  # None when the pack is imported without a server (in-process tests)
         # ComfyUI names a pack's template URLs after the folder the pack is installed in.
         add_thumbnail_route(prompt_server.routes, Path(__file__).parent.name)
+        # Custom nodes load before the server starts, while the middleware list can still grow.
+        prompt_server.app.middlewares.append(one_error_per_refusal(NODES))
     return DensityGeodesicsExtension()

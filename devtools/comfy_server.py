@@ -11,21 +11,34 @@ outputs as a test artifact.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import requests
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from .comfy_harness import COMFY_DIR, PACK_NAME, ROOT, TINY_CHECKPOINT_NAME, require_tiny_checkpoint
+from .comfy_harness import (
+    COMFY_DIR,
+    NEWEST_FRONTEND,
+    PACK_NAME,
+    ROOT,
+    TINY_CHECKPOINT_NAME,
+    frontend_root,
+    require_tiny_checkpoint,
+)
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -45,6 +58,7 @@ WORKFLOWS_DIR = ROOT / "example_workflows"
 WORKFLOW_NAMES = sorted(p.stem for p in WORKFLOWS_DIR.glob("*.json"))
 # The template browser shows a custom node template's file name as its title and, with - and _ read as
 # spaces, as its description; current ComfyUI lists them sorted by name, so the main template sorts first.
+EMBEDDED_TEMPLATE = "A first try, geodesic between two digits (embedded model, no checkpoint)"
 INTERPOLATION_TEMPLATE = "Geodesic interpolation between two images"
 LOOP_TEMPLATE = "Geodesic loop through three keyframes"
 EXTRAPOLATION_TEMPLATE = "Geodesic path continued past its last frame"
@@ -72,9 +86,12 @@ def make_base_directory(base: Path) -> Path:
     checkpoint = require_tiny_checkpoint()
     for sub in ("custom_nodes", "models/checkpoints", "input", "output", "temp", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
-    (base / "custom_nodes" / PACK_FOLDER_NAME).symlink_to(ROOT, target_is_directory=True)
-    for name in (TINY_CHECKPOINT_NAME, TEMPLATE_CHECKPOINT_NAME):
-        (base / "models" / "checkpoints" / name).symlink_to(checkpoint)
+    links = {base / "custom_nodes" / PACK_FOLDER_NAME: ROOT,
+             **{base / "models" / "checkpoints" / name: checkpoint for name in (TINY_CHECKPOINT_NAME,
+                                                                                  TEMPLATE_CHECKPOINT_NAME)}}
+    for link, target in links.items():
+        if not link.is_symlink():  # a base directory kept from an earlier run already has them
+            link.symlink_to(target, target_is_directory=target.is_dir())
     return base
 
 
@@ -210,6 +227,39 @@ class ComfyServer:
             raise AssertionError(f"/prompt refused the prompt ({response.status_code}): {response.text}")
         return self.wait(response.json()["prompt_id"], timeout_s, started)
 
+    @contextmanager
+    def listening(self) -> Iterator[ServerMessages]:
+        """The websocket messages the server sends this client (as the frontend gets them), collected on a
+        thread while the block runs."""
+        messages = ServerMessages()
+        stop = threading.Event()
+        connected = threading.Event()
+
+        async def listen() -> None:
+            async with aiohttp.ClientSession() as session, session.ws_connect(
+                    f"{self.url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}") as ws:
+                connected.set()
+                while not stop.is_set():
+                    try:
+                        message = await ws.receive(timeout=0.1)
+                    except asyncio.TimeoutError:
+                        continue
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        messages.add_json(message.json())
+                    elif message.type == aiohttp.WSMsgType.BINARY:
+                        messages.add_binary(message.data)
+                    elif message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        break
+
+        thread = threading.Thread(target=asyncio.run, args=(listen(),), daemon=True)
+        thread.start()
+        assert connected.wait(30), "the websocket did not connect"
+        try:
+            yield messages
+        finally:
+            stop.set()
+            thread.join(10)
+
     def interrupt(self) -> None:
         requests.post(self.url + "/interrupt", timeout=30).raise_for_status()
 
@@ -221,8 +271,64 @@ class ComfyServer:
         return folder / file_entry["filename"]
 
 
+PROGRESS_TEXT_EVENT = 3  # server.BinaryEventTypes.TEXT: a node's status line (send_progress_text)
+
+
+@dataclass
+class ServerMessages:
+    """What the server sent one client: JSON messages (type, data) and nodes' status lines (node id, text)."""
+    json: list[tuple[str, dict]] = field(default_factory=list)
+    texts: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_json(self, message: dict) -> None:
+        self.json.append((message.get("type"), message.get("data", {})))
+
+    def add_binary(self, data: bytes) -> None:
+        if int.from_bytes(data[:4], "big") == PROGRESS_TEXT_EVENT:
+            length = int.from_bytes(data[4:8], "big")
+            self.texts.append((data[8:8 + length].decode(), data[8 + length:].decode(errors="replace")))
+
+    def progress(self, node_id: str) -> list[tuple[float, float]]:
+        """(value, max) of every progress message of the node, in order."""
+        return [(data["value"], data["max"]) for kind, data in list(self.json)
+                if kind == "progress" and data.get("node") == node_id]
+
+    def texts_of(self, node_id: str) -> list[str]:
+        return [text for node, text in list(self.texts) if node == node_id]
+
+
 def start_server(base_directory: Path, front_end_root: Path | None = None,
-                 extra_env: dict[str, str] | None = None) -> ComfyServer:
-    server = ComfyServer(make_base_directory(base_directory), free_port(), front_end_root, extra_env)
+                 extra_env: dict[str, str] | None = None, port: int | None = None) -> ComfyServer:
+    server = ComfyServer(make_base_directory(base_directory), port or free_port(), front_end_root, extra_env)
     server.start()
     return server
+
+
+TRY_DIRECTORY = ROOT / ".comfyui" / "try"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``bash dev.sh comfyui``: the ComfyUI the tests install, with this pack and its templates, on 127.0.0.1
+    until Ctrl-C; workflows, inputs and outputs stay in .comfyui/try/ between runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8188, help="port on 127.0.0.1 (default 8188)")
+    parser.add_argument("--newest-frontend", action="store_true",
+                        help="serve the newest frontend (devtools/newest-frontend.txt) instead of the pinned one")
+    args = parser.parse_args(argv)
+    front_end = frontend_root(NEWEST_FRONTEND) if args.newest_frontend else None
+    server = start_server(TRY_DIRECTORY, front_end, port=args.port)
+    write_example_inputs(server.input_dir)
+    print(f"ComfyUI with Density Geodesics: {server.url} (Workflow > Browse Templates > {PACK_FOLDER_NAME}: start "
+          f"with \"{EMBEDDED_TEMPLATE}\"). Log: {server.log_path}. Ctrl-C stops it.", flush=True)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

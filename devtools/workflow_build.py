@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .workflow_convert import is_widget, ordered_inputs
+from .workflow_convert import UI_ONLY_NODE_TYPES, is_widget, ordered_inputs
 
 COLUMN_WIDTH = 380
 NODE_WIDTH = 330
@@ -17,6 +17,7 @@ ROW_GAP = 40
 WIDGET_HEIGHT = 26
 SLOT_HEIGHT = 22
 PREVIEW_HEIGHT = 260  # room for the image a LoadImage / output node shows
+NOTE_LINE_HEIGHT = 18
 
 
 @dataclass
@@ -69,15 +70,25 @@ def column_of(spec: list[Node]) -> dict[str, int]:
     return columns
 
 
-def build_ui_workflow(spec: list[Node], object_info: dict) -> dict:
+def note_node(node: Node, node_id: int, order: int) -> dict:
+    """A frontend-only Note (never sent to the server): its one widget is the text in ``inputs["text"]``."""
+    return {"id": node_id, "type": node.type, "order": order, "mode": 0, "flags": {}, "inputs": [], "outputs": [],
+            "widgets_values": [node.inputs["text"]], "properties": {}, **({"title": node.title} if node.title else {})}
+
+
+def build_ui_workflow(spec: list[Node], object_info: dict, *, scale: float = 1.0) -> dict:
+    """The UI workflow of ``spec``, opening at zoom ``scale`` on its top-left corner."""
     ids = {node.key: index + 1 for index, node in enumerate(spec)}
-    missing = sorted({node.type for node in spec} - set(object_info))
+    missing = sorted({node.type for node in spec} - set(object_info) - UI_ONLY_NODE_TYPES)
     if missing:
         raise ValueError(f"node types not on the server: {missing}")
     links: list[list] = []
     ui_nodes = []
     outputs_links: dict[tuple[str, int], list[int]] = {}
     for order, node in enumerate(spec):
+        if node.type in UI_ONLY_NODE_TYPES:
+            ui_nodes.append(note_node(node, ids[node.key], order))
+            continue
         schema = object_info[node.type]
         known = {name for name, _ in ordered_inputs(schema)}
         unknown = set(node.inputs) - known
@@ -109,6 +120,8 @@ def build_ui_workflow(spec: list[Node], object_info: dict) -> dict:
                          "properties": {"Node name for S&R": node.type},
                          **({"title": node.title} if node.title else {})})
     for node, ui_node in zip(spec, ui_nodes, strict=True):
+        if node.type in UI_ONLY_NODE_TYPES:
+            continue
         schema = object_info[node.type]
         ui_node["outputs"] = [{"name": name, "type": kind, "slot_index": slot,
                                "links": outputs_links.get((node.key, slot), [])}
@@ -116,21 +129,28 @@ def build_ui_workflow(spec: list[Node], object_info: dict) -> dict:
                                                                       strict=True))]
     place_nodes(spec, ui_nodes, object_info)
     return {"last_node_id": len(ui_nodes), "last_link_id": len(links), "nodes": ui_nodes, "links": links,
-            "groups": [], "config": {}, "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}}, "version": 0.4}
+            "groups": [], "config": {}, "extra": {"ds": {"scale": scale, "offset": [0, 0]}}, "version": 0.4}
 
 
 def place_nodes(spec: list[Node], ui_nodes: list[dict], object_info: dict) -> None:
     columns = column_of(spec)
     next_y: dict[int, float] = {}
     for node, ui_node in zip(spec, ui_nodes, strict=True):
-        schema = object_info[node.type]
-        widgets = sum(1 + len(ui_only_values(s)) for _, s in ordered_inputs(schema) if is_widget(s))
-        slots = max(len(ui_node["inputs"]), len(schema["output"]))
-        shows_image = schema.get("output_node", False) or any(
-            ui_only_values(s) == ["image"] for _, s in ordered_inputs(schema))
-        height = 40 + SLOT_HEIGHT * slots + WIDGET_HEIGHT * widgets + (PREVIEW_HEIGHT if shows_image else 0)
         column = columns[node.key]
         y = next_y.get(column, 60.0)
+        if node.type in UI_ONLY_NODE_TYPES:
+            lines = sum(1 + len(line) // 48 for line in node.inputs["text"].splitlines())
+            height = 40 + NOTE_LINE_HEIGHT * lines
+        else:
+            height = node_height(ui_node, object_info[node.type])
         ui_node["pos"] = [60 + COLUMN_WIDTH * column, y]
         ui_node["size"] = [NODE_WIDTH, height]
         next_y[column] = y + height + ROW_GAP
+
+
+def node_height(ui_node: dict, schema: dict) -> float:
+    widgets = sum(1 + len(ui_only_values(s)) for _, s in ordered_inputs(schema) if is_widget(s))
+    slots = max(len(ui_node["inputs"]), len(schema["output"]))
+    shows_image = schema.get("output_node", False) or any(
+        ui_only_values(s) == ["image"] for _, s in ordered_inputs(schema))
+    return 40 + SLOT_HEIGHT * slots + WIDGET_HEIGHT * widgets + (PREVIEW_HEIGHT if shows_image else 0)

@@ -18,15 +18,17 @@ import statistics
 
 import torch
 
-from geodesic_core import read_path, slerp
-from geodesic_pipeline.compare import encode_pairs, to_common_radius
+from geodesic_core import load_lpips, read_path, slerp
+from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like, encode_pairs, to_common_radius
 
-from .judge import judge_images, load_judge
+from .judge import decode_and_judge, judge_images, load_judge, retimed_variants
 from .latent_model import load_mnist_model
 from .mnist import load_split, pick_pairs
 
 NOISE_LEVELS = (0.5, 0.6, 0.7, 0.8)
 KEEP_LABEL = 0.95
+SPACING_FRAMES = 17
+CONFIDENCE_SLACK = 0.02
 
 
 def round_trip_label_kept(noise_level: float, n_digits: int, seed: int) -> float:
@@ -51,11 +53,33 @@ def slerp_log_density_ranges(noise_level: float, n_pairs: int, seed: int, n_poin
     return ranges
 
 
+def spacing_numbers(noise_level: float, alpha: float, n_pairs: int, seed: int) -> dict[str, dict[str, float]]:
+    """Mean PDV, PPL and judge confidence (interior frames) per spacing over ``n_pairs`` training pairs."""
+    model = load_mnist_model(noise_level)
+    images, labels = load_split("train")
+    judge, lpips = load_judge(), load_lpips()
+    totals: dict[str, dict[str, float]] = {}
+    for a, b in encode_pairs(model, images, pick_pairs(labels, n_pairs, seed)):
+        reports, _ = compare_like_for_like(model, a, b, [COMPARISONS["sphere"]], alpha=alpha,
+                                           n_points=SPACING_FRAMES)
+        report = reports[COMPARISONS["sphere"].geodesic]
+        decode_and_judge(model, {"geodesic": report}, judge, lpips)
+        variants = retimed_variants(model, report, judge, lpips)
+        variants["path"] = variants.pop("plain") | {"mean_confidence": report.verdict.interior().mean_confidence}
+        for name, numbers in variants.items():
+            for key in ("pdv", "ppl", "mean_confidence"):
+                totals.setdefault(name, {}).setdefault(key, 0.0)
+                totals[name][key] += numbers[key] / n_pairs
+    return totals
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--digits", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spacing", action="store_true", help="also choose the frame spacing (slower)")
+    parser.add_argument("--spacing-pairs", type=int, default=8)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     kept = {level: round_trip_label_kept(level, args.digits, args.seed) for level in NOISE_LEVELS}
@@ -69,7 +93,17 @@ def main(argv: list[str] | None = None) -> None:
     median = statistics.median(ranges)
     print(f"log-density range along slerp, {args.pairs} training pairs: median {median:.3f}, "
           f"from {min(ranges):.3f} to {max(ranges):.3f}")
-    print(f"alpha = 1 / median range = {1.0 / median:.4f}")
+    alpha = 1.0 / median
+    print(f"alpha = 1 / median range = {alpha:.4f}")
+    if args.spacing:
+        numbers = spacing_numbers(noise_level, round(alpha, 2), args.spacing_pairs, args.seed)
+        for name, row in numbers.items():
+            print(f"spacing {name}: PDV {row['pdv']:.4f}, PPL {row['ppl']:.3f}, judge mean confidence "
+                  f"{row['mean_confidence']:.3f} (interior frames, {args.spacing_pairs} training pairs)")
+        floor = numbers["path"]["mean_confidence"] - CONFIDENCE_SLACK
+        eligible = {name: row for name, row in numbers.items() if row["mean_confidence"] >= floor}
+        print(f"spacing = {min(eligible, key=lambda name: eligible[name]['pdv'])} (the lowest PDV whose judge "
+              f"confidence is within {CONFIDENCE_SLACK} of the path's own frames)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ schedule on the autoencoder's scaled latents. Trained by ``python -m digits.trai
 and what made them live in ``digits/weights/mnist_*``.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +14,10 @@ from safetensors.torch import load_file
 from geodesic_core.diffusers_adapter import DiffusersDenoiser
 from geodesic_pipeline.model import DiffusersModel, diffusion_at_level
 
+from .latent_files import METADATA_FILE, UNET_FILE, VAE_FILE, load_metadata
 from .mnist import MODEL_SIZE
-from .model import SCHEDULER_CONFIG, WEIGHTS_DIR
+from .model import SCHEDULER_CONFIG
 from .settings import MNIST_DEFAULTS, ODE_STEPS
-
-VAE_FILE = WEIGHTS_DIR / "mnist_vae.safetensors"
-UNET_FILE = WEIGHTS_DIR / "mnist_unet.safetensors"
-METADATA_FILE = WEIGHTS_DIR / "mnist_model.json"
 
 LATENT_CHANNELS = 4
 LATENT_SIZE = MODEL_SIZE // 4
@@ -79,10 +75,6 @@ class Autoencoder:
         """[B, 4, 8, 8] scaled latents -> [B, 1, 32, 32] images clamped to [-1, 1]."""
         latents = latents.to(torch.float32) / self.scaling_factor
         return torch.cat([self.vae.decode(batch).sample for batch in latents.split(batch_size)]).clamp(-1.0, 1.0)
-
-
-def load_metadata(metadata_file: Path = METADATA_FILE) -> dict:
-    return json.loads(Path(metadata_file).read_text())
 
 
 def _load(module: torch.nn.Module, weights_file: Path) -> torch.nn.Module:

@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 from geodesic_core.diffusers_adapter import DiffusersDenoiser
 from geodesic_pipeline.model import DiffusersModel, diffusion_at_level
 
+from .latent_files import WEIGHTS_DIR
 from .settings import DEFAULTS, IMAGE_SIZE, ODE_STEPS
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "digits_unet.safetensors"
 METADATA_FILE = WEIGHTS_DIR / "digits_unet.json"
 

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from .geometry import knot_interval
 from .lpips import LPIPS, load_lpips
+from .progress import Callback, Progress
 from .validation import GeodesicInputError, check_path
 
 MIN_LPIPS_SIDE = 64  # frames smaller than this are upscaled (bilinear) before LPIPS: the nets need room
@@ -83,16 +84,18 @@ def lpips_ready(frames: Tensor, name: str = "frames") -> Tensor:
     return frames
 
 
-def step_lpips(frames: Tensor, lpips: LPIPS | None = None, *, chunk_size: int | None = None) -> Tensor:
+def step_lpips(frames: Tensor, lpips: LPIPS | None = None, *, chunk_size: int | None = None,
+               callback: Callback | None = None) -> Tensor:
     """[N-1] float64 LPIPS between adjacent frames of [N, C, H, W] frames in [-1, 1].
 
     Frames go through the network ``chunk_size`` at a time (default all) and only the last frame's features
     are kept from one chunk to the next, so memory grows with the chunk, not with N; each frame's features
-    are computed once."""
+    are computed once. ``callback`` gets a ``Progress`` after every chunk (step: frames done of ``total``,
+    points: the chunk); raise in it to cancel."""
     check_path(frames, "frames")
     lpips_size(frames)  # refuse bad frames before any work
     lpips = lpips or load_lpips()
-    steps, previous = [], None
+    steps, previous, done = [], None, 0
     for chunk in frames.split(chunk_size or len(frames)):
         features = lpips.features(lpips_ready(chunk))
         if previous is not None:  # the step from the previous chunk's last frame to this chunk's first
@@ -104,13 +107,17 @@ def step_lpips(frames: Tensor, lpips: LPIPS | None = None, *, chunk_size: int | 
         # chunk's are computed.
         previous = [f[-1:].clone() for f in features]
         del features
+        done += len(chunk)
+        if callback is not None:
+            callback(Progress(step=done, total=len(frames), points=chunk))
     return torch.cat(steps)
 
 
-def perceptual_metrics(frames: Tensor, lpips: LPIPS | None = None, *, chunk_size: int | None = None
-                       ) -> PerceptualMetrics:
-    """PPL, PDV and per-step LPIPS of a frame sequence [N, C, H, W] in [-1, 1] (N >= 2)."""
-    return PerceptualMetrics(step_lpips(frames, lpips, chunk_size=chunk_size))
+def perceptual_metrics(frames: Tensor, lpips: LPIPS | None = None, *, chunk_size: int | None = None,
+                       callback: Callback | None = None) -> PerceptualMetrics:
+    """PPL, PDV and per-step LPIPS of a frame sequence [N, C, H, W] in [-1, 1] (N >= 2); ``callback`` as in
+    ``step_lpips``."""
+    return PerceptualMetrics(step_lpips(frames, lpips, chunk_size=chunk_size, callback=callback))
 
 
 def even_positions(t: Tensor, cumulative: Tensor, n: int) -> Tensor:
@@ -164,11 +171,11 @@ def render_at(render: Callable[[Tensor], Tensor], new_t: Tensor, known_t: Tensor
 
 
 def bisect_largest_steps(render: Callable[[Tensor], Tensor], t: Tensor, frames: Tensor, extra: int, lpips: LPIPS,
-                         chunk_size: int | None) -> tuple[Tensor, Tensor, Tensor]:
+                         chunk_size: int | None, callback: Callback | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Spend ``extra`` renders on midpoints of the largest perceptual steps, in rounds of up to half the
     remaining budget (each round one batched render, so a sudden change is narrowed down round by round);
     returns the grown (t, frames, steps)."""
-    steps = step_lpips(frames, lpips, chunk_size=chunk_size)
+    steps = step_lpips(frames, lpips, chunk_size=chunk_size, callback=callback)
     while extra > 0:
         chosen = steps.argsort(descending=True)[:max(1, math.ceil(extra / 2))].sort().values
         mid_t = 0.5 * (t[chosen] + t[chosen + 1])
@@ -176,14 +183,14 @@ def bisect_largest_steps(render: Callable[[Tensor], Tensor], t: Tensor, frames: 
         frames = torch.cat([frames, render(mid_t).to(frames)])
         order = t.argsort()
         t, frames = t[order], frames[order]
-        steps = step_lpips(frames, lpips, chunk_size=chunk_size)
+        steps = step_lpips(frames, lpips, chunk_size=chunk_size, callback=callback)
         extra -= len(chosen)
     return t, frames, steps
 
 
 def retime(render: Callable[[Tensor], Tensor], n: int, *, method: str = "adaptive", measure: int | None = None,
            initial: tuple[Tensor, Tensor] | None = None, lpips: LPIPS | None = None,
-           chunk_size: int | None = None) -> Retimed:
+           chunk_size: int | None = None, callback: Callback | None = None) -> Retimed:
     """Exactly ``n`` frames of the path ``render(t [K] float64 in [0, 1]) -> frames [K, C, H, W] in [-1, 1]``,
     equally spaced in LPIPS.
 
@@ -192,6 +199,7 @@ def retime(render: Callable[[Tensor], Tensor], n: int, *, method: str = "adaptiv
     the ``initial`` frames (default: n uniform) plus midpoints of the largest steps. ``initial`` = (t [K]
     ascending from 0 to 1, frames [K, ...]) are frames already rendered (the plain decode): every frame at a
     position in it is reused, not rendered again. Needs ``measure`` >= the number of initial frames.
+    ``callback`` gets every LPIPS pass's progress (``step_lpips``).
     """
     if method not in RETIME_METHODS:
         raise GeodesicInputError(f"method: expected one of {', '.join(RETIME_METHODS)}, got {method!r}")
@@ -212,14 +220,14 @@ def retime(render: Callable[[Tensor], Tensor], n: int, *, method: str = "adaptiv
     if method == "official":
         t = torch.linspace(0.0, 1.0, measure, dtype=torch.float64)
         frames, rendered = render_at(render, t, known_t, initial[1])
-        steps = step_lpips(frames, lpips, chunk_size=chunk_size)
+        steps = step_lpips(frames, lpips, chunk_size=chunk_size, callback=callback)
     else:
         rendered = measure - len(known_t)
-        t, frames, steps = bisect_largest_steps(render, known_t, initial[1], rendered, lpips, chunk_size)
+        t, frames, steps = bisect_largest_steps(render, known_t, initial[1], rendered, lpips, chunk_size, callback)
     measured = PerceptualMetrics(steps)
     new_t = even_positions(t, measured.cumulative, n)
     out, placed = render_at(render, new_t, t, frames)
-    return Retimed(new_t, out, perceptual_metrics(out, lpips, chunk_size=chunk_size), t, measured,
+    return Retimed(new_t, out, perceptual_metrics(out, lpips, chunk_size=chunk_size, callback=callback), t, measured,
                    renders + rendered + placed, method)
 
 

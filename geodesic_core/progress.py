@@ -1,6 +1,7 @@
 """The one callback shape shared by every long-running function: ``callback(progress) -> bool | None``.
 
-``solve_bvp``, ``solve_ivp``, ``invert`` and ``generate`` call it after every step with a ``Progress``;
+``solve_bvp``, ``solve_ivp``, ``invert`` and ``generate`` call it after every step with a ``Progress``
+(``step_lpips``, ``perceptual_metrics`` and ``retime`` after every LPIPS chunk: frames done of the pass);
 returning False stops the solvers early with the best result so far (``invert`` and ``generate`` cannot
 stop half-way without a wrong result, so they ignore it: raise to cancel them). An exception raised in a
 callback propagates, which is how a host application cancels any of them.

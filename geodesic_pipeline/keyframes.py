@@ -33,6 +33,13 @@ class GeodesicSettings:
     max_evals: int | None = None
 
 
+def readout_evals(frames: int, keyframes: int, loop: bool) -> int:
+    """The smallest budget of a solve through ``keyframes`` with ``frames`` frames: one readout of every
+    segment (``one_pass_evals`` of its points), a loop's closing segment included."""
+    segments, steps = (keyframes, frames) if loop else (keyframes - 1, frames - 1)
+    return 4 * steps + segments
+
+
 def on_common_sphere(points: Tensor) -> Tensor:
     """Every point [K, *shape] rescaled to their mean norm: a keyframe shared by two segments must not jump
     between two spheres (the paper scales each pair to its mean)."""

@@ -11,6 +11,8 @@ and names it; at run time the nodes raise ComfyInternalsChanged instead of compu
   not per-sample and are never blended.
 - Free memory: current ComfyUI asks the model patcher (``get_free_memory``, which adds what dynamic VRAM
   can free); 0.3.75's patcher has no such method and ComfyUI calls ``comfy.model_management`` directly.
+- The patcher class of a loaded model: current ComfyUI loads checkpoints into ``CoreModelPatcher`` (the dynamic
+  VRAM patcher where that is on); 0.3.75 has only ``ModelPatcher``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import comfy.conds
 import comfy.model_management
+import comfy.model_patcher
 import torch
 
 if TYPE_CHECKING:
@@ -58,3 +61,8 @@ def free_memory(model: ModelPatcher, device: torch.device) -> int:
     if callable(ask_patcher):
         return ask_patcher(device)
     return comfy.model_management.get_free_memory(device)
+
+
+def model_patcher_class() -> type:
+    """The patcher class this ComfyUI wraps a loaded checkpoint's model (and VAE) in."""
+    return getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)

@@ -39,6 +39,16 @@ def check_inversion_steps(steps: int) -> None:
                                  f"clean latent and makes no model call), got {steps}")
 
 
+def check_one_source(image_given: bool, latent_given: bool) -> None:
+    """Encode Keyframes takes images (encoded with the VAE) or clean latents, exactly one of them."""
+    if latent_given and image_given:
+        raise GeodesicInputError("latent: connect either image or latent, not both (images are encoded with "
+                                 "the VAE; latents must be clean, such as a KSampler output)")
+    if not (image_given or latent_given):
+        raise GeodesicInputError("image: connect an image (encoded with the VAE) or a latent (clean, such as "
+                                 "a KSampler output)")
+
+
 @dataclass(frozen=True)
 class ComfyModel:
     """The workflow's MODEL at one noise level, each latent conditioned by ``schedule`` at its position in ``t``:

@@ -7,10 +7,10 @@ from comfy_api.latest import io
 from ..geodesic_core import GeodesicInputError
 from ..geodesic_pipeline.defaults import PAPER_DEFAULTS
 from . import inputs as shared
-from .encode_decode import encode_latents
+from .encode_decode import check_one_source, encode_latents
 from .model_facts import check_path_for, latent_from_model_space
 from .path import GeodesicPath, check_conditioning, join_paths
-from .validation import check_queued, inversion_steps, one_source_of_keyframes
+from .validation import check_queued, checked_when_run, inversion_steps, one_source_of_keyframes
 
 # The pack's noisy LATENT outputs carry their noise level under this key, next to the very tensor it
 # describes: a node that makes new latents from them (a KSampler copies the dict and replaces "samples")
@@ -24,9 +24,7 @@ def noisy_latent(model, path: GeodesicPath) -> dict:
 
 
 def _clean_latents(image, vae, latent):
-    if (image is None) == (latent is None):
-        raise GeodesicInputError("image / latent: connect exactly one of them (images to encode with the "
-                                 "VAE, or clean latents such as a KSampler output)")
+    check_one_source(image is not None, latent is not None)
     if latent is not None:
         mark = latent.get(NOISY_MARK)
         if mark is not None and mark["samples"] is latent["samples"]:
@@ -78,10 +76,11 @@ class EncodeKeyframes(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, inversion_steps, one_source_of_keyframes)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, positive, noise_level, steps, batch_size, image=None, vae=None,
                 latent=None) -> io.NodeOutput:
         check_conditioning(positive, "positive")
@@ -108,6 +107,7 @@ class JoinKeyframes(io.ComfyNode):
         )
 
     @classmethod
+    @checked_when_run
     def execute(cls, first, second) -> io.NodeOutput:
         for name, value in (("first", first), ("second", second)):
             if not isinstance(value, GeodesicPath):
@@ -140,6 +140,7 @@ class PathToLatent(io.ComfyNode):
         )
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, path) -> io.NodeOutput:
         check_path_for(model, path, "path")
         return io.NodeOutput(noisy_latent(model, path), path.noise_level)

@@ -41,6 +41,9 @@ def model_key(model: ModelPatcher) -> ModelKey:
 # COSMOS_RFLOW), "flow" x = (1 - sigma) x0 + sigma n (CONST at noise_scale 1). Any other noise_scaling
 # (img-to-img "flows" that add no noise, a sampling class of another package) is refused, never guessed.
 NOISE_KIND_BY_SCALING = {"EPS": "ve", "V_PREDICTION_DDPM": "ve", "COSMOS_RFLOW": "ve", "CONST": "flow"}
+# Image-to-image samplings: IMG_TO_IMG keeps EPS's noise_scaling but hands the model its input unscaled, a
+# model that maps an image to an image and has no density of noisy latents; IMG_TO_IMG_FLOW adds no noise.
+IMAGE_TO_IMAGE_SAMPLINGS = ("IMG_TO_IMG", "IMG_TO_IMG_FLOW")
 
 
 def noise_kind(model: ModelPatcher) -> str:
@@ -51,6 +54,11 @@ def noise_kind(model: ModelPatcher) -> str:
     kind = None
     if scaling_owner is not None and scaling_owner.__module__ == comfy.model_sampling.__name__:
         kind = NOISE_KIND_BY_SCALING.get(scaling_owner.__name__)
+    if prediction_type(model) in IMAGE_TO_IMAGE_SAMPLINGS:
+        raise GeodesicInputError(
+            f"model: its sampling is {prediction_type(model)} (image to image): the model maps an image to an image "
+            f"and has no density of noisy latents to follow; use its eps, v-prediction or flow sampling "
+            f"(e.g. ModelSamplingDiscrete with sampling eps)")
     if kind is None:
         owner = "no noise_scaling" if scaling_owner is None else f"noise_scaling of {scaling_owner.__qualname__}"
         raise GeodesicInputError(
@@ -74,12 +82,17 @@ def sigma_at(model: ModelPatcher, noise_level: float) -> float:
 
 
 def ode_sigmas(model: ModelPatcher, noise_level: float, steps: int) -> Tensor:
-    """Descending sigmas from the noise level to 0, uniform in schedule fraction (DDIM-like spacing)."""
+    """Descending sigmas for ``steps`` DDIM steps from the noise level to 0: timesteps evenly spaced from the
+    level's down to the smallest trained one, then 0. DDIM's own spacing (ComfyUI's normal scheduler ends the
+    same way), and the one geodesic_pipeline's diffusers models take (diffusers_adapter.denoising_sigmas): the
+    same model inverts and generates by the same steps in and out of ComfyUI."""
     if steps < 1:
         raise GeodesicInputError(f"steps: expected at least 1, got {steps}")
+    if steps == 1:
+        return torch.tensor([sigma_at(model, noise_level), 0.0], dtype=torch.float32)
     ms = model_sampling(model)
-    fractions = [1.0 - noise_level * i / steps for i in range(steps, -1, -1)]
-    return torch.tensor([float(ms.percent_to_sigma(f)) for f in fractions], dtype=torch.float32)
+    levels = [float(ms.percent_to_sigma(1.0 - noise_level * i / (steps - 1))) for i in range(steps - 1, 0, -1)]
+    return torch.tensor([*levels, float(ms.sigma_min), 0.0], dtype=torch.float32)
 
 
 def latent_to_model_space(model: ModelPatcher, samples: Tensor) -> Tensor:

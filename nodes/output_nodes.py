@@ -10,11 +10,20 @@ from . import inputs as shared
 from .bridge import ModelCallSettings
 from .encode_decode import decode_path
 from .geodesics_on_model import read_out
-from .perceptual import DECODE_SPACINGS, LPIPS_NETS, decode_evenly, image_metrics, metrics_table, respace_evenly
+from .perceptual import (
+    DECODE_SPACINGS,
+    LPIPS_NETS,
+    check_frames_for_spacing,
+    decode_evenly,
+    image_metrics,
+    metrics_table,
+    respace_evenly,
+)
 from .plot import density_plot, latent_rgb_preview, lpips_plot, readout_table
 from .validation import (
     check_queued,
-    even_decoding_rules,
+    checked_when_run,
+    decoding_rules,
     guidance_needs_negative,
     lpips_weights_installed,
     lpips_when_images_given,
@@ -79,10 +88,11 @@ class DensityReadout(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative, lpips_when_images_given)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
                 guidance, accuracy=0.001, negative=None, images=None) -> io.NodeOutput:
         if images is not None and len(images) != len(path):
@@ -127,10 +137,11 @@ class PerceptualMetricsNode(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, lpips_weights_installed("lpips_net"))
 
     @classmethod
+    @checked_when_run
     def execute(cls, images, lpips_net="alex") -> io.NodeOutput:
         metrics = image_metrics(images, lpips_net)
         plot = lpips_plot(metrics)
@@ -160,10 +171,11 @@ class RespacePath(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, path, frames, alpha, sphere, batch_size, guidance, negative=None) -> io.NodeOutput:
         return io.NodeOutput(respace_evenly(model, path, frames, GeodesicSettings(alpha, sphere),
                                             ModelCallSettings(guidance, negative, batch_size)))
@@ -194,7 +206,8 @@ class DecodePath(io.ComfyNode):
                             "(official rescheduler): the same budget on a uniform grid, as in the paper's code "
                             "(DiffMorpher's scheduler)."),
                 io.Int.Input("frames", default=0, min=0, max=4096, optional=True,
-                             tooltip="Frames to return with even LPIPS spacing (0: as many as the path has)."),
+                             tooltip="Frames to return with even LPIPS spacing (0: as many as the path has). "
+                                     "Leave at 0 with spacing path, which decodes one frame per point."),
                 lpips_net_input(optional=True),
             ],
             outputs=[
@@ -214,13 +227,15 @@ class DecodePath(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
-        return check_queued(cls, inputs, even_decoding_rules)
+    def validate_inputs(cls, **inputs) -> bool | str:
+        return check_queued(cls, inputs, decoding_rules)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, path, steps, batch_size, vae=None, spacing="path", frames=0, lpips_net="alex"
                 ) -> io.NodeOutput:
-        if DECODE_SPACINGS.get(spacing, "") is None:
+        check_frames_for_spacing(spacing, frames)
+        if DECODE_SPACINGS[spacing] is None:
             samples = decode_path(model, path, steps=steps, batch_size=batch_size)
             if vae is None:
                 images = latent_rgb_preview(model, samples)
@@ -228,8 +243,6 @@ class DecodePath(io.ComfyNode):
                 images = vae.decode(samples)
                 images = images.reshape(-1, *images.shape[-3:])
             return io.NodeOutput({"samples": samples}, images, "spacing\tpath")
-        if spacing not in DECODE_SPACINGS:
-            raise GeodesicInputError(f"spacing: expected one of {', '.join(DECODE_SPACINGS)}, got {spacing!r}")
         even = decode_evenly(model, path, vae, frames=frames or len(path), method=DECODE_SPACINGS[spacing], steps=steps,
                              batch_size=batch_size, net=lpips_net)
         return io.NodeOutput({"samples": even.samples}, even.images, even.report)

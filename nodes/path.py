@@ -119,7 +119,8 @@ def join_paths(first: GeodesicPath, second: GeodesicPath, names: tuple[str, str]
     if first.model_key != second.model_key:
         raise GeodesicInputError(
             f"{names[1]}: made with {second.model_key.describe()}, but {names[0]} with "
-            f"{first.model_key.describe()}")
+            f"{first.model_key.describe()}; encode both with the same model (the same checkpoint and the same "
+            f"sampling patches)")
     if not math.isclose(first.sigma, second.sigma, rel_tol=SIGMA_REL_TOL):
         raise GeodesicInputError(
             f"{names[1]}: lies at noise level {second.noise_level:g}, but {names[0]} at "
@@ -128,6 +129,13 @@ def join_paths(first: GeodesicPath, second: GeodesicPath, names: tuple[str, str]
         raise GeodesicInputError(
             f"{names[1]}: latent size {tuple(second.points.shape[1:])} differs from {names[0]}'s "
             f"{tuple(first.points.shape[1:])}; resize the images to the same width and height")
+    entries = [{len(conditioning) for conditioning in p.schedule.conditionings} for p in (first, second)]
+    if len(entries[0] | entries[1]) > 1:
+        first_entries, second_entries = (" or ".join(map(str, sorted(e))) for e in entries)
+        raise GeodesicInputError(
+            f"{names[1]}: its conditioning has {second_entries} entries, {names[0]}'s {first_entries}; "
+            f"frames between them blend the two, which needs the same number (combine or concat the prompts "
+            f"the same way for each)")
     steps = [(p.t[-1] - p.t[0]).item() / (len(p) - 1) for p in (first, second) if len(p) > 1]
     gap = max(steps) if steps else 1.0
     second_span = (second.t[-1] - second.t[0]).item()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import comfy.model_management
+import comfy.utils
 import torch
 from torch import Tensor
 
@@ -22,8 +23,9 @@ from ..geodesic_core.perceptual import (
     perceptual_metrics,
     retime,
 )
+from ..geodesic_core.progress import Callback, Progress
 from ..geodesic_pipeline.keyframes import GeodesicSettings
-from .bridge import ModelCallSettings
+from .bridge import ModelCallSettings, show_progress_text
 from .encode_decode import decode_path
 from .geodesics_on_model import read_along
 from .path import GeodesicPath
@@ -38,6 +40,31 @@ DECODE_SPACINGS = {"path": None, "even LPIPS": "adaptive", "even LPIPS (official
 RANGE_SLACK = 1e-3  # IMAGE values this far outside [0, 1] are float rounding (clamped); further out, refused
 MEMORY_SHARE = 0.5  # of the free memory, for LPIPS features (the rest stays for ComfyUI and the model)
 MAX_LPIPS_CHUNK = 16  # frames per LPIPS pass: enough to keep a GPU busy, more only costs memory
+
+
+def check_frames_for_spacing(spacing: str, frames: int | None) -> None:
+    """Decode Path's ``frames`` counts only with an even spacing; spacing 'path' decodes every point."""
+    if spacing == "path" and frames:
+        raise GeodesicInputError(
+            f"frames: spacing 'path' decodes one frame per point of the path, so {frames} frames cannot be "
+            f"given; set frames to 0, choose the number of frames where the path is made (Solve BVP, Respace "
+            f"Path), or use spacing 'even LPIPS'")
+
+
+def lpips_progress(stage: str) -> Callback:
+    """LPIPS callback: Cancel is honoured between chunks, and each pass fills the node's bar and says how far
+    it is under the node's title."""
+    bar = None
+
+    def report(progress: Progress) -> None:
+        nonlocal bar
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        if bar is None or progress.step <= bar.current:  # a new pass over the frames starts a new bar
+            bar = comfy.utils.ProgressBar(progress.total)
+        bar.update_absolute(progress.step, progress.total)
+        show_progress_text(f"{stage}: LPIPS of {progress.step} of {progress.total} frames")
+
+    return report
 
 
 def lpips_on_device(net: str) -> LPIPS:
@@ -80,7 +107,8 @@ def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images")
     if len(frames) < 2:
         raise GeodesicInputError(f"{input_name}: perceptual metrics need at least 2 frames, got {len(frames)}")
     lpips = lpips_on_device(net)
-    return perceptual_metrics(frames, lpips, chunk_size=lpips_chunk(lpips, frames, input_name))
+    return perceptual_metrics(frames, lpips, chunk_size=lpips_chunk(lpips, frames, input_name),
+                              callback=lpips_progress(f"{input_name}"))
 
 
 def metrics_table(metrics: PerceptualMetrics) -> str:
@@ -123,8 +151,8 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     lpips = lpips_on_device(net)
     chunk_size = lpips_chunk(lpips, plain, "vae")
     result = retime(render, frames, method=method, measure=len(path) + frames - 1, initial=(own_t, plain),
-                    lpips=lpips, chunk_size=chunk_size)
-    before = perceptual_metrics(plain, lpips, chunk_size=chunk_size)
+                    lpips=lpips, chunk_size=chunk_size, callback=lpips_progress("measuring"))
+    before = perceptual_metrics(plain, lpips, chunk_size=chunk_size, callback=lpips_progress("path frames"))
     # render_at reuses a frame at a position within SAME_POSITION: look frames up by the nearest position
     nearest = [decoded[min(decoded, key=lambda known: abs(known - position))] for position in result.t.tolist()]
     samples = torch.stack([sample for sample, _ in nearest])

@@ -11,6 +11,7 @@ from .geodesics_on_model import extrapolate, solve_keyframes
 from .validation import (
     budget_covers_the_frames,
     check_queued,
+    checked_when_run,
     global_search_needs_default_method,
     guidance_needs_negative,
 )
@@ -57,11 +58,12 @@ class SolveBVP(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative, budget_covers_the_frames,
                             global_search_needs_default_method)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
                 batch_size, guidance, accuracy=0.001, search="local", negative=None) -> io.NodeOutput:
         settings = GeodesicSettings(alpha, sphere, method, tolerance, accuracy, search, max_evals)
@@ -100,10 +102,11 @@ class SolveIVP(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **inputs) -> bool:
+    def validate_inputs(cls, **inputs) -> bool | str:
         return check_queued(cls, inputs, guidance_needs_negative)
 
     @classmethod
+    @checked_when_run
     def execute(cls, model, path, frames, velocity_from, direction, alpha, sphere, batch_size, guidance,
                 negative=None) -> io.NodeOutput:
         new_path = extrapolate(model, path, frames=frames, use_tangent=velocity_from == VELOCITY_SOURCES[0],

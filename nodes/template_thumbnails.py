@@ -25,6 +25,10 @@ def add_thumbnail_route(routes: web.RouteTableDef, pack_folder: str) -> None:
     @routes.get(f"/workflow_templates/{pack_folder}/{{name}}.jpg")
     async def template_thumbnail(request: web.Request) -> web.FileResponse:
         path = TEMPLATES_DIR / f"{request.match_info['name']}.jpg"
-        if path.parent != TEMPLATES_DIR or not path.is_file():
+        try:
+            found = path.parent == TEMPLATES_DIR and path.is_file()
+        except OSError:  # a name the file system cannot hold (too long) names no template either
+            found = False
+        if not found:
             raise web.HTTPNotFound()
         return web.FileResponse(path)

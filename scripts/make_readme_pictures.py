@@ -33,13 +33,14 @@ SCREENSHOTS = ROOT / "test-artifacts" / "browser"
 # Browser screenshots in the README and help pages: test screenshot name -> picture name. PNG and GIF only:
 # aiohttp, which serves WEB_DIRECTORY, sends .webp as application/octet-stream on Python 3.11.
 BROWSER_PICTURES = {
+    "embedded_template_ran.png": "comfyui_embedded.png",
     "geodesic_interpolation_ran.png": "comfyui_interpolation.png",
     "geodesic_keyframes_loop.png": "comfyui_keyframes_loop.png",
     "geodesic_extrapolation.png": "comfyui_extrapolation.png",
     "video_density_analysis.png": "comfyui_video_density.png",
     "help_page.png": "comfyui_help_page.png",
 }
-BROWSER_TESTS = "interpolation_runs or workflow_loads or help_page"
+BROWSER_TESTS = "embedded_template_runs or interpolation_runs or workflow_loads or help_page"
 SETTINGS_FRAMES = 11  # frames per row in the alpha / noise-level picture
 NOISE_LEVEL, ALPHA = MNIST_DEFAULTS.noise_level, MNIST_DEFAULTS.alpha
 SETTINGS_ROWS = [(NOISE_LEVEL, 0.05), (NOISE_LEVEL, ALPHA), (NOISE_LEVEL, 4 * ALPHA), (0.4, ALPHA), (0.6, ALPHA)]

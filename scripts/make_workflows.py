@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageOps, ImageSequence
 
 from devtools.comfy_server import (
     CLIP_FILE,
+    EMBEDDED_TEMPLATE,
     EXTRAPOLATION_TEMPLATE,
     INTERPOLATION_TEMPLATE,
     KEYFRAME_FILES,
@@ -34,6 +35,7 @@ from devtools.comfy_server import (
     VIDEO_TEMPLATE,
     WORKFLOWS_DIR,
     ComfyServer,
+    PromptResult,
     start_server,
     write_example_inputs,
 )
@@ -41,7 +43,7 @@ from devtools.workflow_build import Link, Node, build_ui_workflow
 from devtools.workflow_convert import ui_to_api
 from digits.data import load_split
 from digits.model import load_digits_model
-from digits.settings import ALPHA
+from digits.settings import ALPHA, MNIST_DEFAULTS, ODE_STEPS
 from geodesic_core import solve_bvp, solve_ivp
 from geodesic_pipeline.keyframes import on_common_sphere
 
@@ -51,6 +53,24 @@ EXTRAPOLATED_BORDER = (251, 133, 0)  # frames past the last keyframe are framed 
 PROMPT = "a handwritten digit, black ink on white paper"
 KEYFRAME_CLASSES = (0, 3, 6)  # the digits the example keyframe images show (devtools.comfy_server.KEYFRAME_DIGITS)
 INTERPOLATION_FRAMES, LOOP_FRAMES, EXTRAPOLATION_BVP_FRAMES, EXTRAPOLATED_FRAMES = 17, 24, 9, 8
+# The embedded-model template: two held-out digits (a 7 and a 2) and the settings chosen on training digits
+# (docs/evaluation-mnist.md, "The embedded template's settings").
+EMBEDDED_DIGITS = (0, 1)
+EMBEDDED_SETTINGS = {"noise_level": MNIST_DEFAULTS.noise_level, "alpha": MNIST_DEFAULTS.alpha, "steps": ODE_STEPS,
+                     "frames": INTERPOLATION_FRAMES}
+EMBEDDED_NOTE = """Runs as opened: no checkpoint, no input image (about half a minute on a laptop CPU).
+
+The embedded model was trained on handwritten digits (MNIST); its MODEL, VAE and conditioning work with every
+Density Geodesics node and with KSampler / VAE Decode.
+
+What to change:
+- index on the two MNIST Test Digit nodes: other digits (0 to 9999; the label output says which digit).
+- frames on Solve BVP: more or fewer frames in the animation.
+- alpha on Solve BVP and Density Readout: higher pulls the path harder through likely digits, lower keeps it
+  straighter (0.54 was chosen on training digits).
+- noise_level on both Encode Keyframes: higher leaves the path more room, lower stays closer to the pixels.
+
+For your own images and an SD checkpoint, open "Geodesic interpolation between two images"."""
 
 
 # --- the workflows --------------------------------------------------------------------------------------
@@ -140,7 +160,36 @@ def video_analysis() -> list[Node]:
             Node("table", "PreviewAny", {"source": Link("readout", "table")})]
 
 
+def embedded_digits() -> list[Node]:
+    """Two held-out MNIST digits on the embedded model: encode, geodesic, decode to an animated WEBP, and the
+    density readout of the path (plot and table). Needs no file."""
+    model, vae, conditioning = (Link("embedded", name) for name in ("model", "vae", "conditioning"))
+    nodes = [Node("note", "Note", {"text": EMBEDDED_NOTE}, title="Start here"),
+             Node("embedded", "DensityGeodesics_LoadEmbeddedModel")]
+    for i, index in enumerate(EMBEDDED_DIGITS):
+        nodes += [Node(f"digit_{i}", "DensityGeodesics_MnistTestDigit", {"index": index}),
+                  Node(f"encode_{i}", "DensityGeodesics_EncodeKeyframes",
+                       {"model": model, "positive": conditioning, "image": Link(f"digit_{i}", "image"), "vae": vae,
+                        "noise_level": EMBEDDED_SETTINGS["noise_level"], "steps": EMBEDDED_SETTINGS["steps"]})]
+    alpha = EMBEDDED_SETTINGS["alpha"]
+    return [*nodes,
+            Node("join", "DensityGeodesics_JoinKeyframes", {"first": Link("encode_0", "path"),
+                                                             "second": Link("encode_1", "path")}),
+            Node("solve", "DensityGeodesics_SolveBVP", {"model": model, "keyframes": Link("join", "path"),
+                                                         "frames": EMBEDDED_SETTINGS["frames"], "alpha": alpha}),
+            Node("solve_report", "PreviewAny", {"source": Link("solve", "report")}),
+            Node("decode", "DensityGeodesics_DecodePath", {"model": model, "path": Link("solve", "path"), "vae": vae,
+                                                           "steps": EMBEDDED_SETTINGS["steps"]}),
+            Node("save", "SaveAnimatedWEBP", {"images": Link("decode", "images"), "filename_prefix": "digits_geodesic",
+                                              "fps": 8.0, "lossless": False, "quality": 90}),
+            Node("readout", "DensityGeodesics_DensityReadout", {"model": model, "path": Link("solve", "path"),
+                                                                "compare_geodesic": False, "alpha": alpha}),
+            Node("save_plot", "SaveImage", {"images": Link("readout", "plot"), "filename_prefix": "digits_density"}),
+            Node("table", "PreviewAny", {"source": Link("readout", "table")})]
+
+
 WORKFLOWS = {
+    EMBEDDED_TEMPLATE: embedded_digits,
     INTERPOLATION_TEMPLATE: interpolation,
     LOOP_TEMPLATE: keyframes_loop,
     EXTRAPOLATION_TEMPLATE: extrapolation,
@@ -190,12 +239,38 @@ def digits_animation_thumbnails() -> dict[str, Image.Image]:
     }
 
 
-def density_plot_thumbnail(server: ComfyServer, workflow: dict, object_info: dict) -> Image.Image:
-    """The plot the video template writes with its own settings, run on the test server."""
+def run_template(server: ComfyServer, workflow: dict, object_info: dict) -> tuple[dict, PromptResult]:
     prompt = ui_to_api(workflow, object_info)
     result = server.run(prompt, timeout_s=600.0)
     if result.status != "success":
-        raise RuntimeError(f"the video template failed on the test server: {result.error_message}")
+        raise RuntimeError(f"a template failed on the test server: {result.error_message}")
+    return prompt, result
+
+
+def embedded_thumbnail(server: ComfyServer, workflow: dict, object_info: dict) -> Image.Image:
+    """The embedded template's own animation, run as opened on the server: GRID x GRID of its frames."""
+    log_start = len(server.log_text())
+    prompt, result = run_template(server, workflow, object_info)
+    print(f"{EMBEDDED_TEMPLATE}: {result.wall_s:.1f} s through POST /prompt")
+    for line in server.log_text()[log_start:].splitlines():
+        if "DensityGeodesics" in line and "latents evaluated" in line:
+            print("  " + line.strip())
+    (save_node,) = [i for i, node in prompt.items() if node["class_type"] == "SaveAnimatedWEBP"]
+    (entry,) = result.output_files(save_node)
+    with Image.open(server.output_path(entry)) as animation:
+        frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(animation)]
+    picks = np.linspace(0, len(frames) - 1, GRID * GRID).round().astype(int)
+    cell = THUMBNAIL_SIZE // GRID
+    sheet = Image.new("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE), "white")
+    for slot, index in enumerate(picks):
+        tile = frames[index].resize((cell - 8, cell - 8), Image.NEAREST)
+        sheet.paste(tile, ((slot % GRID) * cell + 4, (slot // GRID) * cell + 4))
+    return sheet
+
+
+def density_plot_thumbnail(server: ComfyServer, workflow: dict, object_info: dict) -> Image.Image:
+    """The plot the video template writes with its own settings, run on the test server."""
+    prompt, result = run_template(server, workflow, object_info)
     (plot_node,) = [i for i, node in prompt.items() if node["class_type"] == "SaveImage"]
     (entry,) = result.output_files(plot_node)
     with Image.open(server.output_path(entry)) as plot:
@@ -210,7 +285,8 @@ def main() -> None:
             write_example_inputs(server.input_dir)
             object_info = server.object_info()
             workflows = {name: build_ui_workflow(make(), object_info) for name, make in WORKFLOWS.items()}
-            thumbnails = {VIDEO_TEMPLATE: density_plot_thumbnail(server, workflows[VIDEO_TEMPLATE], object_info)}
+            thumbnails = {VIDEO_TEMPLATE: density_plot_thumbnail(server, workflows[VIDEO_TEMPLATE], object_info),
+                          EMBEDDED_TEMPLATE: embedded_thumbnail(server, workflows[EMBEDDED_TEMPLATE], object_info)}
         finally:
             server.stop()
     thumbnails |= digits_animation_thumbnails()

@@ -18,8 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+import requests
+import torch
+from PIL import Image, ImageSequence
 from playwright.sync_api import Page, sync_playwright
 
 from devtools.comfy_browser import (
@@ -38,6 +41,7 @@ from devtools.comfy_browser import (
 from devtools.comfy_harness import NEWEST_FRONTEND, PINNED_FRONTEND, frontend_root
 from devtools.comfy_server import (
     ARTIFACTS,
+    EMBEDDED_TEMPLATE,
     FAST_SETTINGS,
     IMAGE_SIZE,
     INTERPOLATION_TEMPLATE,
@@ -49,6 +53,8 @@ from devtools.comfy_server import (
     write_example_inputs,
 )
 from devtools.workflow_convert import ordered_inputs, ui_to_api
+from digits.judge import judge_images, load_judge
+from digits.mnist import load_split_uint8
 
 pytestmark = pytest.mark.browser
 
@@ -115,9 +121,9 @@ def test_template_browser_shows_titles_and_thumbnails_in_the_served_order(page: 
         thumbnails: [...card.querySelectorAll('img')].map(img => img.naturalWidth),
     }))""")
     page.keyboard.press("Escape")
-    # The browser keeps the server's order: current ComfyUI's sorted list puts the interpolation first
+    # The browser keeps the server's order: current ComfyUI's sorted list puts the embedded template first
     # (0.3.75 lists in directory order).
-    assert [card["name"] for card in shown] == listed and WORKFLOW_NAMES[0] == INTERPOLATION_TEMPLATE
+    assert [card["name"] for card in shown] == listed and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
     for card in shown:
         # A custom node template's title is its file name (1.32's description repeats it, - and _ as spaces).
         assert card["name"] in card["lines"], card
@@ -180,6 +186,30 @@ def test_interpolation_runs_from_the_run_button(page: Page, frontend: Frontend):
     assert shot.stat().st_size > 10_000
 
 
+def test_embedded_template_runs_as_opened_and_shows_the_morph(page: Page, frontend: Frontend):
+    """The first template, as it opens, from the Run button: the Save node shows the animation, its frames are
+    digits by the independent judge, and the first and last are the input digits' labels."""
+    load_template(page, PACK_FOLDER_NAME, EMBEDDED_TEMPLATE)
+    page.get_by_role("button", name="Run").first.click()
+    page.wait_for_function("""() => [...document.querySelectorAll("img[src*='digits_geodesic']")]
+        .some(img => img.complete && img.naturalWidth > 0)""", timeout=RUN_TIMEOUT_MS)
+    fit_view(page)
+    screenshot(page, frontend.screenshots / "embedded_template_ran.png")
+    shown = page.evaluate("""() => {
+        const save = window.app.graph.nodes.find(n => n.type === 'SaveAnimatedWEBP');
+        return window.app.nodeOutputs[String(save.id)].images.map(i => i.filename);
+    }""")
+    assert len(shown) == 1, shown
+    with Image.open(frontend.server.output_dir / shown[0]) as animation:
+        grey = np.stack([np.asarray(frame.convert("L")) for frame in ImageSequence.Iterator(animation)])
+    verdict = judge_images(load_judge(), torch.from_numpy(grey.astype(np.float32) / 127.5 - 1.0)[:, None])
+    indices = page.evaluate("""() => window.app.graph.nodes.filter(n => n.type === 'DensityGeodesics_MnistTestDigit')
+        .sort((a, b) => a.pos[1] - b.pos[1]).map(n => n.widgets.find(w => w.name === 'index').value)""")
+    labels = [int(label) for label in load_split_uint8("held_out")[1][indices]]
+    assert [verdict.labels[0], verdict.labels[-1]] == labels, verdict.labels
+    assert verdict.mean_confidence >= 0.8, verdict.confidence
+
+
 HELP_NODE = "DensityGeodesics_SolveBVP"
 
 
@@ -206,3 +236,22 @@ def test_node_help_page_opens_with_its_picture(page: Page, frontend: Frontend):
     assert heading.is_visible()
     sources = page.evaluate("() => [...document.querySelectorAll(\"img[src*='/docs/images/']\")].map(i => i.src)")
     assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src in sources), sources
+
+
+def test_a_refused_prompt_rings_the_input_its_message_names(page: Page, frontend: Frontend):
+    """Queue a template with one mistake (Decode Path's frames with spacing 'path'): the frontend marks exactly
+    that input of that node (the answer's extra_info.input_name). ComfyUI still runs the prompt's outputs that
+    do not need the refused node, so the run is cancelled here once the mark is shown."""
+    load_template(page, PACK_FOLDER_NAME, INTERPOLATION_TEMPLATE)
+    set_widgets(page, "DensityGeodesics_DecodePath", {"frames": 7})
+    page.get_by_role("button", name="Run").first.click()
+    marked_inputs = """() => window.app.graph.nodes.flatMap(
+        node => (node.inputs ?? []).filter(slot => slot.hasErrors).map(slot => [node.type, slot.name]))"""
+    try:
+        page.wait_for_function(f"({marked_inputs})().length > 0", timeout=15_000)
+        fit_view(page)
+    finally:
+        screenshot(page, frontend.screenshots / "refused_prompt.png")
+        frontend.server.interrupt()
+        requests.post(frontend.server.url + "/queue", json={"clear": True}, timeout=30)
+    assert page.evaluate(marked_inputs) == [["DensityGeodesics_DecodePath", "frames"]]

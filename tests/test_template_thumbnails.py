@@ -58,8 +58,8 @@ def test_thumbnails_are_served_where_current_comfyui_serves_only_json():
     for name, (status, content_type, body) in zip(WORKFLOW_NAMES, answers, strict=True):
         assert (status, content_type) == (200, "image/jpeg"), name
         assert body == (WORKFLOWS_DIR / f"{name}.jpg").read_bytes()
-    (template, missing, outside, other_pack) = asyncio.run(_fetch([
-        f"{base}/{INTERPOLATION_TEMPLATE}.json", f"{base}/no such template.jpg", f"{base}/..%2F..%2Ficon.jpg",
-        f"/api/workflow_templates/another_pack/{INTERPOLATION_TEMPLATE}.jpg"]))
+    (template, missing, too_long, outside, other_pack) = asyncio.run(_fetch([
+        f"{base}/{INTERPOLATION_TEMPLATE}.json", f"{base}/no such template.jpg", f"{base}/{'x' * 300}.jpg",
+        f"{base}/..%2F..%2Ficon.jpg", f"/api/workflow_templates/another_pack/{INTERPOLATION_TEMPLATE}.jpg"]))
     assert template[0] == 200 and template[2] == (WORKFLOWS_DIR / f"{INTERPOLATION_TEMPLATE}.json").read_bytes()
-    assert missing[0] == outside[0] == other_pack[0] == 404
+    assert missing[0] == too_long[0] == outside[0] == other_pack[0] == 404  # too long for a file name: no 500

@@ -24,16 +24,16 @@ def test_clear_errors_for_bad_inputs(sd, keyframes):
     one = encode_keyframes(sd, random_images(1, 9), sd["cat"])
     with pytest.raises(GeodesicInputError, match="keyframes: a geodesic between keyframes needs at least 2"):
         SolveBVP.execute(model, one, 5, False, "equal", **FAST_BVP)
-    with pytest.raises(GeodesicInputError, match="frames: expected at least 3 frames"):
+    with pytest.raises(GeodesicInputError, match="frames: expected a number from 3 to 4096, got 2"):
         SolveBVP.execute(model, keyframes, 2, False, "equal", **FAST_BVP)
-    with pytest.raises(GeodesicInputError, match=r"batch_size: expected 0 \(automatic\) or a positive number, got -1"):
+    with pytest.raises(GeodesicInputError, match="batch_size: expected a number from 0 to 256, got -1"):
         SolveBVP.execute(model, keyframes, 5, False, "equal", **{**FAST_BVP, "batch_size": -1})
     four = JoinKeyframes.execute(keyframes, one)[0]
     with pytest.raises(GeodesicInputError, match="frames: 4 keyframes need at least 4 frames, got 3"):
         SolveBVP.execute(model, four, 3, False, "equal", **FAST_BVP)
     with pytest.raises(GeodesicInputError, match=r"latent: expected \[batch, 4, height, width\]"):
         EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4, latent={"samples": torch.zeros(1, 16, 8, 8)})
-    with pytest.raises(GeodesicInputError, match="image / latent: connect exactly one"):
+    with pytest.raises(GeodesicInputError, match="image: connect an image .* or a latent"):
         EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 2, 4)
     with pytest.raises(GeodesicInputError, match="steps: the inversion needs at least 2 steps"):
         EncodeKeyframes.execute(model, sd["cat"], NOISE_LEVEL, 1, 4, image=random_images(1, 0), vae=sd["vae"])
@@ -82,9 +82,8 @@ QUEUE_TIME_ERRORS = [
 @pytest.mark.parametrize("node, changes, others, message", QUEUE_TIME_ERRORS,
                          ids=[f"{next(iter(c))}={next(iter(c.values()))}" for _, c, _, _ in QUEUE_TIME_ERRORS])
 def test_validate_inputs_names_the_widget(node, changes, others, message):
-    with pytest.raises(GeodesicInputError) as refused:
-        node.validate_inputs(**{**BVP_WIDGETS, **changes}, **others)
-    assert str(refused.value).startswith(message), refused.value
+    refusal = node.validate_inputs(**{**BVP_WIDGETS, **changes}, **others)
+    assert isinstance(refusal, str) and refusal.startswith(message), refusal
 
 
 def test_validate_inputs_accepts_defaults_connected_negatives_and_links():
@@ -96,15 +95,13 @@ def test_validate_inputs_accepts_defaults_connected_negatives_and_links():
     assert SolveIVP.validate_inputs(**ivp) is True
     for changes, message in [({"direction": "sideways"}, "direction: expected one of 'forward', 'backward', got"),
                              ({"velocity_from": "velocity"}, "velocity_from: expected one of")]:
-        with pytest.raises(GeodesicInputError, match=f"^{message}"):
-            SolveIVP.validate_inputs(**{**ivp, **changes})
+        assert SolveIVP.validate_inputs(**{**ivp, **changes}).startswith(message)
     readout = dict(alpha=0.002, method="default", tolerance=1e-3, guidance=0.0)
     for changes, message in [({"tolerance": float("nan")}, "tolerance:"), ({"accuracy": 0.9}, "accuracy:"),
                              ({"guidance": 1.0}, "negative: guidance > 0"), ({"method": "x"}, "method:")]:
-        with pytest.raises(GeodesicInputError, match=f"^{message}"):
-            DensityReadout.validate_inputs(**{**readout, **changes})
-    with pytest.raises(GeodesicInputError, match="^noise_level: expected a number from 0.05"):
-        EncodeKeyframes.validate_inputs(noise_level=float("nan"), steps=2, image=None, vae=None)
+        assert DensityReadout.validate_inputs(**{**readout, **changes}).startswith(message)
+    assert EncodeKeyframes.validate_inputs(noise_level=float("nan"), steps=2, image=None, vae=None).startswith(
+        "noise_level: expected a number from 0.05")
 
 
 def test_noisy_latent_fed_back_into_encode_is_refused(sd, keyframes):

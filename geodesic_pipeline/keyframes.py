@@ -17,6 +17,17 @@ from .core import core, geometry
 
 SPACINGS = ("by distance", "equal")  # how frames are shared between segments
 
+# How a solve ended, in the words a report shows an artist: on a trained model the residual rarely reaches
+# the tolerance, and stopping at the floor the model's own error allows is the normal, good outcome.
+OUTCOME_WORDS = {
+    core.Outcome.CONVERGED: "converged (a geodesic to the tolerance)",
+    core.Outcome.FLOOR: "stopped at the best path this model allows (normal for a trained model)",
+    core.Outcome.STALLED: "stopped improving (the best path found is kept)",
+    core.Outcome.BUDGET: "stopped at max_evals (the best path so far; a larger budget may shorten it)",
+    core.Outcome.STOPPED: "stopped early (the best path so far)",
+    core.Outcome.SCHEDULE: "ran the paper's schedule to its end",
+}
+
 
 @dataclass(frozen=True)
 class GeodesicSettings:
@@ -204,8 +215,8 @@ class KeyframeGeodesic:
                 continue
             lines.append(
                 f"segment {k + 1}: {segment.steps + 1} frames, length {result.readout.length:.5g}, residual "
-                f"{result.residual:.3g}, {'converged' if result.converged else 'not converged'} after "
-                f"{result.iterations} iterations, {result.score_evals} score evaluations"
+                f"{result.residual:.3g}, {OUTCOME_WORDS[result.outcome]} after {result.iterations} "
+                f"iteration{'s' * (result.iterations != 1)}, {result.score_evals} score evaluations"
                 + ("" if result.route == "direct" else f"; global search: {result.route}"))
         return lines
 

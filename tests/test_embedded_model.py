@@ -26,6 +26,7 @@ from density_geodesics.nodes import (  # noqa: E402
     SolveBVP,
 )
 from density_geodesics.nodes.model_facts import model_key, noise_kind, ode_sigmas, sigma_at  # noqa: E402
+from evaluation_counting import CountingDenoiser  # noqa: E402
 
 import nodes as comfy_nodes  # noqa: E402
 from digits.judge import judge_images, load_judge  # noqa: E402
@@ -130,18 +131,6 @@ class CountingUNet:
         return apply_model(args["input"], args["timestep"], **args["c"])
 
 
-class CountingDenoiser:
-    """Counts the latents the pipeline passes to the diffusers denoiser."""
-
-    def __init__(self, denoise):
-        self.denoise = denoise
-        self.latents = 0
-
-    def __call__(self, x, sigma, t=None):
-        self.latents += x.shape[0]
-        return self.denoise(x, sigma, t)
-
-
 def test_comfyui_route_equals_the_pipeline_route(embedded):
     """The nodes on the loader's MODEL and VAE against geodesic_pipeline on the diffusers model (the demo's route),
     at the demo's settings, on a held-out 7 and 2.
@@ -175,7 +164,7 @@ def test_comfyui_route_equals_the_pipeline_route(embedded):
     pipeline.denoise = counting
     images, _ = load_split("held_out")
     latents = pipeline.to_latents(images[list(HELD_OUT_PAIR)])
-    pipeline_encode_evals, counting.latents = counting.latents, 0
+    pipeline_encode_evals = counting.take()
     _, solves = compare_like_for_like(pipeline, latents[0], latents[1], [COMPARISONS["sphere"]], alpha=alpha,
                                       n_points=FRAMES, max_evals=MAX_EVALS)
     solve = solves["sphere"]

@@ -13,6 +13,17 @@ from .core import core, geometry
 
 SPACINGS = ("by distance", "equal")  # how frames are shared between segments
 
+# How a solve ended, in the words a report shows an artist: on a trained model the residual rarely reaches
+# the tolerance, and stopping at the floor the model's own error allows is the normal, good outcome.
+OUTCOME_WORDS = {
+    core.Outcome.CONVERGED: "converged (a geodesic to the tolerance)",
+    core.Outcome.FLOOR: "stopped at the best path this model allows (normal for a trained model)",
+    core.Outcome.STALLED: "stopped improving (the best path found is kept)",
+    core.Outcome.BUDGET: "stopped at max_evals (the best path so far; a larger budget may shorten it)",
+    core.Outcome.STOPPED: "stopped early (the best path so far)",
+    core.Outcome.SCHEDULE: "ran the paper's schedule to its end",
+}
+
 
 def readout_evals(frames: int, keyframes: int, loop: bool) -> int:
     """The smallest budget of a solve through ``keyframes`` with ``frames`` frames: one readout of every

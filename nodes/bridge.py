@@ -197,7 +197,11 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     load_batch = min(largest_batch, batch_size) if batch_size > 0 else largest_batch
     placeholder = torch.zeros((max(load_batch, 1), *latent_shape))
     started = time.perf_counter()
-    guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
+    try:
+        guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
+    except comfy.model_management.InterruptProcessingException:
+        show_progress_text(f"cancelled ({stage}, after {progress.done} of {progress.total} evaluations)")
+        raise
     progress.finish()
     logging.info("DensityGeodesics %s: %.2f s, %d model calls, %d latents evaluated", stage,
                  time.perf_counter() - started, progress.calls, progress.done)

@@ -7,6 +7,7 @@ from comfy_api.latest import io
 
 from . import inputs as shared
 from .embedded_model import load_embedded_model, mnist_test_digit
+from .validation import checked_when_run
 
 
 class LoadEmbeddedModel(io.ComfyNode):
@@ -55,5 +56,6 @@ class MnistTestDigit(io.ComfyNode):
         )
 
     @classmethod
+    @checked_when_run
     def execute(cls, index) -> io.NodeOutput:
         return io.NodeOutput(*mnist_test_digit(index))

@@ -23,7 +23,7 @@ from ..geodesic_core import (
 )
 from ..geodesic_core.fields import Denoiser
 from ..geodesic_core.geometry import knot_interval
-from ..geodesic_pipeline.keyframes import on_common_sphere, plan_segments, solve_segments
+from ..geodesic_pipeline.keyframes import OUTCOME_WORDS, on_common_sphere, plan_segments, solve_segments
 from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points
@@ -145,8 +145,8 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
                 end_tangent = result.end_tangent / segment.steps
                 report.append(
                     f"segment {k + 1}: {segment.steps + 1} frames, length {result.length:.5g}, residual "
-                    f"{result.residual:.3g}, {'converged' if result.converged else 'not converged'} after "
-                    f"{result.iterations} iterations, {result.score_evals} score evaluations"
+                    f"{result.residual:.3g}, {OUTCOME_WORDS[result.outcome]} after {result.iterations} "
+                    f"iteration{'s' * (result.iterations != 1)}, {result.score_evals} score evaluations"
                     + ("" if result.route == "direct" else f"; global search: {result.route}"))
             pieces.append(segment.points[1:])
             densities.append(densities[-1][-1] + log_density[1:].cpu())

@@ -32,12 +32,20 @@ def path_output(tooltip: str) -> io.Output:
     return named_output(GeodesicPathType, "path", tooltip, output_id="geodesic_path")
 
 
+def advanced(spec: io.Input) -> io.Input:
+    """A solver internal: frontends that know the flag (1.5x) fold it into the node's advanced inputs, older
+    ones show it as before. ComfyUI 0.3.75's inputs take no ``advanced`` argument; the flag travels in the
+    input's extra dict, which every version sends with the input's options."""
+    spec.extra_dict = {**spec.extra_dict, "advanced": True}
+    return spec
+
+
 def batch_size_input() -> io.Int.Input:
-    return io.Int.Input(
+    return advanced(io.Int.Input(
         "batch_size", default=0, min=0, max=256,
         tooltip="Most latents per model call. 0 (automatic): as many as ComfyUI's memory estimate for this "
                 "model says fit in free memory, the rule ComfyUI uses to batch prompts. Set a number to cap it "
-                "if you run out of memory; results stay the same up to float rounding.")
+                "if you run out of memory; results stay the same up to float rounding."))
 
 
 def steps_input(tooltip: str) -> io.Int.Input:
@@ -52,50 +60,50 @@ def alpha_input() -> io.Float.Input:
 
 
 def sphere_input() -> io.Boolean.Input:
-    return io.Boolean.Input(
+    return advanced(io.Boolean.Input(
         "sphere", default=True,
         tooltip="Keep every point at the common norm of the endpoints (noisy latents live near a sphere); "
-                "the paper's default.")
+                "the paper's default."))
 
 
 def method_input() -> io.Combo.Input:
-    return io.Combo.Input(
+    return advanced(io.Combo.Input(
         "method", options=list(METHODS), default=METHODS[0],
-        tooltip="default: coarse-to-fine L-BFGS that stops when the path satisfies the geodesic equation to "
-                "the tolerance. paper: the reference schedule of Yu et al. (400 gradient steps, no stopping "
-                "test).")
+        tooltip="default: coarse-to-fine Gauss-Newton on the path energy, stopping when the path satisfies "
+                "the geodesic equation to the tolerance. paper: the reference schedule of Yu et al. (400 "
+                "gradient steps, no stopping test)."))
 
 
 def tolerance_input() -> io.Float.Input:
-    return io.Float.Input(
+    return advanced(io.Float.Input(
         "tolerance", default=0.001, min=0.000001, max=1.0, step=0.0001, round=0.000001,
-        tooltip="Stop when the scale-free geodesic residual falls below this (default method only).")
+        tooltip="Stop when the scale-free geodesic residual falls below this (default method only)."))
 
 
 def max_evals_input() -> io.Int.Input:
-    return io.Int.Input(
+    return advanced(io.Int.Input(
         "max_evals", default=2000, min=10, max=1000000,
         tooltip="Budget of score evaluations (one latent through the model each) for the whole solve; the "
-                "best path so far is returned when it runs out.")
+                "best path so far is returned when it runs out."))
 
 
 def accuracy_input() -> io.Float.Input:
     # Last widget of its nodes and optional, so workflows and API prompts made before it existed still run.
-    return io.Float.Input(
+    return advanced(io.Float.Input(
         "accuracy", default=0.001, min=0.00001, max=0.5, step=0.0001, round=0.00001, optional=True,
         tooltip="Relative accuracy of the log densities and lengths between frames: the readout adds model "
                 "calls between frames until its error estimate is below this fraction of the log-density "
-                "range (and of the length). Larger is cheaper and rougher; the table reports the error bound.")
+                "range (and of the length). Larger is cheaper and rougher; the table reports the error bound."))
 
 
 def search_input() -> io.Combo.Input:
-    # Last widget of Solve BVP and optional, so workflows and API prompts made before it existed still run.
-    return io.Combo.Input(
+    # Last widget of Geodesic Interpolation and optional, so workflows and API prompts made before it existed still run.
+    return advanced(io.Combo.Input(
         "search", options=list(SEARCHES), default=SEARCHES[0], optional=True,
         tooltip="local: the geodesic in the basin of the straight (or great-circle) path, the cheaper solve. "
                 "global: also tries routes through probable images the model proposes (score ascent from the "
                 "local path's displaced frames) and keeps the shortest; about 2x the evaluations. Default "
-                "method only.")
+                "method only."))
 
 
 def solver_inputs() -> list[io.Input]:

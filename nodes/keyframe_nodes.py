@@ -67,7 +67,7 @@ class EncodeKeyframes(io.ComfyNode):
                                 tooltip="Clean latents instead of images (e.g. a KSampler output)."),
             ],
             outputs=[
-                shared.path_output("Keyframes at the noise level: connect to Solve BVP, Join Keyframes, "
+                shared.path_output("Keyframes at the noise level: connect to Geodesic Interpolation, Join Keyframes, "
                                    "Density Readout or Decode Path."),
                 shared.named_output(
                     io.Latent, "noisy_latent",

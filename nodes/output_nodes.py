@@ -191,7 +191,8 @@ class DecodePath(io.ComfyNode):
                         "frame's own conditioning, as LATENT and (with a VAE) as IMAGE.",
             inputs=[
                 shared.model_input(),
-                shared.path_input("path", "The path to decode (Solve BVP, Solve IVP, Encode Keyframes...)."),
+                shared.path_input("path", "The path to decode (Geodesic Interpolation, Geodesic Extrapolation, "
+                                          "Encode Keyframes...)."),
                 shared.steps_input("Denoising steps from the noise level to clean (deterministic DDIM)."),
                 shared.batch_size_input(),
                 io.Vae.Input("vae", optional=True,

@@ -45,8 +45,8 @@ def check_frames_for_spacing(spacing: str, frames: int | None) -> None:
     if spacing == "path" and frames:
         raise GeodesicInputError(
             f"frames: spacing 'path' decodes one frame per point of the path, so {frames} frames cannot be "
-            f"given; set frames to 0, choose the number of frames where the path is made (Solve BVP, Respace "
-            f"Path), or use spacing 'even LPIPS'")
+            f"given; set frames to 0, choose the number of frames where the path is made (Geodesic "
+            f"Interpolation, Respace Path), or use spacing 'even LPIPS'")
 
 
 def lpips_progress(stage: str) -> Callback:
@@ -56,7 +56,9 @@ def lpips_progress(stage: str) -> Callback:
 
     def report(progress: Progress) -> None:
         nonlocal bar
-        comfy.model_management.throw_exception_if_processing_interrupted()
+        if comfy.model_management.processing_interrupted():
+            show_progress_text(f"cancelled ({stage}, after LPIPS of {progress.step} of {progress.total} frames)")
+            comfy.model_management.throw_exception_if_processing_interrupted()
         if bar is None or progress.step <= bar.current:  # a new pass over the frames starts a new bar
             bar = comfy.utils.ProgressBar(progress.total)
         bar.update_absolute(progress.step, progress.total)

@@ -26,7 +26,7 @@ LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the pr
 
 
 def readout_title(result: DensityReadoutResult) -> str:
-    compared = "" if result.efficiency is None else f", efficiency {result.efficiency:.3f}"
+    compared = "" if result.efficiency is None else f", efficiency {result.efficiency:.2f} (1 = geodesic)"
     return f"length {result.readout.length:.4g} ± {result.readout.length_error:.2g}{compared}"
 
 
@@ -89,7 +89,7 @@ def lpips_plot(metrics: PerceptualMetrics) -> Tensor:
     axes.axhline(float(steps.mean()), color="black", linestyle="--", linewidth=1, label="mean step")
     axes.set_xlabel("frame")
     axes.set_ylabel("LPIPS to the next frame")
-    axes.set_title(f"PPL {metrics.ppl:.4g}, PDV {metrics.pdv:.4g} (even steps: PDV 0)")
+    axes.set_title(f"PPL {metrics.ppl:.3g} (sum of the steps), PDV {metrics.pdv:.2g} (0 = perfectly even steps)")
     axes.legend(loc="upper right")
     axes.grid(alpha=0.3, axis="y")
     return figure_image(fig)

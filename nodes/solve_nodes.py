@@ -88,8 +88,9 @@ class SolveIVP(io.ComfyNode):
                 io.Int.Input("frames", default=8, min=1, max=4096,
                              tooltip="Number of new frames to extrapolate."),
                 io.Combo.Input("velocity_from", options=list(VELOCITY_SOURCES), default=VELOCITY_SOURCES[0],
-                               tooltip="Direction to shoot in: the geodesic's end tangent (from Solve BVP; "
-                                       "falls back to the last two frames) or the last two frames."),
+                               tooltip="Direction to shoot in: the geodesic's end tangent (from Geodesic "
+                                       "Interpolation; falls back to the last two frames) or the last two "
+                                       "frames."),
                 io.Combo.Input("direction", options=list(DIRECTIONS), default=DIRECTIONS[0],
                                tooltip="forward: after the last frame. backward: before the first frame "
                                        "(new frames are returned in playing order)."),

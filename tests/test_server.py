@@ -134,6 +134,15 @@ def test_every_input_and_output_has_a_tooltip(object_info: dict, node_id: str):
     assert len(tooltips) == len(schema["output"]) and all(t and t.strip() for t in tooltips), node_id
 
 
+def test_solver_internals_are_advanced_inputs(object_info: dict):
+    """Geodesic Interpolation shows the artist's choices; the solver's knobs are folded away (frontends that
+    know the flag)."""
+    inputs = {**object_info["DensityGeodesics_SolveBVP"]["input"]["required"],
+              **object_info["DensityGeodesics_SolveBVP"]["input"]["optional"]}
+    marked = {name for name, spec in inputs.items() if spec[1].get("advanced")}
+    assert marked == {"method", "tolerance", "max_evals", "sphere", "batch_size", "accuracy", "search"}, marked
+
+
 # --- the example_workflows/ folder ---------------------------------------------------------------------
 
 def test_templates_are_served_with_square_thumbnails_the_embedded_one_first(comfy_server: ComfyServer):
@@ -352,21 +361,38 @@ def test_interrupt_cancels_a_solve_and_the_next_prompt_runs(comfy_server: ComfyS
     endless = with_changes(unique, {"solve": {"frames": 2000, "max_evals": 1_000_000, "method": "paper"}})
     before = output_files(comfy_server)
     log_start = len(comfy_server.log_text())
-    response = comfy_server.submit(endless)
-    assert response.status_code == 200, response.text
-    prompt_id = response.json()["prompt_id"]
-    # Both keyframes inverted (the pack logs each stage when it ends): the solve is running now.
-    wait_for_log_line(comfy_server, r"DensityGeodesics inversion: .* model calls", 2, log_start)
-    time.sleep(1.0)
-    comfy_server.interrupt()
-    cancelled = comfy_server.wait(prompt_id, timeout_s=60.0)
+    with comfy_server.listening() as messages:
+        response = comfy_server.submit(endless)
+        assert response.status_code == 200, response.text
+        prompt_id = response.json()["prompt_id"]
+        # Both keyframes inverted (the pack logs each stage when it ends): the solve is running now.
+        wait_for_log_line(comfy_server, r"DensityGeodesics inversion: .* model calls", 2, log_start)
+        time.sleep(1.0)
+        comfy_server.interrupt()
+        cancelled = comfy_server.wait(prompt_id, timeout_s=60.0)
     assert cancelled.status == "error"
+    assert messages.texts_of("solve")[-1].startswith("cancelled (solve, after "), messages.texts
     assert cancelled.messages["execution_interrupted"]["node_id"] == "solve", cancelled.messages
     assert output_files(comfy_server) == before, "a cancelled prompt wrote output files"
     # The next prompt reuses the cached keyframes and runs its own (short) solve to the end.
     result = comfy_server.run(unique, RUN_TIMEOUT_S)
     assert result.status == "success", result.error_message
     assert len(animation_frames(comfy_server, result, "save")) == 5
+
+
+def test_every_nodes_bar_ends_full(comfy_server: ComfyServer, object_info: dict):
+    """The bar of every node that shows one ends at 100% when the node ends (a solve that stops before its
+    budget is spent included), and the solve's status line says where it is."""
+    prompt = with_changes(keyframes_prompt(), {"text": {"text": "a digit, progress"},
+                                               "solve": {"max_evals": 100, "tolerance": 1e-6}})
+    with comfy_server.listening() as messages:
+        result = comfy_server.run(prompt, RUN_TIMEOUT_S)
+    assert result.status == "success", result.error_message
+    for node_id in ("encode_a", "encode_b", "solve", "decode"):
+        bar = messages.progress(node_id)
+        assert bar and bar[-1][0] == bar[-1][1], (node_id, bar[-3:])
+        assert all(value <= total for value, total in bar), node_id
+    assert any(text.startswith("segment 1/1, iteration ") for text in messages.texts_of("solve")), messages.texts
 
 
 def test_perceptual_metrics_shows_progress_and_stops_on_cancel(comfy_server: ComfyServer):
@@ -391,7 +417,9 @@ def test_perceptual_metrics_shows_progress_and_stops_on_cancel(comfy_server: Com
     assert cancelled.messages["execution_interrupted"]["node_id"] == "metrics"
     (first_value, total), *_ = messages.progress("metrics")
     assert total == 300 and 0 < first_value < 300, messages.progress("metrics")
-    assert any(text.startswith("images: LPIPS of ") for text in messages.texts_of("metrics")), messages.texts
+    texts = messages.texts_of("metrics")
+    assert any(text.startswith("images: LPIPS of ") for text in texts), texts
+    assert texts[-1].startswith("cancelled (images, after LPIPS of "), texts  # what the node says at the end
     assert stopped_after_s < 15, stopped_after_s  # one chunk of at most 16 frames after the request
 
 

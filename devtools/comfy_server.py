@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -40,7 +41,7 @@ from .comfy_harness import (
     require_tiny_checkpoint,
 )
 
-PYTHON = ROOT / ".venv" / "bin" / "python"
+PYTHON = Path(sys.executable)  # the tests' own Python runs ComfyUI: the venv that has its requirements
 ARTIFACTS = ROOT / "test-artifacts"
 # The templates name the SD1.5 file ComfyUI's own templates use, so a user who has it runs them as they
 # are; the test server serves the generated tiny checkpoint under that name as well.

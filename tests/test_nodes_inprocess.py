@@ -276,8 +276,8 @@ def _room_for(model, latents: int, latent_shape: list[int]) -> float:
 
 def test_automatic_batch_asks_the_model_patcher_for_free_memory_when_it_offers_it(sd, keyframes, monkeypatch):
     # Current ComfyUI asks the model patcher (it adds what dynamic VRAM can free); 0.3.75's patcher has no
-    # get_free_memory, so one clone offers it here: room for 2 latents there, for 3 by the module function.
-    assert not hasattr(sd["model"], "get_free_memory")  # 0.3.75: the fallback is what the other tests run
+    # get_free_memory, so one clone offers it here (on any version): room for 2 latents there, for 3 by the
+    # module function.
     path, _ = SolveBVP.execute(sd["model"], keyframes, 7, False, "equal", **FAST_BVP)
     latent_shape = list(path.points.shape[1:])
     module_room = _room_for(sd["model"], 3, latent_shape)
@@ -672,8 +672,11 @@ def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, 
     monkeypatch.setattr(server.PromptServer, "instance", recorder, raising=False)
     steps = 4
     EncodeKeyframes.execute(sd["model"], sd["cat"], NOISE_LEVEL, steps, 1, image=_images(2, 11), vae=sd["vae"])
-    # Inversion: (steps - 1) model calls per image (the first step starts from the clean latent), exactly.
-    assert updates == [(k, (steps - 1) * 2) for k in range(1, (steps - 1) * 2 + 1)]
+    # Inversion: (steps - 1) model calls per image (the first step starts from the clean latent), exactly. Newer
+    # ComfyUI throttles the updates between the first and the last: the bar shows some of the calls, in order.
+    calls = (steps - 1) * 2
+    assert updates[-1] == (calls, calls) and set(updates) <= {(k, calls) for k in range(1, calls + 1)}
+    assert [value for value, _ in updates] == sorted({value for value, _ in updates})
     wrapped, batches = _batch_recording(sd["model"])
     for max_evals in (60, 2000):  # a budget the solve spends, and one it does not
         updates.clear()
@@ -687,7 +690,8 @@ def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, 
         # UNet. The bar advances by every model call's latents, never past the total, and fills when done.
         done = list(itertools.accumulate(batches))
         assert done[-1] <= total, (done[-1], total)
-        assert [value for value, _ in updates] == done + ([total] if done[-1] < total else [])
+        values = [value for value, _ in updates]  # every call's on 0.3.75; a throttled few, in order, on newer
+        assert values[-1] == total and values == sorted(set(values)) and set(values) <= {*done, total}, values
     assert recorder.texts and all(node == "solve-node" for node, _ in recorder.texts)
     assert all(re.match(r"segment \d/2, iteration \d+: length [\d.e+-]+, residual [\d.e+-]+ \(stops below 0.001\), "
                         r"\d+ of \d+ evaluations", text) for _, text in recorder.texts), recorder.texts

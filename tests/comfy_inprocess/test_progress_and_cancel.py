@@ -35,8 +35,11 @@ def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, 
     monkeypatch.setattr(server.PromptServer, "instance", recorder, raising=False)
     steps = 4
     EncodeKeyframes.execute(sd["model"], sd["cat"], NOISE_LEVEL, steps, 1, image=random_images(2, 11), vae=sd["vae"])
-    # Inversion: (steps - 1) model calls per image (the first step starts from the clean latent), exactly.
-    assert updates == [(k, (steps - 1) * 2) for k in range(1, (steps - 1) * 2 + 1)]
+    # Inversion: (steps - 1) model calls per image (the first step starts from the clean latent), exactly. Newer
+    # ComfyUI throttles the updates between the first and the last: the bar shows some of the calls, in order.
+    calls = (steps - 1) * 2
+    assert updates[-1] == (calls, calls) and set(updates) <= {(k, calls) for k in range(1, calls + 1)}
+    assert [value for value, _ in updates] == sorted({value for value, _ in updates})
     wrapped, batches = batch_recording(sd["model"])
     for max_evals in (60, 2000):  # a budget the solve spends, and one it does not
         updates.clear()
@@ -50,7 +53,8 @@ def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, 
         # UNet. The bar advances by every model call's latents, never past the total, and fills when done.
         done = list(itertools.accumulate(batches))
         assert done[-1] <= total, (done[-1], total)
-        assert [value for value, _ in updates] == done + ([total] if done[-1] < total else [])
+        values = [value for value, _ in updates]  # every call's on 0.3.75; a throttled few, in order, on newer
+        assert values[-1] == total and values == sorted(set(values)) and set(values) <= {*done, total}, values
     assert recorder.texts and all(node == "solve-node" for node, _ in recorder.texts)
     assert all(re.match(r"segment \d/2, iteration \d+: length [\d.e+-]+, residual [\d.e+-]+ \(stops below 0.001\), "
                         r"\d+ of \d+ evaluations", text) for _, text in recorder.texts), recorder.texts

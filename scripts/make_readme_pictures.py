@@ -1,7 +1,9 @@
-"""Regenerate every picture of the README and the node help pages from the code, into web/docs/images/.
+"""Regenerate every picture of the README and the node help pages from the code, into web/docs/images/, and
+the templates with their thumbnails (scripts/make_workflows.py) first, so the screenshots show them.
 
-    python -m scripts.make_readme_pictures                 # everything (about 10 minutes on 2 busy cores)
-    python -m scripts.make_readme_pictures --skip-browser  # only what needs no ComfyUI server and browser
+    python -m scripts.make_readme_pictures                 # everything (20-30 minutes on 2 busy cores)
+    python -m scripts.make_readme_pictures --skip-browser  # only what needs no browser (the templates still
+                                                           # run on a ComfyUI server for their thumbnails)
 
 web/docs/ is the pack's WEB_DIRECTORY, so ComfyUI serves these files to the help pages; the README shows
 the same files. The ComfyUI screenshots come from the real-browser test (tests/test_browser.py writes
@@ -19,28 +21,30 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image, ImageSequence
 
+from devtools.comfy_server import EXTRAPOLATION_TEMPLATE, LOOP_TEMPLATE, VIDEO_TEMPLATE
 from digits.latent_model import load_mnist_model
-from digits.main import frame_colormap, tile_frames
 from digits.main import main as digits_demo
 from digits.mnist import load_split, pick_pairs
+from digits.render import frame_colormap, tile_frames
 from digits.settings import MNIST_DEFAULTS
 from geodesic_core import solve_bvp
 from geodesic_pipeline.compare import to_common_radius
+from scripts.make_workflows import main as make_workflows
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "web" / "docs" / "images"
 SCREENSHOTS = ROOT / "test-artifacts" / "browser"
 # Browser screenshots in the README and help pages: test screenshot name -> picture name. PNG and GIF only:
 # aiohttp, which serves WEB_DIRECTORY, sends .webp as application/octet-stream on Python 3.11.
+# The SD templates are shown as loaded (their graph): a real SD checkpoint cannot run here, and the test
+# checkpoint's random weights would show noise.
 BROWSER_PICTURES = {
     "embedded_template_ran.png": "comfyui_embedded.png",
-    "geodesic_interpolation_ran.png": "comfyui_interpolation.png",
-    "geodesic_keyframes_loop.png": "comfyui_keyframes_loop.png",
-    "geodesic_extrapolation.png": "comfyui_extrapolation.png",
-    "video_density_analysis.png": "comfyui_video_density.png",
-    "help_page.png": "comfyui_help_page.png",
+    f"{LOOP_TEMPLATE}.png": "comfyui_keyframes_loop.png",
+    f"{EXTRAPOLATION_TEMPLATE}.png": "comfyui_extrapolation.png",
+    f"{VIDEO_TEMPLATE}.png": "comfyui_video_density.png",
 }
-BROWSER_TESTS = "embedded_template_runs or interpolation_runs or workflow_loads or help_page"
+BROWSER_TESTS = "embedded_template_runs or workflow_loads"
 SETTINGS_FRAMES = 11  # frames per row in the alpha / noise-level picture
 NOISE_LEVEL, ALPHA = MNIST_DEFAULTS.noise_level, MNIST_DEFAULTS.alpha
 SETTINGS_ROWS = [(NOISE_LEVEL, 0.05), (NOISE_LEVEL, ALPHA), (NOISE_LEVEL, 4 * ALPHA), (0.4, ALPHA), (0.6, ALPHA)]
@@ -131,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-browser", action="store_true", help="leave the ComfyUI screenshots as they are")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # batches of 4x8x8 latents: threads only slow a shared CPU down
+    progress("templates and their thumbnails, from real runs")
+    make_workflows()
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         progress("digits demo")

@@ -24,3 +24,20 @@ class CountingField:
         self.calls += 1
         self.points += int(x.shape[0])
         return self.field.score(x, t)
+
+
+class CountingDenoiser:
+    """A ``denoise(x, sigma, t)`` that counts the latents (rows of ``x``) it passes to the model it wraps."""
+
+    def __init__(self, denoise):
+        self.denoise = denoise
+        self.latents = 0
+
+    def __call__(self, x: Tensor, sigma: float, t: Tensor | None = None) -> Tensor:
+        self.latents += int(x.shape[0])
+        return self.denoise(x, sigma, t)
+
+    def take(self) -> int:
+        """The latents counted since the last take."""
+        counted, self.latents = self.latents, 0
+        return counted

@@ -51,7 +51,7 @@ def test_default_ends_within_one_percent_of_the_basin_optimum_converged_within_a
     # 17-point polyline's length with free spacing, which may be shorter by the spacing's share.
     assert length <= 1.01 * optimum, (length, optimum)
     # The reported length is the certified readout of the returned path: within its own error bound.
-    assert abs(res.length - length) <= res.length_error + 1e-9 * length
+    assert abs(res.readout.length - length) <= res.readout.length_error + 1e-9 * length
     # What makes the problem hard: on the optimal path the dominant component changes inside a segment.
     field = problem.field  # unit variances: a component's log density is its log weight - |x - mu|^2 / 2 + const
     squared = torch.cdist(optimal_path, field.means.to(torch.float64)) ** 2

@@ -26,6 +26,7 @@ from density_geodesics.nodes import (  # noqa: E402
     SolveBVP,
 )
 from density_geodesics.nodes.model_facts import model_key, noise_kind, ode_sigmas, sigma_at  # noqa: E402
+from evaluation_counting import CountingDenoiser  # noqa: E402
 
 import nodes as comfy_nodes  # noqa: E402
 from digits.judge import judge_images, load_judge  # noqa: E402
@@ -34,6 +35,7 @@ from digits.mnist import load_split  # noqa: E402
 from digits.settings import MNIST_DEFAULTS, ODE_STEPS  # noqa: E402
 from geodesic_core.diffusers_adapter import denoising_sigmas, scheduler_sigmas  # noqa: E402
 from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like  # noqa: E402
+from geodesic_pipeline.keyframes import GeodesicSettings  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 HELD_OUT_PAIR = (0, 1)  # a 7 and a 2
@@ -80,7 +82,7 @@ def test_mnist_digit_node_gives_held_out_digits_and_refuses_other_indices():
     assert torch.equal(image[..., 0], image[..., 2]) and float(image.min()) == 0.0
     images, labels = load_split("held_out")
     torch.testing.assert_close(model_images(image), images[:1])
-    with pytest.raises(GeodesicInputError, match=r"index: expected 0 to 9999 .* got 10000"):
+    with pytest.raises(GeodesicInputError, match=r"index: expected .*0 to 9999, got 10000"):
         MnistTestDigit.execute(10000)
 
 
@@ -130,18 +132,6 @@ class CountingUNet:
         return apply_model(args["input"], args["timestep"], **args["c"])
 
 
-class CountingDenoiser:
-    """Counts the latents the pipeline passes to the diffusers denoiser."""
-
-    def __init__(self, denoise):
-        self.denoise = denoise
-        self.latents = 0
-
-    def __call__(self, x, sigma, t=None):
-        self.latents += x.shape[0]
-        return self.denoise(x, sigma, t)
-
-
 def test_comfyui_route_equals_the_pipeline_route(embedded):
     """The nodes on the loader's MODEL and VAE against geodesic_pipeline on the diffusers model (the demo's route),
     at the demo's settings, on a held-out 7 and 2.
@@ -175,9 +165,9 @@ def test_comfyui_route_equals_the_pipeline_route(embedded):
     pipeline.denoise = counting
     images, _ = load_split("held_out")
     latents = pipeline.to_latents(images[list(HELD_OUT_PAIR)])
-    pipeline_encode_evals, counting.latents = counting.latents, 0
-    _, solves = compare_like_for_like(pipeline, latents[0], latents[1], [COMPARISONS["sphere"]], alpha=alpha,
-                                      n_points=FRAMES, max_evals=MAX_EVALS)
+    pipeline_encode_evals = counting.take()
+    _, solves = compare_like_for_like(pipeline, latents[0], latents[1], [COMPARISONS["sphere"]],
+                                      GeodesicSettings(alpha, max_evals=MAX_EVALS), n_points=FRAMES)
     solve = solves["sphere"]
     pipeline_frames = pipeline.to_images(solve.points)
 

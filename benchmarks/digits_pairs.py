@@ -35,6 +35,7 @@ from digits.settings import MNIST_DEFAULTS
 from geodesic_core import GeodesicInputError
 from geodesic_core.lpips import load_lpips
 from geodesic_pipeline.compare import PATH_NAMES, compare_paths, encode_pairs
+from geodesic_pipeline.keyframes import GeodesicSettings
 
 VARIANTS = ("plain", *(name for name, _, _ in RETIMINGS))
 
@@ -57,7 +58,7 @@ def run_pairs(n_pairs: int, seed: int, alpha: float, noise_level: float, sphere:
     for k, ((i, j), (a, b)) in enumerate(zip(pairs, latents, strict=True)):
         started = time.time()
         try:
-            reports, geodesic = compare_paths(model, a, b, alpha=alpha, sphere=sphere)
+            reports, geodesic = compare_paths(model, a, b, GeodesicSettings(alpha, sphere))
         except GeodesicInputError as error:
             # e.g. a line-search trial point far off the data where the UNet's output overflows: recorded, and
             # counted in the summary, never dropped silently
@@ -72,7 +73,7 @@ def run_pairs(n_pairs: int, seed: int, alpha: float, noise_level: float, sphere:
             save_retiming_figure(reports, perceptual, figure)
         results.append({
             "held_out_indices": [i, j], "labels": [int(labels[i]), int(labels[j])],
-            "paths": {name: report.numbers(geodesic.length) | realism(report.verdict.interior())
+            "paths": {name: report.numbers(geodesic.readout.length) | realism(report.verdict.interior())
                       for name, report in reports.items()},
             "perceptual": {name: {variant: {key: value for key, value in numbers.items() if key != "frames"}
                                   for variant, numbers in variants.items()}

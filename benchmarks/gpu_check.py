@@ -1,4 +1,4 @@
-"""The one device check of issue 18: the full-size SD1.5-layout pipeline at 512 px and 17 frames with both
+"""The one device check: the full-size SD1.5-layout pipeline at 512 px and 17 frames with both
 solvers, and the embedded learned model's evaluation counts, with the end-to-end time they imply.
 
     python3 -m benchmarks.gpu_check --out DIR                     # on a GPU (planned: under 8 minutes)

@@ -35,7 +35,7 @@ def run_case(frames: int, size: int, net: str) -> dict:
     torch.manual_seed(0)
     images = torch.rand(frames, size, size, 3)
     lpips = perceptual.lpips_on_device(net)  # weights loaded before the baseline: they are not per-frame memory
-    # Frames per LPIPS pass the node will use (asked the same way just before it runs; absent before issue 21).
+    # Frames per LPIPS pass the node will use (asked the same way just before it runs).
     chunk = None
     if hasattr(perceptual, "lpips_chunk"):
         chunk = perceptual.lpips_chunk(lpips, perceptual.image_frames(images))

@@ -23,7 +23,7 @@ its 400 (fewer: its skip heuristic skipped the last level, ending the run early)
 them were skipped steps, "def conv" whether the default solver met its residual tolerance.
 On one CPU thread (a) and (b) take about 5 s, (c) about 6 s per digit pair and sphere setting.
 
-(d) the hard family of benchmarks/hard_mixtures.py (issue 10): 24 mixtures of 6 unit-variance Gaussians in
+(d) the hard family of devtools/mixture_oracle.py: 24 mixtures of 6 unit-variance Gaussians in
 1,024, 4,096 and 16,384 dimensions, sphere constraint on and off, with log-density ranges of thousands of
 nats along the initial path and alpha times that range 6 to 14. Every returned path's length is measured
 independently with the exact mixture density (`exact_path_length`: fine Gauss-Legendre quadrature along
@@ -110,7 +110,7 @@ def run_case(name, field, a, b, alpha, sphere, n_points=17, counter: CountingDen
         fine = resample_polyline(res.points.reshape(n_points, -1), 8 * (n_points - 1) + 1)
         refined = read_path(field, fine.reshape(len(fine), *a.shape), alpha).length
         rows.append({"case": name, "method": method, "evals": res.score_evals, "wall": wall,
-                     "field": timed.seconds, "length": res.length, "refined": refined,
+                     "field": timed.seconds, "length": res.readout.length, "refined": refined,
                      "residual": res.residual, "converged": res.converged, "history": res.history,
                      "iterations": res.iterations, "batches": batches,
                      "model_calls": None if batches is None else len(batches)})
@@ -269,7 +269,7 @@ def hard_family_case(name_filter: str = "") -> list[dict]:
                             sphere=problem.sphere, method=method, search=search)
             wall = time.perf_counter() - t0
             exact = exact_path_length(problem.field, res.points, problem.alpha, sphere=problem.sphere)
-            row[name] = {"evals": res.score_evals, "wall": wall, "length": exact, "reported": res.length,
+            row[name] = {"evals": res.score_evals, "wall": wall, "length": exact, "reported": res.readout.length,
                          "converged": res.converged, "iterations": res.iterations, "residual": res.residual,
                          "outcome": res.outcome.value, "route": res.route, "history": res.history}
             if name == "default":
@@ -294,7 +294,7 @@ def print_hard_family(rows: list[dict]) -> None:
         print("\n(d) hard family: no problem matches --problems")
         return
     print()
-    print("(d) hard family (benchmarks/hard_mixtures.py): lengths measured with the exact density; ratios "
+    print("(d) hard family (devtools/mixture_oracle.py): lengths measured with the exact density; ratios "
           "default/paper (d/p) and to the best known 17-point length (/best)")
     head = (f"{'problem':17} {'alpha':>7} {'paper evals':>11} {'def evals':>9} {'evals d/p':>9} "
             f"{'to paper len':>12} {'paper length':>12} {'def length':>12} {'length d/p':>10} {'paper/best':>10} "

@@ -6,8 +6,8 @@ Names reached through an import (``comfy.samplers.CFGGuider``, ``io.Int.Input`` 
 are found by parsing the pack's Python files, so the list cannot fall behind the code. Members of ComfyUI
 objects the pack receives as arguments (a MODEL's ``get_model_object``, a VAE's ``encode``) cannot be found
 by parsing; OBJECT_MEMBERS (and OPTIONAL_MEMBERS, which only newer ComfyUI has) list them by hand, each with
-where it is used. tests/test_nodes_inprocess.py
-checks on the installed ComfyUI that every parsed name resolves and every listed member exists.
+where it is used. tests/comfy_inprocess/test_comfy_contract.py checks on the installed ComfyUI that every
+parsed name resolves and every listed member exists.
 """
 
 from __future__ import annotations

@@ -19,3 +19,5 @@ MNIST_IMAGE_SIZE = 32  # 28x28 digits padded to 32 (the autoencoder halves twice
 MNIST_NOISE_LEVEL = 0.8
 MNIST_ALPHA = 0.54
 MNIST_DEFAULTS = ModelDefaults(alpha=MNIST_ALPHA, noise_level=MNIST_NOISE_LEVEL)
+# --compare: which like-for-like comparisons the demo runs (geodesic_pipeline.compare.COMPARISONS keys)
+COMPARE_CHOICES = {"both": ("sphere", "free"), "sphere": ("sphere",), "free": ("free",)}

@@ -11,6 +11,7 @@ from pathlib import Path
 from geodesic_core import METHODS, GeodesicInputError
 from geodesic_core.validation import check_alpha, check_choice, check_positive
 from geodesic_pipeline.defaults import ModelDefaults
+from geodesic_pipeline.keyframes import GeodesicSettings
 
 ODE_STEPS = 20  # DDIM steps each way (the embedded model's demo uses the same)
 
@@ -55,6 +56,11 @@ class Settings:
         if self.max_evals is not None and self.max_evals < 1:
             raise SettingsError(f"{flag('max_evals')}: expected a positive budget, got {self.max_evals}")
         return self
+
+    @property
+    def geodesic(self) -> GeodesicSettings:
+        """How the pipeline solves and reads out (alpha must be set: `for_model`)."""
+        return GeodesicSettings(self.alpha, self.sphere, self.solver, self.tolerance, max_evals=self.max_evals)
 
     def for_model(self, defaults: ModelDefaults) -> Settings:
         """These settings with the model's own alpha and noise level where none was given."""

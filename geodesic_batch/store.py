@@ -24,6 +24,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from geodesic_pipeline.outputs import publish_folder
+
 ITEMS = "items"
 ROW_FILE = "row.json"
 RESULTS = "results.parquet"
@@ -109,15 +111,12 @@ def publish(out: Path, key: str, staging: Path, row: dict) -> dict:
         handle.write(json.dumps(row))
         handle.flush()
         os.fsync(handle.fileno())
-    try:
-        staging.rename(out / ITEMS / key)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        existing = finished_row(out, key)
-        if existing is None:
-            raise
-        return existing
-    return row
+    if publish_folder(staging, out / ITEMS / key, replace=False):
+        return row
+    existing = finished_row(out, key)
+    if existing is None:
+        raise FileExistsError(f"{out / ITEMS / key} exists without its {ROW_FILE}")
+    return existing
 
 
 def write_results(out: Path, command: str, rows: list[dict]) -> Path:

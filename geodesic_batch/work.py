@@ -59,9 +59,8 @@ def interpolate_item(model: BatchModel, item: Item, settings: Settings, folder: 
     images, notices = read_images(list(item.inputs), model.image_size, model.grey, model.invert_light_background)
     latents = model.encode(images)
     check_finite(latents, "the inverted images")
-    reports, solves = compare_keyframe_paths(
-        model.diffusion, latents, loop=item.loop, alpha=settings.alpha, n_points=settings.frames,
-        sphere=settings.sphere, method=settings.solver, tol=settings.tolerance, max_evals=settings.max_evals)
+    reports, solves = compare_keyframe_paths(model.diffusion, latents, settings.geodesic, loop=item.loop,
+                                             n_points=settings.frames)
     for report in reports.values():
         check_finite(report.readout.log_density, f"the {report.name} path's log density")
     frames = model.decode(torch.cat([report.latents for report in reports.values()]))
@@ -99,7 +98,7 @@ def analyze_item(model: BatchModel, item: Item, settings: Settings, folder: Path
             "log_density": result.path.log_density.tolist(),
             "cumulative_length": result.path.cumulative_length.tolist(),
             "length": result.path.length, "euclidean_length": result.path.euclidean_length,
-            "geodesic_length": result.geodesic.length, "efficiency": result.efficiency,
+            "geodesic_length": result.geodesic.readout.length, "efficiency": result.efficiency,
             "solver_score_evals": result.geodesic.score_evals, "solver_iterations": result.geodesic.iterations,
             "solver_residual": result.geodesic.residual, "converged": result.geodesic.converged}
 
@@ -108,15 +107,15 @@ def save_density_plot(title: str, indices: list[int], result, path: Path) -> Non
     fig = Figure(figsize=(6.5, 3.6))
     density, distance = fig.subplots(1, 2)
     density.plot(indices, result.path.log_density.numpy(), marker="o", markersize=3, label="clip")
-    geodesic_x = np.linspace(indices[0], indices[-1], len(result.geodesic.log_density))
-    density.plot(geodesic_x, result.geodesic.log_density.cpu().numpy(), linestyle="--",
+    geodesic_x = np.linspace(indices[0], indices[-1], len(result.geodesic.readout.log_density))
+    density.plot(geodesic_x, result.geodesic.readout.log_density.cpu().numpy(), linestyle="--",
                  label="geodesic between its ends")
     density.set_xlabel("frame")
     density.set_ylabel("log p(x) - log p(first frame)")
     density.legend(fontsize=7)
     density.grid(alpha=0.3)
     distance.plot(indices, result.path.cumulative_length.numpy(), marker="o", markersize=3)
-    distance.axhline(result.geodesic.length, color="C1", linestyle="--", label="geodesic between its ends")
+    distance.axhline(result.geodesic.readout.length, color="C1", linestyle="--", label="geodesic between its ends")
     distance.set_xlabel("frame")
     distance.set_ylabel("density-weighted distance from frame 0")
     distance.legend(fontsize=7)

@@ -6,6 +6,7 @@ plain result objects. Never imports ComfyUI. See API.md for the full contract.
 
 from .budget import check_budget, one_pass_evals
 from .bvp import METHODS, SEARCHES, BVPResult, Outcome, solve_bvp
+from .efficiency import Closure, EfficiencyResult, closure, geodesic_efficiency
 from .fields import DenoiserField, DensityField, GaussianMixtureField, score_from_denoised
 from .flow import generate, invert
 from .geometry import lerp, slerp
@@ -13,16 +14,7 @@ from .ivp import IVPResult, solve_ivp
 from .lpips import LPIPS, load_lpips
 from .perceptual import PerceptualMetrics, Retimed, even_in_distance, perceptual_metrics, retime
 from .progress import Callback, Progress
-from .readout import (
-    Closure,
-    EfficiencyResult,
-    PathReadout,
-    closure,
-    geodesic_efficiency,
-    log_density_along,
-    path_length,
-    read_path,
-)
+from .readout import PathReadout, log_density_along, path_length, read_path
 from .validation import GeodesicInputError
 
 __all__ = [

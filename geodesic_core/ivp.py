@@ -17,7 +17,7 @@ from .fields import DensityField, flat_score
 from .geometry import flat, project_out, to_sphere
 from .path_integrals import integrate_path
 from .progress import Callback, Progress
-from .results import PathReadout
+from .readout import PathReadout
 from .validation import GeodesicInputError, check_alpha, check_pair
 
 

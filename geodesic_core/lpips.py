@@ -170,7 +170,7 @@ def activation_elements(net: str, height: int, width: int) -> int:
 
 # Per image, the forward pass holds each activation, its channel-normalised copy for the tapped layers and the
 # squared differences of the distance: three times the activations covers it (measured in
-# docs/2026-12-01-perceptual-memory.md).
+# docs/reports/2026-12-01-hardening.md, "Perceptual nodes: bounded memory").
 WORKING_COPIES = 3
 
 

@@ -1,4 +1,5 @@
-"""Density, distance and geodesic residual along any discrete path (e.g. video frames), with error bounds.
+"""The one readout value and the function that makes it: density, distance and how far from a geodesic, along
+any discrete path (e.g. video frames), with error bounds.
 
 The numbers come from the error-controlled quadrature of ``path_integrals``: the frames stay where they are,
 and the path between them is the chord (or, with the sphere constraint, the great-circle arc).
@@ -6,17 +7,51 @@ and the path between them is the chord (or, with the sphere constraint, the grea
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from torch import Tensor
 
 from .budget import check_budget, one_pass_evals
-from .bvp import BVPResult, solve_bvp
+from .energy import path_energy
 from .fields import DensityField, flat_score
 from .geometry import flat
-from .path_integrals import integrate_path, path_positions
-from .results import PathReadout
+from .path_integrals import PathIntegrals, Segments, integrate_path, path_positions
 from .validation import GeodesicInputError, check_alpha, check_path
+
+
+@dataclass(frozen=True)
+class PathReadout:
+    """What the density says about one discrete path: the one readout value every result reports
+    (read_path returns it; BVPResult and IVPResult embed it)."""
+
+    log_density: Tensor        # [N] float64, relative to the first point
+    log_density_error: Tensor  # [N] estimated bound on the quadrature error of each value
+    length: float              # metric length with w = exp(-alpha * log_density)
+    length_error: float        # estimated bound on the quadrature error of ``length``
+    cumulative_length: Tensor  # [N] float64 metric distance from the first point
+    euclidean_length: float    # along chords (or arcs with the sphere constraint)
+    # How far the frames are from a geodesic, from the normal (across-the-curve) part of the Euler-Lagrange
+    # residual alone: readable for any path (BVPResult.residual is the solver's, of the whole path energy).
+    point_normal_residuals: Tensor  # [N] scale-free, 0 at the ends
+    normal_residual: float
+    score_evals: int           # the frames and the quadrature's extra nodes
+    converged: bool            # every quadrature piece met the tolerance (False: stopped by max_evals)
+
+    @classmethod
+    def of(cls, q: PathIntegrals, xf: Tensor, alpha: float, *, sphere: bool) -> PathReadout:
+        """The readout of the path through the frames ``xf`` [N, d] from its quadrature ``q``; the residuals
+        come from the scores ``q`` already holds (no new score evaluations)."""
+        energy = path_energy(xf, q, alpha, sphere=sphere, normal_only=True)
+        return cls(q.log_density, q.log_density_error, q.length, q.length_error, q.cumulative_length,
+                   Segments.of(xf, sphere).euclidean_length(), energy.point_residuals, energy.residual,
+                   q.score_evals, q.converged)
+
+    def cpu(self) -> PathReadout:
+        return dataclasses.replace(self, log_density=self.log_density.cpu(),
+                                   log_density_error=self.log_density_error.cpu(),
+                                   cumulative_length=self.cumulative_length.cpu(),
+                                   point_normal_residuals=self.point_normal_residuals.cpu())
 
 
 def read_path(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere: bool = False,
@@ -49,44 +84,3 @@ def log_density_along(field: DensityField, points: Tensor, t: Tensor | None = No
 def path_length(field: DensityField, points: Tensor, alpha: float = 1.0, t: Tensor | None = None, *,
                 sphere: bool = False, tol: float = 1e-3) -> float:
     return read_path(field, points, alpha, t=t, sphere=sphere, tol=tol).length
-
-
-@dataclass
-class Closure:
-    """How far two paths with the same ends disagree on the end's relative log density.
-
-    For an exact gradient field the whole gap is quadrature error, bounded by ``quadrature_bound``; what
-    exceeds that bound (``field_part``, a lower bound) is the score's non-conservative part, which no
-    quadrature removes (a learned score is not an exact gradient)."""
-
-    gap: float               # log density at the end along the first path minus along the second
-    quadrature_bound: float  # sum of both paths' reported error bounds at the end
-    field_part: float        # max(0, |gap| - quadrature_bound)
-
-
-def closure(first: PathReadout | BVPResult, second: PathReadout | BVPResult) -> Closure:
-    gap = float(first.log_density[-1] - second.log_density[-1])
-    bound = float(first.log_density_error[-1] + second.log_density_error[-1])
-    return Closure(gap, bound, max(0.0, abs(gap) - bound))
-
-
-@dataclass
-class EfficiencyResult:
-    efficiency: float        # geodesic length / path length (<= 1 up to solver tolerance; 1 = a geodesic)
-    path: PathReadout
-    geodesic: BVPResult      # between the path's first and last point
-    closure: Closure         # path vs geodesic at the shared end
-
-
-def geodesic_efficiency(field: DensityField, points: Tensor, alpha: float = 1.0, *, sphere: bool = False,
-                        quadrature_tol: float = 1e-3, readout_max_evals: int | None = None,
-                        **bvp_kwargs) -> EfficiencyResult:
-    """How close a path (e.g. video frames) is to the density geodesic between its ends; both are read out
-    to relative accuracy ``quadrature_tol`` (the path's readout within ``readout_max_evals``); ``bvp_kwargs``
-    go to ``solve_bvp`` (method, tol, max_evals)."""
-    path = read_path(field, points, alpha, sphere=sphere, tol=quadrature_tol, max_evals=readout_max_evals)
-    bvp_kwargs.setdefault("n_points", max(len(points), 3))
-    geo = solve_bvp(field, points[0], points[-1], alpha=alpha, sphere=sphere, quadrature_tol=quadrature_tol,
-                    **bvp_kwargs)
-    eff = geo.length / path.length if path.length > 0 else 1.0
-    return EfficiencyResult(eff, path, geo, closure(path, geo))

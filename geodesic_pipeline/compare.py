@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .core import core, geometry
-from .keyframes import on_common_sphere, plan_segments, solve_segments
+from .keyframes import GeodesicSettings, on_common_sphere, plan_keyframes, solve_through_keyframes
 from .model import DiffusersModel
 
 PATH_NAMES = ("linear", "slerp", "geodesic")
@@ -99,47 +99,38 @@ def read_reports(field: core.DensityField, paths: dict[str, tuple[Tensor, bool]]
     return reports
 
 
-def compare_paths(model: DiffusersModel, start: Tensor, end: Tensor, *, alpha: float, n_points: int = 17,
-                  sphere: bool = True, method: str = "default", tol: float = 1e-3, max_evals: int | None = None,
+def compare_paths(model: DiffusersModel, start: Tensor, end: Tensor, settings: GeodesicSettings, *, n_points: int = 17,
                   bvp_callback: Callable | None = None) -> tuple[dict[str, PathReport], core.BVPResult]:
     """Linear, slerp and geodesic paths between two latents [*shape], read out by the same field (one score
-    evaluation per point), and the solver's result for the geodesic. ``sphere`` keeps the geodesic on the
-    sphere through both ends (the paper's default); linear is read along its chords, slerp along its arcs."""
-    reports, solves = compare_keyframe_paths(model, torch.stack([start, end]), alpha=alpha, n_points=n_points,
-                                             sphere=sphere, method=method, tol=tol, max_evals=max_evals,
+    evaluation per point), and the solver's result for the geodesic. ``settings.sphere`` keeps the geodesic on
+    the sphere through both ends (the paper's default); linear is read along its chords, slerp along its arcs."""
+    reports, solves = compare_keyframe_paths(model, torch.stack([start, end]), settings, n_points=n_points,
                                              bvp_callback=bvp_callback)
     return reports, solves[0]
 
 
-def compare_keyframe_paths(model: DiffusersModel, keyframes: Tensor, *, alpha: float, loop: bool = False,
-                           n_points: int = 17, sphere: bool = True, method: str = "default", tol: float = 1e-3,
-                           max_evals: int | None = None, bvp_callback: Callable | None = None
+def compare_keyframe_paths(model: DiffusersModel, keyframes: Tensor, settings: GeodesicSettings, *,
+                           loop: bool = False, n_points: int = 17, bvp_callback: Callable | None = None
                            ) -> tuple[dict[str, PathReport], list[core.BVPResult]]:
     """``compare_paths`` through K >= 2 keyframes [K, *shape] in order (and back to the first with ``loop``)
-    with exactly ``n_points`` points per path: each segment is linear, slerp or its own geodesic, with a
-    share of the frames (and of ``max_evals``) by keyframe distance (keyframes.plan_segments); all keyframes
-    are scaled to their mean norm."""
-    ends = on_common_sphere(keyframes)
-    if loop:
-        ends = torch.cat([ends, ends[:1]])
-    plan = plan_segments(ends, n_points if loop else n_points - 1, max_evals=max_evals,
-                         purpose=f"the {n_points} frames")
-    pieces: dict[str, list[Tensor]] = {name: [] for name in PATH_NAMES}
-    solves = []
+    with exactly ``n_points`` points per path: each segment is linear, slerp or its own geodesic
+    (keyframes.solve_through_keyframes), with a share of the frames (and of ``settings.max_evals``) by keyframe
+    distance; all keyframes are scaled to their mean norm, so that the three paths share their ends."""
+    plan = plan_keyframes(keyframes, frames=n_points, settings=settings, loop=loop, common_sphere=True)
     field = model.field
-    for segment in solve_segments(lambda _: field, ends, plan, alpha=alpha, sphere=sphere, method=method, tol=tol,
-                                  callback_of=None if bvp_callback is None else lambda _k, _budget: bvp_callback):
+    geodesic = solve_through_keyframes(lambda _: field, plan, settings,
+                                       callback_of=None if bvp_callback is None else lambda _k, _budget: bvp_callback)
+    pieces: dict[str, list[Tensor]] = {"linear": [], "slerp": []}
+    for segment in geodesic.segments:
         ts = torch.linspace(0.0, 1.0, segment.steps + 1, dtype=segment.start.dtype)
-        if segment.solve is not None:
-            solves.append(segment.solve)
         for name, points in (("linear", core.lerp(segment.start, segment.end, ts)),
-                             ("slerp", core.slerp(segment.start, segment.end, ts)), ("geodesic", segment.points)):
-            # the first segment brings its own first point (slerp's and the solver's rounding of the keyframe)
+                             ("slerp", core.slerp(segment.start, segment.end, ts))):
+            # the first segment brings its own first point (slerp's rounding of the keyframe)
             pieces[name].append(points if segment.index == 0 else points[1:])
     # a loop's closing copy of the first keyframe is left out, so the frames repeat seamlessly
-    paths = {name: torch.cat(parts)[: n_points] for name, parts in pieces.items()}
+    paths = {name: torch.cat(parts)[: n_points] for name, parts in pieces.items()} | {"geodesic": geodesic.points}
     return read_reports(field, {"linear": (paths["linear"], False), "slerp": (paths["slerp"], True),
-                                "geodesic": (paths["geodesic"], sphere)}, alpha), solves
+                                "geodesic": (paths["geodesic"], settings.sphere)}, settings.alpha), geodesic.solves
 
 
 @dataclass(frozen=True)
@@ -159,26 +150,28 @@ COMPARISONS = {
 }
 
 
-def compare_like_for_like(model: DiffusersModel, start: Tensor, end: Tensor, comparisons: list[Comparison], *,
-                          alpha: float, n_points: int = 17, max_evals: int | None = None,
-                          bvp_callback: Callable | None = None
+def compare_like_for_like(model: DiffusersModel, start: Tensor, end: Tensor, comparisons: list[Comparison],
+                          settings: GeodesicSettings, *, n_points: int = 17, bvp_callback: Callable | None = None
                           ) -> tuple[dict[str, PathReport], dict[str, core.BVPResult]]:
     """For each comparison, its baseline and its geodesic between the same two latents [*shape] (both
     ends at their mean norm, so every path starts and ends at the same points), read out under the
-    comparison's own geometry; and the solver's result per comparison key.
-    ``bvp_callback(comparison, progress)`` reports solver progress (a geodesic_core ``Progress``)."""
+    comparison's own geometry (``settings`` with the comparison's ``sphere``); and the solver's result per
+    comparison key. ``bvp_callback(comparison, progress)`` reports solver progress (a geodesic_core
+    ``Progress``)."""
     field = model.field
     a, b = to_common_radius(start, end)
     ts = torch.linspace(0.0, 1.0, n_points, dtype=a.dtype)
     reports, solves = {}, {}
     for comparison in comparisons:
+        own = dataclasses.replace(settings, sphere=comparison.sphere)
         callback = None if bvp_callback is None else partial(bvp_callback, comparison)
-        solves[comparison.key] = solve = core.solve_bvp(
-            field, a, b, n_points=n_points, alpha=alpha, sphere=comparison.sphere, method="default",
-            max_evals=max_evals, callback=callback)
+        plan = plan_keyframes(torch.stack([start, end]), frames=n_points, settings=own, common_sphere=True)
+        geodesic = solve_through_keyframes(lambda _: field, plan, own,
+                                           callback_of=lambda _k, _budget, callback=callback: callback)
+        solves[comparison.key] = geodesic.solves[0]
         baseline = (core.slerp if comparison.sphere else core.lerp)(a, b, ts)
         reports |= read_reports(field, {comparison.baseline: (baseline, comparison.sphere),
-                                        comparison.geodesic: (solve.points, comparison.sphere)}, alpha)
+                                        comparison.geodesic: (geodesic.points, comparison.sphere)}, settings.alpha)
     return reports, solves
 
 

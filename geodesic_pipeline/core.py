@@ -1,22 +1,19 @@
 """geodesic_core as this package's callers see it: one copy of every class, whichever way it was imported.
 
-ComfyUI imports the node pack as one package (custom_nodes/<folder>), so the nodes reach geodesic_core and
-this package as ``<pack>.geodesic_core`` and ``<pack>.geodesic_pipeline``; the batch tool, the demo and the
-tests import both top-level. A fixed ``import geodesic_core`` here would give the nodes a second copy (a
-second GeodesicInputError that their ``except`` does not catch), so the sibling is found by this
-package's own name."""
+Outside ComfyUI the libraries are top-level packages (the repository root on sys.path, as `python -m` and
+pytest give it, or installed from pyproject.toml), and this package is `geodesic_pipeline`. Inside ComfyUI
+the repository is one package, the node pack, under a name ComfyUI makes from its folder, and this package
+is `<pack>.geodesic_pipeline`: it takes the pack's own geodesic_core, the copy the nodes import, so that the
+nodes catch the same GeodesicInputError the pipeline raises (docs/development.md, "Packaging").
+"""
 
 from __future__ import annotations
 
-import importlib
+if __package__ == "geodesic_pipeline":
+    import geodesic_core as core
+    from geodesic_core import diffusers_adapter, geometry
+else:
+    from .. import geodesic_core as core
+    from ..geodesic_core import diffusers_adapter, geometry
 
-_PACK = __name__.rsplit(".", 2)[0] if __name__.count(".") >= 2 else ""
-
-
-def _sibling(name: str):
-    return importlib.import_module(f"{_PACK}.{name}" if _PACK else name)
-
-
-core = _sibling("geodesic_core")
-geometry = _sibling("geodesic_core.geometry")
-perceptual = _sibling("geodesic_core.perceptual")
+__all__ = ["core", "diffusers_adapter", "geometry"]

@@ -1,5 +1,9 @@
 """The piecewise geodesic through keyframes (and back to the first, for a loop): one solve per segment between
-consecutive keyframes, with a share of the frames and of the evaluation budget each."""
+consecutive keyframes, with a share of the frames and of the evaluation budget each.
+
+Every front end goes through `plan_keyframes` (checks, the keyframes on their common sphere, a loop's
+closing segment, the shares of frames and budget; no model needed) and `solve_through_keyframes` (the
+solves, stitched into one path), with one `GeodesicSettings` value."""
 
 from __future__ import annotations
 
@@ -23,6 +27,21 @@ OUTCOME_WORDS = {
     core.Outcome.STOPPED: "stopped early (the best path so far)",
     core.Outcome.SCHEDULE: "ran the paper's schedule to its end",
 }
+
+
+@dataclass(frozen=True)
+class GeodesicSettings:
+    """How a geodesic is solved and read out, one value for every front end: the density metric (``alpha``,
+    ``sphere``, the readout quadrature's relative ``accuracy``) and the solver (``method``, the residual
+    ``tolerance``, ``search``, the evaluation budget ``max_evals``, None: no cap)."""
+
+    alpha: float
+    sphere: bool = True
+    method: str = "default"
+    tolerance: float = 1e-3
+    accuracy: float = 1e-3
+    search: str = "local"
+    max_evals: int | None = None
 
 
 def readout_evals(frames: int, keyframes: int, loop: bool) -> int:
@@ -105,3 +124,112 @@ def solve_segments(field_of: Callable[[int], core.DensityField], ends: Tensor, p
                                    max_evals=plan.budgets[k],
                                    callback=None if callback_of is None else callback_of(k, plan.budgets[k]))
         yield Segment(k, a, b, n_steps, solve)
+
+
+@dataclass(frozen=True)
+class KeyframePlan:
+    """The ends every segment is solved between (a loop's first keyframe again at the end) and their shares."""
+
+    ends: Tensor        # [segments + 1, *shape]
+    segments: SegmentPlan
+    frames: int
+    loop: bool
+
+
+def plan_keyframes(keyframes: Tensor, *, frames: int, settings: GeodesicSettings, loop: bool = False,
+                   spacing: str = SPACINGS[0], common_sphere: bool | None = None) -> KeyframePlan:
+    """Check and plan the path through ``keyframes`` [K, *shape] with exactly ``frames`` points.
+
+    The keyframes go on their common sphere (their mean norm) with ``common_sphere``, by default with the
+    sphere constraint: a keyframe shared by two segments must not jump between two spheres (the paper
+    scales each pair to its mean). With ``loop`` a last segment returns to the first keyframe."""
+    if frames < 3:
+        raise core.GeodesicInputError(f"frames: expected at least 3 frames, got {frames}")
+    total_steps = frames if loop else frames - 1
+    n_segments = len(keyframes) - (0 if loop else 1)
+    if total_steps < n_segments:
+        raise core.GeodesicInputError(
+            f"frames: {len(keyframes)} keyframes{' in a loop' if loop else ''} need at least "
+            f"{n_segments + (0 if loop else 1)} frames, got {frames}")
+    ends = on_common_sphere(keyframes) if (settings.sphere if common_sphere is None else common_sphere) else keyframes
+    if loop:
+        ends = torch.cat([ends, ends[:1]])
+    plan = plan_segments(ends, total_steps, spacing=spacing, max_evals=settings.max_evals,
+                         purpose=f"the {frames} frames")
+    return KeyframePlan(ends, plan, frames, loop)
+
+
+@dataclass
+class KeyframeGeodesic:
+    """The solved segments of a `KeyframePlan`, and the one path they make."""
+
+    plan: KeyframePlan
+    segments: list[Segment]
+
+    @property
+    def points(self) -> Tensor:
+        """[frames, *shape]: shared keyframes once, a loop's closing copy of the first keyframe left out (so the
+        frames repeat seamlessly)."""
+        pieces = [s.points if s.index == 0 else s.points[1:] for s in self.segments]
+        return torch.cat(pieces)[: self.plan.frames]
+
+    def positions(self, knots: Tensor) -> Tensor:
+        """[frames] each frame's position, evenly spaced within each segment between its keyframes' ``knots``
+        [segments + 1]."""
+        t = torch.cat([knots[:1]] + [torch.linspace(float(knots[k]), float(knots[k + 1]), s + 1)[1:]
+                                     for k, s in enumerate(self.plan.segments.steps)])
+        return t[: self.plan.frames]
+
+    @property
+    def solves(self) -> list[core.BVPResult]:
+        return [s.solve for s in self.segments if s.solve is not None]
+
+    @property
+    def end_tangent(self) -> Tensor | None:
+        """The geodesic's velocity per frame step at the last frame (None for a loop, or where the last
+        segment is its two keyframes only)."""
+        last = self.segments[-1]
+        return None if self.plan.loop or last.solve is None else last.solve.end_tangent / last.steps
+
+    def log_density(self, field_of: Callable[[int], core.DensityField], settings: GeodesicSettings) -> Tensor:
+        """[frames] float64 log density relative to the first frame, each segment's readout stitched on at its
+        first keyframe (a keyframes-only segment is read out within its budget)."""
+        densities = [torch.zeros(1, dtype=torch.float64)]
+        for segment in self.segments:
+            if segment.solve is None:
+                log_density = core.read_path(field_of(segment.index), segment.points, settings.alpha,
+                                             sphere=settings.sphere, tol=settings.accuracy,
+                                             max_evals=self.plan.segments.budgets[segment.index]).log_density
+            else:
+                log_density = segment.solve.readout.log_density
+            densities.append(densities[-1][-1] + log_density[1:].cpu())
+        return torch.cat(densities)[: self.plan.frames]
+
+    def report(self) -> list[str]:
+        """One line per segment: its frames, length, residual, convergence and evaluations."""
+        lines = []
+        for segment in self.segments:
+            result, k = segment.solve, segment.index
+            if result is None:
+                lines.append(f"segment {k + 1}: keyframes only (no frames in between)")
+                continue
+            lines.append(
+                f"segment {k + 1}: {segment.steps + 1} frames, length {result.readout.length:.5g}, residual "
+                f"{result.residual:.3g}, {OUTCOME_WORDS[result.outcome]} after {result.iterations} "
+                f"iteration{'s' * (result.iterations != 1)}, {result.score_evals} score evaluations"
+                + ("" if result.route == "direct" else f"; global search: {result.route}"))
+        return lines
+
+
+def solve_through_keyframes(field_of: Callable[[int], core.DensityField], plan: KeyframePlan,
+                            settings: GeodesicSettings, *,
+                            callback_of: Callable[[int, int | None], core.Callback | None] | None = None,
+                            device: torch.device | str | None = None) -> KeyframeGeodesic:
+    """The geodesic of every segment of ``plan`` in order, segment k in the field ``field_of(k)``, with its
+    share of the frames and of ``settings.max_evals``; ``callback_of(k, budget)`` gives its solver callback."""
+    ends = plan.ends if device is None else plan.ends.to(device)
+    segments = list(solve_segments(field_of, ends, plan.segments, alpha=settings.alpha, sphere=settings.sphere,
+                                   method=settings.method, tol=settings.tolerance,
+                                   quadrature_tol=settings.accuracy, search=settings.search,
+                                   callback_of=callback_of))
+    return KeyframeGeodesic(plan, segments)

@@ -16,9 +16,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from .core import _sibling, core
-
-diffusers_adapter = _sibling("geodesic_core.diffusers_adapter")
+from .core import core, diffusers_adapter
 
 
 @runtime_checkable

@@ -1,8 +1,8 @@
 """The one place the pack touches ComfyUI internals that no public API promises, or that differ by version.
 
 Tested in CI on ComfyUI 0.3.75; read in the source of 0.38.1 (see README, "ComfyUI versions"). If one of
-these changes shape, tests/test_nodes_inprocess.py::test_comfy_internals_keep_their_shape fails and
-names it; at run time the nodes raise ComfyInternalsChanged instead of computing something wrong.
+these changes shape, tests/comfy_inprocess/test_comfy_contract.py::test_comfy_internals_keep_their_shape fails
+and names it; at run time the nodes raise ComfyInternalsChanged instead of computing something wrong.
 
 - The guider's ``conds``: ``CFGGuider.predict_noise`` reads ``self.conds`` at every model call, and the
   guider passes itself to ``Sampler.sample`` as ``model_wrap``, so the bridge swaps per-point conds in.

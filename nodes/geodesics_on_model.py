@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from ..geodesic_core import (
-    Closure,
     DenoiserField,
+    EfficiencyResult,
     GeodesicInputError,
     PathReadout,
     Progress,
@@ -23,22 +23,13 @@ from ..geodesic_core import (
 )
 from ..geodesic_core.fields import Denoiser
 from ..geodesic_core.geometry import knot_interval
-from ..geodesic_pipeline.keyframes import OUTCOME_WORDS, on_common_sphere, plan_segments, solve_segments
+from ..geodesic_pipeline.keyframes import GeodesicSettings, plan_keyframes, solve_through_keyframes
 from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
-
-
-@dataclass(frozen=True)
-class DensitySettings:
-    """Which density metric a solve or readout uses (shared by every node that reads the density)."""
-
-    alpha: float
-    sphere: bool
-    accuracy: float = 1e-3  # relative tolerance of the readout quadrature (geodesic_core.path_integrals)
 
 
 def _field(kind: str, denoise: Denoiser, sigma: float) -> DenoiserField:
@@ -92,81 +83,41 @@ def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, ConditioningSched
     return t, schedule
 
 
-def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str, method: str,
-                    tolerance: float, max_evals: int, density: DensitySettings, search: str = "local",
-                    calls: ModelCallSettings) -> tuple[GeodesicPath, str]:
-    """Piecewise geodesic through every keyframe in order with exactly ``frames`` points.
-
-    Segment k gets a share of the frame steps (by keyframe distance or equally) and of the evaluation
-    budget; shared keyframes appear once. With the sphere constraint all keyframes are first scaled to
-    their mean norm (the paper scales each pair to its mean). With ``loop`` the last segment returns to the
-    first keyframe and the closing copy is left out, so the frames repeat seamlessly. Also returns a
-    report with one line per segment.
-    """
+def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str,
+                    settings: GeodesicSettings, calls: ModelCallSettings) -> tuple[GeodesicPath, str]:
+    """Piecewise geodesic through every keyframe in order with exactly ``frames`` points
+    (geodesic_pipeline.keyframes: each segment's share of the frames and budget, the common sphere, a loop's
+    closing segment), solved on the model with each keyframe's conditioning; and a report with one line per
+    segment."""
     check_path_for(model, keyframes, "keyframes")
     kind = noise_kind(model)
     check_min_points(keyframes, 2, "keyframes", "a geodesic between keyframes")
     for i, conditioning in enumerate(keyframes.schedule.conditionings):
         check_conditioning(conditioning, f"keyframes (conditioning of keyframe {i})")
-    if frames < 3:
-        raise GeodesicInputError(f"frames: expected at least 3 frames, got {frames}")
+    plan = plan_keyframes(keyframes.points, frames=frames, settings=settings, loop=loop, spacing=spacing)
     t, schedule = closed_keyframes(keyframes) if loop else (keyframes.t, keyframes.schedule)
-    n_segments = len(t) - 1
-    total_steps = frames if loop else frames - 1
-    if total_steps < n_segments:
-        raise GeodesicInputError(
-            f"frames: {len(keyframes)} keyframes{' in a loop' if loop else ''} need at least "
-            f"{n_segments + (0 if loop else 1)} frames, got {frames}")
-    ends = on_common_sphere(keyframes.points) if density.sphere else keyframes.points
-    if loop:
-        ends = torch.cat([ends, ends[:1]])
-    plan = plan_segments(ends, total_steps, spacing=spacing, max_evals=max_evals, purpose=f"the {frames} frames")
-    steps = plan.steps
+    steps = plan.segments.steps
 
     def solve_on_model(denoise, device):
-        pieces, densities, report = [ends[:1].to(device)], [torch.zeros(1, dtype=torch.float64)], []
-        end_tangent = None
-
         def field_of(k: int) -> DenoiserField:
             return _field(kind, _reparametrised(denoise, torch.tensor([0.0, 1.0]), t[k:k + 2]), keyframes.sigma)
 
-        for segment in solve_segments(field_of, ends.to(device), plan, alpha=density.alpha, sphere=density.sphere,
-                                      method=method, search=search, tol=tolerance,
-                                      quadrature_tol=density.accuracy,
-                                      callback_of=lambda k, budget: _solve_progress(k, len(steps), tolerance, budget)):
-            result, k = segment.solve, segment.index
-            if result is None:
-                log_density = read_path(field_of(k), segment.points, density.alpha, sphere=density.sphere,
-                                        tol=density.accuracy, max_evals=plan.budgets[k]).log_density
-                report.append(f"segment {k + 1}: keyframes only (no frames in between)")
-                end_tangent = None
-            else:
-                log_density = result.log_density
-                end_tangent = result.end_tangent / segment.steps
-                report.append(
-                    f"segment {k + 1}: {segment.steps + 1} frames, length {result.length:.5g}, residual "
-                    f"{result.residual:.3g}, {OUTCOME_WORDS[result.outcome]} after {result.iterations} "
-                    f"iteration{'s' * (result.iterations != 1)}, {result.score_evals} score evaluations"
-                    + ("" if result.route == "direct" else f"; global search: {result.route}"))
-            pieces.append(segment.points[1:])
-            densities.append(densities[-1][-1] + log_density[1:].cpu())
-        return torch.cat(pieces).float().cpu(), torch.cat(densities), end_tangent, report
+        geodesic = solve_through_keyframes(
+            field_of, plan, settings, device=device,
+            callback_of=lambda k, budget: _solve_progress(k, len(steps), settings.tolerance, budget))
+        return geodesic, geodesic.points.float().cpu(), geodesic.log_density(field_of, settings)
 
     # Every solve keeps within its budget, its readout included, and a keyframes-only segment's readout within its.
-    most_evals = sum(plan.budgets)
-    path_points, log_density, end_tangent, lines = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
-                                                                 max(steps) + 1, most_evals, calls)
-    path_t = torch.cat([t[:1]] + [torch.linspace(float(t[k]), float(t[k + 1]), s + 1)[1:]
-                                  for k, s in enumerate(steps)])
-    if loop:
-        path_points, path_t, log_density, end_tangent = path_points[:-1], path_t[:-1], log_density[:-1], None
-    path = keyframes.with_points(path_points, path_t, schedule=schedule, log_density=log_density,
+    geodesic, points, log_density = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
+                                                  max(steps) + 1, sum(plan.segments.budgets), calls)
+    end_tangent = geodesic.end_tangent
+    path = keyframes.with_points(points, geodesic.positions(t), schedule=schedule, log_density=log_density,
                                  end_tangent=None if end_tangent is None else end_tangent.float().cpu())
-    return path, "\n".join(lines)
+    return path, "\n".join(geodesic.report())
 
 
 def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tangent: bool, backward: bool,
-                density: DensitySettings, calls: ModelCallSettings) -> GeodesicPath:
+                settings: GeodesicSettings, calls: ModelCallSettings) -> GeodesicPath:
     """``frames`` new points shot along the geodesic from the path's end (or start), one frame step apart.
 
     The step is the path's end tangent per frame (a solved BVP knows it) or its last frame difference;
@@ -187,7 +138,7 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     def shoot_frames(denoise, device):
         field = _field(kind, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
-                           alpha=density.alpha, sphere=density.sphere, quadrature_tol=density.accuracy)
+                           alpha=settings.alpha, sphere=settings.sphere, quadrature_tol=settings.accuracy)
         return result.points[1:].float().cpu(), result.readout.log_density[1:].cpu()
 
     # RK4: four score evaluations per step, then the density readout: the last point and at least 3
@@ -205,10 +156,8 @@ class DensityReadoutResult:
     """What the Density Readout node reports about a path (formatted by nodes/plot.py)."""
 
     t: Tensor
-    readout: PathReadout          # the path's own, on the CPU (score_evals: of this readout alone)
-    geodesic_length: float | None  # of the geodesic between the path's ends; None: not solved
-    efficiency: float | None      # geodesic_length / the path's length; None: not solved
-    closure: Closure | None       # the path and the geodesic end at the same point: how far their ends disagree
+    readout: PathReadout                   # the path's own, on the CPU (score_evals: of this readout alone)
+    compared: EfficiencyResult | None = None  # against the geodesic between the path's ends (None: not solved)
 
     @property
     def min_log_density(self) -> float:
@@ -227,39 +176,40 @@ def _check_readable(model: ModelPatcher, path: GeodesicPath) -> str:
     return kind
 
 
-def read_along(model: ModelPatcher, path: GeodesicPath, *, max_evals: int, density: DensitySettings,
+def read_along(model: ModelPatcher, path: GeodesicPath, *, settings: GeodesicSettings,
                calls: ModelCallSettings) -> PathReadout:
-    """Density and distance along any path, refined within ``max_evals`` (at least one pass over its frames)."""
+    """Density and distance along any path, refined within ``settings.max_evals`` (at least one pass over its
+    frames)."""
     kind = _check_readable(model, path)
-    budget = max(max_evals, one_pass_evals(len(path)))
+    budget = max(settings.max_evals, one_pass_evals(len(path)))
 
     def read_on_model(denoise, device):
-        return read_path(_path_field(kind, denoise, path), path.points.to(device), density.alpha,
-                         sphere=density.sphere, t=torch.linspace(0.0, 1.0, len(path)), tol=density.accuracy,
+        return read_path(_path_field(kind, denoise, path), path.points.to(device), settings.alpha,
+                         sphere=settings.sphere, t=torch.linspace(0.0, 1.0, len(path)), tol=settings.accuracy,
                          max_evals=budget).cpu()
 
     return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path), budget, calls)
 
 
-def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, method: str, tolerance: float,
-             max_evals: int, density: DensitySettings, calls: ModelCallSettings) -> DensityReadoutResult:
+def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, settings: GeodesicSettings,
+             calls: ModelCallSettings) -> DensityReadoutResult:
     """Density and distance along any path; optionally its efficiency against the geodesic between its
     ends."""
     if not compare_geodesic:
-        readout = read_along(model, path, max_evals=max_evals, density=density, calls=calls)
-        return DensityReadoutResult(path.t.clone(), readout, None, None, None)
+        readout = read_along(model, path, settings=settings, calls=calls)
+        return DensityReadoutResult(path.t.clone(), readout)
     kind = _check_readable(model, path)
+    max_evals = settings.max_evals
     check_budget(max_evals, one_pass_evals(len(path)), "the geodesic between the path's ends")
     # The path's own readout may refine within the same budget (at least one pass over its frames).
     readout_budget = max(max_evals, one_pass_evals(len(path)))
 
     def compare_on_model(denoise, device):
-        result = geodesic_efficiency(_path_field(kind, denoise, path), path.points.to(device), density.alpha,
-                                     sphere=density.sphere, method=method, tol=tolerance,
-                                     quadrature_tol=density.accuracy, max_evals=max_evals,
+        result = geodesic_efficiency(_path_field(kind, denoise, path), path.points.to(device), settings.alpha,
+                                     sphere=settings.sphere, method=settings.method, tol=settings.tolerance,
+                                     quadrature_tol=settings.accuracy, max_evals=max_evals,
                                      readout_max_evals=readout_budget)
-        return DensityReadoutResult(path.t.clone(), result.path.cpu(), result.geodesic.length, result.efficiency,
-                                    result.closure)
+        return DensityReadoutResult(path.t.clone(), result.path.cpu(), result)
 
     return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path),
                          readout_budget + max_evals, calls)

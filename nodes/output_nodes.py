@@ -5,10 +5,11 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..geodesic_core import GeodesicInputError
+from ..geodesic_pipeline.keyframes import GeodesicSettings
 from . import inputs as shared
 from .bridge import ModelCallSettings
 from .encode_decode import decode_path
-from .geodesics_on_model import DensitySettings, read_out
+from .geodesics_on_model import read_out
 from .perceptual import (
     DECODE_SPACINGS,
     LPIPS_NETS,
@@ -97,13 +98,13 @@ class DensityReadout(io.ComfyNode):
         if images is not None and len(images) != len(path):
             raise GeodesicInputError(
                 f"images: expected the {len(path)} decoded frames of this path, got {len(images)} images")
-        result = read_out(model, path, compare_geodesic=compare_geodesic, method=method, tolerance=tolerance,
-                          max_evals=max_evals, density=DensitySettings(alpha, sphere, accuracy),
+        result = read_out(model, path, compare_geodesic=compare_geodesic,
+                          settings=GeodesicSettings(alpha, sphere, method, tolerance, accuracy, max_evals=max_evals),
                           calls=ModelCallSettings(guidance, negative, batch_size))
         plot = density_plot(result)
         table = readout_table(result, None if images is None else image_metrics(images))
         # the efficiency output keeps its released meaning: -1 when the geodesic was not solved
-        efficiency = -1.0 if result.efficiency is None else result.efficiency
+        efficiency = -1.0 if result.compared is None else result.compared.efficiency
         return io.NodeOutput(plot, table, result.readout.length, efficiency, result.min_log_density,
                              ui=ui.PreviewImage(plot, cls=cls))
 
@@ -176,7 +177,7 @@ class RespacePath(io.ComfyNode):
     @classmethod
     @checked_when_run
     def execute(cls, model, path, frames, alpha, sphere, batch_size, guidance, negative=None) -> io.NodeOutput:
-        return io.NodeOutput(respace_evenly(model, path, frames, DensitySettings(alpha, sphere),
+        return io.NodeOutput(respace_evenly(model, path, frames, GeodesicSettings(alpha, sphere),
                                             ModelCallSettings(guidance, negative, batch_size)))
 
 

@@ -3,6 +3,7 @@ ComfyUI uses for models, or the CPU)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,9 +24,10 @@ from ..geodesic_core.perceptual import (
     retime,
 )
 from ..geodesic_core.progress import Callback, Progress
+from ..geodesic_pipeline.keyframes import GeodesicSettings
 from .bridge import ModelCallSettings, show_progress_text
 from .encode_decode import decode_path
-from .geodesics_on_model import DensitySettings, read_along
+from .geodesics_on_model import read_along
 from .path import GeodesicPath
 from .plot import tab_separated
 
@@ -170,10 +172,11 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     return EvenDecode(samples, images, report)
 
 
-def respace_evenly(model: ModelPatcher, path: GeodesicPath, frames: int, density: DensitySettings,
+def respace_evenly(model: ModelPatcher, path: GeodesicPath, frames: int, settings: GeodesicSettings,
                    calls: ModelCallSettings) -> GeodesicPath:
     """The path re-read at ``frames`` points equally far apart in its geodesic (density-weighted) distance."""
     # One pass over the frames (no refinement): the spacing needs the distances, not a length to 1e-3.
-    readout = read_along(model, path, max_evals=one_pass_evals(len(path)), density=density, calls=calls)
+    readout = read_along(model, path, settings=dataclasses.replace(settings, max_evals=one_pass_evals(len(path))),
+                         calls=calls)
     t, points = even_in_distance(path.points, path.t, readout.cumulative_length, frames)
     return path.with_points(points.float(), t.float())

@@ -26,7 +26,7 @@ LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the pr
 
 
 def readout_title(result: DensityReadoutResult) -> str:
-    compared = "" if result.efficiency is None else f", efficiency {result.efficiency:.2f} (1 = geodesic)"
+    compared = "" if result.compared is None else f", efficiency {result.compared.efficiency:.2f} (1 = geodesic)"
     return f"length {result.readout.length:.4g} ± {result.readout.length_error:.2g}{compared}"
 
 
@@ -45,17 +45,17 @@ def readout_table(result: DensityReadoutResult, lpips: PerceptualMetrics | None 
     summary = [["geodesic_length", f"{readout.length:.6g}"],
                ["geodesic_length_error_bound", f"{readout.length_error:.2g}"],
                ["euclidean_length", f"{readout.euclidean_length:.6g}"],
-               ["geodesic_residual", f"{readout.residual:.4g}"],
+               ["geodesic_residual", f"{readout.normal_residual:.4g}"],
                ["min_relative_log_density", f"{result.min_log_density:.6g}"],
                ["readout_score_evaluations", str(readout.score_evals)]]
-    if result.efficiency is not None:
-        summary += [["geodesic_between_ends_length", f"{result.geodesic_length:.6g}"],
-                    ["efficiency", f"{result.efficiency:.6g}"]]
-    if result.closure is not None:
+    if result.compared is not None:
+        compared, closure = result.compared, result.compared.closure
         # Both paths end at the last frame: for an exact density their end values would agree.
-        summary += [["closure_gap_at_end_vs_geodesic", f"{result.closure.gap:.4g}"],
-                    ["closure_quadrature_bound", f"{result.closure.quadrature_bound:.2g}"],
-                    ["closure_non_conservative_part_at_least", f"{result.closure.field_part:.4g}"]]
+        summary += [["geodesic_between_ends_length", f"{compared.geodesic.readout.length:.6g}"],
+                    ["efficiency", f"{compared.efficiency:.6g}"],
+                    ["closure_gap_at_end_vs_geodesic", f"{closure.gap:.4g}"],
+                    ["closure_quadrature_bound", f"{closure.quadrature_bound:.2g}"],
+                    ["closure_non_conservative_part_at_least", f"{closure.field_part:.4g}"]]
     if lpips is not None:
         header.append("lpips_to_next")
         for row, step in zip(frames, [f"{float(d):.6g}" for d in lpips.steps] + ["-"], strict=True):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..geodesic_pipeline.keyframes import SPACINGS
+from ..geodesic_pipeline.keyframes import SPACINGS, GeodesicSettings
 from . import inputs as shared
 from .bridge import ModelCallSettings
-from .geodesics_on_model import DensitySettings, extrapolate, solve_keyframes
+from .geodesics_on_model import extrapolate, solve_keyframes
 from .validation import (
     budget_covers_the_frames,
     check_queued,
@@ -66,9 +66,8 @@ class SolveBVP(io.ComfyNode):
     @checked_when_run
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
                 batch_size, guidance, accuracy=0.001, search="local", negative=None) -> io.NodeOutput:
-        path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing,
-                                       method=method, search=search, tolerance=tolerance, max_evals=max_evals,
-                                       density=DensitySettings(alpha, sphere, accuracy),
+        settings = GeodesicSettings(alpha, sphere, method, tolerance, accuracy, search, max_evals)
+        path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing, settings=settings,
                                        calls=ModelCallSettings(guidance, negative, batch_size))
         return io.NodeOutput(path, report)
 
@@ -112,6 +111,6 @@ class SolveIVP(io.ComfyNode):
     def execute(cls, model, path, frames, velocity_from, direction, alpha, sphere, batch_size, guidance,
                 negative=None) -> io.NodeOutput:
         new_path = extrapolate(model, path, frames=frames, use_tangent=velocity_from == VELOCITY_SOURCES[0],
-                               backward=direction == DIRECTIONS[1], density=DensitySettings(alpha, sphere),
+                               backward=direction == DIRECTIONS[1], settings=GeodesicSettings(alpha, sphere),
                                calls=ModelCallSettings(guidance, negative, batch_size))
         return io.NodeOutput(new_path)

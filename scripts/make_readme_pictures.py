@@ -23,9 +23,9 @@ from PIL import Image, ImageSequence
 
 from devtools.comfy_server import EXTRAPOLATION_TEMPLATE, LOOP_TEMPLATE, VIDEO_TEMPLATE
 from digits.latent_model import load_mnist_model
-from digits.main import frame_colormap, tile_frames
 from digits.main import main as digits_demo
 from digits.mnist import load_split, pick_pairs
+from digits.render import frame_colormap, tile_frames
 from digits.settings import MNIST_DEFAULTS
 from geodesic_core import solve_bvp
 from geodesic_pipeline.compare import to_common_radius

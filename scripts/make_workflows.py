@@ -66,7 +66,7 @@ SD_NOTE = (
 KEYFRAME_CLASSES = (0, 3, 6)  # the digits the example keyframe images show (devtools.comfy_server.KEYFRAME_DIGITS)
 INTERPOLATION_FRAMES, LOOP_FRAMES, EXTRAPOLATION_BVP_FRAMES, EXTRAPOLATED_FRAMES = 17, 24, 9, 8
 # The embedded-model template: two held-out digits (a 7 and a 2) and the settings chosen on training digits
-# (docs/evaluation-mnist.md, "The embedded template's settings").
+# (docs/evaluation.md, "The embedded template's settings").
 EMBEDDED_DIGITS = (0, 1)
 EMBEDDED_SETTINGS = {"noise_level": MNIST_DEFAULTS.noise_level, "alpha": MNIST_DEFAULTS.alpha, "steps": ODE_STEPS,
                      "frames": INTERPOLATION_FRAMES}

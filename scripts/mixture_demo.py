@@ -49,7 +49,7 @@ def main() -> None:
     ax.plot(geo.points[:, 0], geo.points[:, 1], "o-", color="orange", ms=3, label="density geodesic")
     ax.set_title(f"log density, alpha = {args.alpha}")
     ax.legend(loc="lower left")
-    ax2.plot(geo.t, geo.log_density, color="orange", label=f"geodesic (length {geo.length:.2f})")
+    ax2.plot(geo.t, geo.readout.log_density, color="orange", label=f"geodesic (length {geo.readout.length:.2f})")
     ax2.plot(geo.t, line.log_density, color="gray", label=f"straight line (length {line.length:.2f})")
     ax2.set_xlabel("path position t")
     ax2.set_ylabel("log p(x(t)) - log p(x(0))")
@@ -61,7 +61,9 @@ def main() -> None:
 
     print(f"{'path':15} {'length':>9} {'min rel. log p':>15} {'score evals':>12}")
     print(f"{'straight line':15} {line.length:9.3f} {float(line.log_density.min()):15.2f} {line.score_evals:12d}")
-    print(f"{'geodesic':15} {geo.length:9.3f} {float(geo.log_density.min()):15.2f} {geo.score_evals:12d}")
+    geo_readout = geo.readout
+    print(f"{'geodesic':15} {geo_readout.length:9.3f} {float(geo_readout.log_density.min()):15.2f} "
+          f"{geo.score_evals:12d}")
     print(f"geodesic converged: {geo.converged} (residual {geo.residual:.1e}); wrote {png}")
 
 

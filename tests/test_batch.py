@@ -81,8 +81,7 @@ def test_two_workers_give_the_single_process_numbers(ray_address, pairs, tmp_pat
     model = load_digits_model(SMALL.noise_level, SMALL.invert_steps, SMALL.decode_steps)
     for _, row in table.iterrows():
         latents = model.to_latents(read_images(list(row["inputs"]), (8, 8), grey=True, invert_light_background=True)[0])
-        reports, geodesic = compare_paths(model, latents[0], latents[1], alpha=SMALL.alpha, n_points=SMALL.frames,
-                                          sphere=SMALL.sphere, max_evals=SMALL.max_evals)
+        reports, geodesic = compare_paths(model, latents[0], latents[1], SMALL.geodesic, n_points=SMALL.frames)
         for name, report in reports.items():
             np.testing.assert_allclose(row[f"{name}_log_density"], report.readout.log_density.numpy(), rtol=1e-5,
                                        atol=1e-5)

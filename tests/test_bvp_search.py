@@ -19,14 +19,14 @@ def test_global_search_finds_the_detour_the_local_solve_misses():
     reference = fast_marching_distance(RING_FIELD, RING_START, RING_END, 1.0)
     assert local.route == "direct" and local.search_evals == 0
     assert float(local.points[:, 1].abs().max()) < 1e-9  # stuck on the symmetric straight path
-    assert local.length > 5 * reference
+    assert local.readout.length > 5 * reference
     assert found.route.startswith("via waypoint")
     # 1.5%: as in test_core's fast-marching comparison (65 points, FMM accurate to ~0.2% here)
-    assert abs(found.length - reference) / reference < 0.015, (found.length, reference)
+    assert abs(found.readout.length - reference) / reference < 0.015, (found.readout.length, reference)
     assert float(found.points[:, 1].abs().max()) > 1.0  # round the ring, not across it
     # Its length is the certified readout of its own frames.
     again = read_path(RING_FIELD, found.points, 1.0)
-    assert abs(again.length - found.length) <= again.length_error + found.length_error
+    assert abs(again.length - found.readout.length) <= again.length_error + found.readout.length_error
     assert found.search_evals == found.score_evals - local.score_evals > 0
 
 
@@ -89,4 +89,5 @@ def test_a_trial_the_model_cannot_score_is_a_rejected_trial():
     clean = solve_bvp(DenoiserField(lambda x, s, t=None: x + s**2 * field.score(x), sigma), a, b, n_points=17,
                       alpha=0.5)
     assert len(calls) > 4 and sum(calls) == res.score_evals
-    assert torch.isfinite(res.points).all() and abs(res.length - clean.length) <= 1e-3 * clean.length
+    assert torch.isfinite(res.points).all()
+    assert abs(res.readout.length - clean.readout.length) <= 1e-3 * clean.readout.length

@@ -57,14 +57,14 @@ def test_bvp_length_matches_fast_marching(name):
     reference = fast_marching_distance(field, a, b, alpha)
     assert res.converged, res.residual
     # 1.5%: FMM on an 801^2 grid is accurate to ~0.2% here (halving the grid moves it by < 0.3%).
-    assert abs(res.length - reference) / reference < 0.015, (res.length, reference)
+    assert abs(res.readout.length - reference) / reference < 0.015, (res.readout.length, reference)
     straight = read_path(field, lerp(a, b, torch.linspace(0, 1, 65).double()), alpha)
-    assert res.length < straight.length
+    assert res.readout.length < straight.length
     if name == "ring_detour":
         # The geodesic goes round the ring: far from the straight line, and much shorter than it.
         offset = (res.points[:, 1] - lerp(a, b, res.t.double())[:, 1]).abs().max()
         assert offset > 1.0
-        assert res.length < 0.1 * straight.length
+        assert res.readout.length < 0.1 * straight.length
 
 
 def _high_dim_problem(d=4096, seed=0):
@@ -85,11 +85,12 @@ def test_high_dimensional_log_density_is_exact():
     exact = field.log_prob(res.points) - field.log_prob(res.points[:1])
     # within the reported bound, up to the float64 rounding of the reference itself (log p ~ -2,000 here)
     rounding = 1e-12 * float(field.log_prob(res.points).abs().max())
-    assert bool(((res.log_density - exact).abs() <= res.log_density_error + rounding).all())
-    assert float((res.log_density - exact).abs().max() / exact.abs().max()) < 1e-3
+    assert bool(((res.readout.log_density - exact).abs() <= res.readout.log_density_error + rounding).all())
+    assert float((res.readout.log_density - exact).abs().max() / exact.abs().max()) < 1e-3
     # the standalone readout (its own quadrature from scratch) agrees within both error bounds
     again = read_path(field, res.points, 1e-3)
-    assert bool(((again.log_density - res.log_density).abs() <= again.log_density_error + res.log_density_error).all())
+    bound = again.log_density_error + res.readout.log_density_error
+    assert bool(((again.log_density - res.readout.log_density).abs() <= bound).all())
 
 
 # ------------------------------------------------------------------------- readouts on hard mixtures
@@ -245,7 +246,7 @@ def test_uniform_density_gives_straight_line():
     res = solve_bvp(ZeroScore(), a, b, n_points=9, alpha=1.0, initial=start, tol=1e-8)
     assert res.converged
     assert torch.allclose(res.points, lerp(a, b, ts), atol=1e-6)
-    assert res.length == pytest.approx(float((b - a).norm()), rel=1e-9)
+    assert res.readout.length == pytest.approx(float((b - a).norm()), rel=1e-9)
 
 
 def test_uniform_density_on_sphere_gives_great_circle():
@@ -286,8 +287,8 @@ def test_both_methods_shorten_the_initial_path_and_default_converges():
     default = solve_bvp(field, a, b, alpha=1e-3)
     paper = solve_bvp(field, a, b, alpha=1e-3, method="paper")
     assert default.converged and default.residual <= 1e-3
-    assert default.length < straight and paper.length < straight
-    assert default.length <= 1.005 * paper.length
+    assert default.readout.length < straight and paper.readout.length < straight
+    assert default.readout.length <= 1.005 * paper.readout.length
     assert default.points.shape == paper.points.shape == (17, 1024)
     assert torch.equal(default.points[0], a) and torch.equal(default.points[-1], b)
 
@@ -310,12 +311,12 @@ def test_callback_can_stop_early_with_a_full_resolution_path():
 
     res = solve_bvp(field, a, b, alpha=3e-3, callback=stop_after_three)
     assert len(seen) == 3 and not res.converged and res.outcome == Outcome.STOPPED
-    assert res.points.shape == (17, 1024) and torch.isfinite(res.log_density).all()
+    assert res.points.shape == (17, 1024) and torch.isfinite(res.readout.log_density).all()
     # 9 points is a single resolution level: the stopped result is exactly the last path the callback saw.
     seen.clear()
     res = solve_bvp(field, a, b, n_points=9, alpha=3e-3, callback=stop_after_three)
     assert len(seen) == 3 and not res.converged
-    assert torch.equal(res.points, seen[-1].points) and res.length == seen[-1].length
+    assert torch.equal(res.points, seen[-1].points) and res.readout.length == seen[-1].length
     assert seen[-1].score_evals == res.score_evals
 
 
@@ -331,7 +332,7 @@ def test_score_evals_are_the_evaluations_the_field_made_and_max_evals_bounds_the
         made, reported = counted.points, res.score_evals
         assert made == reported, f"max_evals={budget}: the field made {made} evaluations, the solve reports {reported}"
         assert budget is None or made <= budget, f"max_evals={budget}: the field made {made} evaluations"
-        assert res.points.shape == (17, 256) and torch.isfinite(res.log_density).all()
+        assert res.points.shape == (17, 256) and torch.isfinite(res.readout.log_density).all()
         if budget == 70:
             assert res.outcome == Outcome.BUDGET and not res.converged
     # The standalone readout and the efficiency (a readout plus a solve) within theirs, with no slack.
@@ -465,7 +466,7 @@ def test_identical_endpoints_give_the_trivial_path():
     a = torch.tensor([0.3, -0.2]).double()
     res = solve_bvp(_field2d(), a, a.clone(), n_points=5)
     assert res.points.shape == (5, 2) and torch.equal(res.points, a.expand(5, 2))
-    assert res.length == 0.0 and res.converged and torch.isfinite(res.log_density).all()
+    assert res.readout.length == 0.0 and res.converged and torch.isfinite(res.readout.log_density).all()
 
 
 def test_ivp_bad_input():
@@ -571,5 +572,5 @@ def test_solvers_and_readout_run_under_inference_mode():
         res = solve_bvp(field, a, b, n_points=9, alpha=1e-3)
         again = read_path(field, res.points, 1e-3)
     plain = solve_bvp(field, a, b, n_points=9, alpha=1e-3)
-    assert torch.equal(res.points, plain.points) and res.length == plain.length
-    assert abs(again.length - res.length) <= again.length_error + res.length_error
+    assert torch.equal(res.points, plain.points) and res.readout.length == plain.readout.length
+    assert abs(again.length - res.readout.length) <= again.length_error + res.readout.length_error

@@ -35,6 +35,7 @@ from digits.mnist import load_split  # noqa: E402
 from digits.settings import MNIST_DEFAULTS, ODE_STEPS  # noqa: E402
 from geodesic_core.diffusers_adapter import denoising_sigmas, scheduler_sigmas  # noqa: E402
 from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like  # noqa: E402
+from geodesic_pipeline.keyframes import GeodesicSettings  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 HELD_OUT_PAIR = (0, 1)  # a 7 and a 2
@@ -165,8 +166,8 @@ def test_comfyui_route_equals_the_pipeline_route(embedded):
     images, _ = load_split("held_out")
     latents = pipeline.to_latents(images[list(HELD_OUT_PAIR)])
     pipeline_encode_evals = counting.take()
-    _, solves = compare_like_for_like(pipeline, latents[0], latents[1], [COMPARISONS["sphere"]], alpha=alpha,
-                                      n_points=FRAMES, max_evals=MAX_EVALS)
+    _, solves = compare_like_for_like(pipeline, latents[0], latents[1], [COMPARISONS["sphere"]],
+                                      GeodesicSettings(alpha, max_evals=MAX_EVALS), n_points=FRAMES)
     solve = solves["sphere"]
     pipeline_frames = pipeline.to_images(solve.points)
 

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FRONT_ENDS = {
     "nodes": ([ROOT / "__init__.py", *sorted((ROOT / "nodes").rglob("*.py"))], ("nodes",)),
     "batch": (sorted((ROOT / "geodesic_batch").rglob("*.py")), ("geodesic_batch",)),
-    "demo": ([ROOT / "digits" / "main.py"], ("digits.main",)),
+    "demo": ([ROOT / "digits" / name for name in ("main.py", "demo.py", "report.py", "render.py")],
+             ("digits.main", "digits.demo", "digits.report", "digits.render")),
 }
 
 
@@ -59,7 +60,7 @@ def test_no_front_end_imports_another(front_end):
 
 def test_the_import_reader_sees_relative_and_function_level_imports(tmp_path):
     assert "geodesic_pipeline.keyframes" in imported_modules(ROOT / "nodes" / "solve_nodes.py")
-    assert "geodesic_pipeline.compare" in imported_modules(ROOT / "digits" / "main.py")  # inside run()
+    assert "geodesic_pipeline.compare" in imported_modules(ROOT / "digits" / "demo.py")  # inside run()
     assert "nodes" in imported_modules(ROOT / "__init__.py")
 
 

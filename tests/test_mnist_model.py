@@ -21,6 +21,7 @@ from digits.mnist import WHEEL_SHA256, load_split, pick_pairs
 from digits.model import evaluation_loss
 from digits.settings import MNIST_DEFAULTS
 from geodesic_pipeline.compare import compare_paths
+from geodesic_pipeline.keyframes import GeodesicSettings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -95,8 +96,8 @@ def test_geodesic_is_no_longer_than_slerp_on_held_out_pairs(held_out):
     model = load_mnist_model(ode_steps=8)
     for i, j in pick_pairs(labels, 3, seed=5):
         latents = model.to_latents(images[[i, j]])
-        reports, solve = compare_paths(model, latents[0], latents[1], alpha=MNIST_DEFAULTS.alpha, n_points=9,
-                                       max_evals=400)
+        reports, solve = compare_paths(model, latents[0], latents[1],
+                                       GeodesicSettings(MNIST_DEFAULTS.alpha, max_evals=400), n_points=9)
         assert reports["geodesic"].readout.length <= 1.01 * reports["slerp"].readout.length, (i, j, solve.outcome)
 
 

@@ -557,7 +557,7 @@ VALIDATION_ERRORS = {
     "frames < 3": ({"solve": {"frames": 2}}, "solve", "frames: expected a number from 3 to 4096, got 2"),
     # ComfyUI's own refusal of an unconnected required input (its details are the input's name). No core node
     # makes an empty CONDITIONING to send instead: the pack's "positive: the conditioning is empty" check gets
-    # a real empty one in process (test_nodes_inprocess.py, test_clear_errors_for_bad_inputs).
+    # a real empty one in process (comfy_inprocess/test_input_errors.py, test_clear_errors_for_bad_inputs).
     "positive not connected (ComfyUI's required-input check)": ({"encode_a": {"positive": None}}, "encode_a",
                                                                  "positive"),
     "guidance without negative": ({"solve": {"guidance": 2.0}}, "solve",

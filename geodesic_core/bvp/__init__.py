@@ -31,7 +31,7 @@ from ..budget import check_budget, one_pass_evals
 from ..fields import DensityField
 from ..path_integrals import path_positions
 from ..progress import Callback
-from ..results import PathReadout
+from ..readout import PathReadout
 from ..validation import GeodesicInputError, check_alpha, check_pair
 from .default import DEFAULT_TOL, solve_default
 from .gauss_newton import gauss_newton_step

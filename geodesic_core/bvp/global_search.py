@@ -51,11 +51,11 @@ def solve_global(problem: Problem, n_points: int, tol: float, callback: Callback
     screened.sort(key=lambda item: item[0])
     best, history = local, list(local.history)
     for screen_length, k, route in screened[:ROUTES_POLISHED]:
-        if screen_length >= best.length:
+        if screen_length >= best.readout.length:
             break
         candidate = solve_default(problem, n_points, tol, callback, route)
         history += candidate.history
-        if candidate.length < best.length:
+        if candidate.readout.length < best.readout.length:
             best = replace(candidate, route=f"via waypoint {k + 1} of {len(waypoints)}")
         if candidate.outcome in (Outcome.STOPPED, Outcome.BUDGET):
             break

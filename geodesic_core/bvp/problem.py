@@ -15,7 +15,7 @@ from ..fields import DensityField, flat_score
 from ..geometry import flat, project_out, segment_lengths, slerp, to_sphere
 from ..path_integrals import BudgetExceeded, Layout, PathIntegrals, integrate_path, path_positions
 from ..progress import Progress
-from ..results import PathReadout
+from ..readout import PathReadout
 
 
 class Outcome(str, Enum):
@@ -35,7 +35,8 @@ class BVPResult:
     points: Tensor            # [n_points, *shape]; endpoints are the inputs (sphere-rescaled if sphere)
     t: Tensor                 # [n_points] path positions in [0, 1]
     readout: PathReadout      # the certified readout of ``points`` (log density, length, their error bounds)
-    residual: float           # scale-free Euler-Lagrange residual of the path energy (0 = geodesic)
+    residual: float           # scale-free Euler-Lagrange residual of the whole path energy (0 = geodesic): what
+                              # the solver converges on (readout.normal_residual: its normal part alone)
     point_residuals: Tensor   # [n_points]
     score_evals: int          # every evaluation of the solve, its readout included
     readout_evals: int        # of which the final readout's quadrature (paper: not part of its schedule)
@@ -48,22 +49,6 @@ class BVPResult:
     history: list[dict] = field(default_factory=list)
     route: str = "direct"     # the global search's winner: "direct" (the start path's basin) or "via waypoint k"
     search_evals: int = 0     # of score_evals, what the global search spent beyond the local solve
-
-    @property
-    def log_density(self) -> Tensor:
-        return self.readout.log_density
-
-    @property
-    def log_density_error(self) -> Tensor:
-        return self.readout.log_density_error
-
-    @property
-    def length(self) -> float:
-        return self.readout.length
-
-    @property
-    def length_error(self) -> float:
-        return self.readout.length_error
 
     def _tangent(self, i0: int, i1: int, i2: int) -> Tensor:
         xf = flat(self.points).double()

@@ -1,0 +1,94 @@
+"""Density Readout and Perceptual Metrics: the core's numbers on the same field, within the budget."""
+from __future__ import annotations
+
+import pytest
+import torch
+from density_geodesics.geodesic_core import DenoiserField, GeodesicInputError, geodesic_efficiency, read_path
+from density_geodesics.nodes import DecodePath, DensityReadout, PerceptualMetricsNode
+from density_geodesics.nodes.bridge import run_with_denoiser
+from density_geodesics.nodes.model_facts import noise_kind
+from inprocess_support import SIZE, batch_recording
+
+
+def _table_numbers(table: str) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Density Readout's table: its per-frame columns by name, and its summary rows."""
+    rows = [row.split("\t") for row in table.splitlines()]
+    header, frames = rows[0], [row for row in rows[1:] if row[0].isdigit()]
+    columns = {name: [float(row[i]) for row in frames] for i, name in enumerate(header)}
+    summary = {row[0]: float(row[1]) for row in rows[1:] if not row[0].isdigit() and len(row) == 2}
+    return columns, summary
+
+
+@pytest.mark.parametrize("compare_geodesic", [False, True], ids=["path only", "with geodesic"])
+def test_density_readout_reports_the_cores_numbers_on_the_same_field_within_its_budget(sd, solved,
+                                                                                       compare_geodesic):
+    """The node's outputs and table against geodesic_core run on the same model through the same bridge,
+    and its evaluations counted at the UNet."""
+    model, max_evals = sd["model"], 24
+    path = solved
+    wrapped, batches = batch_recording(model)
+    _, table, length, efficiency, min_log_density = DensityReadout.execute(
+        wrapped, path, compare_geodesic, 0.002, True, "default", 1e-3, max_evals, 4, 0.0).args
+    node_evals = sum(batches)
+    batches.clear()
+
+    def core(denoise, device):
+        # "equal" spacing through evenly spaced keyframes: the path's positions are the readout's own.
+        assert torch.allclose(path.t, torch.linspace(0, 1, len(path)))
+        field = DenoiserField(denoise, path.sigma, noise_kind(model))
+        if compare_geodesic:
+            result = geodesic_efficiency(field, path.points.to(device), 0.002, sphere=True, method="default",
+                                         tol=1e-3, quadrature_tol=1e-3, max_evals=max_evals,
+                                         readout_max_evals=max_evals)
+            return result.path, result
+        return read_path(field, path.points.to(device), 0.002, sphere=True, tol=1e-3, max_evals=max_evals), None
+
+    readout, compared = run_with_denoiser(wrapped, path.schedule, core, stage="test",
+                                          latent_shape=tuple(path.points.shape[1:]), batch_size=4,
+                                          largest_batch=len(path), total_evals=2 * max_evals, sigma=path.sigma)
+    columns, summary = _table_numbers(table)
+    # Same model calls on the same latents: equal to float32 rounding, and the table to its printed digits.
+    assert length == pytest.approx(readout.length, rel=1e-5)
+    assert min_log_density == pytest.approx(float(readout.log_density.min()), rel=1e-5, abs=1e-6)
+    assert columns["relative_log_density"] == pytest.approx(readout.log_density.tolist(), rel=1e-5, abs=1e-6)
+    assert columns["geodesic_distance"] == pytest.approx(readout.cumulative_length.tolist(), rel=1e-5, abs=1e-6)
+    # error_bound is printed to 2 significant digits
+    assert columns["error_bound"] == pytest.approx(readout.log_density_error.tolist(), rel=0.05, abs=1e-12)
+    assert summary["geodesic_length_error_bound"] == pytest.approx(readout.length_error, rel=0.05)
+    assert summary["readout_score_evaluations"] == readout.score_evals <= max_evals
+    if compare_geodesic:
+        assert efficiency == pytest.approx(compared.efficiency, rel=1e-5)
+        assert summary["geodesic_between_ends_length"] == pytest.approx(compared.geodesic.readout.length, rel=1e-5)
+        assert summary["closure_gap_at_end_vs_geodesic"] == pytest.approx(compared.closure.gap, rel=1e-3, abs=1e-4)
+        assert compared.geodesic.score_evals <= max_evals
+        expected_evals = readout.score_evals + compared.geodesic.score_evals
+    else:
+        assert efficiency == -1.0
+        expected_evals = readout.score_evals
+    # Counted at the UNet: the node made exactly the evaluations the core reports for the same work.
+    assert node_evals == sum(batches) == expected_evals, (node_evals, sum(batches), expected_evals)
+
+
+def test_perceptual_metrics_and_even_lpips_decode(sd, solved):
+    model, vae = sd["model"], sd["vae"]
+    path = solved
+    plain = DecodePath.execute(model, path, 2, 4, vae=vae).args[1]
+    plot, table, ppl, pdv = PerceptualMetricsNode.execute(plain, "alex").args
+    assert plot.shape[0] == 1 and plot.shape[-1] == 3
+    assert len([row for row in table.splitlines() if row[:1].isdigit()]) == 4 and ppl > 0 and pdv >= 0
+    assert PerceptualMetricsNode.execute(plain[:1].expand(3, -1, -1, -1), "vgg").args[2] == 0.0
+    with pytest.raises(GeodesicInputError, match="images: perceptual metrics need at least 2 frames"):
+        PerceptualMetricsNode.execute(plain[:1], "alex")
+
+    latent, images, report = DecodePath.execute(model, path, 2, 4, vae=vae, spacing="even LPIPS", frames=6).args
+    assert latent["samples"].shape[0] == 6 and images.shape == (6, SIZE, SIZE, 3)
+    numbers = dict(row.split("\t", 1) for row in report.splitlines())
+    assert float(numbers["pdv_after"]) < float(numbers["pdv_before"])
+    # the returned frames are the ones measured: their PDV is the node's own metric of them
+    assert abs(PerceptualMetricsNode.execute(images, "alex").args[3] - float(numbers["pdv_after"])) < 1e-5
+    with pytest.raises(GeodesicInputError, match="vae: even LPIPS spacing"):
+        DecodePath.execute(model, path, 2, 4, spacing="even LPIPS")
+
+    table = DensityReadout.execute(model, path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0,
+                                   images=plain).args[1]
+    assert "lpips_to_next" in table.splitlines()[0] and f"ppl\t{ppl:.6g}" in table

@@ -1,0 +1,79 @@
+"""Solve, extrapolate, read out, decode and respace: the frames each node promises."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from density_geodesics.nodes import DecodePath, DensityReadout, PathToLatent, RespacePath, SolveBVP, SolveIVP
+from inprocess_support import FAST_BVP, NOISE_LEVEL, SIZE
+
+
+def test_solve_bvp_exact_frames_through_every_keyframe(sd, keyframes):
+    for frames in (5, 8):
+        path, report = SolveBVP.execute(sd["model"], keyframes, frames, False, "by distance",
+                                        **{**FAST_BVP, "sphere": False})
+        assert len(path) == frames
+        assert report.count("segment") == 2
+        # Without the sphere constraint keyframes are kept bit-exact; each appears exactly once.
+        hits = [[i for i in range(frames) if torch.equal(path.points[i], k)] for k in keyframes.points]
+        assert hits[0] == [0] and len(hits[1]) == 1 and hits[2] == [frames - 1]
+        assert torch.isfinite(path.points).all() and path.log_density.shape == (frames,)
+        assert torch.all(path.t[1:] > path.t[:-1])
+    # With the sphere constraint every frame, keyframes included, lies on one sphere (no jump at keyframes).
+    path, _ = SolveBVP.execute(sd["model"], keyframes, 6, False, "by distance", **FAST_BVP)
+    norms = path.points.reshape(len(path), -1).norm(dim=-1)
+    torch.testing.assert_close(norms, norms.mean().expand(len(path)), rtol=1e-5, atol=0)  # float32 rescale
+
+
+def test_solve_bvp_loop_closes_back_to_the_first_keyframe(sd, keyframes):
+    path, _ = SolveBVP.execute(sd["model"], keyframes, 7, True, "equal", **{**FAST_BVP, "sphere": False})
+    assert len(path) == 7
+    assert torch.equal(path.points[0], keyframes.points[0])
+    assert not torch.equal(path.points[-1], keyframes.points[0])  # the closing copy is left out
+    for k in keyframes.points[1:]:
+        assert sum(torch.equal(p, k) for p in path.points) == 1
+    # The closing segment blends back to the first keyframe's (cat) conditioning.
+    assert path.schedule.conditionings[-1] is sd["cat"]
+
+
+def test_ivp_readout_decode_on_a_solved_path(sd, solved):
+    model = sd["model"]
+    path = solved
+    assert path.end_tangent is not None
+    onward = SolveIVP.execute(model, path, 2, "end tangent", "forward", 0.002, True, 4, 0.0)[0]
+    backward = SolveIVP.execute(model, path, 1, "last two frames", "backward", 0.002, True, 4, 0.0)[0]
+    assert len(onward) == 2 and len(backward) == 1
+    assert torch.isfinite(onward.points).all() and torch.isfinite(backward.points).all()
+    # The first extrapolated frame is about one frame step beyond the last frame.
+    step = (path.points[-1] - path.points[-2]).norm()
+    assert 0.5 * step < (onward.points[0] - path.points[-1]).norm() < 2.0 * step
+
+    plot, table = DensityReadout.execute(model, path, True, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[:2]
+    assert plot.shape[0] == 1 and plot.shape[-1] == 3 and plot.min() >= 0.0 and plot.max() <= 1.0
+    assert len([row for row in table.splitlines() if row[:1].isdigit()]) == len(path)
+
+    latent, images, report = DecodePath.execute(model, path, 2, 4, vae=sd["vae"]).args
+    assert latent["samples"].shape == (5, 4, SIZE // 8, SIZE // 8)
+    assert images.shape == (5, SIZE, SIZE, 3)
+    _, preview, _ = DecodePath.execute(model, path, 2, 4).args
+    assert preview.shape == (5, SIZE, SIZE, 3)
+    noisy, level = PathToLatent.execute(model, path).args
+    assert level == NOISE_LEVEL and noisy["samples"].shape == (5, 4, SIZE // 8, SIZE // 8)
+
+
+def test_respace_path_evenly_in_geodesic_distance(sd, solved):
+    model = sd["model"]
+    path = solved
+    uneven = dataclasses.replace(path, points=path.points[[0, 1, 4]], t=path.t[[0, 1, 4]])
+    (respaced,) = RespacePath.execute(model, uneven, 7, 0.002, True, 4, 0.0).args
+    assert len(respaced) == 7 and respaced.t[0] == 0 and respaced.t[-1] == 1
+    assert torch.equal(respaced.points[[0, -1]], uneven.points[[0, -1]])
+    def step_ratio(some_path):
+        table = DensityReadout.execute(model, some_path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[1]
+        column = table.splitlines()[0].split("\t").index("geodesic_distance")
+        distances = torch.tensor([float(row.split("\t")[column]) for row in table.splitlines() if row[:1].isdigit()])
+        return float(distances.diff().max() / distances.diff().min())
+
+    # Re-read on the new polyline (which cuts the uneven path's corner) the steps are not exactly equal,
+    # but far more even than the 3:1 steps of the uneven path.
+    assert step_ratio(uneven) > 2.5 and step_ratio(respaced) < 1.5

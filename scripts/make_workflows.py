@@ -50,7 +50,19 @@ from geodesic_pipeline.keyframes import on_common_sphere
 THUMBNAIL_SIZE = 512
 GRID = 3  # frames per row and column of an animation's thumbnail
 EXTRAPOLATED_BORDER = (251, 133, 0)  # frames past the last keyframe are framed in orange
-PROMPT = "a handwritten digit, black ink on white paper"
+PROMPT = "a photo"  # neutral: fits any picture until the user describes theirs (the note says how)
+SD_NOTE = (
+    'Pick your checkpoint in Load Checkpoint and your pictures in the Load Image nodes.\n'
+    '\n'
+    'Each picture has its own prompt: write what it shows (e.g. "a photo of a red car", "a watercolour of'
+    ' a harbour"). Each keyframe keeps its own prompt and the path blends them from one to the next; the '
+    'neutral "a photo" works for any picture.\n'
+    '\n'
+    'All pictures must have the same size: scale them first (Upscale Image) if they differ.\n'
+    '\n'
+    'No checkpoint at hand? Open "A first try, geodesic between two digits (embedded model, no '
+    'checkpoint)".'
+)
 KEYFRAME_CLASSES = (0, 3, 6)  # the digits the example keyframe images show (devtools.comfy_server.KEYFRAME_DIGITS)
 INTERPOLATION_FRAMES, LOOP_FRAMES, EXTRAPOLATION_BVP_FRAMES, EXTRAPOLATED_FRAMES = 17, 24, 9, 8
 # The embedded-model template: two held-out digits (a 7 and a 2) and the settings chosen on training digits
@@ -58,42 +70,48 @@ INTERPOLATION_FRAMES, LOOP_FRAMES, EXTRAPOLATION_BVP_FRAMES, EXTRAPOLATED_FRAMES
 EMBEDDED_DIGITS = (0, 1)
 EMBEDDED_SETTINGS = {"noise_level": MNIST_DEFAULTS.noise_level, "alpha": MNIST_DEFAULTS.alpha, "steps": ODE_STEPS,
                      "frames": INTERPOLATION_FRAMES}
-EMBEDDED_NOTE = """Runs as opened: no checkpoint, no input image; about 7 s on one CPU thread.
-
-The embedded model was trained on handwritten digits (MNIST); its MODEL, VAE and conditioning work with every
-Density Geodesics node and with KSampler / VAE Decode.
-
-What to change:
-- index on the two MNIST Test Digit nodes: other digits (0 to 9999; the label output says which digit).
-- frames on Solve BVP: more or fewer frames in the animation.
-- alpha on Solve BVP and Density Readout: higher pulls the path harder through likely digits, lower keeps it
-  straighter (0.54 was chosen on training digits).
-- noise_level on both Encode Keyframes: higher leaves the path more room, lower stays closer to the pixels.
-
-For your own images and an SD checkpoint, open "Geodesic interpolation between two images"."""
+EMBEDDED_NOTE = (
+    'Runs as opened: no checkpoint, no input image; about 7 s on one CPU thread.\n'
+    '\n'
+    'The embedded model was trained on handwritten digits (MNIST); its MODEL, VAE and conditioning work '
+    'with every Density Geodesics node and with KSampler / VAE Decode.\n'
+    '\n'
+    'What to change:\n'
+    '- index on the two MNIST Test Digit nodes: other digits (0 to 9999; the label output says which '
+    'digit).\n'
+    '- frames on Solve BVP: more or fewer frames in the animation.\n'
+    '- alpha on Solve BVP and Density Readout: higher pulls the path harder through likely digits, lower '
+    'keeps it straighter (0.54 was chosen on training digits).\n'
+    '- noise_level on both Encode Keyframes: higher leaves the path more room, lower stays closer to the '
+    'pixels.\n'
+    '\n'
+    'For your own images and an SD checkpoint, open "Geodesic interpolation between two images".'
+)
 
 
 # --- the workflows --------------------------------------------------------------------------------------
 
 def model_nodes() -> list[Node]:
-    return [
-        Node("checkpoint", "CheckpointLoaderSimple", {"ckpt_name": TEMPLATE_CHECKPOINT_NAME}),
-        Node("prompt", "CLIPTextEncode", {"text": PROMPT, "clip": Link("checkpoint", "CLIP")}),
-    ]
+    return [Node("note", "Note", {"text": SD_NOTE}, title="What to change"),
+            Node("checkpoint", "CheckpointLoaderSimple", {"ckpt_name": TEMPLATE_CHECKPOINT_NAME})]
 
 
-def encode_node(key: str, images: Link) -> Node:
+def prompt_node(key: str) -> Node:
+    return Node(key, "CLIPTextEncode", {"text": PROMPT, "clip": Link("checkpoint", "CLIP")})
+
+
+def encode_node(key: str, images: Link, prompt: str) -> Node:
     return Node(key, "DensityGeodesics_EncodeKeyframes",
-                {"model": Link("checkpoint", "MODEL"), "positive": Link("prompt", "CONDITIONING"),
+                {"model": Link("checkpoint", "MODEL"), "positive": Link(prompt, "CONDITIONING"),
                  "image": images, "vae": Link("checkpoint", "VAE")})
 
 
 def keyframes(files: tuple[str, ...]) -> tuple[list[Node], Link]:
-    """One Load Image and Encode Keyframes per file, chained through Join Keyframes in play order."""
+    """One Load Image, prompt and Encode Keyframes per file, chained through Join Keyframes in play order."""
     nodes = []
     for i, name in enumerate(files):
-        nodes += [Node(f"image_{i}", "LoadImage", {"image": name}),
-                  encode_node(f"encode_{i}", Link(f"image_{i}", "IMAGE"))]
+        nodes += [Node(f"image_{i}", "LoadImage", {"image": name}), prompt_node(f"prompt_{i}"),
+                  encode_node(f"encode_{i}", Link(f"image_{i}", "IMAGE"), f"prompt_{i}")]
     joined = Link("encode_0", "path")
     for i in range(1, len(files)):
         nodes.append(Node(f"join_{i}", "DensityGeodesics_JoinKeyframes",
@@ -150,8 +168,8 @@ def extrapolation() -> list[Node]:
 
 def video_analysis() -> list[Node]:
     """Frames of a clip (an animated image) -> per-frame density plot and the clip's geodesic efficiency."""
-    return [*model_nodes(), Node("clip_frames", "LoadImage", {"image": CLIP_FILE}),
-            encode_node("encode", Link("clip_frames", "IMAGE")),
+    return [*model_nodes(), Node("clip_frames", "LoadImage", {"image": CLIP_FILE}), prompt_node("prompt"),
+            encode_node("encode", Link("clip_frames", "IMAGE"), "prompt"),
             Node("readout", "DensityGeodesics_DensityReadout", {"model": Link("checkpoint", "MODEL"),
                                                                  "path": Link("encode", "path")}),
             Node("save_plot", "SaveImage", {"images": Link("readout", "plot"),

@@ -51,7 +51,8 @@ def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
     def show(progress: Progress) -> None:
         # The paper schedule reads nothing out while it iterates: no length or residual to show then.
         numbers = "" if progress.length is None else (
-            f"length {progress.length:.5g}, residual {progress.residual:.3g} (stops below {tolerance:g}), ")
+            f"length {progress.length:.5g}, residual {progress.residual:.3g} (stops once it shortens by less than "
+            f"{tolerance:g} per step), ")
         show_progress_text(f"segment {segment + 1}/{segments}, iteration {progress.step}: {numbers}"
                            f"{progress.score_evals} of {budget} evaluations")
     return show

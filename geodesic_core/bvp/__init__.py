@@ -84,10 +84,10 @@ def solve_bvp(field: DensityField, start: Tensor, end: Tensor, *, n_points: int 
     the Euler-Lagrange residual is reported as ``residual``), ``quadrature_tol`` the relative
     accuracy of the log-density and length integrals (see ``path_integrals``), ``max_evals`` a bound on all
     score evaluations of the solve, its readout included (below one readout of the path it is refused).
-    ``callback(Progress)`` after every iteration; returning False stops and returns the last accepted path
-    (``outcome`` STOPPED); an exception raised in it propagates (use that to cancel). ``search`` "global"
-    (default method only) also tries routes through waypoints the field proposes and returns the shortest
-    (``route`` says which won, ``search_evals`` what the search cost); "local" stays in the basin of the
+    ``callback(Progress)`` after every iteration and every change of quadrature layout; returning False stops and
+    returns the last accepted path (``outcome`` STOPPED); an exception raised in it propagates (use that to cancel).
+    ``search`` "global" (default method only) also tries routes through waypoints the field proposes and returns the
+    shortest (``route`` says which won, ``search_evals`` what the search cost); "local" stays in the basin of the
     start path.
     """
     _check_args(start, end, n_points, alpha, method, tol, quadrature_tol, max_evals, initial, search)

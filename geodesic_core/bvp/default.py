@@ -197,6 +197,9 @@ def _minimise_level(problem: Problem, state: State, level: _Level, callback: Cal
         if tighter is None:
             return _LevelEnd(state, iteration, Outcome.BUDGET)
         stage, state = stage + 1, tighter
+        # A host shows progress at every stage, not only after accepted steps (a stage can take no step).
+        if callback is not None and callback(problem.progress(state, iteration)) is False:
+            return _LevelEnd(state, iteration, Outcome.STOPPED)
     return _LevelEnd(state, iteration, Outcome.STALLED)
 
 

@@ -56,7 +56,8 @@ def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, 
         values = [value for value, _ in updates]  # every call's on 0.3.75; a throttled few, in order, on newer
         assert values[-1] == total and values == sorted(set(values)) and set(values) <= {*done, total}, values
     assert recorder.texts and all(node == "solve-node" for node, _ in recorder.texts)
-    assert all(re.match(r"segment \d/2, iteration \d+: length [\d.e+-]+, residual [\d.e+-]+ \(stops below 0.001\), "
+    assert all(re.match(r"segment \d/2, iteration \d+: length [\d.e+-]+, residual [\d.e+-]+ \(stops once it "
+                        r"shortens by less than 0.001 per step\), "
                         r"\d+ of \d+ evaluations", text) for _, text in recorder.texts), recorder.texts
 
 

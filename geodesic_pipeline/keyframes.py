@@ -32,8 +32,8 @@ OUTCOME_WORDS = {
 @dataclass(frozen=True)
 class GeodesicSettings:
     """How a geodesic is solved and read out, one value for every front end: the density metric (``alpha``,
-    ``sphere``, the readout quadrature's relative ``accuracy``) and the solver (``method``, the residual
-    ``tolerance``, ``search``, the evaluation budget ``max_evals``, None: no cap)."""
+    ``sphere``, the readout quadrature's relative ``accuracy``) and the solver (``method``, the relative length
+    gain ``tolerance`` it stops below, ``search``, the evaluation budget ``max_evals``, None: no cap)."""
 
     alpha: float
     sphere: bool = True

@@ -45,6 +45,7 @@ from digits.latent_model import load_mnist_model
 from digits.mnist import load_split, load_split_uint8
 from geodesic_core import one_pass_evals, read_path
 from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like
+from geodesic_pipeline.keyframes import GeodesicSettings
 
 pytestmark = pytest.mark.server
 
@@ -305,9 +306,11 @@ def pipeline_route(prompt: dict, digits: list[int]) -> dict:
     for index in digits:
         latents.append(model.to_latents(images[index:index + 1])[0])
         evaluated.append(("inversion", counting.take()))
-    reports, solves = compare_like_for_like(model, latents[0], latents[1], [COMPARISONS["sphere"]],
-                                            alpha=solve["alpha"], n_points=solve["frames"],
-                                            max_evals=solve["max_evals"])
+    # The node's settings as the prompt gives them (a widget the prompt leaves out keeps its default).
+    settings = GeodesicSettings(**{name: solve[name] for name in ("alpha", "sphere", "method", "tolerance",
+                                                                  "accuracy", "search", "max_evals") if name in solve})
+    reports, solves = compare_like_for_like(model, latents[0], latents[1], [COMPARISONS["sphere"]], settings,
+                                            n_points=solve["frames"])
     points = solves["sphere"].points
     evaluated.append(("solve", solves["sphere"].score_evals))
     counting.take()

@@ -228,17 +228,16 @@ def _line_search(problem: Problem, state: State, d: Tensor, gd: float, keep: int
         try:
             # The trial on a layout adapted to it (the current one with well-resolved siblings merged, then
             # refined to the level's current tolerance), and the current path read again on that same layout.
-            candidate = problem.evaluate(point, keep=keep, layout=coarsen_for_reuse(state.integrals), tol=tol)
-            reference = problem.refined(state, keep=keep, layout=candidate.integrals.layout,
-                                        refine=False).integrals.log_energy
+            candidate = problem.read(point, keep=keep, layout=coarsen_for_reuse(state.integrals), tol=tol)
+            reference = problem.reread(state, keep=keep, layout=candidate.layout, refine=False).log_energy
         except NonFiniteError:
             # A learned model can overflow far from its data: a trial it cannot score is a rejected trial
             # (its evaluations were made and stay counted).
             eta *= 0.25
             continue
-        rise = candidate.integrals.log_energy - reference
+        rise = candidate.log_energy - reference
         if rise <= ARMIJO * eta * gd:
-            return candidate, eta
+            return problem.state_of(point, candidate), eta  # the energy's derivatives for the accepted one only
         curvature = rise - gd * eta
         eta *= min(0.5, max(0.1, -gd * eta / (2 * curvature))) if curvature > 0 else 0.5
     return None, 0.0

@@ -69,8 +69,8 @@ def gauss_newton_step(xf: Tensor, energy: PathEnergy, sphere: bool, curvature: f
     return step.to(xf.dtype)
 
 
-
 def frame_scores_of(integrals: PathIntegrals) -> Tensor:
+    """The scores at a path's frames [n, d], from its quadrature's node table."""
     table = integrals.nodes
     n_seg = len(integrals.segment_lengths)
     rows = [table.index[(i, 0.0)] for i in range(n_seg)] + [table.index[(n_seg - 1, 1.0)]]
@@ -81,9 +81,7 @@ def path_curvature(xf: Tensor, scores: Tensor) -> Tensor:
     """A first estimate of the curvature of -log p on every segment [n - 1] from the scores at a path's frames:
     its secant -(s_{i+1} - s_i) . dx_i / |dx_i|^2 where positive, elsewhere (a mode switch inside the
     segment) the median of the positive ones (0 when none is)."""
-    dx = (xf[1:] - xf[:-1]).double()
-    ds = (scores[1:] - scores[:-1]).double()
-    kappa = -(ds * dx).sum(1) / (dx * dx).sum(1).clamp_min(torch.finfo(torch.float64).tiny)
+    kappa = _secants(xf[1:] - xf[:-1], scores[1:] - scores[:-1])
     positive = kappa[kappa > 0]
     fallback = float(positive.median()) if len(positive) else 0.0
     return torch.where(kappa > 0, kappa, torch.full_like(kappa, fallback))
@@ -94,12 +92,16 @@ def secant_curvature(old: State, new: State, previous: Tensor) -> Tensor:
     it: each moved frame's secant -(s' - s) . (x' - x) / |x' - x|^2 (for a Gaussian of variance v it is
     1 / v), averaged over a segment's moved ends. A segment keeps its previous estimate where the step gives
     none (a negative secant: a mode switch crossed)."""
-    dx = (new.interior - old.interior).double()
-    ds = (frame_scores_of(new.integrals)[1:-1] - frame_scores_of(old.integrals)[1:-1]).double()
-    den = (dx * dx).sum(1)
-    kappa = torch.where(den > 0, -(ds * dx).sum(1) / den.clamp_min(torch.finfo(torch.float64).tiny),
-                        torch.full_like(den, -1.0))
+    kappa = _secants(new.interior - old.interior,
+                     frame_scores_of(new.integrals)[1:-1] - frame_scores_of(old.integrals)[1:-1])
     ends = torch.full((1,), float("nan"), dtype=torch.float64)
     frames = torch.cat([ends, torch.where(kappa > 0, kappa, torch.full_like(kappa, float("nan"))), ends])
     per_segment = torch.stack([frames[:-1], frames[1:]]).nanmean(0)
     return torch.where(per_segment.isnan(), previous, per_segment)
+
+
+def _secants(dx: Tensor, ds: Tensor) -> Tensor:
+    """Row-wise -(ds . dx) / |dx|^2 in float64: the curvature of -log p along each displacement dx from the
+    change ds of the score (0 where dx is 0)."""
+    dx, ds = dx.double(), ds.double()
+    return -(ds * dx).sum(1) / (dx * dx).sum(1).clamp_min(torch.finfo(torch.float64).tiny)

@@ -42,12 +42,12 @@ def solve_global(problem: Problem, n_points: int, tol: float, callback: Callback
         route = _route_via(problem, waypoint, coarse)
         keep = one_pass_evals(n_points)
         try:
-            state = problem.evaluate(route[1:-1], keep=keep, refine=False)
+            screen = problem.read(route[1:-1], keep=keep, refine=False)
         except OutOfBudget:
             break
         except NonFiniteError:
             continue  # the model cannot score this route: not a candidate
-        screened.append((state.integrals.length, k, route))
+        screened.append((screen.length, k, route))
     screened.sort(key=lambda item: item[0])
     best, history = local, list(local.history)
     for screen_length, k, route in screened[:ROUTES_POLISHED]:

@@ -118,6 +118,11 @@ class Problem:
 
     def evaluate(self, interior: Tensor, *, keep: int = 0, layout: Layout | None = None,
                  refine: bool = True, tol: float | None = None) -> State:
+        """``read``, with the path energy and its derivatives."""
+        return self.state_of(interior, self.read(interior, keep=keep, layout=layout, refine=refine, tol=tol))
+
+    def read(self, interior: Tensor, *, keep: int = 0, layout: Layout | None = None, refine: bool = True,
+             tol: float | None = None) -> PathIntegrals:
         """Score the frames and the quadrature nodes of a path in one batched call (then refine to the relative
         tolerance ``tol``, default the problem's, if asked), leaving ``keep`` evaluations of the budget unspent;
         raises OutOfBudget when that first call does not fit."""
@@ -128,16 +133,20 @@ class Problem:
         known = torch.zeros(n, dtype=torch.bool)
         known[0] = known[-1] = True
         try:
-            integrals = integrate_path(self.score, xf, self.alpha, frame_scores=frame_scores, known_frames=known,
-                                       sphere=self.sphere, t=path_positions(n), tol=tol or self.quadrature_tol,
-                                       layout=layout, refine=refine, max_evals=self.budget.left(keep))
+            return integrate_path(self.score, xf, self.alpha, frame_scores=frame_scores, known_frames=known,
+                                  sphere=self.sphere, t=path_positions(n), tol=tol or self.quadrature_tol,
+                                  layout=layout, refine=refine, max_evals=self.budget.left(keep))
         except BudgetExceeded as exc:
             raise OutOfBudget from exc
-        return self._state(interior, integrals)
 
-    def refined(self, state: State, *, keep: int = 0, tol: float | None = None, layout: Layout | None = None,
-                refine: bool = True) -> State:
-        """The same path with its layout (or ``layout``, which may split its leaves or merge siblings) refined to
+    def refined(self, state: State, *, keep: int = 0, tol: float | None = None) -> State:
+        """The same path with its layout refined to the relative tolerance ``tol`` (default the problem's), with
+        the path energy; ``reread``'s budget rules."""
+        return self.state_of(state.interior, self.reread(state, keep=keep, tol=tol))
+
+    def reread(self, state: State, *, keep: int = 0, tol: float | None = None, layout: Layout | None = None,
+               refine: bool = True) -> PathIntegrals:
+        """The same path on its layout (or ``layout``, which may split its leaves or merge siblings) refined to
         the relative tolerance ``tol`` (default the problem's), or, with ``refine`` False, read on ``layout`` as
         it is; only nodes it has no score for yet are evaluated. Raises OutOfBudget when those first ones do
         not fit."""
@@ -145,12 +154,12 @@ class Problem:
         layout = layout or state.integrals.layout
         if not self.budget.affords(len(missing_nodes(layout, state.integrals.nodes)), keep):
             raise OutOfBudget
-        integrals = integrate_path(self.score, xf, self.alpha, sphere=self.sphere, t=path_positions(len(xf)),
-                                   tol=tol or self.quadrature_tol, layout=layout, nodes=state.integrals.nodes,
-                                   refine=refine, max_evals=self.budget.left(keep))
-        return self._state(state.interior, integrals)
+        return integrate_path(self.score, xf, self.alpha, sphere=self.sphere, t=path_positions(len(xf)),
+                              tol=tol or self.quadrature_tol, layout=layout, nodes=state.integrals.nodes,
+                              refine=refine, max_evals=self.budget.left(keep))
 
-    def _state(self, interior: Tensor, integrals: PathIntegrals) -> State:
+    def state_of(self, interior: Tensor, integrals: PathIntegrals) -> State:
+        """A path with its reading, the path energy and its derivatives (no score evaluation)."""
         energy = path_energy(self.full(interior), integrals, self.alpha, sphere=self.sphere)
         return State(interior, integrals, energy)
 

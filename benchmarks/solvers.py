@@ -52,12 +52,10 @@ import torch
 from benchmarks.hard_mixtures import best_known, matches
 from devtools.mixture_oracle import (
     HardProblem,
-    PathOptimiser,
-    Subspace,
+    basin_optimum,
     exact_log_density,
     exact_path_length,
     hard_family,
-    solver_ends,
 )
 from geodesic_core import GaussianMixtureField, read_path, solve_bvp
 from geodesic_core.geometry import resample_polyline
@@ -426,19 +424,10 @@ def stress_cases() -> list[dict]:
             row[method] = {"evals": res.score_evals, "calls": res.score_calls, "outcome": res.outcome.value,
                            "wall": time.perf_counter() - t0, "points": res.points,
                            "length": exact_path_length(problem.field, res.points, alpha, sphere=problem.sphere)}
-        row["basin"] = basin_optimum(problem)
+        row["basin"], _ = basin_optimum(problem)
         rows.append(row)
         print(f"  {case} {name}: basin optimum {row['basin']:.6g}", flush=True)
     return rows
-
-
-def basin_optimum(problem: HardProblem, iterations: int = 3000) -> float:
-    subspace = Subspace.of(problem)
-    a, b = (subspace.coordinates(x[None])[0] for x in solver_ends(problem))
-    run = PathOptimiser(subspace.field, a, b, subspace.coordinates(problem.initial_path()), problem.alpha,
-                        sphere=problem.sphere)
-    run.run(iterations)
-    return run.length()
 
 
 def print_stress(rows: list[dict]) -> None:

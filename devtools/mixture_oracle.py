@@ -397,3 +397,14 @@ class Subspace:
 
     def lift(self, coords: Tensor) -> Tensor:
         return coords @ self.basis.T
+
+
+def basin_optimum(problem: HardProblem, iterations: int = 3000) -> tuple[float, Tensor]:
+    """The optimum of the basin both solvers start in: L-BFGS on the exact length from the initial path, in the
+    span of the ends and the means (``Subspace``). Returns its exact length and its points [N, d]."""
+    subspace = Subspace.of(problem)
+    a, b = (subspace.coordinates(x[None])[0] for x in solver_ends(problem))
+    run = PathOptimiser(subspace.field, a, b, subspace.coordinates(problem.initial_path()), problem.alpha,
+                        sphere=problem.sphere)
+    run.run(iterations)
+    return run.length(), subspace.lift(run.path().detach())

@@ -15,7 +15,7 @@ solvers start from: the optimum of their starting basin.
 import pytest
 import torch
 
-from devtools.mixture_oracle import PathOptimiser, Subspace, exact_path_length, hard_family, solver_ends
+from devtools.mixture_oracle import basin_optimum, exact_path_length, hard_family
 from geodesic_core import Outcome, solve_bvp
 
 PROBLEM = "d1024-line-s9"
@@ -25,15 +25,6 @@ N_POINTS = 17
 @pytest.fixture(scope="module")
 def problem():
     return next(p for p in hard_family() if p.name == PROBLEM)
-
-
-def _basin_optimum(problem) -> tuple[float, torch.Tensor]:
-    subspace = Subspace.of(problem)
-    a, b = (subspace.coordinates(x[None])[0] for x in solver_ends(problem))
-    run = PathOptimiser(subspace.field, a, b, subspace.coordinates(problem.initial_path(N_POINTS)), problem.alpha,
-                        sphere=problem.sphere)
-    run.run(3000)
-    return run.length(), subspace.lift(run.path().detach())
 
 
 def test_default_ends_within_one_percent_of_the_basin_optimum_converged_within_a_third_of_the_papers_cost(
@@ -46,7 +37,7 @@ def test_default_ends_within_one_percent_of_the_basin_optimum_converged_within_a
     assert res.outcome == Outcome.CONVERGED and res.converged, (res.outcome, res.score_evals, budget)
     assert res.score_evals <= budget
     length = exact_path_length(problem.field, res.points, problem.alpha, sphere=problem.sphere)
-    optimum, optimal_path = _basin_optimum(problem)
+    optimum, optimal_path = basin_optimum(problem)
     # 1%: the solver minimises the path energy (frames equally spaced in metric distance), the reference the
     # 17-point polyline's length with free spacing, which may be shorter by the spacing's share.
     assert length <= 1.01 * optimum, (length, optimum)

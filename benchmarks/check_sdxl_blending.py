@@ -52,7 +52,7 @@ def main() -> None:
         second = pack.EncodeKeyframes.execute(wrapped, dog, 0.6, 2, 0, image=images[1:], vae=vae).result[0]
         y_second = seen[-1][0]
         keyframes = pack.JoinKeyframes.execute(first, second).result[0]
-        path, report = pack.SolveBVP.execute(wrapped, keyframes, 5, False, "equal", 0.002, "default", 1e-3, 20,
+        path, report, _ = pack.SolveBVP.execute(wrapped, keyframes, 5, False, "equal", 0.002, "default", 1e-3, 20,
                                              True, 0, 0.0).result
         y = seen[-1]  # the final readout call: the three interior frames
         latent, frames = pack.DecodePath.execute(wrapped, path, 1, 0, vae=vae).result

@@ -140,7 +140,7 @@ def pipeline_stages(loaded: Loaded, settings: PipelineSettings, methods: dict[st
             inputs = node_inputs(pack.SolveBVP, **shared, keyframes=keyframes, frames=settings.frames,
                                  alpha=settings.alpha, method=method, tolerance=settings.tolerance,
                                  max_evals=max_evals)
-            return pack.SolveBVP.execute(**inputs).result
+            return pack.SolveBVP.execute(**inputs).result[:2]
 
         # the paper solver is a comparison, not part of the pipeline: its floor is not needed
         stage, (path, report) = run_stage(f"solve_{method}", recorder, device, solve,

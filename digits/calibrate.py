@@ -20,6 +20,7 @@ import torch
 
 from geodesic_core import load_lpips, read_path, slerp
 from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like, encode_pairs, to_common_radius
+from geodesic_pipeline.keyframes import GeodesicSettings
 
 from .judge import decode_and_judge, judge_images, load_judge, retimed_variants
 from .latent_model import load_mnist_model
@@ -60,7 +61,7 @@ def spacing_numbers(noise_level: float, alpha: float, n_pairs: int, seed: int) -
     judge, lpips = load_judge(), load_lpips()
     totals: dict[str, dict[str, float]] = {}
     for a, b in encode_pairs(model, images, pick_pairs(labels, n_pairs, seed)):
-        reports, _ = compare_like_for_like(model, a, b, [COMPARISONS["sphere"]], alpha=alpha,
+        reports, _ = compare_like_for_like(model, a, b, [COMPARISONS["sphere"]], GeodesicSettings(alpha),
                                            n_points=SPACING_FRAMES)
         report = reports[COMPARISONS["sphere"].geodesic]
         decode_and_judge(model, {"geodesic": report}, judge, lpips)

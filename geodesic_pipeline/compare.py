@@ -129,8 +129,9 @@ def compare_keyframe_paths(model: DiffusersModel, keyframes: Tensor, settings: G
             pieces[name].append(points if segment.index == 0 else points[1:])
     # a loop's closing copy of the first keyframe is left out, so the frames repeat seamlessly
     paths = {name: torch.cat(parts)[: n_points] for name, parts in pieces.items()} | {"geodesic": geodesic.points}
-    return read_reports(field, {"linear": (paths["linear"], False), "slerp": (paths["slerp"], True),
-                                "geodesic": (paths["geodesic"], settings.sphere)}, settings.alpha), geodesic.solves
+    return (read_reports(field, {"linear": (paths["linear"], False), "slerp": (paths["slerp"], True),
+                                 "geodesic": (paths["geodesic"], settings.sphere)}, geodesic.settings.alpha),
+            geodesic.solves)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def compare_like_for_like(model: DiffusersModel, start: Tensor, end: Tensor, com
         solves[comparison.key] = geodesic.solves[0]
         baseline = (core.slerp if comparison.sphere else core.lerp)(a, b, ts)
         reports |= read_reports(field, {comparison.baseline: (baseline, comparison.sphere),
-                                        comparison.geodesic: (geodesic.points, comparison.sphere)}, settings.alpha)
+                                        comparison.geodesic: (geodesic.points, comparison.sphere)},
+                                        geodesic.settings.alpha)
     return reports, solves
 
 

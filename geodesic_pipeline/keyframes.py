@@ -7,6 +7,7 @@ solves, stitched into one path), with one `GeodesicSettings` value."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .core import core, geometry
+from .strength import StrengthCalibration, alpha_for_strength, check_strength, range_evals
 
 SPACINGS = ("by distance", "equal")  # how frames are shared between segments
 
@@ -31,9 +33,10 @@ OUTCOME_WORDS = {
 
 @dataclass(frozen=True)
 class GeodesicSettings:
-    """How a geodesic is solved and read out, one value for every front end: the density metric (``alpha``,
-    ``sphere``, the readout quadrature's relative ``accuracy``) and the solver (``method``, the relative length
-    gain ``tolerance`` it stops below, ``search``, the evaluation budget ``max_evals``, None: no cap)."""
+    """How a geodesic is solved and read out, one value for every front end: the density metric (``alpha``, or
+    with ``strength`` alpha = strength / the log-density range between the keyframes (strength.py); ``sphere``;
+    the readout quadrature's relative ``accuracy``) and the solver (``method``, the relative length gain
+    ``tolerance`` it stops below, ``search``, the evaluation budget ``max_evals``, None: no cap)."""
 
     alpha: float
     sphere: bool = True
@@ -42,13 +45,18 @@ class GeodesicSettings:
     accuracy: float = 1e-3
     search: str = "local"
     max_evals: int | None = None
+    strength: float | None = None
+
+    def __post_init__(self) -> None:
+        check_strength(self.strength)
 
 
-def readout_evals(frames: int, keyframes: int, loop: bool) -> int:
+def readout_evals(frames: int, keyframes: int, loop: bool, *, strength: bool = False) -> int:
     """The smallest budget of a solve through ``keyframes`` with ``frames`` frames: one readout of every
-    segment (``one_pass_evals`` of its points), a loop's closing segment included."""
+    segment (``one_pass_evals`` of its points), a loop's closing segment included, and with a ``strength``
+    the readout of the log-density range."""
     segments, steps = (keyframes, frames) if loop else (keyframes - 1, frames - 1)
-    return 4 * steps + segments
+    return 4 * steps + segments + (range_evals(segments) if strength else 0)
 
 
 def on_common_sphere(points: Tensor) -> Tensor:
@@ -154,8 +162,13 @@ def plan_keyframes(keyframes: Tensor, *, frames: int, settings: GeodesicSettings
     ends = on_common_sphere(keyframes) if (settings.sphere if common_sphere is None else common_sphere) else keyframes
     if loop:
         ends = torch.cat([ends, ends[:1]])
-    plan = plan_segments(ends, total_steps, spacing=spacing, max_evals=settings.max_evals,
-                         purpose=f"the {frames} frames")
+    max_evals = settings.max_evals
+    if settings.strength is not None and max_evals is not None:
+        # The range is read before anything is solved: its evaluations come off the top of the budget.
+        core.check_budget(max_evals, readout_evals(frames, len(keyframes), loop, strength=True),
+                          f"the {frames} frames and the log-density range for strength")
+        max_evals -= range_evals(n_segments)
+    plan = plan_segments(ends, total_steps, spacing=spacing, max_evals=max_evals, purpose=f"the {frames} frames")
     return KeyframePlan(ends, plan, frames, loop)
 
 
@@ -165,6 +178,8 @@ class KeyframeGeodesic:
 
     plan: KeyframePlan
     segments: list[Segment]
+    settings: GeodesicSettings                  # as solved: alpha is strength's where a strength was given
+    calibration: StrengthCalibration | None = None
 
     @property
     def points(self) -> Tensor:
@@ -191,10 +206,11 @@ class KeyframeGeodesic:
         last = self.segments[-1]
         return None if self.plan.loop or last.solve is None else last.solve.end_tangent / last.steps
 
-    def log_density(self, field_of: Callable[[int], core.DensityField], settings: GeodesicSettings) -> Tensor:
+    def log_density(self, field_of: Callable[[int], core.DensityField]) -> Tensor:
         """[frames] float64 log density relative to the first frame, each segment's readout stitched on at its
         first keyframe (a keyframes-only segment is read out within its budget)."""
         densities = [torch.zeros(1, dtype=torch.float64)]
+        settings = self.settings
         for segment in self.segments:
             if segment.solve is None:
                 log_density = core.read_path(field_of(segment.index), segment.points, settings.alpha,
@@ -206,8 +222,9 @@ class KeyframeGeodesic:
         return torch.cat(densities)[: self.plan.frames]
 
     def report(self) -> list[str]:
-        """One line per segment: its frames, length, residual, convergence and evaluations."""
-        lines = []
+        """One line per segment: its frames, length, residual, convergence and evaluations; first, with a
+        strength, the alpha it gave."""
+        lines = [] if self.calibration is None else [self.calibration.describe()]
         for segment in self.segments:
             result, k = segment.solve, segment.index
             if result is None:
@@ -227,10 +244,15 @@ def solve_through_keyframes(field_of: Callable[[int], core.DensityField], plan: 
                             callback_of: Callable[[int, int | None], core.Callback | None] | None = None,
                             device: torch.device | str | None = None) -> KeyframeGeodesic:
     """The geodesic of every segment of ``plan`` in order, segment k in the field ``field_of(k)``, with its
-    share of the frames and of ``settings.max_evals``; ``callback_of(k, budget)`` gives its solver callback."""
+    share of the frames and of ``settings.max_evals``; ``callback_of(k, budget)`` gives its solver callback.
+    With ``settings.strength`` the log-density range between the keyframes is read first and sets alpha."""
     ends = plan.ends if device is None else plan.ends.to(device)
+    calibration = None
+    if settings.strength is not None:
+        calibration = alpha_for_strength(field_of, ends, settings.strength, sphere=settings.sphere)
+        settings = dataclasses.replace(settings, alpha=calibration.alpha)
     segments = list(solve_segments(field_of, ends, plan.segments, alpha=settings.alpha, sphere=settings.sphere,
                                    method=settings.method, tol=settings.tolerance,
                                    quadrature_tol=settings.accuracy, search=settings.search,
                                    callback_of=callback_of))
-    return KeyframeGeodesic(plan, segments)
+    return KeyframeGeodesic(plan, segments, settings, calibration)

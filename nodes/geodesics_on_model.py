@@ -24,6 +24,7 @@ from ..geodesic_core import (
 from ..geodesic_core.fields import Denoiser
 from ..geodesic_core.geometry import knot_interval
 from ..geodesic_pipeline.keyframes import GeodesicSettings, plan_keyframes, solve_through_keyframes
+from ..geodesic_pipeline.strength import range_evals
 from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points
@@ -85,11 +86,11 @@ def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, ConditioningSched
 
 
 def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int, loop: bool, spacing: str,
-                    settings: GeodesicSettings, calls: ModelCallSettings) -> tuple[GeodesicPath, str]:
+                    settings: GeodesicSettings, calls: ModelCallSettings) -> tuple[GeodesicPath, str, float]:
     """Piecewise geodesic through every keyframe in order with exactly ``frames`` points
     (geodesic_pipeline.keyframes: each segment's share of the frames and budget, the common sphere, a loop's
-    closing segment), solved on the model with each keyframe's conditioning; and a report with one line per
-    segment."""
+    closing segment), solved on the model with each keyframe's conditioning; a report with one line per
+    segment; and the alpha it was solved with (strength's, or as given)."""
     check_path_for(model, keyframes, "keyframes")
     kind = noise_kind(model)
     check_min_points(keyframes, 2, "keyframes", "a geodesic between keyframes")
@@ -106,15 +107,17 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
         geodesic = solve_through_keyframes(
             field_of, plan, settings, device=device,
             callback_of=lambda k, budget: _solve_progress(k, len(steps), settings.tolerance, budget))
-        return geodesic, geodesic.points.float().cpu(), geodesic.log_density(field_of, settings)
+        return geodesic, geodesic.points.float().cpu(), geodesic.log_density(field_of)
 
-    # Every solve keeps within its budget, its readout included, and a keyframes-only segment's readout within its.
+    # Every solve keeps within its budget, its readout included, and a keyframes-only segment's readout within its;
+    # a strength's range readout comes first, within what plan_keyframes kept for it.
+    range_budget = 0 if settings.strength is None else range_evals(len(steps))
     geodesic, points, log_density = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
-                                                  max(steps) + 1, sum(plan.segments.budgets), calls)
+                                                  max(steps) + 1, sum(plan.segments.budgets) + range_budget, calls)
     end_tangent = geodesic.end_tangent
     path = keyframes.with_points(points, geodesic.positions(t), schedule=schedule, log_density=log_density,
                                  end_tangent=None if end_tangent is None else end_tangent.float().cpu())
-    return path, "\n".join(geodesic.report())
+    return path, "\n".join(geodesic.report()), geodesic.settings.alpha
 
 
 def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tangent: bool, backward: bool,

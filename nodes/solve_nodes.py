@@ -48,12 +48,19 @@ class SolveBVP(io.ComfyNode):
                 *shared.field_tail_inputs(),
                 shared.accuracy_input(),
                 shared.search_input(),
+                shared.strength_input("along the great circle (or line) through the keyframes"),
             ],
             outputs=[
                 shared.path_output("The geodesic path (noisy latents with per-frame conditioning and densities)."),
                 shared.named_output(
                     io.String, "report",
-                    "Per segment: frames, length, residual, convergence, evaluations."),
+                    "Per segment: frames, length, residual, convergence, evaluations; with a strength, the "
+                    "alpha it gave."),
+                shared.named_output(
+                    io.Float, "alpha",
+                    "The density weight the path was solved with (strength's, or alpha as given): connect it "
+                    "to another node's alpha to read or continue the path in the same metric.",
+                    output_id="solved_alpha"),
             ],
         )
 
@@ -65,11 +72,12 @@ class SolveBVP(io.ComfyNode):
     @classmethod
     @checked_when_run
     def execute(cls, model, keyframes, frames, loop, spacing, alpha, method, tolerance, max_evals, sphere,
-                batch_size, guidance, accuracy=0.001, search="local", negative=None) -> io.NodeOutput:
-        settings = GeodesicSettings(alpha, sphere, method, tolerance, accuracy, search, max_evals)
-        path, report = solve_keyframes(model, keyframes, frames=frames, loop=loop, spacing=spacing, settings=settings,
-                                       calls=ModelCallSettings(guidance, negative, batch_size))
-        return io.NodeOutput(path, report)
+                batch_size, guidance, accuracy=0.001, search="local", strength=0.0, negative=None) -> io.NodeOutput:
+        settings = GeodesicSettings(alpha, sphere, method, tolerance, accuracy, search, max_evals, strength or None)
+        path, report, solved_alpha = solve_keyframes(
+            model, keyframes, frames=frames, loop=loop, spacing=spacing, settings=settings,
+            calls=ModelCallSettings(guidance, negative, batch_size))
+        return io.NodeOutput(path, report, solved_alpha)
 
 
 class SolveIVP(io.ComfyNode):

@@ -175,8 +175,10 @@ def guidance_needs_negative(inputs: dict) -> None:
 def budget_covers_the_frames(inputs: dict) -> None:
     """Against the fewest keyframes, 2: how many keyframes come is known only when the solve runs."""
     frames, max_evals, loop = inputs.get("frames"), inputs.get("max_evals"), bool(inputs.get("loop"))
+    strength = bool(inputs.get("strength"))
     if frames is not None and max_evals is not None:
-        check_budget(max_evals, readout_evals(frames, 2, loop), f"the {frames} frames{' of a loop' * loop}")
+        check_budget(max_evals, readout_evals(frames, 2, loop, strength=strength),
+                     f"the {frames} frames{' of a loop' * loop}{' and the log-density range for strength' * strength}")
 
 
 def global_search_needs_default_method(inputs: dict) -> None:

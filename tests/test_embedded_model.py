@@ -154,7 +154,7 @@ def test_comfyui_route_equals_the_pipeline_route(embedded):
                                                  image=image, vae=embedded["vae"]).args[0])
     encode_evals, counter.latents = counter.latents, 0
     joined = JoinKeyframes.execute(*keyframes).args[0]
-    path, _ = SolveBVP.execute(model, joined, FRAMES, False, "equal", alpha, "default", 1e-3, MAX_EVALS, True,
+    path, _, _ = SolveBVP.execute(model, joined, FRAMES, False, "equal", alpha, "default", 1e-3, MAX_EVALS, True,
                                0, 0.0).args
     solve_evals, counter.latents = counter.latents, 0
     _, frames, _ = DecodePath.execute(model, path, ODE_STEPS, 0, vae=embedded["vae"]).args

@@ -18,7 +18,7 @@ def test_solve_makes_the_evaluations_it_reports_within_max_evals_counted_at_the_
     # 40 (20 per segment): less than the second segment would spend unbounded in every variant.
     wrapped, batches = batch_recording(sd["model"])
     max_evals = 40
-    path, report = SolveBVP.execute(wrapped, keyframes, 5, False, "equal",
+    path, report, _ = SolveBVP.execute(wrapped, keyframes, 5, False, "equal",
                                     **{**FAST_BVP, "method": method, "sphere": sphere, "max_evals": max_evals})
     assert len(path) == 5 and torch.isfinite(path.points).all()
     reported = [int(line.split(", ")[-1].split()[0]) for line in report.splitlines()]
@@ -31,14 +31,14 @@ def test_a_keyframes_only_segment_is_read_out_within_max_evals_counted_at_the_un
     # 3 keyframes and 4 frames: one segment gets a frame, the other only its two keyframes (read out, not
     # solved); that readout comes out of the same budget (it used to spend up to 64 more: 33 of 20 here).
     wrapped, batches = batch_recording(sd["model"])
-    _, report = SolveBVP.execute(wrapped, keyframes, 4, False, "equal", **{**FAST_BVP, "max_evals": 20})
+    _, report, _ = SolveBVP.execute(wrapped, keyframes, 4, False, "equal", **{**FAST_BVP, "max_evals": 20})
     assert "keyframes only" in report
     assert sum(batches) <= 20, (sum(batches), report)
 
 
 def test_global_search_keeps_the_budget_counted_at_the_unet_and_needs_the_default_method(sd, keyframes):
     wrapped, batches = batch_recording(sd["model"])
-    path, report = SolveBVP.execute(wrapped, keyframes, 5, False, "equal",
+    path, report, _ = SolveBVP.execute(wrapped, keyframes, 5, False, "equal",
                                     **{**FAST_BVP, "max_evals": 120}, search="global")
     assert len(path) == 5 and torch.isfinite(path.points).all()
     reported = [int(line.split(", ")[-1].split()[0]) for line in report.splitlines()]
@@ -55,7 +55,7 @@ def test_batch_size_bounds_every_model_call_and_model_wrappers_apply(sd, keyfram
 
 def test_automatic_batch_takes_all_points_that_fit_in_free_memory(sd, keyframes, monkeypatch):
     wrapped, batches = batch_recording(sd["model"])
-    path, _ = SolveBVP.execute(sd["model"], keyframes, 7, False, "equal", **FAST_BVP)
+    path, _, _ = SolveBVP.execute(sd["model"], keyframes, 7, False, "equal", **FAST_BVP)
     all_at_once = DecodePath.execute(wrapped, path, 2, 0).args[0]["samples"]
     assert batches == [7, 7]  # plenty of memory: every frame of a step in one call
 
@@ -84,7 +84,7 @@ def test_automatic_batch_asks_the_model_patcher_for_free_memory_when_it_offers_i
     # Current ComfyUI asks the model patcher (it adds what dynamic VRAM can free); 0.3.75's patcher has no
     # get_free_memory, so one clone offers it here (on any version): room for 2 latents there, for 3 by the
     # module function.
-    path, _ = SolveBVP.execute(sd["model"], keyframes, 7, False, "equal", **FAST_BVP)
+    path, _, _ = SolveBVP.execute(sd["model"], keyframes, 7, False, "equal", **FAST_BVP)
     latent_shape = list(path.points.shape[1:])
     module_room = _room_for(sd["model"], 3, latent_shape)
     monkeypatch.setattr(comfy.model_management, "get_free_memory",

@@ -74,7 +74,7 @@ def test_v_prediction_patched_model_runs_end_to_end(sd):
     assert model_key(v_model).prediction == "V_PREDICTION" and noise_kind(v_model) == "ve"
     keys = JoinKeyframes.execute(encode_keyframes(sd, random_images(1, 4), sd["cat"], v_model),
                                  encode_keyframes(sd, random_images(1, 5), sd["cat"], v_model))[0]
-    path, _ = SolveBVP.execute(v_model, keys, 4, False, "equal", **FAST_BVP)
+    path, _, _ = SolveBVP.execute(v_model, keys, 4, False, "equal", **FAST_BVP)
     latent, _, _ = DecodePath.execute(v_model, path, 2, 4).args
     assert torch.isfinite(latent["samples"]).all() and len(path) == 4
 
@@ -90,7 +90,7 @@ def test_flow_patched_model_uses_the_flow_score(sd):
     torch.testing.assert_close(score, expected, rtol=SCORE_RTOL, atol=SCORE_RTOL * expected.abs().max().item())
     keys = JoinKeyframes.execute(encode_keyframes(sd, random_images(1, 7), sd["cat"], flow_model),
                                  encode_keyframes(sd, random_images(1, 8), sd["cat"], flow_model))[0]
-    path, _ = SolveBVP.execute(flow_model, keys, 4, False, "equal", **FAST_BVP)
+    path, _, _ = SolveBVP.execute(flow_model, keys, 4, False, "equal", **FAST_BVP)
     assert torch.isfinite(path.points).all() and len(path) == 4
 
 

@@ -79,7 +79,7 @@ def test_progress_previews_and_cancel_within_one_model_call_then_the_next_run_wo
     assert len(calls) == 2  # no model call after the one during which Cancel was pressed
     assert calls[0] < calls[1] and all(p[0] == "JPEG" and p[1].size == (8, 8) for p in previews)
     monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", None)
-    path, _ = SolveBVP.execute(sd["model"], keyframes, 5, False, "equal", **FAST_BVP)
+    path, _, _ = SolveBVP.execute(sd["model"], keyframes, 5, False, "equal", **FAST_BVP)
     assert len(path) == 5
 
 
@@ -93,7 +93,7 @@ def _live_tensors() -> int:
 def test_repeated_runs_keep_no_tensors_alive(sd, keyframes):
     """No memory growth over repeated runs: after a warm-up run, further runs leave no extra live tensors."""
     def run():
-        path, _ = SolveBVP.execute(sd["model"], keyframes, 4, False, "equal", **FAST_BVP)
+        path, _, _ = SolveBVP.execute(sd["model"], keyframes, 4, False, "equal", **FAST_BVP)
         DecodePath.execute(sd["model"], path, 1, 4)
 
     run()

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
+import pytest
 import torch
+from density_geodesics.geodesic_pipeline.strength import range_evals
 from density_geodesics.nodes import DecodePath, DensityReadout, PathToLatent, RespacePath, SolveBVP, SolveIVP
 from inprocess_support import FAST_BVP, NOISE_LEVEL, SIZE
 
 
 def test_solve_bvp_exact_frames_through_every_keyframe(sd, keyframes):
     for frames in (5, 8):
-        path, report = SolveBVP.execute(sd["model"], keyframes, frames, False, "by distance",
+        path, report, _ = SolveBVP.execute(sd["model"], keyframes, frames, False, "by distance",
                                         **{**FAST_BVP, "sphere": False})
         assert len(path) == frames
         assert report.count("segment") == 2
@@ -20,13 +23,13 @@ def test_solve_bvp_exact_frames_through_every_keyframe(sd, keyframes):
         assert torch.isfinite(path.points).all() and path.log_density.shape == (frames,)
         assert torch.all(path.t[1:] > path.t[:-1])
     # With the sphere constraint every frame, keyframes included, lies on one sphere (no jump at keyframes).
-    path, _ = SolveBVP.execute(sd["model"], keyframes, 6, False, "by distance", **FAST_BVP)
+    path, _, _ = SolveBVP.execute(sd["model"], keyframes, 6, False, "by distance", **FAST_BVP)
     norms = path.points.reshape(len(path), -1).norm(dim=-1)
     torch.testing.assert_close(norms, norms.mean().expand(len(path)), rtol=1e-5, atol=0)  # float32 rescale
 
 
 def test_solve_bvp_loop_closes_back_to_the_first_keyframe(sd, keyframes):
-    path, _ = SolveBVP.execute(sd["model"], keyframes, 7, True, "equal", **{**FAST_BVP, "sphere": False})
+    path, _, _ = SolveBVP.execute(sd["model"], keyframes, 7, True, "equal", **{**FAST_BVP, "sphere": False})
     assert len(path) == 7
     assert torch.equal(path.points[0], keyframes.points[0])
     assert not torch.equal(path.points[-1], keyframes.points[0])  # the closing copy is left out
@@ -77,3 +80,23 @@ def test_respace_path_evenly_in_geodesic_distance(sd, solved):
     # Re-read on the new polyline (which cuts the uneven path's corner) the steps are not exactly equal,
     # but far more even than the 3:1 steps of the uneven path.
     assert step_ratio(uneven) > 2.5 and step_ratio(respaced) < 1.5
+
+
+def test_strength_sets_alpha_from_the_keyframes_and_old_calls_keep_theirs(sd, keyframes):
+    """Without strength (a workflow made before it existed) the given alpha is used and reported; with one,
+    alpha = strength / the log-density range the report states, and solving at that alpha directly gives the
+    same path."""
+    model = sd["model"]
+    old_path, _, old_alpha = SolveBVP.execute(model, keyframes, 5, False, "equal", **FAST_BVP)
+    assert old_alpha == FAST_BVP["alpha"]
+    # 400 evaluations: the range readout keeps up to 132 per segment, the solves share the other 136
+    path, report, alpha = SolveBVP.execute(model, keyframes, 5, False, "equal",
+                                           **{**FAST_BVP, "max_evals": 400}, strength=2.0)
+    stated = re.match(r"alpha (\S+) = strength 2 / log-density range (\S+) nats", report.splitlines()[0])
+    assert stated, report
+    assert alpha == pytest.approx(2.0 / float(stated[2]), rel=1e-3)
+    assert float(stated[1]) == pytest.approx(alpha, rel=1e-3)
+    again, _, _ = SolveBVP.execute(model, keyframes, 5, False, "equal",
+                                   **{**FAST_BVP, "alpha": alpha, "max_evals": 400 - 2 * range_evals(1)})
+    torch.testing.assert_close(again.points, path.points)
+    assert not torch.equal(old_path.points, path.points)

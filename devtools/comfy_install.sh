@@ -4,7 +4,11 @@
 # install_comfy_requirements PYTHON COMFY_TREE REPOSITORY_ROOT
 install_comfy_requirements() {
   local py="$1" comfy="$2" root="$3" sp
-  "$py" -m pip install -q torchvision==0.28.0 torchaudio==2.11.0 requests -r "$comfy/requirements.txt"
+  # A tree without requirements.txt is a pip package (e.g. hiddenswitch's installable ComfyUI): its
+  # pyproject.toml lists the requirements, installed with the tree itself, editable so main.py runs it.
+  local requirements=(-r "$comfy/requirements.txt")
+  [ -f "$comfy/requirements.txt" ] || requirements=(-e "$comfy")
+  "$py" -m pip install -q torchvision==0.28.0 torchaudio==2.11.0 requests "${requirements[@]}"
   sp="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   # The only torchvision/torchaudio for torch 2.13 are CUDA builds: drop torchaudio's CUDA-linked
   # libraries and shim torchvision's missing op schemas so `import torchvision` works on CPU.

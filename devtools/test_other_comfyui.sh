@@ -23,7 +23,9 @@ if [ ! -f "$VENV/.ready" ]; then
   touch "$VENV/.ready"
 fi
 [ -f "$COMFY/models/checkpoints/tiny_sd15.safetensors" ] || make_test_checkpoint "$PY" "$COMFY" "$ROOT"
-echo "=== ComfyUI $(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$COMFY/comfyui_version.py" 2>/dev/null || echo '?')" \
+VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$COMFY/comfyui_version.py" 2>/dev/null || true)"
+[ -n "$VERSION" ] || VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$COMFY/pyproject.toml" 2>/dev/null | head -1)"
+echo "=== ComfyUI ${VERSION:-?}" \
      "in $COMFY, frontend $("$PY" -c 'import importlib.metadata as m; print(m.version("comfyui-frontend-package"))')" >&2
 cd "$ROOT"
 DENSITY_GEODESICS_COMFYUI="$COMFY" exec "$PY" -m pytest tests/test_server.py tests/test_browser.py "$@"

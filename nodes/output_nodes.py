@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from ..geodesic_core import GeodesicInputError
 from ..geodesic_pipeline.keyframes import GeodesicSettings
 from . import inputs as shared
 from .bridge import ModelCallSettings
+from .decoded_frames import check_frames_of_path, remember_decoded
 from .encode_decode import decode_path
 from .geodesics_on_model import read_out
 from .perceptual import (
@@ -61,8 +61,10 @@ class DensityReadout(io.ComfyNode):
                 *shared.field_tail_inputs(),
                 shared.accuracy_input(),
                 io.Image.Input("images", optional=True,
-                               tooltip="The decoded frames of this path (Decode Path's images): adds the "
-                                       "LPIPS from each frame to the next, PPL and PDV to the table."),
+                               tooltip="The decoded frames of this path: adds the LPIPS from each frame to the "
+                                       "next, PPL and PDV to the table. Decode Path's images are paired with "
+                                       "the points they were decoded from (with even LPIPS spacing, connect "
+                                       "its frames_path to path); other frames, one per point in order."),
             ],
             outputs=[
                 shared.named_output(
@@ -95,9 +97,8 @@ class DensityReadout(io.ComfyNode):
     @checked_when_run
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
                 guidance, accuracy=0.001, negative=None, images=None) -> io.NodeOutput:
-        if images is not None and len(images) != len(path):
-            raise GeodesicInputError(
-                f"images: expected the {len(path)} decoded frames of this path, got {len(images)} images")
+        if images is not None:
+            check_frames_of_path(images, path)
         result = read_out(model, path, compare_geodesic=compare_geodesic,
                           settings=GeodesicSettings(alpha, sphere, method, tolerance, accuracy, max_evals=max_evals),
                           calls=ModelCallSettings(guidance, negative, batch_size))
@@ -224,6 +225,11 @@ class DecodePath(io.ComfyNode):
                     io.String, "spacing_report",
                     "With even LPIPS spacing: PDV and PPL before and after, frames decoded and extra model "
                     "evaluations, the frames' positions."),
+                # Appended after the released outputs, so saved workflows' links keep their slots.
+                shared.named_output(
+                    shared.GeodesicPathType, "frames_path",
+                    "The path's points the frames were decoded from, one per frame (with spacing path, the path "
+                    "itself): connect it with images to Density Readout to read each frame where it lies."),
             ],
         )
 
@@ -243,7 +249,8 @@ class DecodePath(io.ComfyNode):
             else:
                 images = vae.decode(samples)
                 images = images.reshape(-1, *images.shape[-3:])
-            return io.NodeOutput({"samples": samples}, images, "spacing\tpath")
+            return io.NodeOutput({"samples": samples}, remember_decoded(images, path), "spacing\tpath", path)
         even = decode_evenly(model, path, vae, frames=frames or len(path), method=DECODE_SPACINGS[spacing], steps=steps,
                              batch_size=batch_size, net=lpips_net)
-        return io.NodeOutput({"samples": even.samples}, even.images, even.report)
+        return io.NodeOutput({"samples": even.samples}, remember_decoded(even.images, even.frames), even.report,
+                             even.frames)

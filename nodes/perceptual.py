@@ -126,6 +126,7 @@ class EvenDecode:
     samples: Tensor        # [n, C, h, w] clean latents (LATENT convention) of the returned frames
     images: Tensor         # IMAGE [n, H, W, 3]
     report: str
+    frames: GeodesicPath   # the n noisy points the frames were decoded from, at their positions on the path
 
 
 def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, method: str, steps: int,
@@ -137,15 +138,15 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
         raise GeodesicInputError("vae: even LPIPS spacing measures decoded images; connect a VAE")
     if frames < 2:
         raise GeodesicInputError(f"frames: even LPIPS spacing needs at least 2 frames, got {frames}")
-    decoded: dict[float, tuple[Tensor, Tensor]] = {}
+    decoded: dict[float, tuple[Tensor, Tensor, Tensor]] = {}  # position -> (noisy point, clean latent, image)
 
     def render(t: Tensor) -> Tensor:
         sub_path = path.with_points(interpolate_points(path.points, path.t, t.float()), t.float())
         samples = decode_path(model, sub_path, steps=steps, batch_size=batch_size)
         images = vae.decode(samples)
         images = images.reshape(-1, *images.shape[-3:])
-        for position, sample, image in zip(t.tolist(), samples, images, strict=True):
-            decoded[position] = (sample, image)
+        for position, point, sample, image in zip(t.tolist(), sub_path.points, samples, images, strict=True):
+            decoded[position] = (point, sample, image)
         return image_frames(images, "vae")
 
     own_t = path.t.double()
@@ -156,9 +157,8 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
                     lpips=lpips, chunk_size=chunk_size, callback=lpips_progress("measuring"))
     before = perceptual_metrics(plain, lpips, chunk_size=chunk_size, callback=lpips_progress("path frames"))
     # render_at reuses a frame at a position within SAME_POSITION: look frames up by the nearest position
-    nearest = [decoded[min(decoded, key=lambda known: abs(known - position))] for position in result.t.tolist()]
-    samples = torch.stack([sample for sample, _ in nearest])
-    images = torch.stack([image for _, image in nearest])
+    positions = [min(decoded, key=lambda known: abs(known - position)) for position in result.t.tolist()]
+    points, samples, images = (torch.stack(parts) for parts in zip(*(decoded[p] for p in positions), strict=True))
     extra = result.renders
     report = "\n".join([
         f"spacing\teven LPIPS ({method})",
@@ -169,7 +169,8 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
         f"extra_model_evaluations\t{extra * steps} ({extra} frames x {steps} steps)",
         "t\t" + " ".join(f"{v:.4f}" for v in result.t.tolist()),
     ])
-    return EvenDecode(samples, images, report)
+    return EvenDecode(samples, images, report,
+                      path.with_points(points, torch.tensor(positions, dtype=path.t.dtype)))
 
 
 def respace_evenly(model: ModelPatcher, path: GeodesicPath, frames: int, settings: GeodesicSettings,

@@ -71,7 +71,7 @@ EMBEDDED_DIGITS = (0, 1)
 EMBEDDED_SETTINGS = {"noise_level": MNIST_DEFAULTS.noise_level, "alpha": MNIST_DEFAULTS.alpha, "steps": ODE_STEPS,
                      "frames": INTERPOLATION_FRAMES}
 EMBEDDED_NOTE = (
-    'Runs as opened: no checkpoint, no input image; about 7 s on one CPU thread.\n'
+    'Runs as opened: no checkpoint, no input image; a few seconds on one CPU thread.\n'
     '\n'
     'The embedded model was trained on handwritten digits (MNIST); its MODEL, VAE and conditioning work '
     'with every Density Geodesics node and with KSampler / VAE Decode.\n'

@@ -157,7 +157,7 @@ def test_comfyui_route_equals_the_pipeline_route(embedded):
     path, _, _ = SolveBVP.execute(model, joined, FRAMES, False, "equal", alpha, "default", 1e-3, MAX_EVALS, True,
                                0, 0.0).args
     solve_evals, counter.latents = counter.latents, 0
-    _, frames, _ = DecodePath.execute(model, path, ODE_STEPS, 0, vae=embedded["vae"]).args
+    frames = DecodePath.execute(model, path, ODE_STEPS, 0, vae=embedded["vae"]).args[1]
     decode_evals = counter.latents
 
     pipeline = load_mnist_model(noise_level, ODE_STEPS)

@@ -343,6 +343,22 @@ def test_video_analysis_workflow_plots_density_and_efficiency(comfy_server: Comf
     assert 0.0 < efficiency <= 1.05 and math.isfinite(efficiency), efficiency
 
 
+def test_density_readout_reads_even_lpips_frames_at_their_own_points(comfy_server: ComfyServer, object_info: dict):
+    """Decode Path's frames_path beside its images: each frame is read out where it was decoded."""
+    prompt = with_changes(keyframes_prompt(), {
+        "decode": {"spacing": "even LPIPS"},
+        **readout_output(path=["decode", 3], images=["decode", 1]),
+        "table": {"class_type": "PreviewAny", "inputs": {"source": ["save", 1]}},
+        "report": {"class_type": "PreviewAny", "inputs": {"source": ["decode", 2]}}})
+    result = comfy_server.run(prompt, RUN_TIMEOUT_S)
+    assert result.status == "success", result.error_message or comfy_server.log_tail()
+    table, report = (result.outputs[node]["text"][0] for node in ("table", "report"))
+    (positions,) = [row.split("\t")[1].split() for row in report.splitlines() if row.startswith("t\t")]
+    frame_rows = [row.split("\t") for row in table.splitlines() if row.split("\t")[0].isdigit()]
+    assert [row[1] for row in frame_rows] == positions, (table, report)  # both print t to 4 decimals
+    assert "lpips_to_next" in table.splitlines()[0]
+
+
 # --- cancelling -----------------------------------------------------------------------------------------
 
 def output_files(server: ComfyServer) -> set[Path]:
@@ -527,6 +543,10 @@ EXECUTION_ERRORS = {
     "null direction": (extrapolation_output(direction=None), "extrapolate",
                        "direction: expected a value, got nothing (null)"),
     "null spacing": ({"decode": {"spacing": None}}, "decode", "spacing: expected a value, got nothing (null)"),
+    # Same count (an even LPIPS decode returns as many frames as the path has points), other points.
+    "even LPIPS frames read out at the path's own points": (
+        {"decode": {"spacing": "even LPIPS"}, **readout_output(images=["decode", 1])}, "save",
+        "images: these 5 frames were decoded from other points than this path's 5"),
     "image-to-image sampling": ({"i2i": {"class_type": "ModelSamplingDiscrete",
                                          "inputs": {"model": ["ckpt", 0], "sampling": "img_to_img", "zsnr": False}},
                                  "encode_a": {"model": ["i2i", 0]}}, "encode_a", "model: its sampling is IMG_TO_IMG"),

@@ -1,9 +1,12 @@
 """Density Readout and Perceptual Metrics: the core's numbers on the same field, within the budget."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from density_geodesics.geodesic_core import DenoiserField, GeodesicInputError, geodesic_efficiency, read_path
+from density_geodesics.geodesic_core.perceptual import interpolate_points
 from density_geodesics.nodes import DecodePath, DensityReadout, PerceptualMetricsNode
 from density_geodesics.nodes.bridge import run_with_denoiser
 from density_geodesics.nodes.model_facts import noise_kind
@@ -14,7 +17,8 @@ def _table_numbers(table: str) -> tuple[dict[str, list[float]], dict[str, float]
     """Density Readout's table: its per-frame columns by name, and its summary rows."""
     rows = [row.split("\t") for row in table.splitlines()]
     header, frames = rows[0], [row for row in rows[1:] if row[0].isdigit()]
-    columns = {name: [float(row[i]) for row in frames] for i, name in enumerate(header)}
+    # "-": the last frame's LPIPS to the next
+    columns = {name: [float("nan" if row[i] == "-" else row[i]) for row in frames] for i, name in enumerate(header)}
     summary = {row[0]: float(row[1]) for row in rows[1:] if not row[0].isdigit() and len(row) == 2}
     return columns, summary
 
@@ -80,7 +84,8 @@ def test_perceptual_metrics_and_even_lpips_decode(sd, solved):
     with pytest.raises(GeodesicInputError, match="images: perceptual metrics need at least 2 frames"):
         PerceptualMetricsNode.execute(plain[:1], "alex")
 
-    latent, images, report = DecodePath.execute(model, path, 2, 4, vae=vae, spacing="even LPIPS", frames=6).args
+    latent, images, report, frames_path = DecodePath.execute(model, path, 2, 4, vae=vae, spacing="even LPIPS",
+                                                             frames=6).args
     assert latent["samples"].shape[0] == 6 and images.shape == (6, SIZE, SIZE, 3)
     numbers = dict(row.split("\t", 1) for row in report.splitlines())
     assert float(numbers["pdv_after"]) < float(numbers["pdv_before"])
@@ -92,3 +97,34 @@ def test_perceptual_metrics_and_even_lpips_decode(sd, solved):
     table = DensityReadout.execute(model, path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0,
                                    images=plain).args[1]
     assert "lpips_to_next" in table.splitlines()[0] and f"ppl\t{ppl:.6g}" in table
+
+    # The even frames lie at the positions the report gives, decoded from the path's latents there.
+    positions = [float(v) for v in numbers["t"].split()]
+    assert frames_path.t.tolist() == pytest.approx(positions, abs=1e-4) and len(frames_path) == 6
+    assert torch.allclose(frames_path.points, interpolate_points(path.points, path.t, frames_path.t), atol=1e-6)
+    readout = DensityReadout.execute(model, frames_path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0,
+                                     images=images).args[1]
+    columns, _ = _table_numbers(readout)
+    assert columns["t"] == pytest.approx(frames_path.t.tolist(), abs=1e-4)
+
+
+def test_density_readout_pairs_decoded_frames_with_the_points_they_show(sd, solved):
+    """Frames Decode Path made are read out at their own points: an even LPIPS decode of as many frames as the
+    path has points is refused against the path itself (same count, other points), as are another path's frames;
+    frames of unknown origin are paired by count."""
+    model, vae, path = sd["model"], sd["vae"], solved
+    readout = functools.partial(DensityReadout.execute, model, compare_geodesic=False, alpha=0.002, sphere=True,
+                                method="default", tolerance=1e-3, max_evals=24, batch_size=4, guidance=0.0)
+    _, even, _, even_path = DecodePath.execute(model, path, 2, 4, vae=vae, spacing="even LPIPS").args
+    assert len(even) == len(path) and not torch.equal(even_path.t, path.t)
+    with pytest.raises(GeodesicInputError, match="images: these 5 frames were decoded from other points than "
+                                                 "this path's 5 .* connect the frames_path output"):
+        readout(path=path, images=even)
+    assert len(readout(path=even_path, images=even).args[1].splitlines()) > len(path)
+    plain = DecodePath.execute(model, path, 2, 4, vae=vae).args[1]
+    with pytest.raises(GeodesicInputError, match="images: these 5 frames were decoded from other points"):
+        readout(path=even_path, images=plain)
+    # A copy is a batch Decode Path did not make: the count rule, which also refuses a wrong count.
+    readout(path=even_path, images=plain.clone())
+    with pytest.raises(GeodesicInputError, match="images: expected the 5 decoded frames of this path, got 4"):
+        readout(path=path, images=plain[:4].clone())

@@ -55,10 +55,10 @@ def test_ivp_readout_decode_on_a_solved_path(sd, solved):
     assert plot.shape[0] == 1 and plot.shape[-1] == 3 and plot.min() >= 0.0 and plot.max() <= 1.0
     assert len([row for row in table.splitlines() if row[:1].isdigit()]) == len(path)
 
-    latent, images, report = DecodePath.execute(model, path, 2, 4, vae=sd["vae"]).args
+    latent, images, report, frames_path = DecodePath.execute(model, path, 2, 4, vae=sd["vae"]).args
     assert latent["samples"].shape == (5, 4, SIZE // 8, SIZE // 8)
-    assert images.shape == (5, SIZE, SIZE, 3)
-    _, preview, _ = DecodePath.execute(model, path, 2, 4).args
+    assert images.shape == (5, SIZE, SIZE, 3) and frames_path is path
+    preview = DecodePath.execute(model, path, 2, 4).args[1]
     assert preview.shape == (5, SIZE, SIZE, 3)
     noisy, level = PathToLatent.execute(model, path).args
     assert level == NOISE_LEVEL and noisy["samples"].shape == (5, 4, SIZE // 8, SIZE // 8)

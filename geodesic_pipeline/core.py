@@ -36,6 +36,10 @@ geodesic_efficiency = core.geodesic_efficiency
 EfficiencyResult = core.EfficiencyResult
 Callback = progress.Callback
 Progress = progress.Progress
+# the progress bar's estimate of work of unknown length, and what a usual run spends:
+estimated_fraction = progress.estimated_fraction
+SOLVE_PASSES = progress.SOLVE_PASSES
+READOUT_PASSES = progress.READOUT_PASSES
 knot_interval = geometry.knot_interval
 # LPIPS and the perceptual metrics of frames:
 LPIPS = lpips.LPIPS
@@ -50,9 +54,9 @@ interpolate_points = perceptual.interpolate_points
 lpips_size = perceptual.lpips_size
 
 __all__ = [
-    "LPIPS", "METHODS", "SEARCHES", "Callback", "Denoiser", "DenoiserField", "EfficiencyResult", "GeodesicInputError",
-    "PathReadout", "PerceptualMetrics", "Progress", "check_budget", "core", "diffusers_adapter", "even_in_distance",
-    "generate", "geodesic_efficiency", "geometry", "interpolate_points", "invert", "knot_interval", "load_lpips",
-    "lpips_size", "one_pass_evals", "perceptual_metrics", "read_path", "retime", "solve_ivp", "weights_file",
-    "working_bytes",
+    "LPIPS", "METHODS", "READOUT_PASSES", "SEARCHES", "SOLVE_PASSES", "Callback", "Denoiser", "DenoiserField",
+    "EfficiencyResult", "GeodesicInputError", "PathReadout", "PerceptualMetrics", "Progress", "check_budget", "core",
+    "diffusers_adapter", "estimated_fraction", "even_in_distance", "generate", "geodesic_efficiency", "geometry",
+    "interpolate_points", "invert", "knot_interval", "load_lpips", "lpips_size", "one_pass_evals",
+    "perceptual_metrics", "read_path", "retime", "solve_ivp", "weights_file", "working_bytes",
 ]

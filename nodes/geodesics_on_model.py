@@ -72,6 +72,11 @@ def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
     return show
 
 
+def _shooting_progress(progress: Progress) -> None:
+    """solve_ivp callback: the new frame under the node's title (the density readout of the frames follows)."""
+    show_progress_text(f"frame {progress.step} of {progress.total}, {progress.score_evals} evaluations")
+
+
 def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoiser:
     """``denoise`` seen through a piecewise-linear map of path positions (local knots -> target knots)."""
     local64, target64 = local.double(), target.double()
@@ -157,7 +162,8 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     def shoot_frames(denoise, device):
         field = _field(kind, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
-                           alpha=settings.alpha, sphere=settings.sphere, quadrature_tol=settings.accuracy)
+                           alpha=settings.alpha, sphere=settings.sphere, quadrature_tol=settings.accuracy,
+                           callback=_shooting_progress)
         return result.points[1:].float().cpu(), result.readout.log_density[1:].cpu()
 
     # RK4: four score evaluations per step, then the density readout: the last point and at least 3

@@ -1,19 +1,58 @@
-"""geodesic_core as this package's callers see it: one copy of every class, whichever way it was imported.
+"""geodesic_core as this package's callers see it: one copy of every class, whichever way it was imported, and
+the core's names the ComfyUI nodes use, handed on so that the nodes import the pipeline alone.
 
 Outside ComfyUI the libraries are top-level packages (the repository root on sys.path, as `python -m` and
 pytest give it, or installed from pyproject.toml), and this package is `geodesic_pipeline`. Inside ComfyUI
 the repository is one package, the node pack, under a name ComfyUI makes from its folder, and this package
-is `<pack>.geodesic_pipeline`: it takes the pack's own geodesic_core, the copy the nodes import, so that the
-nodes catch the same GeodesicInputError the pipeline raises (docs/development.md, "Packaging").
+is `<pack>.geodesic_pipeline`: it takes the pack's own geodesic_core, so that the nodes catch the same
+GeodesicInputError the pipeline raises (docs/development.md, "Packaging").
 """
 
 from __future__ import annotations
 
 if __package__ == "geodesic_pipeline":
     import geodesic_core as core
-    from geodesic_core import diffusers_adapter, geometry
+    from geodesic_core import diffusers_adapter, fields, geometry, lpips, perceptual, progress
 else:
     from .. import geodesic_core as core
-    from ..geodesic_core import diffusers_adapter, geometry
+    from ..geodesic_core import diffusers_adapter, fields, geometry, lpips, perceptual, progress
 
-__all__ = ["core", "diffusers_adapter", "geometry"]
+# One name a line (a plain alias, which type checkers read as the class or function itself).
+# Errors, budgets and the solver choices the nodes check and offer:
+GeodesicInputError = core.GeodesicInputError
+METHODS = core.METHODS
+SEARCHES = core.SEARCHES
+check_budget = core.check_budget
+one_pass_evals = core.one_pass_evals
+# the density field over a model's denoiser, and what is solved and read out in it:
+Denoiser = fields.Denoiser
+DenoiserField = core.DenoiserField
+generate = core.generate
+invert = core.invert
+solve_ivp = core.solve_ivp
+read_path = core.read_path
+PathReadout = core.PathReadout
+geodesic_efficiency = core.geodesic_efficiency
+EfficiencyResult = core.EfficiencyResult
+Callback = progress.Callback
+Progress = progress.Progress
+knot_interval = geometry.knot_interval
+# LPIPS and the perceptual metrics of frames:
+LPIPS = lpips.LPIPS
+load_lpips = lpips.load_lpips
+weights_file = lpips.weights_file
+working_bytes = lpips.working_bytes
+PerceptualMetrics = perceptual.PerceptualMetrics
+perceptual_metrics = perceptual.perceptual_metrics
+even_in_distance = perceptual.even_in_distance
+retime = perceptual.retime
+interpolate_points = perceptual.interpolate_points
+lpips_size = perceptual.lpips_size
+
+__all__ = [
+    "LPIPS", "METHODS", "SEARCHES", "Callback", "Denoiser", "DenoiserField", "EfficiencyResult", "GeodesicInputError",
+    "PathReadout", "PerceptualMetrics", "Progress", "check_budget", "core", "diffusers_adapter", "even_in_distance",
+    "generate", "geodesic_efficiency", "geometry", "interpolate_points", "invert", "knot_interval", "load_lpips",
+    "lpips_size", "one_pass_evals", "perceptual_metrics", "read_path", "retime", "solve_ivp", "weights_file",
+    "working_bytes",
+]

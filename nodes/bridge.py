@@ -26,8 +26,7 @@ import torch
 from comfy_execution.utils import get_executing_context
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError
-from ..geodesic_core.fields import Denoiser
+from ..geodesic_pipeline.core import Denoiser, GeodesicInputError
 from .comfy_internals import free_memory, sampling_conds, set_sampling_conds
 from .conditioning import KeyframeConds
 from .path import ConditioningSchedule, check_conditioning

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ..geodesic_core import (
+from ..geodesic_pipeline.core import (
+    Denoiser,
     DenoiserField,
     EfficiencyResult,
     GeodesicInputError,
@@ -17,12 +18,11 @@ from ..geodesic_core import (
     Progress,
     check_budget,
     geodesic_efficiency,
+    knot_interval,
     one_pass_evals,
     read_path,
     solve_ivp,
 )
-from ..geodesic_core.fields import Denoiser
-from ..geodesic_core.geometry import knot_interval
 from ..geodesic_pipeline.keyframes import GeodesicSettings, plan_keyframes, solve_through_keyframes
 from ..geodesic_pipeline.strength import range_evals
 from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text

@@ -249,7 +249,7 @@ def test_light_background_is_inverted_with_a_notice(tmp_path, held_out):
 def test_distance_to_training_separates_digits_from_other_inputs(held_out):
     limit = in_distribution_limit()
     assert (distance_to_training(held_out) <= limit).all()
-    # The case, dark-on-light digits read without inversion, and plain noise are far outside.
+    # Dark-on-light digits read without inversion, and plain noise, are far outside.
     generator = torch.Generator().manual_seed(0)
     noise = torch.rand((8, 1, 8, 8), generator=generator) * 2 - 1
     assert (distance_to_training(-held_out[:50]) > 2 * limit).all()

@@ -58,10 +58,20 @@ def test_no_front_end_imports_another(front_end):
     assert not offending, f"{front_end} imports another front end: {sorted(offending)}"
 
 
+def test_the_nodes_reach_the_core_through_the_pipeline():
+    """The nodes import geodesic_pipeline (its core.py hands on the core's names they use), never
+    geodesic_core itself."""
+    files, _ = FRONT_ENDS["nodes"]
+    offending = {f"{path.relative_to(ROOT)}: {module}" for path in files for module in imported_modules(path)
+                 if names(module, ("geodesic_core",))}
+    assert not offending, f"the nodes import geodesic_core: {sorted(offending)}"
+
+
 def test_the_import_reader_sees_relative_and_function_level_imports(tmp_path):
     assert "geodesic_pipeline.keyframes" in imported_modules(ROOT / "nodes" / "solve_nodes.py")
     assert "geodesic_pipeline.compare" in imported_modules(ROOT / "digits" / "demo.py")  # inside run()
     assert "nodes" in imported_modules(ROOT / "__init__.py")
+    assert "geodesic_core.lpips" in imported_modules(ROOT / "geodesic_core" / "__init__.py")  # `from .lpips import`
 
 
 def test_the_pack_runs_on_its_own_copy_of_the_core():

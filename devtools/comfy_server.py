@@ -73,6 +73,7 @@ FAST_SETTINGS = {
     "DensityGeodesics_SolveIVP": {"frames": 3},
     "DensityGeodesics_DensityReadout": {"max_evals": 80, "tolerance": 0.05},
     "DensityGeodesics_DecodePath": {"steps": 2},
+    "ImageScale": {"width": IMAGE_SIZE, "height": IMAGE_SIZE},  # the SD templates scale every picture to 512 px
 }
 
 

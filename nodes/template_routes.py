@@ -12,9 +12,10 @@ serves the same file.
 
 Order: GET /workflow_templates lists each pack's templates in the order `glob` finds the files, which is the
 file system's directory order (ext4 returns names in hash order, so it differs between machines; upstream's
-source at commit 0b16d55 passes them through a set, no order either). Frontends 1.32 and 1.58 show a pack's templates in the listed order. The
-middleware below sorts this pack's list by name, so the template browser shows them in the order their names
-give ("A first try, ..." first) on every ComfyUI version; other packs' lists are left as ComfyUI made them.
+source at commit 0b16d55 passes them through a set, no order either). Frontends 1.32 and 1.58 show a pack's
+templates in the listed order. The middleware below sorts this pack's list by name, so the template browser
+shows them in the order their names give ("A first try, ..." first) on every ComfyUI version; other packs'
+lists are left as ComfyUI made them.
 """
 from __future__ import annotations
 

@@ -43,9 +43,9 @@ from devtools.comfy_server import (
 )
 from devtools.workflow_build import Link, Node, build_ui_workflow
 from devtools.workflow_convert import ui_to_api
-from digits.data import load_split
-from digits.model import load_digits_model
-from digits.settings import ALPHA, MNIST_DEFAULTS, ODE_STEPS
+from digits.data_8x8 import load_split
+from digits.model_8x8 import load_8x8_model
+from digits.settings import DEFAULTS_8X8, MNIST_DEFAULTS, ODE_STEPS
 from geodesic_core import solve_bvp, solve_ivp
 from geodesic_pipeline.keyframes import on_common_sphere
 
@@ -270,13 +270,13 @@ def frame_grid(frames: torch.Tensor, extrapolated_from: int | None = None) -> Im
 
 def digits_animation_thumbnails() -> dict[str, Image.Image]:
     """The three animation templates' solves on the embedded digits model, decoded."""
-    model = load_digits_model()
+    model = load_8x8_model()
     images, labels = load_split("held_out")
     picks = [int(np.flatnonzero(labels == digit)[0]) for digit in KEYFRAME_CLASSES]
     keys = on_common_sphere(model.to_latents(images[picks]))
 
     def geodesic(a: torch.Tensor, b: torch.Tensor, frames: int):
-        return solve_bvp(model.field, a, b, n_points=frames, alpha=ALPHA, sphere=True)
+        return solve_bvp(model.field, a, b, n_points=frames, alpha=DEFAULTS_8X8.alpha, sphere=True)
 
     interpolation_path = geodesic(keys[0], keys[1], INTERPOLATION_FRAMES).points
     segments = [geodesic(keys[k], keys[(k + 1) % 3], LOOP_FRAMES // 3 + 1).points[:-1] for k in range(3)]
@@ -284,7 +284,7 @@ def digits_animation_thumbnails() -> dict[str, Image.Image]:
     # Solve IVP's step: the geodesic's end tangent per frame step, shot for EXTRAPOLATED_FRAMES frames.
     step = short.end_tangent / (EXTRAPOLATION_BVP_FRAMES - 1)
     onward = solve_ivp(model.field, short.points[-1], step * EXTRAPOLATED_FRAMES, n_steps=EXTRAPOLATED_FRAMES,
-                       alpha=ALPHA, sphere=True).points[1:]
+                       alpha=DEFAULTS_8X8.alpha, sphere=True).points[1:]
     return {
         INTERPOLATION_TEMPLATE: frame_grid(model.to_images(interpolation_path)),
         LOOP_TEMPLATE: frame_grid(model.to_images(torch.cat(segments))),

@@ -153,20 +153,20 @@ def test_templates_are_served_with_square_thumbnails_the_embedded_one_first(comf
     assert not legacy, f"{legacy}: keep the templates only in example_workflows/"
     assert set(WORKFLOW_NAMES) == {EMBEDDED_TEMPLATE, *ANIMATION_WORKFLOWS, VIDEO_TEMPLATE}
     listed = comfy_server.get("/api/workflow_templates").json()[PACK_FOLDER_NAME]
-    # Current ComfyUI lists templates sorted by name (0.3.75 in directory order): the one that runs as opened
-    # first.
-    assert sorted(listed) == WORKFLOW_NAMES and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
+    # ComfyUI lists them in directory order; the pack's middleware sorts them by name (nodes/template_routes.py),
+    # which puts the one that runs as opened first.
+    assert listed == WORKFLOW_NAMES and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
     for name in WORKFLOW_NAMES:
         served = comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.json")
         assert served.ok and served.json() == load_workflow(name)
         # The frontend asks for <name>.jpg beside the template (0.3.75: ComfyUI's static mount answers;
-        # current ComfyUI: the pack's own route, nodes/template_thumbnails.py; tests/test_template_thumbnails.py).
+        # current ComfyUI: the pack's own route, nodes/template_routes.py; tests/test_template_routes.py).
         thumbnail = comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.jpg")
         assert thumbnail.ok and thumbnail.headers["Content-Type"] == "image/jpeg", name
         assert thumbnail.content == (WORKFLOWS_DIR / f"{name}.jpg").read_bytes()
         with Image.open(WORKFLOWS_DIR / f"{name}.jpg") as image:
             assert image.width == image.height >= 256, (name, image.size)  # the browser's cards are square
-    # (A name longer than a file name may be: 404 from the pack's route, tests/test_template_thumbnails.py; on
+    # (A name longer than a file name may be: 404 from the pack's route, tests/test_template_routes.py; on
     # 0.3.75 aiohttp's static handler of ComfyUI's mount answers first, with HTTP 500.)
     assert comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/no such template.jpg").status_code == 404
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from digits.model import WEIGHTS_FILE, load_digits_model
-from digits.settings import DEFAULTS as DIGITS_DEFAULTS
-from digits.settings import IMAGE_SIZE
+from digits.model_8x8 import WEIGHTS_FILE, load_8x8_model
+from digits.settings import DEFAULTS_8X8, IMAGE_SIZE_8X8
 from geodesic_core.diffusers_adapter import DiffusersDenoiser
 from geodesic_pipeline.defaults import PAPER_DEFAULTS, ModelDefaults
 from geodesic_pipeline.model import DiffusersModel, diffusion_at_level
@@ -93,15 +92,15 @@ def model_identity(spec: str) -> str:
 
 def model_defaults(spec: str) -> ModelDefaults:
     """The model's own alpha and noise level: the embedded model's calibrated ones, or the paper's."""
-    return DIGITS_DEFAULTS if spec == DIGITS else PAPER_DEFAULTS
+    return DEFAULTS_8X8 if spec == DIGITS else PAPER_DEFAULTS
 
 
 def load_model(spec: str, settings: Settings, device: torch.device) -> BatchModel:
     settings = settings.for_model(model_defaults(spec))
     if spec == DIGITS:
-        diffusion = load_digits_model(settings.noise_level, settings.invert_steps, settings.decode_steps)
+        diffusion = load_8x8_model(settings.noise_level, settings.invert_steps, settings.decode_steps)
         diffusion.denoise.unet.to(device)
-        model = BatchModel(model_identity(spec), diffusion, (IMAGE_SIZE, IMAGE_SIZE), True, True, device)
+        model = BatchModel(model_identity(spec), diffusion, (IMAGE_SIZE_8X8, IMAGE_SIZE_8X8), True, True, device)
     else:
         model = load_latent_diffusion(Path(spec), settings, device)
     model.diffusion.denoise.unet.register_forward_hook(model.counter, with_kwargs=True)

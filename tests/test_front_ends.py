@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Each front end: its source files, and the module names it answers to. The batch tool may load the
-# embedded digits model (digits.model, digits.data), but not the demo built on it.
+# 8x8 digits model (digits.model_8x8, digits.data_8x8), but not the demo built on it.
 FRONT_ENDS = {
     "nodes": ([ROOT / "__init__.py", *sorted((ROOT / "nodes").rglob("*.py"))], ("nodes",)),
     "batch": (sorted((ROOT / "geodesic_batch").rglob("*.py")), ("geodesic_batch",)),
@@ -96,7 +96,7 @@ def test_the_pack_runs_on_its_own_copy_of_the_core():
 
 
 def test_the_diffusers_model_implements_the_interface():
-    from digits.model import load_digits_model
+    from digits.model_8x8 import load_8x8_model
     from geodesic_pipeline.model import ModelAtNoiseLevel
 
-    assert isinstance(load_digits_model(ode_steps=2), ModelAtNoiseLevel)
+    assert isinstance(load_8x8_model(ode_steps=2), ModelAtNoiseLevel)

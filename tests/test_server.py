@@ -153,20 +153,20 @@ def test_templates_are_served_with_square_thumbnails_the_embedded_one_first(comf
     assert not legacy, f"{legacy}: keep the templates only in example_workflows/"
     assert set(WORKFLOW_NAMES) == {EMBEDDED_TEMPLATE, *ANIMATION_WORKFLOWS, VIDEO_TEMPLATE}
     listed = comfy_server.get("/api/workflow_templates").json()[PACK_FOLDER_NAME]
-    # Current ComfyUI lists templates sorted by name (0.3.75 in directory order): the one that runs as opened
-    # first.
-    assert sorted(listed) == WORKFLOW_NAMES and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
+    # ComfyUI lists them in directory order; the pack's middleware sorts them by name (nodes/template_routes.py),
+    # which puts the one that runs as opened first.
+    assert listed == WORKFLOW_NAMES and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
     for name in WORKFLOW_NAMES:
         served = comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.json")
         assert served.ok and served.json() == load_workflow(name)
         # The frontend asks for <name>.jpg beside the template (0.3.75: ComfyUI's static mount answers;
-        # current ComfyUI: the pack's own route, nodes/template_thumbnails.py; tests/test_template_thumbnails.py).
+        # current ComfyUI: the pack's own route, nodes/template_routes.py; tests/test_template_routes.py).
         thumbnail = comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.jpg")
         assert thumbnail.ok and thumbnail.headers["Content-Type"] == "image/jpeg", name
         assert thumbnail.content == (WORKFLOWS_DIR / f"{name}.jpg").read_bytes()
         with Image.open(WORKFLOWS_DIR / f"{name}.jpg") as image:
             assert image.width == image.height >= 256, (name, image.size)  # the browser's cards are square
-    # (A name longer than a file name may be: 404 from the pack's route, tests/test_template_thumbnails.py; on
+    # (A name longer than a file name may be: 404 from the pack's route, tests/test_template_routes.py; on
     # 0.3.75 aiohttp's static handler of ComfyUI's mount answers first, with HTTP 500.)
     assert comfy_server.get(f"/api/workflow_templates/{PACK_FOLDER_NAME}/no such template.jpg").status_code == 404
 
@@ -183,19 +183,19 @@ def test_workflow_uses_only_current_core_nodes_and_ours(object_info: dict, name:
     assert not deprecated, f"{name}: deprecated core nodes {deprecated}"
 
 
-def test_interpolation_template_refuses_keyframes_of_different_sizes(comfy_server: ComfyServer, object_info: dict,
-                                                                     mismatched_image: None):
-    """The template encodes each image on its own and joins them: Join Keyframes' size check fires (core
-    Batch Images would have rescaled the second image without a word)."""
+def test_interpolation_template_takes_pictures_of_different_sizes(comfy_server: ComfyServer, object_info: dict,
+                                                                   mismatched_image: None):
+    """The template scales and centre-crops each picture to one size before Encode Keyframes: a second picture of
+    another size and shape runs through to frames of that size."""
     prompt = fast_prompt(INTERPOLATION_TEMPLATE, object_info)
     (second_image,) = [i for i, node in prompt.items()
                        if node["class_type"] == "LoadImage" and node["inputs"]["image"] == "geodesics_keyframe_b.png"]
     prompt[second_image]["inputs"]["image"] = MISMATCHED_FILE
+    prompt[node_id_of(prompt, "DensityGeodesics_SolveBVP")]["inputs"]["frames"] = 5
     result = comfy_server.run(prompt, RUN_TIMEOUT_S)
-    assert result.status == "error"
-    error = result.messages["execution_error"]
-    assert prompt[error["node_id"]]["class_type"] == "DensityGeodesics_JoinKeyframes", error
-    assert error["exception_message"].startswith("second: latent size"), error["exception_message"]
+    assert result.status == "success", result.error_message or comfy_server.log_tail()
+    frames = animation_frames(comfy_server, result, node_id_of(prompt, "SaveAnimatedWEBP"))
+    assert len(frames) == 5 and all(frame.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) for frame in frames)
 
 
 # --- help pages -----------------------------------------------------------------------------------------
@@ -462,7 +462,7 @@ def test_perceptual_metrics_shows_progress_and_stops_on_cancel(comfy_server: Com
 
 # --- bad inputs ---------------------------------------------------------------------------------------
 
-MISMATCHED_FILE = "geodesics_keyframe_b_96px.png"
+MISMATCHED_FILE = "geodesics_keyframe_b_96x72px.png"
 
 
 def keyframes_prompt(image_b: str = "geodesics_keyframe_b.png", noise_level_b: float = 0.6) -> dict:
@@ -573,7 +573,7 @@ EXECUTION_ERRORS = {
 
 @pytest.fixture(scope="module")
 def mismatched_image(comfy_server: ComfyServer, object_info: dict) -> None:
-    Image.open(comfy_server.input_dir / "geodesics_keyframe_b.png").resize((96, 96)).save(
+    Image.open(comfy_server.input_dir / "geodesics_keyframe_b.png").resize((96, 72)).save(
         comfy_server.input_dir / MISMATCHED_FILE)
 
 

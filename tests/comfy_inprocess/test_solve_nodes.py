@@ -73,7 +73,7 @@ def test_respace_path_evenly_in_geodesic_distance(sd, solved):
     assert torch.equal(respaced.points[[0, -1]], uneven.points[[0, -1]])
     def step_ratio(some_path):
         table = DensityReadout.execute(model, some_path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[1]
-        column = table.splitlines()[0].split("\t").index("geodesic_distance")
+        column = table.splitlines()[0].split("\t").index("distance")
         distances = torch.tensor([float(row.split("\t")[column]) for row in table.splitlines() if row[:1].isdigit()])
         return float(distances.diff().max() / distances.diff().min())
 

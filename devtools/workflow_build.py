@@ -53,6 +53,7 @@ class Node:
     title: str | None = None
     group: str = ""
     column: int = 0
+    text_lines: int = 0  # lines of progress text the node shows below its widgets while and after it runs
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def place_nodes(spec: list[Node], ui_nodes: list[dict], object_info: dict) -> li
         title = node.title or object_info.get(node.type, {}).get("display_name", node.type)
         ui_node["size"] = [max(NODE_WIDTH, TITLE_CHAR_WIDTH * len(title) + TITLE_PADDING),
                            note_height(node.inputs["text"]) if node.type in UI_ONLY_NODE_TYPES else
-                           node_height(ui_node, object_info[node.type], node.type)]
+                           node_height(ui_node, object_info[node.type], node.type) + NOTE_LINE_HEIGHT * node.text_lines]
     groups, left = [], 0.0
     for index, title in enumerate(dict.fromkeys(node.group for node in spec)):
         members = [(node, ui_node) for node, ui_node in zip(spec, ui_nodes, strict=True) if node.group == title]

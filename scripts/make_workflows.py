@@ -71,6 +71,19 @@ SD_NOTE = (
     'No checkpoint at hand? Open "A first try, geodesic between two digits (embedded model, no '
     'checkpoint)".'
 )
+VIDEO_NOTE = (
+    'Pick your checkpoint in Load Checkpoint and your clip in Load Image: it reads every frame of an animated '
+    'WEBP or GIF (all frames of one size; SD1.5 works best near 512 x 512).\n'
+    '\n'
+    'Prompt: replace the neutral "a photo" with what the clip shows, in a few words; every frame is encoded '
+    'with it.\n'
+    '\n'
+    'Density Readout plots the relative log density per frame and the geodesic distance along the clip; '
+    'efficiency says how close the clip is to the geodesic between its ends (1 = a geodesic).\n'
+    '\n'
+    'No checkpoint at hand? Open "A first try, geodesic between two digits (embedded model, no '
+    'checkpoint)".'
+)
 INTERPOLATION_FRAMES, LOOP_FRAMES, EXTRAPOLATION_BVP_FRAMES, EXTRAPOLATED_FRAMES = 17, 24, 9, 8
 # The embedded-model template: two held-out digits (a 7 and a 2) and the settings chosen on training digits
 # (docs/evaluation.md, "The embedded template's settings").
@@ -99,10 +112,11 @@ EMBEDDED_NOTE = (
 # --- the workflows --------------------------------------------------------------------------------------
 # Each template has three groups side by side: what goes in, the geodesic, what comes out.
 INPUTS, GEODESIC, OUTPUTS = "Inputs", "Geodesic", "Outputs"
+SOLVE_TEXT_LINES = 3  # Geodesic Interpolation's progress text ("segment 1/1, iteration 12: length ...")
 
 
-def model_nodes() -> list[Node]:
-    return [Node("note", "Note", {"text": SD_NOTE}, title="What to change", group=INPUTS),
+def model_nodes(note: str = SD_NOTE) -> list[Node]:
+    return [Node("note", "Note", {"text": note}, title="What to change", group=INPUTS),
             Node("checkpoint", "CheckpointLoaderSimple", {"ckpt_name": TEMPLATE_CHECKPOINT_NAME}, group=INPUTS)]
 
 
@@ -149,7 +163,8 @@ def decode_and_save(path: Link, prefix: str) -> list[Node]:
 def solve(keyframe_set: Link, frames: int, loop: bool) -> list[Node]:
     return [
         Node("solve", "DensityGeodesics_SolveBVP", {"model": Link("checkpoint", "MODEL"), "keyframes": keyframe_set,
-                                                     "frames": frames, "loop": loop}, group=GEODESIC),
+                                                     "frames": frames, "loop": loop}, group=GEODESIC,
+             text_lines=SOLVE_TEXT_LINES),
         Node("solve_report", "PreviewAny", {"source": Link("solve", "report")}, group=GEODESIC),
     ]
 
@@ -189,7 +204,7 @@ def extrapolation() -> list[Node]:
 
 def video_analysis() -> list[Node]:
     """Frames of a clip (an animated image) -> per-frame density plot and the clip's geodesic efficiency."""
-    return [*model_nodes(), Node("clip_frames", "LoadImage", {"image": CLIP_FILE}, group=INPUTS, column=1),
+    return [*model_nodes(VIDEO_NOTE), Node("clip_frames", "LoadImage", {"image": CLIP_FILE}, group=INPUTS, column=1),
             prompt_node("prompt", column=1),
             encode_node("encode", Link("clip_frames", "IMAGE"), "prompt", column=2),
             Node("readout", "DensityGeodesics_DensityReadout", {"model": Link("checkpoint", "MODEL"),
@@ -218,7 +233,7 @@ def embedded_digits() -> list[Node]:
                                                              "second": Link("encode_1", "path")}, group=GEODESIC),
             Node("solve", "DensityGeodesics_SolveBVP", {"model": model, "keyframes": Link("join", "path"),
                                                          "frames": EMBEDDED_SETTINGS["frames"], "alpha": alpha},
-                 group=GEODESIC),
+                 group=GEODESIC, text_lines=SOLVE_TEXT_LINES),
             Node("solve_report", "PreviewAny", {"source": Link("solve", "report")}, group=GEODESIC),
             Node("decode", "DensityGeodesics_DecodePath", {"model": model, "path": Link("solve", "path"), "vae": vae,
                                                            "steps": EMBEDDED_SETTINGS["steps"]}, group=OUTPUTS),

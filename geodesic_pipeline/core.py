@@ -41,6 +41,10 @@ EfficiencyResult = core.EfficiencyResult
 closure = core.closure
 Callback = progress.Callback
 Progress = progress.Progress
+# the progress bar's estimate of work of unknown length, and what a usual run spends:
+estimated_fraction = progress.estimated_fraction
+SOLVE_PASSES = progress.SOLVE_PASSES
+READOUT_PASSES = progress.READOUT_PASSES
 knot_interval = geometry.knot_interval
 flat = geometry.flat
 segment_lengths = geometry.segment_lengths
@@ -57,10 +61,10 @@ interpolate_points = perceptual.interpolate_points
 lpips_size = perceptual.lpips_size
 
 __all__ = [
-    "Callback", "Denoiser", "DenoiserField", "EfficiencyResult", "GeodesicInputError", "LPIPS", "METHODS",
-    "PathReadout", "PerceptualMetrics", "Progress", "SEARCHES", "check_alpha", "check_budget", "check_choice",
-    "check_positive", "closure", "core", "diffusers_adapter", "even_in_distance", "flat", "generate",
-    "geodesic_efficiency", "geometry", "interpolate_points", "invert", "knot_interval", "load_lpips", "lpips_size",
-    "one_pass_evals", "perceptual_metrics", "read_path", "retime", "segment_lengths", "solve_ivp", "weights_file",
-    "working_bytes",
+    "LPIPS", "METHODS", "READOUT_PASSES", "SEARCHES", "SOLVE_PASSES", "Callback", "Denoiser", "DenoiserField",
+    "EfficiencyResult", "GeodesicInputError", "PathReadout", "PerceptualMetrics", "Progress", "check_alpha",
+    "check_budget", "check_choice", "check_positive", "closure", "core", "diffusers_adapter", "estimated_fraction",
+    "even_in_distance", "flat", "generate", "geodesic_efficiency", "geometry", "interpolate_points", "invert",
+    "knot_interval", "load_lpips", "lpips_size", "one_pass_evals", "perceptual_metrics", "read_path", "retime",
+    "segment_lengths", "solve_ivp", "weights_file", "working_bytes",
 ]

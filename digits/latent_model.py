@@ -11,7 +11,6 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file
 
-from geodesic_core.diffusers_adapter import DiffusersDenoiser
 from geodesic_pipeline.model import DiffusersModel, diffusion_at_level
 
 from .latent_files import METADATA_FILE, UNET_FILE, VAE_FILE, load_metadata
@@ -114,8 +113,7 @@ def load_mnist_model(noise_level: float = MNIST_DEFAULTS.noise_level, ode_steps:
     """The shipped latent model at ``noise_level``: VAE encode, DDIM inversion with ``ode_steps`` steps, and
     back (``decode_steps`` for decoding, when given)."""
     scheduler = build_scheduler()
-    return diffusion_at_level(DiffusersDenoiser(load_latent_unet(), scheduler), scheduler, noise_level, ode_steps,
-                              decode_steps, vae=load_vae())
+    return diffusion_at_level(load_latent_unet(), scheduler, noise_level, ode_steps, decode_steps, vae=load_vae())
 
 
 def in_distribution_limit(metadata_file: Path = METADATA_FILE) -> float:

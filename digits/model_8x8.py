@@ -7,7 +7,6 @@ from pathlib import Path
 from diffusers import DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file
 
-from geodesic_core.diffusers_adapter import DiffusersDenoiser
 from geodesic_pipeline.model import DiffusersModel, diffusion_at_level
 
 from .latent_files import WEIGHTS_DIR
@@ -48,4 +47,4 @@ def load_8x8_model(noise_level: float = DEFAULTS_8X8.noise_level, ode_steps: int
     """The shipped 8x8 digits model at ``noise_level``, with ``ode_steps`` DDIM steps each way (``decode_steps``
     for decoding, when given)."""
     unet, scheduler = load_trained_model()
-    return diffusion_at_level(DiffusersDenoiser(unet, scheduler), scheduler, noise_level, ode_steps, decode_steps)
+    return diffusion_at_level(unet, scheduler, noise_level, ode_steps, decode_steps)

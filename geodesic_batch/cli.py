@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from geodesic_core import GeodesicInputError
+from geodesic_pipeline.core import GeodesicInputError
 
 from .engine import device_for, pool_size, run_on_ray, run_serial, start_ray
 from .inputs import InputsError, ItemError, analyze_items, content_hash, interpolate_items

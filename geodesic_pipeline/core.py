@@ -1,5 +1,6 @@
 """geodesic_core as this package's callers see it: one copy of every class, whichever way it was imported, and
-the core's names the ComfyUI nodes use, handed on so that the nodes import the pipeline alone.
+the core's names the front ends use (the ComfyUI nodes, the batch tool, the demo), handed on so that they
+import the pipeline alone.
 
 Outside ComfyUI the libraries are top-level packages (the repository root on sys.path, as `python -m` and
 pytest give it, or installed from pyproject.toml), and this package is `geodesic_pipeline`. Inside ComfyUI
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 if __package__ == "geodesic_pipeline":
     import geodesic_core as core
-    from geodesic_core import diffusers_adapter, fields, geometry, lpips, perceptual, progress
+    from geodesic_core import diffusers_adapter, fields, geometry, lpips, perceptual, progress, validation
 else:
     from .. import geodesic_core as core
-    from ..geodesic_core import diffusers_adapter, fields, geometry, lpips, perceptual, progress
+    from ..geodesic_core import diffusers_adapter, fields, geometry, lpips, perceptual, progress, validation
 
 # One name a line (a plain alias, which type checkers read as the class or function itself).
-# Errors, budgets and the solver choices the nodes check and offer:
+# Errors, checks, budgets and the solver choices the front ends check and offer:
 GeodesicInputError = core.GeodesicInputError
+check_alpha = validation.check_alpha
+check_choice = validation.check_choice
+check_positive = validation.check_positive
 METHODS = core.METHODS
 SEARCHES = core.SEARCHES
 check_budget = core.check_budget
@@ -34,6 +38,7 @@ read_path = core.read_path
 PathReadout = core.PathReadout
 geodesic_efficiency = core.geodesic_efficiency
 EfficiencyResult = core.EfficiencyResult
+closure = core.closure
 Callback = progress.Callback
 Progress = progress.Progress
 # the progress bar's estimate of work of unknown length, and what a usual run spends:
@@ -41,6 +46,8 @@ estimated_fraction = progress.estimated_fraction
 SOLVE_PASSES = progress.SOLVE_PASSES
 READOUT_PASSES = progress.READOUT_PASSES
 knot_interval = geometry.knot_interval
+flat = geometry.flat
+segment_lengths = geometry.segment_lengths
 # LPIPS and the perceptual metrics of frames:
 LPIPS = lpips.LPIPS
 load_lpips = lpips.load_lpips
@@ -55,8 +62,9 @@ lpips_size = perceptual.lpips_size
 
 __all__ = [
     "LPIPS", "METHODS", "READOUT_PASSES", "SEARCHES", "SOLVE_PASSES", "Callback", "Denoiser", "DenoiserField",
-    "EfficiencyResult", "GeodesicInputError", "PathReadout", "PerceptualMetrics", "Progress", "check_budget", "core",
-    "diffusers_adapter", "estimated_fraction", "even_in_distance", "generate", "geodesic_efficiency", "geometry",
-    "interpolate_points", "invert", "knot_interval", "load_lpips", "lpips_size", "one_pass_evals",
-    "perceptual_metrics", "read_path", "retime", "solve_ivp", "weights_file", "working_bytes",
+    "EfficiencyResult", "GeodesicInputError", "PathReadout", "PerceptualMetrics", "Progress", "check_alpha",
+    "check_budget", "check_choice", "check_positive", "closure", "core", "diffusers_adapter", "estimated_fraction",
+    "even_in_distance", "flat", "generate", "geodesic_efficiency", "geometry", "interpolate_points", "invert",
+    "knot_interval", "load_lpips", "lpips_size", "one_pass_evals", "perceptual_metrics", "read_path", "retime",
+    "segment_lengths", "solve_ivp", "weights_file", "working_bytes",
 ]

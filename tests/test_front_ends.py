@@ -1,6 +1,7 @@
-"""The three front ends (the ComfyUI nodes, the batch tool, the demo) stand on geodesic_pipeline and
-geodesic_core, never on one another: every import statement of each, function-level ones included, is
-read from its source; and the pack, imported as ComfyUI imports it, runs on its own copy of the core."""
+"""The three front ends (the ComfyUI nodes, the batch tool, the demo) stand on geodesic_pipeline (which hands
+on the core's names they use), never on geodesic_core directly or on one another: every import statement of
+each, function-level ones included, is read from its source; and the pack, imported as ComfyUI imports it,
+runs on its own copy of the core."""
 
 import ast
 import json
@@ -58,13 +59,14 @@ def test_no_front_end_imports_another(front_end):
     assert not offending, f"{front_end} imports another front end: {sorted(offending)}"
 
 
-def test_the_nodes_reach_the_core_through_the_pipeline():
-    """The nodes import geodesic_pipeline (its core.py hands on the core's names they use), never
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_front_ends_reach_the_core_through_the_pipeline(front_end):
+    """Each front end imports geodesic_pipeline (its core.py hands on the core's names they use), never
     geodesic_core itself."""
-    files, _ = FRONT_ENDS["nodes"]
+    files, _ = FRONT_ENDS[front_end]
     offending = {f"{path.relative_to(ROOT)}: {module}" for path in files for module in imported_modules(path)
                  if names(module, ("geodesic_core",))}
-    assert not offending, f"the nodes import geodesic_core: {sorted(offending)}"
+    assert not offending, f"{front_end} imports geodesic_core: {sorted(offending)}"
 
 
 def test_the_import_reader_sees_relative_and_function_level_imports(tmp_path):

@@ -43,13 +43,13 @@ def markdown_table(rows: list[list[str]], numeric: list[bool]) -> str:
     """A Markdown table (the first row its header), cells padded so the columns line up in monospace text:
     Preview as Text renders it as a table (its Markdown mode; the only mode of older frontends) or shows it
     aligned. ``numeric`` columns are right-aligned."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = [max(3, *(len(row[i]) for row in rows)) for i in range(len(rows[0]))]
 
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.rjust(w) if right else cell.ljust(w)
-                                 for cell, w, right in zip(cells, widths, numeric, strict=True)) + " |"
+    def line(cells: list[str]) -> str:  # no spaces beside the bars: 4 columns of numbers fit in 32 characters
+        return "|" + "|".join(cell.rjust(w) if right else cell.ljust(w)
+                              for cell, w, right in zip(cells, widths, numeric, strict=True)) + "|"
 
-    rule = "|" + "|".join("-" * (w + 1) + ":" if right else "-" * (w + 2)
+    rule = "|" + "|".join("-" * (w - 1) + ":" if right else "-" * w
                           for w, right in zip(widths, numeric, strict=True)) + "|"
     return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
 

@@ -5,12 +5,12 @@ import math
 
 import pytest
 import torch
+from evaluation_counting import CountingField
 
 from devtools.mixture_oracle import exact_log_density
 from geodesic_core import GaussianMixtureField, GeodesicInputError, slerp
 from geodesic_pipeline.keyframes import GeodesicSettings, plan_keyframes, readout_evals, solve_through_keyframes
 from geodesic_pipeline.strength import RANGE_ACCURACY, RANGE_POINTS, alpha_for_strength, range_evals
-from evaluation_counting import CountingField
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -36,6 +36,8 @@ from .pipeline_stages import checkpoint_for, keyframe_images, node_inputs
 
 SETTINGS = {"strength 1": {"strength": 1.0}, "strength 3": {"strength": 3.0},
             "alpha 0.002": {"alpha": 0.002}, "alpha 0.54": {"alpha": 0.54}}
+STOPS = {"converged": "converged", "best path this model allows": "floor", "stopped improving": "stalled",
+         "max_evals": "budget", "stopped early": "stopped", "schedule": "schedule"}
 ARCHES = {"sd15-tiny": "tiny", "sd15": "sd15", "sdxl": "sdxl"}
 
 
@@ -99,15 +101,16 @@ def measure(model_name: str, pair: int, setting: str, keyframes, model, positive
     read = keyframe_settings.GeodesicSettings(alpha, inputs["sphere"], accuracy=inputs["accuracy"],
                                               max_evals=inputs["max_evals"])
     calls = bridge.ModelCallSettings(inputs["guidance"], None, batch_size)
-    geodesic = on_model.read_along(model, path, settings=read, calls=calls)
-    circle = on_model.read_along(model, great_circle_like(path, frames), settings=read, calls=calls)
+    geodesic = on_model.read_along(model, path, settings=read, calls=calls).readout
+    circle = on_model.read_along(model, great_circle_like(path, frames), settings=read, calls=calls).readout
     range_ = log_density_range(report, alpha, overrides.get("strength"))
     if range_ is None:  # an absolute alpha: R read from the great circle all the same
         range_ = float(circle.log_density.max() - circle.log_density.min())
     lift = float(geodesic.log_density[1:-1].mean() - circle.log_density[1:-1].mean()) / range_
-    solves = re.findall(r"residual [^,]+, (\w+(?: \w+)?)[^\n]* (\d+) score evaluations in", report)
+    solves = [(STOPS[next(p for p in STOPS if p in line)], int(n)) for line, n in
+              re.findall(r"(residual [^\n]*) (\d+) score evaluations in", report)]
     calibration = re.search(r"\((\d+) score evaluations\)", report)
-    evals = sum(int(n) for _, n in solves) + (int(calibration.group(1)) if calibration else 0)
+    evals = sum(n for _, n in solves) + (int(calibration.group(1)) if calibration else 0)
     stop = "/".join(sorted({words for words, _ in solves}))
     print(report, flush=True)
     return Row(model_name, pair, setting, alpha, range_, bend(path.points), lift,

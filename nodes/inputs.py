@@ -59,7 +59,8 @@ def alpha_input() -> io.Float.Input:
                 "The paper uses 0.002 at noise level 0.6 and 0.02 at 0.7 for Stable Diffusion.")
 
 
-def strength_input(where: str) -> io.Float.Input:
+def strength_input(where: str = "along the great circle (or line) between the path's first and last frames"
+                   ) -> io.Float.Input:
     # Last widget of its nodes, optional and 0 (alpha as given) by default, so workflows and API prompts made
     # before it existed still run, with the alpha they were made with.
     return io.Float.Input(

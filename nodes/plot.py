@@ -47,7 +47,10 @@ def readout_table(result: DensityReadoutResult, lpips: PerceptualMetrics | None 
                ["euclidean_length", f"{readout.euclidean_length:.6g}"],
                ["geodesic_residual", f"{readout.normal_residual:.4g}"],
                ["min_relative_log_density", f"{result.min_log_density:.6g}"],
-               ["readout_score_evaluations", str(readout.score_evals)]]
+               ["readout_score_evaluations", str(readout.score_evals)],
+               ["alpha", f"{result.alpha:.4g}"]]
+    if result.calibration is not None:
+        summary.append(["alpha_from_strength", result.calibration.describe()])
     if result.compared is not None:
         compared, closure = result.compared, result.compared.closure
         # Both paths end at the last frame: for an exact density their end values would agree.

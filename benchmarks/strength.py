@@ -10,7 +10,8 @@ with the great circle between the same keyframes, both read out by the Density R
 - bend: the largest distance of a frame from the keyframes' plane, over the chord between them;
 - lift: how much more probable the path's interior frames are than the great circle's, on average, in units of R;
 - gain: 1 - length of the path / length of the great circle, in the solve's metric (0: no shorter);
-- evals: the solve's model evaluations (the strength's range readout included) and the solver's stop.
+- evals, residual, stop: the solve's model evaluations (the strength's range readout included), its residual
+  (scale-free: 0 on a geodesic, 1 at most) and why the solver stopped.
 
 Models: the embedded MNIST latent model (held-out test digits, its template's noise level 0.8), the tests'
 tiny SD1.5-layout checkpoint, and full-size SD1.5- and SDXL-layout checkpoints with random weights (written by
@@ -34,8 +35,7 @@ from devtools import comfy_harness as harness
 
 from .pipeline_stages import checkpoint_for, keyframe_images, node_inputs
 
-SETTINGS = {"strength 1": {"strength": 1.0}, "strength 3": {"strength": 3.0},
-            "alpha 0.002": {"alpha": 0.002}, "alpha 0.54": {"alpha": 0.54}}
+SETTINGS = ("strength 1", "strength 3", "alpha 0.002", "alpha 0.54")  # "strength S" or "alpha A": the node's input
 STOPS = {"converged": "converged", "best path this model allows": "floor", "stopped improving": "stalled",
          "max_evals": "budget", "stopped early": "stopped", "schedule": "schedule"}
 ARCHES = {"sd15-tiny": "tiny", "sd15": "sd15", "sdxl": "sdxl"}
@@ -52,17 +52,18 @@ class Row:
     lift: float
     gain: float
     evals: int
+    residual: float
     stop: str
     seconds: float
 
     def line(self) -> str:
         return (f"| {self.model} | {self.pair} | {self.setting} | {self.alpha:.3g} | {self.log_density_range:.3g} | "
-                f"{self.bend:.3f} | {self.lift:+.2f} | {self.gain:+.3f} | {self.evals} | {self.stop} | "
-                f"{self.seconds:.0f} |")
+                f"{self.bend:.3f} | {self.lift:+.2f} | {self.gain:+.3f} | {self.evals} | {self.residual:.2g} | "
+                f"{self.stop} | {self.seconds:.0f} |")
 
 
-HEADER = ("| model | pair | setting | alpha | R (nats) | bend | lift (R) | gain | evals | stop | s |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| model | pair | setting | alpha | R (nats) | bend | lift (R) | gain | evals | residual | stop | s |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def bend(points: torch.Tensor) -> float:
@@ -92,7 +93,8 @@ def measure(model_name: str, pair: int, setting: str, keyframes, model, positive
     on_model = harness.import_pack_module("nodes.geodesics_on_model")
     bridge = harness.import_pack_module("nodes.bridge")
     keyframe_settings = harness.import_pack_module("geodesic_pipeline.keyframes")
-    overrides = SETTINGS[setting]
+    name, value = setting.split()
+    overrides = {name: float(value)}
     start = time.perf_counter()
     inputs = node_inputs(pack.SolveBVP, model=model, keyframes=keyframes, frames=frames, batch_size=batch_size,
                          **overrides)
@@ -112,9 +114,10 @@ def measure(model_name: str, pair: int, setting: str, keyframes, model, positive
     calibration = re.search(r"\((\d+) score evaluations\)", report)
     evals = sum(n for _, n in solves) + (int(calibration.group(1)) if calibration else 0)
     stop = "/".join(sorted({words for words, _ in solves}))
+    residual = max(float(r) for r in re.findall(r"residual ([0-9.eE+-]+)", report))
     print(report, flush=True)
     return Row(model_name, pair, setting, alpha, range_, bend(path.points), lift,
-               1.0 - geodesic.length / circle.length, evals, stop[:60], seconds)
+               1.0 - geodesic.length / circle.length, evals, residual, stop, seconds)
 
 
 def keyframes_of(model_name: str, pair: int, size: int, checkpoints: Path):

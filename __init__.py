@@ -6,7 +6,7 @@ import server
 from comfy_api.latest import ComfyExtension, io
 
 from .nodes import NODES
-from .nodes.template_thumbnails import add_thumbnail_route
+from .nodes.template_routes import add_thumbnail_route, templates_sorted_by_name
 from .nodes.validation import one_error_per_refusal
 
 # Served by ComfyUI at /extensions/<pack folder>/; the frontend reads each node's help page from
@@ -23,7 +23,9 @@ async def comfy_entrypoint() -> DensityGeodesicsExtension:
     prompt_server = getattr(server.PromptServer, "instance", None)
     if prompt_server is not None:  # None when the pack is imported without a server (in-process tests)
         # ComfyUI names a pack's template URLs after the folder the pack is installed in.
-        add_thumbnail_route(prompt_server.routes, Path(__file__).parent.name)
+        pack_folder = Path(__file__).parent.name
+        add_thumbnail_route(prompt_server.routes, pack_folder)
         # Custom nodes load before the server starts, while the middleware list can still grow.
         prompt_server.app.middlewares.append(one_error_per_refusal(NODES))
+        prompt_server.app.middlewares.append(templates_sorted_by_name(pack_folder))
     return DensityGeodesicsExtension()

@@ -1,6 +1,6 @@
 """Round-trip error of inversion then decoding against ODE steps, DDIM (order 1) against Heun (order 2).
 
-    bash dev.sh py -m benchmarks.ode_steps            # the embedded digits model, 16 held-out images (~1 min)
+    bash dev.sh py -m benchmarks.ode_steps            # the 8x8 digits model, 16 held-out images (~1 min)
 
 Each image is inverted to the demo's noise level and generated back with the same schedule; the table gives
 the relative RMS error of the round trip and the model evaluations per image it cost (counted at the
@@ -14,8 +14,8 @@ import argparse
 
 import torch
 
-from digits.data import load_split
-from digits.model import load_digits_model, load_trained_model
+from digits.data_8x8 import load_split
+from digits.model_8x8 import load_8x8_model, load_trained_model
 from geodesic_core import generate, invert
 from geodesic_core.diffusers_adapter import denoising_sigmas
 
@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--steps", default="3,5,10,20,40")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model = load_digits_model()
+    model = load_8x8_model()
     _, scheduler = load_trained_model()
     images, _ = load_split("held_out")
     clean = model.encode(images[: args.images])

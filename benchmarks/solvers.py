@@ -5,9 +5,9 @@
 
 Cases, all with 17 points: (a) a 2-D two-mode Gaussian mixture, (b) a 16,384-D mixture (an SD1.5 latent
 at 512 px), with and without the sphere constraint, both analytic; (c) the learned density of the embedded
-digits diffusion model (digits/model.py: a trained diffusers UNet on sklearn's 8x8 digits) with the
+digits diffusion model (digits/model_8x8.py: a trained diffusers UNet on sklearn's 8x8 digits) with the
 demo's field, alpha and noise level, between the DDIM-inverted latents of --digit-pairs held-out pairs
-(digits.data.pick_pairs("held_out", P, seed=0), default 8) rescaled to their common radius, with the sphere
+(digits.mnist.pick_pairs of the held-out labels, seed 0, default 8) rescaled to their common radius, with the sphere
 constraint (the demo's and the paper's default) and, unless --digit-spheres sphere, without it.
 "refined length" re-reads each returned 17-point path as a polyline sampled at 129 points, so a solver
 cannot look short by hiding low-density stretches between its frames.
@@ -144,24 +144,23 @@ def digits_case(n_pairs: int, spheres: tuple[bool, ...], n_points: int = 17,
     fixture; "mnist": the MNIST latent model the demo runs), set up as geodesic_pipeline.compare's
     compare_paths does (the model's field, alpha and noise level; both ends rescaled to their common radius).
     Returns the per-pair rows and the settings used."""
+    from digits.mnist import pick_pairs
     from geodesic_pipeline.compare import encode_pairs, to_common_radius
 
     if model_name == "mnist":
-        from digits import mnist
         from digits.latent_model import load_mnist_model
+        from digits.mnist import load_split
         from digits.settings import MNIST_DEFAULTS as defaults
 
         model = load_mnist_model()
-        images, labels = mnist.load_split("held_out")
-        pairs = mnist.pick_pairs(labels, n_pairs, seed=0)
     else:
-        from digits.data import load_split, pick_pairs
-        from digits.model import load_digits_model
-        from digits.settings import DEFAULTS as defaults
+        from digits.data_8x8 import load_split
+        from digits.model_8x8 import load_8x8_model
+        from digits.settings import DEFAULTS_8X8 as defaults
 
-        model = load_digits_model()
-        images, labels = load_split("held_out")
-        pairs = pick_pairs("held_out", n_pairs, seed=0)
+        model = load_8x8_model()
+    images, labels = load_split("held_out")
+    pairs = pick_pairs(labels, n_pairs, seed=0)
     counter = CountingDenoiser(model.denoise)
     field = dataclasses.replace(model, denoise=counter).field  # exactly the demo's DenoiserField
     latents = encode_pairs(model, images, pairs)

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Locator, Page, Playwright, expect
 CHROMIUM = "/usr/bin/chromium"
 MISSING_NODES_TEXT = re.compile(r"missing nodes?\b", re.IGNORECASE)
 APP_READY_TIMEOUT_MS = 120_000
-VIEWPORT = {"width": 1400, "height": 900}
+VIEWPORT = {"width": 1600, "height": 900}  # the window the templates open readably in (workflow_build.VIEW_*)
 
 
 def launch_chromium(playwright: Playwright) -> Browser:

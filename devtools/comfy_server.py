@@ -58,7 +58,7 @@ CLIP_FRAMES = 9
 WORKFLOWS_DIR = ROOT / "example_workflows"
 WORKFLOW_NAMES = sorted(p.stem for p in WORKFLOWS_DIR.glob("*.json"))
 # The template browser shows a custom node template's file name as its title and, with - and _ read as
-# spaces, as its description; current ComfyUI lists them sorted by name, so the main template sorts first.
+# spaces, as its description; the pack lists them sorted by name (nodes/template_routes.py), so this one is first.
 EMBEDDED_TEMPLATE = "A first try, geodesic between two digits (embedded model, no checkpoint)"
 INTERPOLATION_TEMPLATE = "Geodesic interpolation between two images"
 LOOP_TEMPLATE = "Geodesic loop through three keyframes"
@@ -73,6 +73,7 @@ FAST_SETTINGS = {
     "DensityGeodesics_SolveIVP": {"frames": 3},
     "DensityGeodesics_DensityReadout": {"max_evals": 80, "tolerance": 0.05},
     "DensityGeodesics_DecodePath": {"steps": 2},
+    "ImageScale": {"width": IMAGE_SIZE, "height": IMAGE_SIZE},  # the SD templates scale every picture to 512 px
 }
 
 

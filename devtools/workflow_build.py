@@ -7,26 +7,52 @@ workflow_convert.ui_to_api and compare against the frontend's own conversion.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 
 from .workflow_convert import UI_ONLY_NODE_TYPES, is_widget, ordered_inputs
 
-COLUMN_WIDTH = 380
-NODE_WIDTH = 330
-ROW_GAP = 40
-WIDGET_HEIGHT = 26
-SLOT_HEIGHT = 22
-PREVIEW_HEIGHT = 260  # room for the image a LoadImage / output node shows
-NOTE_LINE_HEIGHT = 18
+# Node sizes as the frontend computes them (LiteGraph's computeSize on frontends 1.32 and 1.58): a node is at
+# least as wide as its title and as tall as its slots and widgets; a smaller size in the file is enlarged on
+# load, which would overlap the node below it.
+NODE_WIDTH = 240
+TITLE_CHAR_WIDTH, TITLE_PADDING = 7.4, 60  # the title's 14 px font, and the room beside it (not truncated)
+COLUMN_GAP = 25
+ROW_GAP = 20
+NODE_PADDING = 20
+SLOT_HEIGHT = 20
+WIDGET_HEIGHT = 24
+MULTILINE_WIDGET_ROWS = 3
+OUTPUT_PREVIEW_HEIGHT = 260  # room for the image an output node shows
+TEXT_PREVIEW_HEIGHT = 150  # room for the text a PreviewAny shows
+INPUT_PREVIEW_HEIGHT = 220  # a LoadImage's picture (the frontend's minimum)
+NOTE_LINE_HEIGHT = 14
+NOTE_CHARS_PER_LINE = 36  # word-wrapped at NODE_WIDTH
+NODE_TITLE_HEIGHT = 30  # LiteGraph draws a node's title bar above its pos
+GROUP_PADDING = 15
+GROUP_TITLE_HEIGHT = 40  # the group's title bar (font 24) above its nodes
+GROUP_GAP = 30
+GROUP_COLOURS = ("#3f789e", "#b58b2a", "#88A", "#8A8")  # the frontend's group palette, one per group in order
+# The opening view (extra.ds): the whole graph on the canvas of a 1600x900 browser window, clear of the
+# frontend's bars (left: the sidebar; top: tabs, the breadcrumb and the Run bar; bottom: zoom controls).
+VIEW_LEFT, VIEW_TOP, VIEW_WIDTH, VIEW_HEIGHT = 70, 140, 1510, 700
+# LiteGraph draws node text from this zoom up at its default level-of-detail setting (8 px font minimum, 14 px
+# node text); below it the nodes are blank boxes.
+MIN_READABLE_SCALE = 8 / 14
+MAX_SCALE = 1.0
 
 
 @dataclass
 class Node:
-    """One node: `key` names it inside the spec; `inputs` maps input name -> widget value or Link."""
+    """One node: `key` names it inside the spec; `inputs` maps input name -> widget value or Link. It sits in
+    the group titled `group`, in that group's `column` (0 on the left); a column stacks its nodes in spec
+    order."""
     key: str
     type: str
     inputs: dict = field(default_factory=dict)
     title: str | None = None
+    group: str = ""
+    column: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,16 +84,14 @@ def output_slot(schema: dict, link: Link) -> int:
     return names.index(link.output)
 
 
-def column_of(spec: list[Node]) -> dict[str, int]:
-    """Longest distance from a source node: left-to-right layout that follows the data flow."""
-    columns: dict[str, int] = {}
-    for node in spec:  # spec order is topological: every link points to an earlier node
-        sources = [value.node for value in node.inputs.values() if isinstance(value, Link)]
-        unknown = [s for s in sources if s not in columns]
-        if unknown:
-            raise ValueError(f"node '{node.key}' links to {unknown}, which must come earlier in the spec")
-        columns[node.key] = 1 + max((columns[s] for s in sources), default=-1)
-    return columns
+def check_order(spec: list[Node]) -> None:
+    """Spec order is the workflow's execution order: every link must point to an earlier node."""
+    seen: set[str] = set()
+    for node in spec:
+        later = [value.node for value in node.inputs.values() if isinstance(value, Link) and value.node not in seen]
+        if later:
+            raise ValueError(f"node '{node.key}' links to {later}, which must come earlier in the spec")
+        seen.add(node.key)
 
 
 def note_node(node: Node, node_id: int, order: int) -> dict:
@@ -76,8 +100,9 @@ def note_node(node: Node, node_id: int, order: int) -> dict:
             "widgets_values": [node.inputs["text"]], "properties": {}, **({"title": node.title} if node.title else {})}
 
 
-def build_ui_workflow(spec: list[Node], object_info: dict, *, scale: float = 1.0) -> dict:
-    """The UI workflow of ``spec``, opening at zoom ``scale`` on its top-left corner."""
+def build_ui_workflow(spec: list[Node], object_info: dict) -> dict:
+    """The UI workflow of ``spec``: its nodes in titled groups, opening on a view of the whole graph."""
+    check_order(spec)
     ids = {node.key: index + 1 for index, node in enumerate(spec)}
     missing = sorted({node.type for node in spec} - set(object_info) - UI_ONLY_NODE_TYPES)
     if missing:
@@ -127,30 +152,70 @@ def build_ui_workflow(spec: list[Node], object_info: dict, *, scale: float = 1.0
                                "links": outputs_links.get((node.key, slot), [])}
                               for slot, (name, kind) in enumerate(zip(schema["output_name"], schema["output"],
                                                                       strict=True))]
-    place_nodes(spec, ui_nodes, object_info)
+    groups = place_nodes(spec, ui_nodes, object_info)
     return {"last_node_id": len(ui_nodes), "last_link_id": len(links), "nodes": ui_nodes, "links": links,
-            "groups": [], "config": {}, "extra": {"ds": {"scale": scale, "offset": [0, 0]}}, "version": 0.4}
+            "groups": groups, "config": {}, "extra": {"ds": opening_view(groups)}, "version": 0.4}
 
 
-def place_nodes(spec: list[Node], ui_nodes: list[dict], object_info: dict) -> None:
-    columns = column_of(spec)
-    next_y: dict[int, float] = {}
+def place_nodes(spec: list[Node], ui_nodes: list[dict], object_info: dict) -> list[dict]:
+    """Groups side by side in order of their first node, columns side by side inside each group (each as wide
+    as its widest node); returns the groups (UI format: title and bounding box)."""
+    unplaced = [node.key for node in spec if not node.group]
+    if unplaced:
+        raise ValueError(f"nodes {unplaced} have no group")
     for node, ui_node in zip(spec, ui_nodes, strict=True):
-        column = columns[node.key]
-        y = next_y.get(column, 60.0)
-        if node.type in UI_ONLY_NODE_TYPES:
-            lines = sum(1 + len(line) // 48 for line in node.inputs["text"].splitlines())
-            height = 40 + NOTE_LINE_HEIGHT * lines
-        else:
-            height = node_height(ui_node, object_info[node.type])
-        ui_node["pos"] = [60 + COLUMN_WIDTH * column, y]
-        ui_node["size"] = [NODE_WIDTH, height]
-        next_y[column] = y + height + ROW_GAP
+        title = node.title or object_info.get(node.type, {}).get("display_name", node.type)
+        ui_node["size"] = [max(NODE_WIDTH, TITLE_CHAR_WIDTH * len(title) + TITLE_PADDING),
+                           note_height(node.inputs["text"]) if node.type in UI_ONLY_NODE_TYPES else
+                           node_height(ui_node, object_info[node.type], node.type)]
+    groups, left = [], 0.0
+    for index, title in enumerate(dict.fromkeys(node.group for node in spec)):
+        members = [(node, ui_node) for node, ui_node in zip(spec, ui_nodes, strict=True) if node.group == title]
+        x, bottom = left + GROUP_PADDING, 0.0
+        for column in range(1 + max(node.column for node, _ in members)):
+            stacked = [ui_node for node, ui_node in members if node.column == column]
+            y = GROUP_TITLE_HEIGHT
+            for ui_node in stacked:
+                ui_node["pos"] = [x, y + NODE_TITLE_HEIGHT]
+                y += NODE_TITLE_HEIGHT + ui_node["size"][1] + ROW_GAP
+            bottom = max(bottom, y - ROW_GAP)
+            x += max((ui_node["size"][0] for ui_node in stacked), default=0) + COLUMN_GAP
+        width = x - COLUMN_GAP + GROUP_PADDING - left
+        groups.append({"id": index + 1, "title": title, "bounding": [left, 0.0, width, bottom + GROUP_PADDING],
+                       "color": GROUP_COLOURS[index % len(GROUP_COLOURS)], "font_size": 24, "flags": {}})
+        left += width + GROUP_GAP
+    return groups
 
 
-def node_height(ui_node: dict, schema: dict) -> float:
-    widgets = sum(1 + len(ui_only_values(s)) for _, s in ordered_inputs(schema) if is_widget(s))
+def opening_view(groups: list[dict]) -> dict:
+    """extra.ds: the zoom and offset that show every group whole and centred in the VIEW_* rectangle of the
+    canvas (LiteGraph draws graph point p at (p + offset) * scale)."""
+    width = max(x + w for x, _, w, _ in (group["bounding"] for group in groups))
+    height = max(y + h for _, y, _, h in (group["bounding"] for group in groups))
+    scale = min(MAX_SCALE, VIEW_WIDTH / width, VIEW_HEIGHT / height)
+    if scale < MIN_READABLE_SCALE:
+        raise ValueError(f"the graph ({width:.0f} x {height:.0f}) fits the opening view only at zoom {scale:.2f}, "
+                         f"where the frontend draws no node text (below {MIN_READABLE_SCALE:.2f}): lay it out smaller")
+    left = VIEW_LEFT + (VIEW_WIDTH - width * scale) / 2
+    top = VIEW_TOP + (VIEW_HEIGHT - height * scale) / 2
+    return {"scale": round(scale, 4), "offset": [round(left / scale, 1), round(top / scale, 1)]}
+
+
+def note_height(text: str) -> float:
+    lines = sum(max(1, len(textwrap.wrap(line, NOTE_CHARS_PER_LINE))) for line in text.splitlines())
+    return 40 + NOTE_LINE_HEIGHT * lines
+
+
+def node_height(ui_node: dict, schema: dict, node_type: str) -> float:
+    widgets = sum((MULTILINE_WIDGET_ROWS if len(s) > 1 and s[1].get("multiline") else 1) + len(ui_only_values(s))
+                  for _, s in ordered_inputs(schema) if is_widget(s))
     slots = max(len(ui_node["inputs"]), len(schema["output"]))
-    shows_image = schema.get("output_node", False) or any(
-        ui_only_values(s) == ["image"] for _, s in ordered_inputs(schema))
-    return 40 + SLOT_HEIGHT * slots + WIDGET_HEIGHT * widgets + (PREVIEW_HEIGHT if shows_image else 0)
+    if node_type == "PreviewAny":
+        preview = TEXT_PREVIEW_HEIGHT
+    elif schema.get("output_node", False):
+        preview = OUTPUT_PREVIEW_HEIGHT
+    elif any(ui_only_values(s) == ["image"] for _, s in ordered_inputs(schema)):
+        preview = INPUT_PREVIEW_HEIGHT
+    else:
+        preview = 0
+    return NODE_PADDING + SLOT_HEIGHT * slots + WIDGET_HEIGHT * widgets + preview

@@ -4,6 +4,7 @@ an independent CNN judge of realism (digits/judge.py), and the demo built on the
 command line), demo.py (its run), report.py (results.json and the console lines), render.py (the pictures);
 the benchmark is ``benchmarks/digits_pairs.py``.
 
-The earlier 8x8 pixel-space model (digits/model.py, digits/data.py, digits/train.py: scikit-learn's
-bundled digits) stays as the fast fixture of the batch tool's and the solver's tests.
+The earlier 8x8 pixel-space model (model_8x8.py, data_8x8.py, train_8x8.py: scikit-learn's bundled digits,
+with this model's scheduler and training recipe) stays as the batch tool's default and the solver tests' fast
+model; every name of it says 8x8 (DEFAULTS_8X8 in settings.py).
 """

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
     started = time.time()
     import torch
 
-    from geodesic_core import closure
     from geodesic_pipeline.compare import COMPARISONS, compare_like_for_like, novel_frame_distances
+    from geodesic_pipeline.core import closure
     from geodesic_pipeline.images import to_model_images
     from geodesic_pipeline.keyframes import GeodesicSettings
     from geodesic_pipeline.outputs import publish_folder

@@ -22,8 +22,8 @@ from geodesic_core.perceptual import interpolate_points, perceptual_metrics, ret
 from geodesic_pipeline.compare import PathReport, Verdict
 from geodesic_pipeline.model import DiffusersModel
 
+from .latent_files import WEIGHTS_DIR
 from .mnist import load_split, to_native
-from .model import WEIGHTS_DIR
 
 JUDGE_FILE = WEIGHTS_DIR / "mnist_judge.safetensors"
 FEATURES = 64

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
-    from geodesic_core import GeodesicInputError
+    from geodesic_pipeline.core import GeodesicInputError
 
     from .demo import run
 

@@ -87,7 +87,7 @@ def save_density_plot(reports: dict, comparisons, path: Path) -> None:
     import numpy as np
     from matplotlib.figure import Figure
 
-    from geodesic_core.geometry import flat, segment_lengths
+    from geodesic_pipeline.core import flat, segment_lengths
 
     fig = Figure(figsize=(5.5 * len(comparisons), 3.6))
     for ax, comparison in zip(np.atleast_1d(fig.subplots(1, len(comparisons), sharey=True)), comparisons,

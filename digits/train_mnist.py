@@ -12,12 +12,14 @@ shared 2-core CPU (one thread is faster than two there: the other core is busy).
 import argparse
 import copy
 import json
+import math
 import platform
 import sys
 import time
 
 import numpy as np
 import torch
+from diffusers import DDPMScheduler, UNet2DModel
 
 from geodesic_core import generate
 from geodesic_core.diffusers_adapter import DiffusersDenoiser, denoising_sigmas, sigma_at_noise_level
@@ -39,13 +41,48 @@ from .latent_model import (
     load_mnist_model,
 )
 from .mnist import WHEEL_FILE, WHEEL_SHA256, distance_to_training, load_split, to_native
-from .model import denoising_loss, evaluation_loss
 from .settings import MNIST_DEFAULTS, ODE_STEPS
-from .train import learning_rate, update_ema
 
 STAGES = ("judge", "vae", "unet", "evaluate")
 EVAL_SEED = 12345
 N_EVAL = 2000  # held-out images per loss estimate: enough for a standard error well under 1%
+
+
+def denoising_loss(unet: UNet2DModel, scheduler: DDPMScheduler, images: torch.Tensor,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Mean squared epsilon error at uniformly drawn timesteps (the DDPM training objective)."""
+    noise = torch.randn(images.shape, generator=generator)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(images),), generator=generator)
+    noisy = scheduler.add_noise(images, noise, timesteps)
+    return torch.nn.functional.mse_loss(unet(noisy, timesteps).sample, noise)
+
+
+@torch.no_grad()
+def evaluation_loss(unet: UNet2DModel, scheduler: DDPMScheduler, images: torch.Tensor, *,
+                    seed: int, repeats: int, batch_size: int = 256) -> float:
+    """Denoising loss averaged over `repeats` seeded noise / timestep draws per image (comparable
+    across models: the same seed gives the same draws)."""
+    generator = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for _ in range(repeats):
+        for batch in images.split(batch_size):
+            total += float(denoising_loss(unet, scheduler, batch, generator)) * len(batch)
+            count += len(batch)
+    return total / count
+
+
+def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int) -> float:
+    """Linear warm-up then cosine decay to zero."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for ema_param, param in zip(ema.parameters(), model.parameters(), strict=True):
+            ema_param.lerp_(param, 1.0 - decay)
 
 
 def log(message: str) -> None:

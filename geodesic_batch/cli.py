@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from geodesic_core import GeodesicInputError
+from geodesic_pipeline.core import GeodesicInputError
 
 from .engine import device_for, pool_size, run_on_ray, run_serial, start_ray
 from .inputs import InputsError, ItemError, analyze_items, content_hash, interpolate_items
@@ -125,12 +125,13 @@ def summary(command: str, rows: list[dict], results: Path, seconds: float) -> st
 def write_example_pairs(folder: Path, count: int, seed: int) -> list[Path]:
     """``count`` pairs of held-out digits of different classes as 8x8 PNG files, named so that a folder
     listing takes them two at a time (pair_000_a.png, pair_000_b.png, ...)."""
-    from digits.data import load_split, pick_pairs
+    from digits.data_8x8 import load_split
+    from digits.mnist import pick_pairs
 
-    images, _ = load_split("held_out")
+    images, labels = load_split("held_out")
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for n, pair in enumerate(pick_pairs("held_out", count, seed)):
+    for n, pair in enumerate(pick_pairs(labels, count, seed)):
         for side, index in zip("ab", pair, strict=True):
             pixels = ((images[index, 0].numpy() + 1.0) * 127.5).round().astype(np.uint8)
             path = folder / f"pair_{n:03d}_{side}.png"

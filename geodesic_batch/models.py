@@ -1,8 +1,8 @@
 """The model a job runs on: the embedded digits model (default) or a diffusers latent-diffusion folder.
 
-Both are a diffusers UNet + scheduler behind geodesic_core's DiffusersDenoiser (geodesic_pipeline's
-``DiffusersModel`` holds it with its noise level and ODE schedules); a latent model adds its VAE between
-pixels and latents and, when a prompt is given, the text encoder's conditioning. Each brings its own
+Both are a diffusers UNet + scheduler that geodesic_pipeline.model.diffusion_at_level makes the pipeline's
+``DiffusersModel`` (the denoiser at the noise level, with its ODE schedules); a latent model adds its VAE
+between pixels and latents and, when a prompt is given, the text encoder's conditioning. Each brings its own
 defaults (alpha, noise level): the embedded model its calibrated ones, a diffusers folder the paper's.
 """
 
@@ -15,10 +15,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from digits.model import WEIGHTS_FILE, load_digits_model
-from digits.settings import DEFAULTS as DIGITS_DEFAULTS
-from digits.settings import IMAGE_SIZE
-from geodesic_core.diffusers_adapter import DiffusersDenoiser
+from digits.model_8x8 import WEIGHTS_FILE, load_8x8_model
+from digits.settings import DEFAULTS_8X8, IMAGE_SIZE_8X8
 from geodesic_pipeline.defaults import PAPER_DEFAULTS, ModelDefaults
 from geodesic_pipeline.model import DiffusersModel, diffusion_at_level
 
@@ -93,15 +91,15 @@ def model_identity(spec: str) -> str:
 
 def model_defaults(spec: str) -> ModelDefaults:
     """The model's own alpha and noise level: the embedded model's calibrated ones, or the paper's."""
-    return DIGITS_DEFAULTS if spec == DIGITS else PAPER_DEFAULTS
+    return DEFAULTS_8X8 if spec == DIGITS else PAPER_DEFAULTS
 
 
 def load_model(spec: str, settings: Settings, device: torch.device) -> BatchModel:
     settings = settings.for_model(model_defaults(spec))
     if spec == DIGITS:
-        diffusion = load_digits_model(settings.noise_level, settings.invert_steps, settings.decode_steps)
+        diffusion = load_8x8_model(settings.noise_level, settings.invert_steps, settings.decode_steps)
         diffusion.denoise.unet.to(device)
-        model = BatchModel(model_identity(spec), diffusion, (IMAGE_SIZE, IMAGE_SIZE), True, True, device)
+        model = BatchModel(model_identity(spec), diffusion, (IMAGE_SIZE_8X8, IMAGE_SIZE_8X8), True, True, device)
     else:
         model = load_latent_diffusion(Path(spec), settings, device)
     model.diffusion.denoise.unet.register_forward_hook(model.counter, with_kwargs=True)
@@ -117,9 +115,8 @@ def load_latent_diffusion(folder: Path, settings: Settings, device: torch.device
     # Only the training noise schedule is used (alphas_cumprod), so any diffusers scheduler config loads as DDPM.
     scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
     conditioning = text_conditioning(folder, settings.prompt, unet, device)
-    denoise = DiffusersDenoiser(unet, scheduler, conditioning=conditioning)
-    diffusion = diffusion_at_level(denoise, scheduler, settings.noise_level, settings.invert_steps,
-                                   settings.decode_steps, vae)
+    diffusion = diffusion_at_level(unet, scheduler, settings.noise_level, settings.invert_steps,
+                                   settings.decode_steps, vae, conditioning=conditioning)
     side = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
     return BatchModel(identity, diffusion, (side, side), vae.config.in_channels == 1, False, device)
 

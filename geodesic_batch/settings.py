@@ -8,8 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from geodesic_core import METHODS, GeodesicInputError
-from geodesic_core.validation import check_alpha, check_choice, check_positive
+from geodesic_pipeline.core import METHODS, GeodesicInputError, check_alpha, check_choice, check_positive
 from geodesic_pipeline.defaults import ModelDefaults
 from geodesic_pipeline.keyframes import GeodesicSettings
 

@@ -11,8 +11,7 @@ from matplotlib.figure import Figure  # no pyplot: renders straight to files, ne
 from PIL import Image
 from torch import Tensor
 
-from geodesic_core import geodesic_efficiency
-from geodesic_pipeline.compare import PATH_NAMES, compare_keyframe_paths
+from geodesic_pipeline.compare import PATH_NAMES, against_geodesic, compare_keyframe_paths
 
 from .inputs import Item, ItemError, read_clip, read_images
 from .models import BatchModel
@@ -90,8 +89,7 @@ def analyze_item(model: BatchModel, item: Item, settings: Settings, folder: Path
                                                 model.invert_light_background)
     latents = model.encode(frames)
     check_finite(latents, "the inverted frames")
-    result = geodesic_efficiency(model.diffusion.field, latents, settings.alpha, sphere=settings.sphere,
-                                 method=settings.solver, tol=settings.tolerance, max_evals=settings.max_evals)
+    result = against_geodesic(model.diffusion.field, latents, settings.geodesic)
     check_finite(result.path.log_density, "the clip's log density")
     save_density_plot(item.item_id, indices, result, folder / "density.png")
     return {"notices": notices, "clip_frames_total": total, "frame_indices": indices,

@@ -107,4 +107,4 @@ def solve_ivp(field: DensityField, start: Tensor, velocity: Tensor, *, n_steps: 
     q = integrate_path(score, xf, alpha, frame_scores=frame_scores, known_frames=known, sphere=sphere,
                        t=positions[:n], tol=quadrature_tol)
     return IVPResult(xf.to(start.dtype).reshape(n, *shape), positions[:n], PathReadout.of(q, xf, alpha, sphere=sphere),
-                     evals + q.score_evals, outcome)
+                     evals + q.frames.score_evals, outcome)

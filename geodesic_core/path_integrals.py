@@ -207,16 +207,27 @@ def frame_node_table(xf: Tensor, frame_scores: Tensor) -> NodeTable:
     return empty.extended(seg, u, torch.cat([frame_scores[:-1], frame_scores[1:]]), xf)
 
 
+@dataclass(frozen=True)
+class FrameIntegrals:
+    """What the quadrature certifies at the frames of one path (float64): the density and distance part of the
+    readout (readout.PathReadout adds the path's own geometry to these fields)."""
+
+    log_density: Tensor        # [N] relative to the first frame
+    log_density_error: Tensor  # [N] estimated bound on the quadrature error of each frame's value
+    length: float              # metric length with w = exp(-alpha * log_density)
+    length_error: float        # estimated bound on the quadrature error of ``length``
+    cumulative_length: Tensor  # [N] metric distance from the first frame
+    score_evals: int           # new score evaluations made by the quadrature (frames given are not counted)
+    converged: bool            # every piece met its share of the tolerance (False: budget or min width)
+
+
 @dataclass
 class PathIntegrals:
-    """What the adaptive quadrature knows about one path (all float64)."""
+    """What the adaptive quadrature knows about one path (all float64): the values at the frames, and the
+    pieces a solver reuses."""
 
-    log_density: Tensor         # [N] relative to the first frame
-    log_density_error: Tensor   # [N] estimated bound on the error of each frame's value
+    frames: FrameIntegrals
     segment_lengths: Tensor     # [N-1] metric length of each segment
-    cumulative_length: Tensor   # [N] metric distance from the first frame
-    length: float
-    length_error: float         # estimated bound on the error of ``length``
     log_energy: float           # log sum_i L_i^2
     layout: Layout              # the leaves used (reusable by a solver)
     nodes: NodeTable
@@ -224,8 +235,6 @@ class PathIntegrals:
     leaf_weights: Tensor        # [K, 5] composite Simpson weights (u units) of every leaf's nodes
     node_log_density: Tensor    # [M] relative log density at every node
     leaf_error_ratio: Tensor    # [K] each leaf's error over its share of the tolerance (<= 1: met)
-    converged: bool             # every leaf met its share of the tolerance (False: budget or min width)
-    score_evals: int            # new score evaluations made by this call (frames given are not counted)
 
 
 @dataclass
@@ -402,8 +411,9 @@ def _assemble(layout: Layout, table: NodeTable, rows: Tensor, sums: _LeafSums, r
     node_l = torch.zeros(len(table.u), dtype=torch.float64)
     node_l[rows.reshape(-1)] = sums.node_l.reshape(-1)
     weights = (layout.b - layout.a)[:, None] * SIMPSON_HALVES
-    return PathIntegrals(log_density, log_density_error, seg_len, cumulative, length, length_error, log_energy,
-                         layout, table, rows, weights, node_l, ratio, bool((ratio <= 1).all()), evals)
+    frames = FrameIntegrals(log_density, log_density_error, length, length_error, cumulative, evals,
+                            bool((ratio <= 1).all()))
+    return PathIntegrals(frames, seg_len, log_energy, layout, table, rows, weights, node_l, ratio)
 
 
 def coarsen_for_reuse(integrals: PathIntegrals) -> Layout:

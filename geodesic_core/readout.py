@@ -16,36 +16,30 @@ from .budget import check_budget, one_pass_evals
 from .energy import path_energy
 from .fields import DensityField, flat_score
 from .geometry import flat
-from .path_integrals import PathIntegrals, Segments, integrate_path, path_positions
+from .path_integrals import FrameIntegrals, PathIntegrals, Segments, integrate_path, path_positions
 from .validation import GeodesicInputError, check_alpha, check_path
 
 
 @dataclass(frozen=True)
-class PathReadout:
+class PathReadout(FrameIntegrals):
     """What the density says about one discrete path: the one readout value every result reports
-    (read_path returns it; BVPResult and IVPResult embed it)."""
+    (read_path returns it; BVPResult and IVPResult embed it). Its density and distance fields are the
+    quadrature's (``FrameIntegrals``: log_density, log_density_error, length, length_error, cumulative_length,
+    score_evals, converged; float64, relative to the first point); the path's own geometry is added here."""
 
-    log_density: Tensor        # [N] float64, relative to the first point
-    log_density_error: Tensor  # [N] estimated bound on the quadrature error of each value
-    length: float              # metric length with w = exp(-alpha * log_density)
-    length_error: float        # estimated bound on the quadrature error of ``length``
-    cumulative_length: Tensor  # [N] float64 metric distance from the first point
     euclidean_length: float    # along chords (or arcs with the sphere constraint)
     # How far the frames are from a geodesic, from the normal (across-the-curve) part of the Euler-Lagrange
     # residual alone: readable for any path (BVPResult.residual is the solver's, of the whole path energy).
     point_normal_residuals: Tensor  # [N] scale-free, 0 at the ends
     normal_residual: float
-    score_evals: int           # the frames and the quadrature's extra nodes
-    converged: bool            # every quadrature piece met the tolerance (False: stopped by max_evals)
 
     @classmethod
     def of(cls, q: PathIntegrals, xf: Tensor, alpha: float, *, sphere: bool) -> PathReadout:
         """The readout of the path through the frames ``xf`` [N, d] from its quadrature ``q``; the residuals
         come from the scores ``q`` already holds (no new score evaluations)."""
         energy = path_energy(xf, q, alpha, sphere=sphere, normal_only=True)
-        return cls(q.log_density, q.log_density_error, q.length, q.length_error, q.cumulative_length,
-                   Segments.of(xf, sphere).euclidean_length(), energy.point_residuals, energy.residual,
-                   q.score_evals, q.converged)
+        return cls(**vars(q.frames), euclidean_length=Segments.of(xf, sphere).euclidean_length(),
+                   point_normal_residuals=energy.point_residuals, normal_residual=energy.residual)
 
     def cpu(self) -> PathReadout:
         return dataclasses.replace(self, log_density=self.log_density.cpu(),

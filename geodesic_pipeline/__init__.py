@@ -8,7 +8,8 @@
     compare.py    linear, slerp and geodesic paths between the same ends, read out alike
     images.py     image files -> model images
     outputs.py    output folders that appear whole (staged, then renamed into place)
-    core.py       the one import of geodesic_core (inside ComfyUI: the pack's own copy)
+    core.py       the one import of geodesic_core (inside ComfyUI: the pack's own copy), and the core's
+                  names the front ends use, handed on (they import the pipeline alone)
 
 Never imports ComfyUI. Nothing is imported here, so a command line can read defaults.py or open images
 before torch loads.

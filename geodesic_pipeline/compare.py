@@ -25,6 +25,19 @@ def encode_pairs(model: DiffusersModel, images: Tensor, pairs: list[tuple[int, i
     return model.to_latents(chosen).reshape(len(pairs), 2, *model.encode(chosen[:1]).shape[1:])
 
 
+def against_geodesic(field: core.DensityField, points: Tensor, settings: GeodesicSettings, *,
+                     readout_max_evals: int | None = None) -> core.EfficiencyResult:
+    """A path (e.g. a clip's frames) [N, *shape] against the density geodesic between its first and last point,
+    solved and both read out with ``settings`` (the path's own readout within ``readout_max_evals``, None: no
+    cap). The metric is ``settings.alpha``: a strength is calibrated between keyframes, and there are none."""
+    if settings.strength is not None:
+        raise core.GeodesicInputError("strength: a path is compared with its geodesic at a given alpha; "
+                                      f"expected no strength, got {settings.strength!r}")
+    return core.geodesic_efficiency(field, points, settings.alpha, sphere=settings.sphere, method=settings.method,
+                                    tol=settings.tolerance, quadrature_tol=settings.accuracy, search=settings.search,
+                                    max_evals=settings.max_evals, readout_max_evals=readout_max_evals)
+
+
 def to_common_radius(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Rescale both ends to their mean norm, as the sphere-constrained solver does, so that all three
     paths share exactly the same endpoints and their densities are comparable point by point."""

@@ -117,18 +117,19 @@ class Segment:
         return torch.stack([self.start, self.end]) if self.solve is None else self.solve.points
 
 
-def solve_segments(field_of: Callable[[int], core.DensityField], ends: Tensor, plan: SegmentPlan, *, alpha: float,
-                   sphere: bool, method: str = "default", tol: float = 1e-3, quadrature_tol: float = 1e-3,
-                   search: str = "local", callback_of: Callable[[int, int | None], core.Callback | None] | None = None
-                   ) -> Iterator[Segment]:
-    """The geodesic of every segment between consecutive ``ends`` in order, with ``plan``'s frames and budget,
-    each in the field ``field_of(k)`` of segment k; ``callback_of(k, budget)`` gives its solver callback."""
+def solve_segments(field_of: Callable[[int], core.DensityField], ends: Tensor, plan: SegmentPlan,
+                   settings: GeodesicSettings, *,
+                   callback_of: Callable[[int, int | None], core.Callback | None] | None = None) -> Iterator[Segment]:
+    """The geodesic of every segment between consecutive ``ends`` in order, with ``plan``'s frames and budget
+    (not ``settings.max_evals``, which the plan has shared out), each in the field ``field_of(k)`` of segment k;
+    ``callback_of(k, budget)`` gives its solver callback."""
     for k, n_steps in enumerate(plan.steps):
         a, b = ends[k], ends[k + 1]
         solve = None
         if n_steps > 1:
-            solve = core.solve_bvp(field_of(k), a, b, n_points=n_steps + 1, alpha=alpha, sphere=sphere,
-                                   method=method, tol=tol, quadrature_tol=quadrature_tol, search=search,
+            solve = core.solve_bvp(field_of(k), a, b, n_points=n_steps + 1, alpha=settings.alpha,
+                                   sphere=settings.sphere, method=settings.method, tol=settings.tolerance,
+                                   quadrature_tol=settings.accuracy, search=settings.search,
                                    max_evals=plan.budgets[k],
                                    callback=None if callback_of is None else callback_of(k, plan.budgets[k]))
         yield Segment(k, a, b, n_steps, solve)
@@ -258,8 +259,5 @@ def solve_through_keyframes(field_of: Callable[[int], core.DensityField], plan: 
     With ``settings.strength`` the log-density range between the keyframes is read first and sets alpha."""
     ends = plan.ends if device is None else plan.ends.to(device)
     settings, calibration = with_strength_alpha(field_of, ends, settings)
-    segments = list(solve_segments(field_of, ends, plan.segments, alpha=settings.alpha, sphere=settings.sphere,
-                                   method=settings.method, tol=settings.tolerance,
-                                   quadrature_tol=settings.accuracy, search=settings.search,
-                                   callback_of=callback_of))
+    segments = list(solve_segments(field_of, ends, plan.segments, settings, callback_of=callback_of))
     return KeyframeGeodesic(plan, segments, settings, calibration)

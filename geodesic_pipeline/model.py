@@ -76,10 +76,13 @@ class DiffusersModel:
         return self.decode(self.generate(latents))
 
 
-def diffusion_at_level(denoise: diffusers_adapter.DiffusersDenoiser, scheduler, noise_level: float,
-                       invert_steps: int, decode_steps: int | None = None,
-                       vae: torch.nn.Module | None = None) -> DiffusersModel:
-    """``denoise`` at a fraction of ``scheduler``'s schedule, with inversion and decoding schedules."""
+def diffusion_at_level(unet: torch.nn.Module, scheduler, noise_level: float, invert_steps: int,
+                       decode_steps: int | None = None, vae: torch.nn.Module | None = None, *,
+                       conditioning: Tensor | None = None) -> DiffusersModel:
+    """A diffusers ``unet`` and ``scheduler`` (its training noise schedule) as the model at a fraction
+    ``noise_level`` of that schedule, with inversion and decoding schedules, its ``vae`` for a latent model, and
+    the text ``conditioning`` of a conditional UNet."""
+    denoise = diffusers_adapter.DiffusersDenoiser(unet, scheduler, conditioning=conditioning)
     sigma = diffusers_adapter.sigma_at_noise_level(scheduler, noise_level)
     decode_schedule = None if decode_steps is None else diffusers_adapter.denoising_sigmas(scheduler, sigma,
                                                                                            decode_steps)

@@ -49,6 +49,12 @@ def range_evals(segments: int) -> int:
     return segments * RANGE_PASSES * core.one_pass_evals(RANGE_POINTS)
 
 
+def typical_range_evals(segments: int) -> int:
+    """What the range's readout usually takes: one pass per segment (a trained model's curve meets
+    ``RANGE_ACCURACY`` there)."""
+    return segments * core.one_pass_evals(RANGE_POINTS)
+
+
 def check_strength(strength: float | None) -> None:
     if strength is not None and not (math.isfinite(strength) and strength > 0):
         raise core.GeodesicInputError(

@@ -26,8 +26,7 @@ import torch
 from comfy_execution.utils import get_executing_context
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError
-from ..geodesic_core.fields import Denoiser
+from ..geodesic_pipeline.core import Denoiser, GeodesicInputError, estimated_fraction
 from .comfy_internals import free_memory, sampling_conds, set_sampling_conds
 from .conditioning import KeyframeConds
 from .path import ConditioningSchedule, check_conditioning
@@ -63,15 +62,18 @@ def _unique_conditionings(schedule: ConditioningSchedule) -> tuple[list[list], T
 
 
 class _Progress:
-    """One progress step per denoised sample, with a latent preview of the latest x0 estimate.
+    """The node's bar over the work's model calls, with a latent preview of the latest x0 estimate at each.
 
-    ``total`` is the most samples the work can denoise; the bar never passes it, and ``finish`` fills it
-    when the work stops early (a solve that converges before its budget is spent)."""
+    ``total`` is the most samples the work can denoise and ``expected`` what it usually does (None: exactly
+    ``total``); the bar shows ``estimated_fraction`` of its ``total``, never past it and never backwards, and
+    ``finish`` fills it when the work stops before its budget is spent (a solve that converges)."""
 
-    def __init__(self, model, total: int):
+    def __init__(self, model, total: int, expected: int | None = None):
         self.total = max(total, 1)
+        self.expected = expected
         self.callback = latent_preview.prepare_callback(model, self.total)
         self.done = 0
+        self.shown = 0
         self.calls = 0
         self.last_preview: Tensor | None = None
 
@@ -79,10 +81,12 @@ class _Progress:
         self.calls += 1
         self.done += denoised.shape[0]
         self.last_preview = denoised[denoised.shape[0] // 2:][:1]
-        self.callback(min(self.done, self.total) - 1, self.last_preview, None, self.total)
+        fraction = estimated_fraction(self.done, self.expected, self.total)
+        self.shown = max(self.shown, min(math.floor(fraction * self.total), self.total))
+        self.callback(self.shown - 1, self.last_preview, None, self.total)
 
     def finish(self) -> None:
-        if self.last_preview is not None and self.done < self.total:
+        if self.last_preview is not None and self.shown < self.total:
             self.callback(self.total - 1, self.last_preview, None, self.total)
 
 
@@ -161,7 +165,8 @@ class _WorkSampler(comfy.samplers.Sampler):
 
 def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work: Work, *, stage: str,
                       latent_shape: tuple[int, ...], batch_size: int, largest_batch: int, total_evals: int,
-                      sigma: float, negative: list | None = None, guidance: float = 0.0) -> T:
+                      sigma: float, negative: list | None = None, guidance: float = 0.0,
+                      expected_evals: int | None = None) -> T:
     """Call ``work(denoise, device)`` with the loaded model ready; return what it returns.
 
     ``denoise(x, sigma, t)`` gives the x0 estimate for model-space latents ``x`` [B, C, H, W] on
@@ -170,7 +175,9 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     affine in x0, CFG on x0 equals score guidance s + g (s - s_neg) in one batched model call.
     ``denoise`` splits a batch into model calls of at most ``batch_size`` latents (0: as many as fit in
     memory, see ``fitting_batch``); ``largest_batch``, the most latents the work passes at once, sizes
-    ComfyUI's memory estimate when it loads the model. ``stage`` names the work in the log line with its
+    ComfyUI's memory estimate when it loads the model. ``total_evals`` is the most latents the work may
+    evaluate and ``expected_evals`` how many it usually does (None: exactly ``total_evals``): the node's bar
+    shows the estimate (``_Progress``). ``stage`` names the work in the log line with its
     time and model-call count. Path positions ``t`` stay on the CPU: conditioning is looked up there, so
     a GPU run needs no host synchronisation per call.
     """
@@ -188,7 +195,7 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     guider.inner_set_conds(conds)
     guider.set_cfg(1.0 + guidance)
     images_per_latent = 2 if guidance > 0 else 1
-    progress = _Progress(model, total_evals)
+    progress = _Progress(model, total_evals, expected_evals)
 
     def batch_limit(wanted: int, device: torch.device) -> int:
         return fitting_batch(model, latent_shape, wanted, batch_size, images_per_latent, device)
@@ -200,7 +207,7 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     try:
         guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
     except comfy.model_management.InterruptProcessingException:
-        show_progress_text(f"cancelled ({stage}, after {progress.done} of {progress.total} evaluations)")
+        show_progress_text(f"cancelled ({stage}, after {progress.done} evaluations)")
         raise
     progress.finish()
     logging.info("DensityGeodesics %s: %.2f s, %d model calls, %d latents evaluated", stage,

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError
+from ..geodesic_pipeline.core import GeodesicInputError
 from .comfy_internals import CROSS_ATTN_COND, FIXED_COND_TYPES, cond_with
 
 

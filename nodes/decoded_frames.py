@@ -13,7 +13,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError
+from ..geodesic_pipeline.core import GeodesicInputError
 from .path import GeodesicPath
 
 # id(images) -> (a weak reference to that batch, the path of the points its frames were decoded from)

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ..digits.latent_files import METADATA_FILE, UNET_FILE, VAE_FILE, load_metadata
 from ..digits.mnist import SPLIT_SIZES, load_split_uint8, to_model_images
-from ..geodesic_core import GeodesicInputError
+from ..geodesic_pipeline.core import GeodesicInputError
 from .comfy_internals import model_patcher_class
 
 IMAGE_SIZE = 32          # a 28x28 MNIST digit padded with 2 background pixels on each side

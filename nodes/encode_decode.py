@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError, generate, invert
+from ..geodesic_pipeline.core import GeodesicInputError, generate, invert
 from .bridge import run_with_denoiser
 from .model_facts import (
     check_path_for,

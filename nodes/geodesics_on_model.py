@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ..geodesic_core import (
+from ..geodesic_pipeline.core import (
+    READOUT_PASSES,
+    SOLVE_PASSES,
+    Denoiser,
     DenoiserField,
     EfficiencyResult,
     GeodesicInputError,
@@ -17,19 +20,18 @@ from ..geodesic_core import (
     Progress,
     check_budget,
     geodesic_efficiency,
+    knot_interval,
     one_pass_evals,
     read_path,
     solve_ivp,
 )
-from ..geodesic_core.fields import Denoiser
-from ..geodesic_core.geometry import knot_interval
 from ..geodesic_pipeline.keyframes import (
     GeodesicSettings,
     plan_keyframes,
     solve_through_keyframes,
     with_strength_alpha,
 )
-from ..geodesic_pipeline.strength import StrengthCalibration, range_evals
+from ..geodesic_pipeline.strength import StrengthCalibration, range_evals, typical_range_evals
 from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points
@@ -44,11 +46,22 @@ def _field(kind: str, denoise: Denoiser, sigma: float) -> DenoiserField:
 
 
 def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath,
-                  largest_batch: int, total_evals: int, calls: ModelCallSettings):
+                  largest_batch: int, total_evals: int, calls: ModelCallSettings, expected_evals: int | None = None):
     """``run_with_denoiser`` for work on latents shaped like ``path``'s, at its sigma."""
     return run_with_denoiser(model, schedule, work, stage=stage, latent_shape=tuple(path.points.shape[1:]),
                              batch_size=calls.batch_size, largest_batch=largest_batch, total_evals=total_evals,
-                             sigma=path.sigma, negative=calls.negative, guidance=calls.guidance)
+                             sigma=path.sigma, negative=calls.negative, guidance=calls.guidance,
+                             expected_evals=expected_evals)
+
+
+def _expected_solve_evals(n_points: list[int], settings: GeodesicSettings) -> int | None:
+    """What solves of ``n_points`` frames each usually spend (the bar's estimate; a pair of keyframes is only
+    read out). None for the paper's schedule: its 400 steps (about 2600 evaluations) outlast a default budget;
+    the global search solves about twice."""
+    if settings.method == "paper":
+        return None
+    passes = SOLVE_PASSES * (2 if settings.search == "global" else 1)
+    return sum(one_pass_evals(n) * (passes if n > 2 else 1) for n in n_points)
 
 
 
@@ -62,6 +75,11 @@ def _solve_progress(segment: int, segments: int, tolerance: float, budget: int):
         show_progress_text(f"segment {segment + 1}/{segments}, iteration {progress.step}: {numbers}"
                            f"{progress.score_evals} of {budget} evaluations")
     return show
+
+
+def _shooting_progress(progress: Progress) -> None:
+    """solve_ivp callback: the new frame under the node's title (the density readout of the frames follows)."""
+    show_progress_text(f"frame {progress.step} of {progress.total}, {progress.score_evals} evaluations")
 
 
 def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoiser:
@@ -80,6 +98,11 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
 def _range_budget(settings: GeodesicSettings) -> int:
     """The most evaluations of a strength's range readout between a path's ends (0 without a strength)."""
     return 0 if settings.strength is None else range_evals(1)
+
+
+def _range_expected(settings: GeodesicSettings) -> int:
+    """What that readout usually takes (the progress bar's estimate)."""
+    return 0 if settings.strength is None else typical_range_evals(1)
 
 
 def _with_path_strength(kind: str, denoise: Denoiser, path: GeodesicPath, settings: GeodesicSettings, device
@@ -137,8 +160,12 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
     # Every solve keeps within its budget, its readout included, and a keyframes-only segment's readout within its;
     # a strength's range readout comes first, within what plan_keyframes kept for it.
     range_budget = 0 if settings.strength is None else range_evals(len(steps))
+    expected = _expected_solve_evals([s + 1 for s in steps], settings)
+    if expected is not None:
+        expected += _range_expected(settings) * len(steps)
     geodesic, points, log_density = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
-                                                  max(steps) + 1, sum(plan.segments.budgets) + range_budget, calls)
+                                                  max(steps) + 1, sum(plan.segments.budgets) + range_budget, calls,
+                                                  expected)
     end_tangent = geodesic.end_tangent
     path = keyframes.with_points(points, geodesic.positions(t), schedule=schedule, log_density=log_density,
                                  end_tangent=None if end_tangent is None else end_tangent.float().cpu())
@@ -170,7 +197,8 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
         solved, _ = _with_path_strength(kind, denoise, path, settings, device)
         field = _field(kind, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
-                           alpha=solved.alpha, sphere=solved.sphere, quadrature_tol=solved.accuracy)
+                           alpha=solved.alpha, sphere=solved.sphere, quadrature_tol=solved.accuracy,
+                           callback=_shooting_progress)
         return result.points[1:].float().cpu(), result.readout.log_density[1:].cpu(), solved.alpha
 
     # RK4: four score evaluations per step, then the density readout: the last point and at least 3
@@ -226,7 +254,8 @@ def read_along(model: ModelPatcher, path: GeodesicPath, *, settings: GeodesicSet
         return DensityReadoutResult(path.t.clone(), readout, solved.alpha, calibration=calibration)
 
     return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path),
-                         budget + _range_budget(settings), calls)
+                         budget + _range_budget(settings), calls,
+                         READOUT_PASSES * one_pass_evals(len(path)) + _range_expected(settings))
 
 
 def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, settings: GeodesicSettings,
@@ -251,5 +280,8 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
                                      readout_max_evals=readout_budget)
         return DensityReadoutResult(path.t.clone(), result.path.cpu(), solved.alpha, result, calibration)
 
+    expected = _expected_solve_evals([len(path)], settings)
+    if expected is not None:
+        expected += READOUT_PASSES * one_pass_evals(len(path)) + _range_expected(settings)
     return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path),
-                         readout_budget + max_evals + range_budget, calls)
+                         readout_budget + max_evals + range_budget, calls, expected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..geodesic_core import METHODS, SEARCHES
+from ..geodesic_pipeline.core import METHODS, SEARCHES
 from ..geodesic_pipeline.defaults import PAPER_DEFAULTS
 from .path import PATH_TYPE
 

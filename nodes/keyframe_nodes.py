@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..geodesic_core import GeodesicInputError
+from ..geodesic_pipeline.core import GeodesicInputError
 from ..geodesic_pipeline.defaults import PAPER_DEFAULTS
 from . import inputs as shared
 from .encode_decode import check_one_source, encode_latents

@@ -11,7 +11,7 @@ import comfy.model_sampling
 import torch
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError
+from ..geodesic_pipeline.core import GeodesicInputError
 from .path import GeodesicPath, ModelKey, check_path_matches
 
 if TYPE_CHECKING:

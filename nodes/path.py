@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError
-from ..geodesic_core.geometry import knot_interval
+from ..geodesic_pipeline.core import GeodesicInputError, knot_interval
 
 PATH_TYPE = "GEODESIC_PATH"
 SIGMA_REL_TOL = 1e-4  # sigmas are recomputed from the same schedule code: only float noise differs

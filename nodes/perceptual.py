@@ -13,17 +13,21 @@ import comfy.utils
 import torch
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError, one_pass_evals
-from ..geodesic_core.lpips import LPIPS, load_lpips, working_bytes
-from ..geodesic_core.perceptual import (
+from ..geodesic_pipeline.core import (
+    LPIPS,
+    Callback,
+    GeodesicInputError,
     PerceptualMetrics,
+    Progress,
     even_in_distance,
     interpolate_points,
+    load_lpips,
     lpips_size,
+    one_pass_evals,
     perceptual_metrics,
     retime,
+    working_bytes,
 )
-from ..geodesic_core.progress import Callback, Progress
 from ..geodesic_pipeline.keyframes import GeodesicSettings
 from .bridge import ModelCallSettings, show_progress_text
 from .encode_decode import decode_path

@@ -13,13 +13,13 @@ from matplotlib.figure import Figure  # no pyplot: renders to a buffer, never to
 from PIL import Image
 from torch import Tensor
 
-from ..geodesic_core import GeodesicInputError
+from ..geodesic_pipeline.core import GeodesicInputError
 from .model_facts import latent_to_model_space
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
 
-    from ..geodesic_core.perceptual import PerceptualMetrics
+    from ..geodesic_pipeline.core import PerceptualMetrics
     from .geodesics_on_model import DensityReadoutResult
 
 LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the preview like decoded frames

@@ -34,8 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import web
 from comfy_api.latest import io
 
-from ..geodesic_core import GeodesicInputError, check_budget
-from ..geodesic_core.lpips import weights_file
+from ..geodesic_pipeline.core import GeodesicInputError, check_budget, weights_file
 from ..geodesic_pipeline.keyframes import readout_evals
 from .bridge import check_guidance
 from .encode_decode import check_inversion_steps, check_one_source

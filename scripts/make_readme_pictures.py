@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # batches of 4x8x8 latents: threads only slow a shared CPU down
     progress("templates and their thumbnails, from real runs")
-    make_workflows()
+    make_workflows([])
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         progress("digits demo")

@@ -23,8 +23,8 @@ import torch
 from PIL import Image, ImageOps
 
 import geodesic_core
-from digits.model import load_digits_model
-from digits.settings import DEFAULTS
+from digits.model_8x8 import load_8x8_model
+from digits.settings import DEFAULTS_8X8
 from geodesic_batch.cli import main, run_job, write_example_pairs
 from geodesic_batch.inputs import Item, read_clip, read_images
 from geodesic_batch.models import load_model
@@ -36,7 +36,7 @@ from geodesic_pipeline.compare import compare_paths, to_common_radius
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test size: 5 points per path, 4 DDIM steps each way, a small solver budget (a fraction of a second per pair).
-SMALL = Settings(frames=5, invert_steps=4, decode_steps=4, max_evals=60).for_model(DEFAULTS)
+SMALL = Settings(frames=5, invert_steps=4, decode_steps=4, max_evals=60).for_model(DEFAULTS_8X8)
 SMALL_FLAGS = ["--frames", "5", "--invert-steps", "4", "--decode-steps", "4", "--max-evals", "60"]
 ITEM_FILES = {"row.json", "strip.png", "linear.webp", "slerp.webp", "geodesic.webp"}
 
@@ -78,7 +78,7 @@ def test_two_workers_give_the_single_process_numbers(ray_address, pairs, tmp_pat
     assert ray.data.read_parquet(str(out / RESULTS)).count() == 6
 
     torch.set_num_threads(1)
-    model = load_digits_model(SMALL.noise_level, SMALL.invert_steps, SMALL.decode_steps)
+    model = load_8x8_model(SMALL.noise_level, SMALL.invert_steps, SMALL.decode_steps)
     for _, row in table.iterrows():
         latents = model.to_latents(read_images(list(row["inputs"]), (8, 8), grey=True, invert_light_background=True)[0])
         reports, geodesic = compare_paths(model, latents[0], latents[1], SMALL.geodesic, n_points=SMALL.frames)

@@ -106,7 +106,7 @@ def template(page: Page, name: str) -> dict:
 
 def test_template_browser_shows_titles_and_thumbnails_in_the_served_order(page: Page, frontend: Frontend):
     listed = page.evaluate("async () => (await fetch('/api/workflow_templates')).json()")[PACK_FOLDER_NAME]
-    assert sorted(listed) == WORKFLOW_NAMES
+    assert listed == WORKFLOW_NAMES  # sorted by name by the pack (nodes/template_routes.py)
     open_template_browser(page, PACK_FOLDER_NAME)
     cards = page.locator("[data-testid^='template-workflow-']")
     cards.first.wait_for()
@@ -121,8 +121,7 @@ def test_template_browser_shows_titles_and_thumbnails_in_the_served_order(page: 
         thumbnails: [...card.querySelectorAll('img')].map(img => img.naturalWidth),
     }))""")
     page.keyboard.press("Escape")
-    # The browser keeps the server's order: current ComfyUI's sorted list puts the embedded template first
-    # (0.3.75 lists in directory order).
+    # The browser keeps the server's order, so the template that runs as opened is the first card.
     assert [card["name"] for card in shown] == listed and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
     for card in shown:
         # A custom node template's title is its file name (1.32's description repeats it, - and _ as spaces).
@@ -140,12 +139,41 @@ def test_missing_node_check_can_fail(page: Page):
     dismiss_missing_nodes_warnings(page)
 
 
+# LiteGraph draws node text at its default level of detail (8 px smallest font, 14 px node text) from this zoom up.
+READABLE_ZOOM = 8 / 14
+
+
+def opened_view(page: Page) -> dict:
+    """What the canvas shows as the template opens: zoom, the visible area and the nodes' and groups' rectangles
+    (graph coordinates, [x, y, width, height], titles included)."""
+    return page.evaluate("""() => {
+        const canvas = window.app.canvas;
+        return {zoom: canvas.ds.scale, visible: [...canvas.visible_area],
+                nodes: window.app.graph.nodes.map(n => [...n.boundingRect]),
+                groups: window.app.graph.groups.map(g => ({title: g.title, rect: [...g.boundingRect]}))};
+    }""")
+
+
+def inside(rect: list[float], area: list[float]) -> bool:
+    return (area[0] <= rect[0] and rect[0] + rect[2] <= area[0] + area[2]
+            and area[1] <= rect[1] and rect[1] + rect[3] <= area[1] + area[3])
+
+
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_workflow_loads_without_missing_nodes(page: Page, frontend: Frontend, name: str):
     load_template(page, PACK_FOLDER_NAME, name)
     screenshot(page, frontend.screenshots / f"{name}.png")
     assert unregistered_node_types(page) == []
     assert missing_nodes_warnings(page).count() == 0
+    # It opens on the whole graph, readable, every node in one of its groups (Inputs, ..., Outputs) as the
+    # frontend sized them (1.32 opens at the file's view, 1.58 fits its own view to a template's nodes).
+    view = opened_view(page)
+    assert view["zoom"] >= READABLE_ZOOM, view["zoom"]
+    titles = [group["title"] for group in view["groups"]]
+    assert titles[0] == "Inputs" and titles[-1] == "Outputs", titles
+    for rect in view["nodes"]:
+        assert inside(rect, view["visible"]), (rect, view["visible"])
+        assert sum(inside(rect, group["rect"]) for group in view["groups"]) == 1, (rect, view["groups"])
     object_info = frontend.server.object_info()
     # The frontend also sends its display-only widgets (PreviewAny's "preview"); the server drops inputs
     # that are not in the node's schema, so only schema inputs are compared.
@@ -193,8 +221,7 @@ def test_embedded_template_runs_as_opened_and_shows_the_morph(page: Page, fronte
     page.get_by_role("button", name="Run").first.click()
     page.wait_for_function("""() => [...document.querySelectorAll("img[src*='digits_geodesic']")]
         .some(img => img.complete && img.naturalWidth > 0)""", timeout=RUN_TIMEOUT_MS)
-    fit_view(page)
-    screenshot(page, frontend.screenshots / "embedded_template_ran.png")
+    screenshot(page, frontend.screenshots / "embedded_template_ran.png")  # in the view it opened in
     shown = page.evaluate("""() => {
         const save = window.app.graph.nodes.find(n => n.type === 'SaveAnimatedWEBP');
         return window.app.nodeOutputs[String(save.id)].images.map(i => i.filename);

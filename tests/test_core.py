@@ -115,11 +115,11 @@ def test_readout_is_exact_within_its_bound_where_the_trapezoid_rule_is_far_off(n
     problem, points = _hard(name)
     exact = exact_log_density(problem.field, points)
     value_range = float(exact.max() - exact.min())
-    # the problem is hard: the old 17-point trapezoid readout is off by at least 100 nats
+    # the problem is hard: a 17-point trapezoid readout is off by at least 100 nats
     assert float((trapezoid_log_density(problem.field, points) - exact).abs().max()) >= 100
     out = read_path(problem.field, points, problem.alpha, sphere=problem.sphere)
     error = (out.log_density - exact).abs()
-    assert float(error.max()) <= 0.01 * value_range  # the requirement: 1% of the range
+    assert float(error.max()) <= 0.01 * value_range  # the readout's accuracy: 1% of the range
     assert bool((error <= out.log_density_error).all())  # and within its own reported bound, frame by frame
     length = exact_path_length(problem.field, points, problem.alpha, sphere=problem.sphere)
     assert abs(out.length - length) <= 0.01 * length

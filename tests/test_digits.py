@@ -13,21 +13,14 @@ import torch
 from diffusers import DDPMScheduler
 from PIL import Image
 
-from digits.data import distance_to_training, in_distribution_limit, load_split
+from digits.data_8x8 import distance_to_training, in_distribution_limit, load_split
 from digits.demo import held_out_endpoints
-from digits.latent_model import load_mnist_model
+from digits.latent_files import load_metadata
+from digits.latent_model import SCHEDULER_CONFIG, load_mnist_model
 from digits.main import main
-from digits.model import (
-    METADATA_FILE,
-    SCHEDULER_CONFIG,
-    WEIGHTS_FILE,
-    build_unet,
-    evaluation_loss,
-    load_digits_model,
-    load_metadata,
-    load_trained_model,
-)
+from digits.model_8x8 import METADATA_FILE, WEIGHTS_FILE, build_unet, load_8x8_model, load_trained_model
 from digits.settings import MNIST_DEFAULTS
+from digits.train_mnist import evaluation_loss
 from geodesic_core import geodesic_efficiency, lerp, read_path, slerp
 from geodesic_core.diffusers_adapter import (
     DiffusersDenoiser,
@@ -58,7 +51,7 @@ def held_out() -> torch.Tensor:
 
 def test_shipped_weights_are_small_and_documented():
     assert WEIGHTS_FILE.stat().st_size < 10 * 2**20
-    metadata = load_metadata()
+    metadata = load_metadata(METADATA_FILE)
     for key in ("command", "seed", "final_train_loss", "final_held_out_loss", "train_wall_s", "train_cpu_s"):
         assert key in metadata, f"{METADATA_FILE} lacks {key}"
 
@@ -75,7 +68,7 @@ def test_shipped_weights_denoise_held_out_digits_far_better_than_untrained(train
     assert trained_loss < 0.5 * untrained_loss, (trained_loss, untrained_loss)
     # The recorded held-out loss is reproduced with the recorded evaluation draws: 3% covers BLAS
     # differences between machines, not a different model (a retrained seed differs by more).
-    metadata = load_metadata()
+    metadata = load_metadata(METADATA_FILE)
     recorded = evaluation_loss(unet, scheduler, held_out, seed=12345, repeats=8)
     assert recorded == pytest.approx(metadata["final_held_out_loss"], rel=0.03)
 
@@ -114,7 +107,7 @@ def test_noise_level_and_schedule():
 
 
 def test_invert_then_decode_reconstructs_held_out_digits(held_out):
-    model = load_digits_model(ode_steps=20)
+    model = load_8x8_model(ode_steps=20)
     images = held_out[:8]
     latents = model.to_latents(images)
     # The latents are noisy: far from the images (sigma ~2.3 per pixel would give ~2.3 RMS for fresh noise).
@@ -249,7 +242,7 @@ def test_light_background_is_inverted_with_a_notice(tmp_path, held_out):
 def test_distance_to_training_separates_digits_from_other_inputs(held_out):
     limit = in_distribution_limit()
     assert (distance_to_training(held_out) <= limit).all()
-    # The case, dark-on-light digits read without inversion, and plain noise are far outside.
+    # Dark-on-light digits read without inversion, and plain noise, are far outside.
     generator = torch.Generator().manual_seed(0)
     noise = torch.rand((8, 1, 8, 8), generator=generator) * 2 - 1
     assert (distance_to_training(-held_out[:50]) > 2 * limit).all()

@@ -1,6 +1,7 @@
-"""The three front ends (the ComfyUI nodes, the batch tool, the demo) stand on geodesic_pipeline and
-geodesic_core, never on one another: every import statement of each, function-level ones included, is
-read from its source; and the pack, imported as ComfyUI imports it, runs on its own copy of the core."""
+"""The three front ends (the ComfyUI nodes, the batch tool, the demo) stand on geodesic_pipeline (which hands
+on the core's names they use), never on geodesic_core directly or on one another: every import statement of
+each, function-level ones included, is read from its source; and the pack, imported as ComfyUI imports it,
+runs on its own copy of the core."""
 
 import ast
 import json
@@ -12,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Each front end: its source files, and the module names it answers to. The batch tool may load the
-# embedded digits model (digits.model, digits.data), but not the demo built on it.
+# 8x8 digits model (digits.model_8x8, digits.data_8x8), but not the demo built on it.
 FRONT_ENDS = {
     "nodes": ([ROOT / "__init__.py", *sorted((ROOT / "nodes").rglob("*.py"))], ("nodes",)),
     "batch": (sorted((ROOT / "geodesic_batch").rglob("*.py")), ("geodesic_batch",)),
@@ -58,10 +59,21 @@ def test_no_front_end_imports_another(front_end):
     assert not offending, f"{front_end} imports another front end: {sorted(offending)}"
 
 
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_front_ends_reach_the_core_through_the_pipeline(front_end):
+    """Each front end imports geodesic_pipeline (its core.py hands on the core's names they use), never
+    geodesic_core itself."""
+    files, _ = FRONT_ENDS[front_end]
+    offending = {f"{path.relative_to(ROOT)}: {module}" for path in files for module in imported_modules(path)
+                 if names(module, ("geodesic_core",))}
+    assert not offending, f"{front_end} imports geodesic_core: {sorted(offending)}"
+
+
 def test_the_import_reader_sees_relative_and_function_level_imports(tmp_path):
     assert "geodesic_pipeline.keyframes" in imported_modules(ROOT / "nodes" / "solve_nodes.py")
     assert "geodesic_pipeline.compare" in imported_modules(ROOT / "digits" / "demo.py")  # inside run()
     assert "nodes" in imported_modules(ROOT / "__init__.py")
+    assert "geodesic_core.lpips" in imported_modules(ROOT / "geodesic_core" / "__init__.py")  # `from .lpips import`
 
 
 def test_the_pack_runs_on_its_own_copy_of_the_core():
@@ -86,7 +98,7 @@ def test_the_pack_runs_on_its_own_copy_of_the_core():
 
 
 def test_the_diffusers_model_implements_the_interface():
-    from digits.model import load_digits_model
+    from digits.model_8x8 import load_8x8_model
     from geodesic_pipeline.model import ModelAtNoiseLevel
 
-    assert isinstance(load_digits_model(ode_steps=2), ModelAtNoiseLevel)
+    assert isinstance(load_8x8_model(ode_steps=2), ModelAtNoiseLevel)

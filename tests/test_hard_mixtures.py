@@ -106,7 +106,7 @@ def test_family_is_large_varied_and_hard(family):
         h = hardness(p)
         assert 1000 <= h.log_density_range <= 8000, p.name
         assert min(ALPHA_TIMES_RANGE) * 0.9 <= p.alpha * h.log_density_range <= max(ALPHA_TIMES_RANGE) * 1.1
-        # the failure: the trapezoid readout off by >= 100 nats, 15% to 40% of the range
+        # what makes it hard: the trapezoid readout off by >= 100 nats, 15% to 40% of the range
         assert h.hard, (p.name, h)
 
 

@@ -18,8 +18,8 @@ from digits.latent_model import (
     load_mnist_model,
 )
 from digits.mnist import WHEEL_SHA256, load_split, pick_pairs
-from digits.model import evaluation_loss
 from digits.settings import MNIST_DEFAULTS
+from digits.train_mnist import evaluation_loss
 from geodesic_pipeline.compare import compare_paths
 from geodesic_pipeline.keyframes import GeodesicSettings
 

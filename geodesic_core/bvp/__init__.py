@@ -96,7 +96,9 @@ def solve_bvp(field: DensityField, start: Tensor, end: Tensor, *, n_points: int 
     if torch.equal(start, end):
         pts = start.unsqueeze(0).expand(n_points, *start.shape).clone()
         zeros = torch.zeros(n_points, dtype=torch.float64)
-        readout = PathReadout(zeros, zeros.clone(), 0.0, 0.0, zeros.clone(), 0.0, zeros.clone(), 0.0, 0, True)
+        readout = PathReadout(log_density=zeros, log_density_error=zeros.clone(), length=0.0, length_error=0.0,
+                              cumulative_length=zeros.clone(), score_evals=0, converged=True, euclidean_length=0.0,
+                              point_normal_residuals=zeros.clone(), normal_residual=0.0)
         return BVPResult(pts, path_positions(n_points), readout, 0.0, zeros.clone(), 0, 0, 0, True, Outcome.CONVERGED,
                          method, alpha, sphere)
     problem = Problem(field, start, end, alpha, sphere, quadrature_tol, max_evals)

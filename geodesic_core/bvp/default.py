@@ -120,7 +120,7 @@ def solve_default(problem: Problem, n_points: int, tol: float, callback: Callbac
         return _finish_at_resolution(problem, xf, n_points, iteration, history,
                                      end.outcome if end is not None else Outcome.BUDGET)
     state, before = end.state, problem.evals
-    if not state.integrals.converged:  # the answer is always read out to tolerance, within the budget
+    if not state.integrals.frames.converged:  # the answer is always read out to tolerance, within the budget
         state = _certify(problem, state, 0, problem.quadrature_tol) or state
     return problem.result(state, iterations=iteration, outcome=end.outcome, method="default", history=history,
                           readout_evals=problem.evals - before)
@@ -181,7 +181,7 @@ def _minimise_level(problem: Problem, state: State, level: _Level, callback: Cal
                 iteration += 1
                 history.append({"iteration": iteration, "level": level.index, "points": len(x) + 2,
                                 "score_evals": problem.evals, "score_calls": problem.budget.calls,
-                                "length": state.integrals.length, "residual": state.energy.residual,
+                                "length": state.integrals.frames.length, "residual": state.energy.residual,
                                 "step": eta, "layout_tol": level.tolerances[stage], "predicted_gain": predicted,
                                 "gain": realised})
                 if callback is not None and callback(problem.progress(state, iteration)) is False:

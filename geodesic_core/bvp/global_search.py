@@ -47,7 +47,7 @@ def solve_global(problem: Problem, n_points: int, tol: float, callback: Callback
             break
         except NonFiniteError:
             continue  # the model cannot score this route: not a candidate
-        screened.append((screen.length, k, route))
+        screened.append((screen.frames.length, k, route))
     screened.sort(key=lambda item: item[0])
     best, history = local, list(local.history)
     for screen_length, k, route in screened[:ROUTES_POLISHED]:

@@ -177,7 +177,7 @@ class Problem:
     def progress(self, state: State, step: int) -> Progress:
         xf = self.full(state.interior)
         return Progress(step=step, total=None, points=xf.reshape(len(xf), *self.shape).to(self.dtype),
-                        score_evals=self.evals, length=state.integrals.length, residual=state.energy.residual)
+                        score_evals=self.evals, length=state.integrals.frames.length, residual=state.energy.residual)
 
 
 

@@ -29,7 +29,7 @@ def test_solve_makes_the_evaluations_it_reports_within_max_evals_counted_at_the_
 
 def test_a_keyframes_only_segment_is_read_out_within_max_evals_counted_at_the_unet(sd, keyframes):
     # 3 keyframes and 4 frames: one segment gets a frame, the other only its two keyframes (read out, not
-    # solved); that readout comes out of the same budget (it used to spend up to 64 more: 33 of 20 here).
+    # solved); that readout comes out of the same budget, not on top of it.
     wrapped, batches = batch_recording(sd["model"])
     _, report, _ = SolveBVP.execute(wrapped, keyframes, 4, False, "equal", **{**FAST_BVP, "max_evals": 20})
     assert "keyframes only" in report

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 import re
 import warnings
 
@@ -13,6 +14,8 @@ import pytest
 import server
 import torch
 from comfy_execution.utils import CurrentNodeContext
+from density_geodesics.geodesic_core import one_pass_evals
+from density_geodesics.geodesic_core.progress import SOLVE_PASSES, estimated_fraction
 from density_geodesics.nodes import DecodePath, EncodeKeyframes, SolveBVP
 from inprocess_support import FAST_BVP, NOISE_LEVEL, batch_recording, random_images
 
@@ -41,7 +44,7 @@ def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, 
     assert updates[-1] == (calls, calls) and set(updates) <= {(k, calls) for k in range(1, calls + 1)}
     assert [value for value, _ in updates] == sorted({value for value, _ in updates})
     wrapped, batches = batch_recording(sd["model"])
-    for max_evals in (60, 2000):  # a budget the solve spends, and one it does not
+    for max_evals in (60, 2000):  # a budget that stops the solve (34 spent: no further step fits), and a large one
         updates.clear()
         batches.clear()
         with CurrentNodeContext("prompt", "solve-node"):
@@ -50,11 +53,17 @@ def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, 
         assert len(totals) == 1, totals  # one total from the start
         (total,) = totals
         # The bar clamps at its total, so its values alone cannot show an overrun: count the latents at the
-        # UNet. The bar advances by every model call's latents, never past the total, and fills when done.
+        # UNet. The bar never goes back, never passes the total, and fills when done.
         done = list(itertools.accumulate(batches))
         assert done[-1] <= total, (done[-1], total)
         values = [value for value, _ in updates]  # every call's on 0.3.75; a throttled few, in order, on newer
-        assert values[-1] == total and values == sorted(set(values)) and set(values) <= {*done, total}, values
+        assert values[-1] == total and values == sorted(values), values
+        # The bar shows the estimate for a usual solve of two 5-frame segments (tests/test_server.py and
+        # benchmarks/progress_bar.py check how it reads over real solves); this random UNet's solve converges
+        # in its first readout, far sooner, so its bar jumps to 100% at the end.
+        expected = 2 * SOLVE_PASSES * one_pass_evals(5)
+        estimates = {math.floor(estimated_fraction(d, expected, total) * total) for d in done}
+        assert set(values) <= {*estimates, total}, (values, done)
     assert recorder.texts and all(node == "solve-node" for node, _ in recorder.texts)
     assert all(re.match(r"segment \d/2, iteration \d+: length [\d.e+-]+, residual [\d.e+-]+ \(stops once it "
                         r"shortens by less than 0.001 per step\), "

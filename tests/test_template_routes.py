@@ -1,4 +1,5 @@
-"""The pack's thumbnail route on the template URLs as current ComfyUI registers them.
+"""The pack's template routes on the template URLs as current ComfyUI registers them: the thumbnails, and the
+order of the pack's templates in the list.
 
 Current ComfyUI cannot be installed here (tests/test_server.py covers 0.3.75, where ComfyUI's static
 mount serves the thumbnails itself). This builds the same aiohttp route order on a real aiohttp server:
@@ -11,21 +12,37 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from devtools.comfy_server import INTERPOLATION_TEMPLATE, PACK_FOLDER_NAME, ROOT, WORKFLOW_NAMES, WORKFLOWS_DIR
+from devtools.comfy_server import (
+    EMBEDDED_TEMPLATE,
+    INTERPOLATION_TEMPLATE,
+    PACK_FOLDER_NAME,
+    ROOT,
+    WORKFLOW_NAMES,
+    WORKFLOWS_DIR,
+)
 
 # The module needs nothing from ComfyUI, so it is loaded from its file on its own (no ComfyUI import).
-_spec = importlib.util.spec_from_file_location("template_thumbnails", ROOT / "nodes" / "template_thumbnails.py")
-template_thumbnails = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(template_thumbnails)
+_spec = importlib.util.spec_from_file_location("template_routes", ROOT / "nodes" / "template_routes.py")
+template_routes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(template_routes)
+# What ComfyUI's GET /workflow_templates lists in directory order (glob) on some machine: this pack's names
+# shuffled, and another pack's, which must stay as listed.
+LISTED_BY_COMFYUI = {PACK_FOLDER_NAME: [WORKFLOW_NAMES[2], WORKFLOW_NAMES[0], *WORKFLOW_NAMES[3:], WORKFLOW_NAMES[1]],
+                     "another_pack": ["b template", "a template"]}
 
 
 def app_like_current_comfyui() -> web.Application:
     routes = web.RouteTableDef()
-    template_thumbnails.add_thumbnail_route(routes, PACK_FOLDER_NAME)  # the pack loads first
+    template_routes.add_thumbnail_route(routes, PACK_FOLDER_NAME)  # the pack loads first
+
+    @routes.get("/workflow_templates")
+    async def listing(request: web.Request) -> web.Response:  # stand-in for ComfyUI's list of every pack's
+        return web.json_response(LISTED_BY_COMFYUI)
 
     @routes.get("/workflow_templates/{module_name}/{filename}")
     async def json_only(request: web.Request) -> web.StreamResponse:  # stand-in for ComfyUI's handler
@@ -38,6 +55,7 @@ def app_like_current_comfyui() -> web.Application:
     for route in routes:
         api_routes.route(route.method, "/api" + route.path)(route.handler, **route.kwargs)
     app = web.Application()
+    app.middlewares.append(template_routes.templates_sorted_by_name(PACK_FOLDER_NAME))  # as the pack adds it
     app.add_routes(api_routes)
     app.add_routes(routes)
     return app
@@ -63,3 +81,12 @@ def test_thumbnails_are_served_where_current_comfyui_serves_only_json():
         f"{base}/..%2F..%2Ficon.jpg", f"/api/workflow_templates/another_pack/{INTERPOLATION_TEMPLATE}.jpg"]))
     assert template[0] == 200 and template[2] == (WORKFLOWS_DIR / f"{INTERPOLATION_TEMPLATE}.json").read_bytes()
     assert missing[0] == too_long[0] == outside[0] == other_pack[0] == 404  # too long for a file name: no 500
+
+
+def test_the_packs_templates_are_listed_by_name_the_first_try_first():
+    answers = asyncio.run(_fetch(["/workflow_templates", "/api/workflow_templates"]))
+    for status, content_type, body in answers:
+        assert (status, content_type) == (200, "application/json")
+        listed = json.loads(body)
+        assert listed[PACK_FOLDER_NAME] == WORKFLOW_NAMES and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
+        assert listed["another_pack"] == LISTED_BY_COMFYUI["another_pack"]

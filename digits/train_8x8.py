@@ -1,12 +1,12 @@
-"""Train the embedded digits diffusion model (reproducible from --seed; minutes on a 2-core CPU).
+"""Train the 8x8 digits diffusion model (reproducible from --seed; minutes on a 2-core CPU), with the MNIST
+model's training recipe (train_mnist.py: loss, learning-rate schedule, EMA).
 
-    python -m digits.train            # writes digits/weights/digits_unet.{safetensors,json}
+    python -m digits.train_8x8        # writes digits/weights/digits_unet.{safetensors,json}
 """
 
 import argparse
 import copy
 import json
-import math
 import platform
 import sys
 import time
@@ -15,34 +15,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .data import HELD_OUT_FRACTION, SPLIT_SEED, load_split
-from .model import (
-    METADATA_FILE,
-    SCHEDULER_CONFIG,
-    UNET_CONFIG,
-    WEIGHTS_FILE,
-    build_scheduler,
-    build_unet,
-    denoising_loss,
-    evaluation_loss,
-)
+from .data_8x8 import HELD_OUT_FRACTION, SPLIT_SEED, load_split
+from .latent_model import SCHEDULER_CONFIG, build_scheduler
+from .model_8x8 import METADATA_FILE, UNET_CONFIG, WEIGHTS_FILE, build_unet
+from .train_mnist import denoising_loss, evaluation_loss, learning_rate, update_ema
 
 EVAL_SEED = 12345
 EVAL_REPEATS = 8  # 8 noise draws per image: the held-out loss estimate then varies by < 1% between seeds
-
-
-def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int) -> float:
-    """Linear warm-up then cosine decay to zero."""
-    if step < warmup_steps:
-        return peak * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for ema_param, param in zip(ema.parameters(), model.parameters(), strict=True):
-            ema_param.lerp_(param, 1.0 - decay)
 
 
 def train(*, seed: int, steps: int, batch_size: int, peak_lr: float, ema_decay: float,
@@ -72,7 +51,7 @@ def train(*, seed: int, steps: int, batch_size: int, peak_lr: float, ema_decay: 
         running = loss_value if running is None else 0.98 * running + 0.02 * loss_value
         if (step + 1) % log_every == 0 or step + 1 == steps:
             elapsed = time.time() - started
-            print(f"[digits.train] step {step + 1}/{steps} loss(avg) {running:.4f} "
+            print(f"[digits.train_8x8] step {step + 1}/{steps} loss(avg) {running:.4f} "
                   f"{elapsed:.0f}s elapsed, eta {elapsed / (step + 1) * (steps - step - 1):.0f}s",
                   file=sys.stderr, flush=True)
     train_wall_s = time.time() - started
@@ -88,7 +67,7 @@ def train(*, seed: int, steps: int, batch_size: int, peak_lr: float, ema_decay: 
         ]
     }
     metadata = {
-        "command": "python -m digits.train " + " ".join(sys.argv[1:]),
+        "command": "python -m digits.train_8x8 " + " ".join(sys.argv[1:]),
         "seed": seed,
         "steps": steps,
         "batch_size": batch_size,

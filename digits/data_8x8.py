@@ -5,8 +5,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from .mnist import pick_pairs as pick_label_pairs
-from .settings import IMAGE_SIZE
+from .settings import IMAGE_SIZE_8X8
 
 SPLIT_SEED = 0
 HELD_OUT_FRACTION = 0.2
@@ -16,14 +15,14 @@ DIGITS_MAX_VALUE = 16.0  # load_digits pixel intensities are integers 0..16
 def digits_to_model_images(pixels_8x8: np.ndarray) -> torch.Tensor:
     """[N, 8, 8] intensities 0..16 -> [N, 1, 8, 8] float32 in [-1, 1]."""
     unit = torch.as_tensor(np.asarray(pixels_8x8), dtype=torch.float32) / DIGITS_MAX_VALUE
-    unit = unit.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    unit = unit.reshape(-1, 1, IMAGE_SIZE_8X8, IMAGE_SIZE_8X8)
     return unit * 2.0 - 1.0
 
 
 def model_images_to_digits(images: torch.Tensor) -> np.ndarray:
     """[N, 1, 8, 8] model images -> [N, 64] features on load_digits' 0..16 scale (what the judge reads)."""
     unit = (images.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) / 2.0
-    return (unit * DIGITS_MAX_VALUE).reshape(len(images), IMAGE_SIZE**2).numpy()
+    return (unit * DIGITS_MAX_VALUE).reshape(len(images), IMAGE_SIZE_8X8**2).numpy()
 
 
 def load_split(split: str) -> tuple[torch.Tensor, np.ndarray]:
@@ -36,13 +35,6 @@ def load_split(split: str) -> tuple[torch.Tensor, np.ndarray]:
         stratify=bunch.target)
     idx = train_idx if split == "train" else held_out_idx
     return digits_to_model_images(bunch.images[idx]), bunch.target[idx]
-
-
-def pick_pairs(split: str, n_pairs: int, seed: int) -> list[tuple[int, int]]:
-    """Distinct pairs of indices into ``split`` showing different digits (so the path has to change
-    class), drawn by ``seed``."""
-    _, labels = load_split(split)
-    return pick_label_pairs(labels, n_pairs, seed)
 
 
 def distance_to_training(images: torch.Tensor) -> np.ndarray:

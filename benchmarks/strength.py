@@ -87,8 +87,8 @@ def log_density_range(report: str, alpha: float, strength: float | None) -> floa
     return float(match.group(1)) if match else None if strength is None else strength / alpha
 
 
-def measure(model_name: str, pair: int, setting: str, keyframes, model, positive, frames: int,
-            batch_size: int) -> Row:
+def measure(model_name: str, pair: int, setting: str, keyframes, model, frames: int, batch_size: int,
+            max_evals: int) -> Row:
     pack = harness.import_pack_module("nodes")
     on_model = harness.import_pack_module("nodes.geodesics_on_model")
     bridge = harness.import_pack_module("nodes.bridge")
@@ -97,7 +97,7 @@ def measure(model_name: str, pair: int, setting: str, keyframes, model, positive
     overrides = {name: float(value)}
     start = time.perf_counter()
     inputs = node_inputs(pack.SolveBVP, model=model, keyframes=keyframes, frames=frames, batch_size=batch_size,
-                         **overrides)
+                         max_evals=max_evals, **overrides)
     path, report, alpha = pack.SolveBVP.execute(**inputs).result[:3]
     seconds = time.perf_counter() - start
     read = keyframe_settings.GeodesicSettings(alpha, inputs["sphere"], accuracy=inputs["accuracy"],
@@ -120,8 +120,26 @@ def measure(model_name: str, pair: int, setting: str, keyframes, model, positive
                1.0 - geodesic.length / circle.length, evals, residual, stop, seconds)
 
 
+def range_line(model_name: str, pair: int, keyframes, model, size: int) -> str:
+    """The log-density range R between the keyframes alone, as a strength reads it (through Density Readout on
+    the two keyframes with strength 1): how far the scale of log p differs between models and resolutions."""
+    pack = harness.import_pack_module("nodes")
+    start = time.perf_counter()
+    table = pack.DensityReadout.execute(**node_inputs(pack.DensityReadout, model=model, path=keyframes,
+                                                      compare_geodesic=False, strength=1.0)).args[1]
+    stated = re.search(r"alpha (\S+) = strength 1 / log-density range (\S+) nats between the keyframes \((\d+) ",
+                       table)
+    latent = "x".join(str(n) for n in keyframes.points.shape[1:])
+    return (f"| {model_name} | {size if model_name != 'embedded' else 32} | {latent} | {pair} | {stated[2]} | "
+            f"{stated[1]} | {stated[3]} | {time.perf_counter() - start:.0f} |")
+
+
+RANGE_HEADER = ("| model | pixels | latent | pair | R (nats) | alpha at strength 1 | evaluations | s |\n"
+                "|---|---|---|---|---|---|---|---|")
+
+
 def keyframes_of(model_name: str, pair: int, size: int, checkpoints: Path):
-    """(model, positive, keyframes GeodesicPath, inversion settings) of one model and keyframe pair."""
+    """(model, keyframes) of one model and keyframe pair, the keyframes encoded by the node at the noise level."""
     pack = harness.import_pack_module("nodes")
     if model_name == "embedded":
         model, vae, positive = pack.LoadEmbeddedModel.execute().result
@@ -139,7 +157,7 @@ def keyframes_of(model_name: str, pair: int, size: int, checkpoints: Path):
                for image in images]
     keyframes = pack.JoinKeyframes.execute(**node_inputs(pack.JoinKeyframes, first=encoded[0],
                                                          second=encoded[1])).result[0]
-    return model, positive, keyframes
+    return model, keyframes
 
 
 def main() -> None:
@@ -150,8 +168,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=9)
     parser.add_argument("--size", type=int, default=128, help="SD keyframe images' side in pixels")
     parser.add_argument("--checkpoints", type=Path, default=Path("/tmp/bench"))
+    parser.add_argument("--max-evals", type=int, default=2000, help="the solve's budget (the node's default: 2000)")
     parser.add_argument("--batch-size", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--range-only", action="store_true",
+                        help="only the log-density range R between each pair of keyframes (no solves)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -160,14 +181,21 @@ def main() -> None:
     for model_name in args.models.split(","):
         for pair in range(args.pairs):
             with torch.inference_mode():
-                model, positive, keyframes = keyframes_of(model_name, pair, args.size, args.checkpoints)
+                model, keyframes = keyframes_of(model_name, pair, args.size, args.checkpoints)
+                if args.range_only:
+                    rows.append(range_line(model_name, pair, keyframes, model, args.size))
+                    print(rows[-1], flush=True)
+                    continue
                 for setting in args.settings.split(","):
                     try:
-                        rows.append(measure(model_name, pair, setting, keyframes, model, positive, args.frames,
-                                            args.batch_size))
+                        rows.append(measure(model_name, pair, setting, keyframes, model, args.frames,
+                                            args.batch_size, args.max_evals))
                         print(rows[-1].line(), flush=True)
                     except Exception as error:  # noqa: BLE001 - a refused setting is a row of the table too
                         print(f"| {model_name} | {pair} | {setting} | refused: {error} |", flush=True)
+    if args.range_only:
+        print(RANGE_HEADER, *rows, sep="\n")
+        return
     print(HEADER)
     for row in rows:
         print(row.line())

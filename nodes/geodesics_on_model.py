@@ -27,6 +27,7 @@ from ..geodesic_pipeline.core import (
 )
 from ..geodesic_pipeline.keyframes import (
     GeodesicSettings,
+    on_common_sphere,
     plan_keyframes,
     solve_through_keyframes,
     with_strength_alpha,
@@ -108,13 +109,16 @@ def _range_expected(settings: GeodesicSettings) -> int:
 def _with_path_strength(kind: str, denoise: Denoiser, path: GeodesicPath, settings: GeodesicSettings, device
                         ) -> tuple[GeodesicSettings, StrengthCalibration | None]:
     """``settings`` with the alpha its strength gives between the path's first and last points (read in the
-    conditioning the work runs with at their positions), shown on the node; as given without a strength."""
+    conditioning the work runs with at their positions; with the sphere constraint on their common sphere, as
+    Geodesic Interpolation reads keyframes), shown on the node; as given without a strength."""
     ends_t = path.t[[0, -1]]
+    ends = path.points[[0, -1]]
 
     def field_of(_segment: int) -> DenoiserField:
         return _field(kind, _reparametrised(denoise, torch.tensor([0.0, 1.0]), ends_t), path.sigma)
 
-    settings, calibration = with_strength_alpha(field_of, path.points[[0, -1]].to(device), settings)
+    ends = on_common_sphere(ends) if settings.sphere else ends
+    settings, calibration = with_strength_alpha(field_of, ends.to(device), settings)
     if calibration is not None:
         show_progress_text(calibration.describe())
     return settings, calibration

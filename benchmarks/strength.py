@@ -127,14 +127,15 @@ def range_line(model_name: str, pair: int, keyframes, model, size: int) -> str:
     start = time.perf_counter()
     table = pack.DensityReadout.execute(**node_inputs(pack.DensityReadout, model=model, path=keyframes,
                                                       compare_geodesic=False, strength=1.0)).args[1]
-    stated = re.search(r"alpha (\S+) = strength 1 / log-density range (\S+) nats between the keyframes \((\d+) ",
-                       table)
+    rows = {row.split("\t")[0]: row.split("\t")[1:] for row in table.splitlines()}
+    log_density_range = re.match(r"= strength 1 / log-density range (\S+) nats", rows["alpha"][1])[1]
     latent = "x".join(str(n) for n in keyframes.points.shape[1:])
-    return (f"| {model_name} | {size if model_name != 'embedded' else 32} | {latent} | {pair} | {stated[2]} | "
-            f"{stated[1]} | {stated[3]} | {time.perf_counter() - start:.0f} |")
+    return (f"| {model_name} | {size if model_name != 'embedded' else 32} | {latent} | {pair} | "
+            f"{log_density_range} | {rows['alpha'][0]} | {rows['evaluations'][0]} | "
+            f"{time.perf_counter() - start:.0f} |")
 
 
-RANGE_HEADER = ("| model | pixels | latent | pair | R (nats) | alpha at strength 1 | evaluations | s |\n"
+RANGE_HEADER = ("| model | pixels | latent | pair | R (nats) | alpha at strength 1 | readout evaluations | s |\n"
                 "|---|---|---|---|---|---|---|---|")
 
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass, field
 
+from PIL import ImageFont
+
 from .workflow_convert import UI_ONLY_NODE_TYPES, is_widget, ordered_inputs
 
 # Node sizes as the frontend computes them (LiteGraph's computeSize on frontends 1.32 and 1.58): a node is at
 # least as wide as its title and as tall as its slots and widgets; a smaller size in the file is enlarged on
 # load, which would overlap the node below it.
 NODE_WIDTH = 240
-TITLE_CHAR_WIDTH, TITLE_PADDING = 7.4, 60  # the title's 14 px font, and the room beside it (not truncated)
+# A title's width in a 14 px sans font (Pillow's own, within a few px of the frontend's), and the room the frontend
+# keeps beside it before it cuts the title short with an ellipsis.
+TITLE_FONT = ImageFont.load_default(14)
+TITLE_PADDING = 70
 COLUMN_GAP = 25
 ROW_GAP = 20
 NODE_PADDING = 20
@@ -53,6 +58,7 @@ class Node:
     title: str | None = None
     group: str = ""
     column: int = 0
+    text_lines: int = 0  # lines of progress text the node shows below its widgets while and after it runs
 
 
 @dataclass(frozen=True)
@@ -165,9 +171,9 @@ def place_nodes(spec: list[Node], ui_nodes: list[dict], object_info: dict) -> li
         raise ValueError(f"nodes {unplaced} have no group")
     for node, ui_node in zip(spec, ui_nodes, strict=True):
         title = node.title or object_info.get(node.type, {}).get("display_name", node.type)
-        ui_node["size"] = [max(NODE_WIDTH, TITLE_CHAR_WIDTH * len(title) + TITLE_PADDING),
+        ui_node["size"] = [max(NODE_WIDTH, round(TITLE_FONT.getlength(title)) + TITLE_PADDING),
                            note_height(node.inputs["text"]) if node.type in UI_ONLY_NODE_TYPES else
-                           node_height(ui_node, object_info[node.type], node.type)]
+                           node_height(ui_node, object_info[node.type], node.type) + NOTE_LINE_HEIGHT * node.text_lines]
     groups, left = [], 0.0
     for index, title in enumerate(dict.fromkeys(node.group for node in spec)):
         members = [(node, ui_node) for node, ui_node in zip(spec, ui_nodes, strict=True) if node.group == title]

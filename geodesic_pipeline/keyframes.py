@@ -232,8 +232,8 @@ class KeyframeGeodesic:
                 lines.append(f"segment {k + 1}: keyframes only (no frames in between)")
                 continue
             lines.append(
-                f"segment {k + 1}: {segment.steps + 1} frames, length {result.readout.length:.5g}, residual "
-                f"{result.residual:.3g}, {OUTCOME_WORDS[result.outcome]} after {result.iterations} "
+                f"segment {k + 1}: {segment.steps + 1} frames, length {result.readout.length:.4g}, residual "
+                f"{result.residual:.2g} (0 = geodesic), {OUTCOME_WORDS[result.outcome]} after {result.iterations} "
                 f"iteration{'s' * (result.iterations != 1)}, {result.score_evals} score evaluations in "
                 f"{result.score_calls} batched calls"
                 + ("" if result.route == "direct" else f"; global search: {result.route}"))

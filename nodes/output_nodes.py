@@ -19,7 +19,7 @@ from .perceptual import (
     metrics_table,
     respace_evenly,
 )
-from .plot import density_plot, latent_rgb_preview, lpips_plot, readout_table
+from .plot import ShownFloat, density_plot, latent_rgb_preview, lpips_plot, readout_table
 from .validation import (
     check_queued,
     checked_when_run,
@@ -75,7 +75,8 @@ class DensityReadout(io.ComfyNode):
                 shared.named_output(
                     io.String, "table",
                     "Per-frame table (frame, t, relative log density with its error bound, "
-                    "cumulative distance) and the summary numbers, with the closure check."),
+                    "cumulative distance), then the summary, each number with what it means (efficiency 1 = "
+                    "geodesic, PDV 0 = perfectly even steps), and the closure check."),
                 shared.named_output(
                     io.Float, "length",
                     "Geodesic (density-weighted) length of the path."),
@@ -108,8 +109,8 @@ class DensityReadout(io.ComfyNode):
         table = readout_table(result, None if images is None else image_metrics(images))
         # the efficiency output keeps its released meaning: -1 when the geodesic was not solved
         efficiency = -1.0 if result.compared is None else result.compared.efficiency
-        return io.NodeOutput(plot, table, result.readout.length, efficiency, result.min_log_density,
-                             ui=ui.PreviewImage(plot, cls=cls))
+        return io.NodeOutput(plot, table, ShownFloat(result.readout.length), ShownFloat(efficiency),
+                             ShownFloat(result.min_log_density), ui=ui.PreviewImage(plot, cls=cls))
 
 
 class PerceptualMetricsNode(io.ComfyNode):
@@ -148,7 +149,8 @@ class PerceptualMetricsNode(io.ComfyNode):
     def execute(cls, images, lpips_net="alex") -> io.NodeOutput:
         metrics = image_metrics(images, lpips_net)
         plot = lpips_plot(metrics)
-        return io.NodeOutput(plot, metrics_table(metrics), metrics.ppl, metrics.pdv, ui=ui.PreviewImage(plot, cls=cls))
+        return io.NodeOutput(plot, metrics_table(metrics), ShownFloat(metrics.ppl), ShownFloat(metrics.pdv),
+                             ui=ui.PreviewImage(plot, cls=cls))
 
 
 class RespacePath(io.ComfyNode):

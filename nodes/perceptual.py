@@ -33,7 +33,7 @@ from .bridge import ModelCallSettings, show_progress_text
 from .encode_decode import decode_path
 from .geodesics_on_model import read_along
 from .path import GeodesicPath
-from .plot import tab_separated
+from .plot import lpips_summary, tab_separated
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
@@ -118,10 +118,11 @@ def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images")
 
 
 def metrics_table(metrics: PerceptualMetrics) -> str:
-    rows = [["step", "from_frame", "to_frame", "lpips"]]
-    rows += [[str(i), str(i), str(i + 1), f"{float(d):.6g}"] for i, d in enumerate(metrics.steps)]
-    rows += [["ppl", f"{metrics.ppl:.6g}"], ["pdv", f"{metrics.pdv:.6g}"],
-             ["max_step", f"{float(metrics.steps.max()):.6g}"]]
+    """Tab-separated: one row per step (its frames, its LPIPS), then PPL, PDV and the largest step, each a name,
+    a value and what it means."""
+    rows = [["step", "frames", "lpips"]]
+    rows += [[str(i), f"{i}-{i + 1}", f"{float(d):.3g}"] for i, d in enumerate(metrics.steps)]
+    rows += [*lpips_summary(metrics), ["largest", f"{float(metrics.steps.max()):.3g}", "largest step"]]
     return tab_separated(rows)
 
 

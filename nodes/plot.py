@@ -25,45 +25,61 @@ if TYPE_CHECKING:
 LATENT_DOWNSCALE = 8  # pixels per latent cell of SD-family VAEs, to size the preview like decoded frames
 
 
+class ShownFloat(float):
+    """A FLOAT output that prints to 4 significant digits, as far as a readout's error bounds go: Preview as Text
+    shows ``str()`` of a float (0.2018112057149414 for an efficiency known to about 1e-3). Nodes it feeds get the
+    full value: it is a float, and arithmetic on it gives a plain one."""
+
+    def __str__(self) -> str:
+        return f"{self:.4g}"
+
+
 def readout_title(result: DensityReadoutResult) -> str:
     compared = "" if result.compared is None else f", efficiency {result.compared.efficiency:.2f} (1 = geodesic)"
-    return f"length {result.readout.length:.4g} ± {result.readout.length_error:.2g}{compared}"
+    return f"length {result.readout.length:.4g} ± {result.readout.length_error:.1g}{compared}"
 
 
 def tab_separated(rows: list[list[str]]) -> str:
     return "\n".join("\t".join(row) for row in rows)
 
 
+def lpips_summary(metrics: PerceptualMetrics) -> list[list[str]]:
+    """PPL and PDV rows of a table: name, value, what the value means."""
+    return [["ppl", f"{metrics.ppl:.3g}", "sum of the LPIPS steps"],
+            ["pdv", f"{metrics.pdv:.2g}", "0 = perfectly even steps"]]
+
+
 def readout_table(result: DensityReadoutResult, lpips: PerceptualMetrics | None = None) -> str:
-    """Tab-separated: one row per frame (t, relative log density and its error bound, geodesic distance, and
-    with ``lpips`` the LPIPS to the next frame), then the summary."""
+    """Tab-separated and narrow enough for a text preview beside the node: one row per frame (its position t,
+    relative log density with its error bound, geodesic distance from the first frame, and with ``lpips`` the
+    LPIPS to the next frame), then the summary, each row a name, a value rounded to what it is known to, and
+    what the value means."""
     readout = result.readout
-    header = ["frame", "t", "relative_log_density", "error_bound", "geodesic_distance"]
-    frames = [[str(i), f"{float(t):.4f}", f"{float(ld):.6g}", f"{float(e):.2g}", f"{float(d):.6g}"]
+    header = ["frame", "t", "log_p", "error", "distance"]
+    frames = [[str(i), f"{float(t):.4f}", f"{float(ld):.4g}", f"{float(e):.1g}", f"{float(d):.4g}"]
               for i, (t, ld, e, d) in enumerate(zip(result.t, readout.log_density, readout.log_density_error,
                                                     readout.cumulative_length, strict=True))]
-    summary = [["geodesic_length", f"{readout.length:.6g}"],
-               ["geodesic_length_error_bound", f"{readout.length_error:.2g}"],
-               ["euclidean_length", f"{readout.euclidean_length:.6g}"],
-               ["geodesic_residual", f"{readout.normal_residual:.4g}"],
-               ["min_relative_log_density", f"{result.min_log_density:.6g}"],
-               ["readout_score_evaluations", str(readout.score_evals)],
-               ["alpha", f"{result.alpha:.4g}"]]
-    if result.calibration is not None:
-        summary.append(["alpha_from_strength", result.calibration.describe()])
+    summary = [["length", f"{readout.length:.4g}", f"density-weighted, ± {readout.length_error:.1g}"],
+               ["euclidean", f"{readout.euclidean_length:.4g}", "straight-line length"],
+               ["residual", f"{readout.normal_residual:.2g}", "0 = geodesic"],
+               ["lowest log_p", f"{result.min_log_density:.4g}", "vs the first frame"],
+               ["evaluations", str(readout.score_evals), "model evaluations of the readout"],
+               ["alpha", f"{result.alpha:.4g}", "density weight, as given" if result.calibration is None else
+                f"= strength {result.calibration.strength:g} / log-density range "
+                f"{result.calibration.log_density_range:.4g} nats"]]
     if result.compared is not None:
         compared, closure = result.compared, result.compared.closure
         # Both paths end at the last frame: for an exact density their end values would agree.
-        summary += [["geodesic_between_ends_length", f"{compared.geodesic.readout.length:.6g}"],
-                    ["efficiency", f"{compared.efficiency:.6g}"],
-                    ["closure_gap_at_end_vs_geodesic", f"{closure.gap:.4g}"],
-                    ["closure_quadrature_bound", f"{closure.quadrature_bound:.2g}"],
-                    ["closure_non_conservative_part_at_least", f"{closure.field_part:.4g}"]]
+        summary += [["geodesic", f"{compared.geodesic.readout.length:.4g}", "length of the geodesic between the ends"],
+                    ["efficiency", f"{compared.efficiency:.2f}", "1 = geodesic"],
+                    ["closure gap", f"{closure.gap:.2g}",
+                     f"end log_p, path vs geodesic: quadrature up to {closure.quadrature_bound:.1g}, model at "
+                     f"least {closure.field_part:.2g}"]]
     if lpips is not None:
-        header.append("lpips_to_next")
-        for row, step in zip(frames, [f"{float(d):.6g}" for d in lpips.steps] + ["-"], strict=True):
+        header.append("lpips")
+        for row, step in zip(frames, [f"{float(d):.3g}" for d in lpips.steps] + ["-"], strict=True):
             row.append(step)
-        summary += [["ppl", f"{lpips.ppl:.6g}"], ["pdv", f"{lpips.pdv:.6g}"]]
+        summary += lpips_summary(lpips)
     return tab_separated([header, *frames, *summary])
 
 

@@ -2,13 +2,14 @@
 the templates with their thumbnails (scripts/make_workflows.py) first, so the screenshots show them.
 
     python -m scripts.make_readme_pictures                 # everything (20-30 minutes on 2 busy cores)
-    python -m scripts.make_readme_pictures --skip-browser  # only what needs no browser (the templates still
-                                                           # run on a ComfyUI server for their thumbnails)
+    python -m scripts.make_readme_pictures --skip-browser  # only what needs no browser (the first template still
+                                                           # runs on a ComfyUI server for its thumbnail)
+    python -m scripts.make_readme_pictures --skip-demos    # only the templates and what the browser shows
 
 web/docs/ is the pack's WEB_DIRECTORY, so ComfyUI serves these files to the help pages; the README shows
 the same files. The ComfyUI screenshots come from the real-browser test (tests/test_browser.py writes
-them to test-artifacts/browser/), run here through pytest rather than a second browser harness.
-"""
+them to test-artifacts/browser/), run here through pytest rather than a second browser harness; the
+thumbnails of the templates that need an SD checkpoint are made from them (their graph, captioned so)."""
 
 import argparse
 import shutil
@@ -29,6 +30,7 @@ from digits.render import frame_colormap, tile_frames
 from digits.settings import MNIST_DEFAULTS
 from geodesic_core import solve_bvp
 from geodesic_pipeline.compare import to_common_radius
+from scripts.make_workflows import SD_TEMPLATES, WORKFLOWS_DIR, graph_thumbnail
 from scripts.make_workflows import main as make_workflows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,27 +129,33 @@ def browser_pictures() -> None:
         with Image.open(SCREENSHOTS / source) as shot:
             # 256 colours are plenty for the UI and keep each file near 100 KiB
             shot.convert("RGB").quantize(256).save(IMAGES / target, optimize=True)
+    for name in SD_TEMPLATES:
+        graph_thumbnail(name, SCREENSHOTS / f"{name}.png").save(WORKFLOWS_DIR / f"{name}.jpg", quality=88)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.make_readme_pictures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--skip-browser", action="store_true", help="leave the ComfyUI screenshots as they are")
+    parser.add_argument("--skip-browser", action="store_true",
+                        help="leave the ComfyUI screenshots and the SD templates' thumbnails as they are")
+    parser.add_argument("--skip-demos", action="store_true",
+                        help="leave the pictures of the digits and mixture demos and of the settings as they are")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # batches of 4x8x8 latents: threads only slow a shared CPU down
     progress("templates and their thumbnails, from real runs")
     make_workflows([])
     IMAGES.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as work:
-        progress("digits demo")
-        demo_pictures(Path(work))
-        progress("mixture demo")
-        mixture_picture(Path(work))
-    progress("alpha and noise level")
-    settings_picture()
-    noisy_latents_picture()
+    if not args.skip_demos:
+        with tempfile.TemporaryDirectory() as work:
+            progress("digits demo")
+            demo_pictures(Path(work))
+            progress("mixture demo")
+            mixture_picture(Path(work))
+        progress("alpha and noise level")
+        settings_picture()
+        noisy_latents_picture()
     if not args.skip_browser:
-        progress("real-browser test")
+        progress("real-browser test, and the SD templates' thumbnails from its screenshots")
         browser_pictures()
     for picture in sorted(IMAGES.iterdir()):
         progress(f"{picture.relative_to(ROOT)}: {picture.stat().st_size // 1024} KiB")

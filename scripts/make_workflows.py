@@ -1,19 +1,19 @@
-"""Regenerate the templates (example_workflows/*.json, UI format) and their .jpg thumbnails.
+"""Regenerate the templates (example_workflows/*.json, UI format) and the first template's .jpg thumbnail.
 
-    bash dev.sh py -m scripts.make_workflows                    # templates and thumbnails (runs them)
+    bash dev.sh py -m scripts.make_workflows                    # templates, and the first one's thumbnail (runs it)
     bash dev.sh py -m scripts.make_workflows --skip-thumbnails  # only the templates
 
 Starts a real ComfyUI with this pack (the same set-up as the tests) and builds each workflow from the
 server's own /object_info, so widget order matches the installed node schemas. Only core nodes plus this
-pack's nodes are used; keyframes are encoded one image per Encode Keyframes and joined with Join
-Keyframes, so images of different sizes meet the pack's own size check (core Batch Images would rescale
+pack's nodes are used; each picture is scaled to one size (core Upscale Image), encoded by its own Encode
+Keyframes with its own prompt, and the keyframes joined with Join Keyframes (core Batch Images would rescale
 them silently, and current ComfyUI marks it deprecated).
 
-Thumbnails show results, never the graph: the animations' frames come from the same solves on the
-embedded digits model (a learned density, where frames are legible; the test checkpoint has random
-weights), and the video template's thumbnail is the density plot the workflow itself writes when it
-runs on the test server (random weights: its numbers mean nothing, its form is the real output). The
-template browser shows thumbnails square, so they are square.
+Thumbnails are square (the template browser shows them so) and show no random weights' output. The first
+template's is its own animation, run as opened through POST /prompt on the embedded model. The others need an
+SD checkpoint, which cannot run where these are made (the test checkpoint has random weights): their thumbnail
+is their graph as the real frontend opens it, captioned so, made from the real-browser test's screenshots by
+scripts/make_readme_pictures.py (`graph_thumbnail`), which runs this script first.
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageOps, ImageSequence
+from PIL import Image, ImageDraw, ImageFont, ImageSequence
 
+from devtools.comfy_browser import VIEWPORT
 from devtools.comfy_server import (
     CLIP_FILE,
     EMBEDDED_TEMPLATE,
@@ -43,15 +44,15 @@ from devtools.comfy_server import (
 )
 from devtools.workflow_build import Link, Node, build_ui_workflow
 from devtools.workflow_convert import ui_to_api
-from digits.data_8x8 import load_split
-from digits.model_8x8 import load_8x8_model
-from digits.settings import DEFAULTS_8X8, MNIST_DEFAULTS, ODE_STEPS
-from geodesic_core import solve_bvp, solve_ivp
-from geodesic_pipeline.keyframes import on_common_sphere
+from digits.settings import MNIST_DEFAULTS, ODE_STEPS
 
 THUMBNAIL_SIZE = 512
-GRID = 3  # frames per row and column of an animation's thumbnail
-EXTRAPOLATED_BORDER = (251, 133, 0)  # frames past the last keyframe are framed in orange
+GRID = 3  # frames per row and column of the first template's thumbnail
+THUMBNAIL_MARGIN = 12
+CANVAS_COLOUR = (32, 32, 32)  # the frontend's canvas behind the graph
+GRAPH_CAPTION = (("Needs an SD checkpoint", 32), ("the graph, not a result:", 24), ("none could run where this", 24),
+                 ("picture was made", 24))  # (line, font size)
+CAPTION_LINE_SPACING = 1.4
 PROMPT = "a photo"  # neutral: fits any picture until the user describes theirs (the note says how)
 # Every picture is scaled and centre-cropped to this size before it is encoded, so pictures of different sizes
 # make keyframes of one latent size (SD1.5's training size; the note says what to set for other checkpoints).
@@ -70,7 +71,19 @@ SD_NOTE = (
     'No checkpoint at hand? Open "A first try, geodesic between two digits (embedded model, no '
     'checkpoint)".'
 )
-KEYFRAME_CLASSES = (0, 3, 6)  # the digits the example keyframe images show (devtools.comfy_server.KEYFRAME_DIGITS)
+VIDEO_NOTE = (
+    'Pick your checkpoint in Load Checkpoint and your clip in Load Image: it reads every frame of an animated '
+    'WEBP or GIF (all frames of one size; SD1.5 works best near 512 x 512).\n'
+    '\n'
+    'Prompt: replace the neutral "a photo" with what the clip shows, in a few words; every frame is encoded '
+    'with it.\n'
+    '\n'
+    'Density Readout plots the relative log density per frame and the geodesic distance along the clip; '
+    'efficiency says how close the clip is to the geodesic between its ends (1 = a geodesic).\n'
+    '\n'
+    'No checkpoint at hand? Open "A first try, geodesic between two digits (embedded model, no '
+    'checkpoint)".'
+)
 INTERPOLATION_FRAMES, LOOP_FRAMES, EXTRAPOLATION_BVP_FRAMES, EXTRAPOLATED_FRAMES = 17, 24, 9, 8
 # The embedded-model template: two held-out digits (a 7 and a 2) and the settings chosen on training digits
 # (docs/evaluation.md, "The embedded template's settings").
@@ -99,10 +112,11 @@ EMBEDDED_NOTE = (
 # --- the workflows --------------------------------------------------------------------------------------
 # Each template has three groups side by side: what goes in, the geodesic, what comes out.
 INPUTS, GEODESIC, OUTPUTS = "Inputs", "Geodesic", "Outputs"
+SOLVE_TEXT_LINES = 3  # Geodesic Interpolation's progress text ("segment 1/1, iteration 12: length ...")
 
 
-def model_nodes() -> list[Node]:
-    return [Node("note", "Note", {"text": SD_NOTE}, title="What to change", group=INPUTS),
+def model_nodes(note: str = SD_NOTE) -> list[Node]:
+    return [Node("note", "Note", {"text": note}, title="What to change", group=INPUTS),
             Node("checkpoint", "CheckpointLoaderSimple", {"ckpt_name": TEMPLATE_CHECKPOINT_NAME}, group=INPUTS)]
 
 
@@ -149,7 +163,8 @@ def decode_and_save(path: Link, prefix: str) -> list[Node]:
 def solve(keyframe_set: Link, frames: int, loop: bool) -> list[Node]:
     return [
         Node("solve", "DensityGeodesics_SolveBVP", {"model": Link("checkpoint", "MODEL"), "keyframes": keyframe_set,
-                                                     "frames": frames, "loop": loop}, group=GEODESIC),
+                                                     "frames": frames, "loop": loop}, group=GEODESIC,
+             text_lines=SOLVE_TEXT_LINES),
         Node("solve_report", "PreviewAny", {"source": Link("solve", "report")}, group=GEODESIC),
     ]
 
@@ -189,7 +204,7 @@ def extrapolation() -> list[Node]:
 
 def video_analysis() -> list[Node]:
     """Frames of a clip (an animated image) -> per-frame density plot and the clip's geodesic efficiency."""
-    return [*model_nodes(), Node("clip_frames", "LoadImage", {"image": CLIP_FILE}, group=INPUTS, column=1),
+    return [*model_nodes(VIDEO_NOTE), Node("clip_frames", "LoadImage", {"image": CLIP_FILE}, group=INPUTS, column=1),
             prompt_node("prompt", column=1),
             encode_node("encode", Link("clip_frames", "IMAGE"), "prompt", column=2),
             Node("readout", "DensityGeodesics_DensityReadout", {"model": Link("checkpoint", "MODEL"),
@@ -218,7 +233,7 @@ def embedded_digits() -> list[Node]:
                                                              "second": Link("encode_1", "path")}, group=GEODESIC),
             Node("solve", "DensityGeodesics_SolveBVP", {"model": model, "keyframes": Link("join", "path"),
                                                          "frames": EMBEDDED_SETTINGS["frames"], "alpha": alpha},
-                 group=GEODESIC),
+                 group=GEODESIC, text_lines=SOLVE_TEXT_LINES),
             Node("solve_report", "PreviewAny", {"source": Link("solve", "report")}, group=GEODESIC),
             Node("decode", "DensityGeodesics_DecodePath", {"model": model, "path": Link("solve", "path"), "vae": vae,
                                                            "steps": EMBEDDED_SETTINGS["steps"]}, group=OUTPUTS),
@@ -249,49 +264,10 @@ WORKFLOWS = {
     EXTRAPOLATION_TEMPLATE: extrapolation,
     VIDEO_TEMPLATE: video_analysis,
 }
+SD_TEMPLATES = [name for name in WORKFLOWS if name != EMBEDDED_TEMPLATE]  # need an SD checkpoint to run
 
 
 # --- thumbnails -----------------------------------------------------------------------------------------
-
-def frame_grid(frames: torch.Tensor, extrapolated_from: int | None = None) -> Image.Image:
-    """GRID x GRID frames spread evenly over the animation, dark ink on white like the example images."""
-    picks = np.linspace(0, len(frames) - 1, GRID * GRID).round().astype(int)
-    cell = THUMBNAIL_SIZE // GRID
-    sheet = Image.new("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE), "white")
-    for slot, index in enumerate(picks):
-        ink = ((frames[index, 0].clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
-        tile = ImageOps.invert(Image.fromarray(ink).convert("RGB")).resize((cell - 8, cell - 8), Image.NEAREST)
-        x, y = (slot % GRID) * cell + 4, (slot // GRID) * cell + 4
-        sheet.paste(tile, (x, y))
-        if extrapolated_from is not None and index >= extrapolated_from:
-            ImageDraw.Draw(sheet).rectangle((x, y, x + cell - 9, y + cell - 9), outline=EXTRAPOLATED_BORDER, width=5)
-    return sheet
-
-
-def digits_animation_thumbnails() -> dict[str, Image.Image]:
-    """The three animation templates' solves on the embedded digits model, decoded."""
-    model = load_8x8_model()
-    images, labels = load_split("held_out")
-    picks = [int(np.flatnonzero(labels == digit)[0]) for digit in KEYFRAME_CLASSES]
-    keys = on_common_sphere(model.to_latents(images[picks]))
-
-    def geodesic(a: torch.Tensor, b: torch.Tensor, frames: int):
-        return solve_bvp(model.field, a, b, n_points=frames, alpha=DEFAULTS_8X8.alpha, sphere=True)
-
-    interpolation_path = geodesic(keys[0], keys[1], INTERPOLATION_FRAMES).points
-    segments = [geodesic(keys[k], keys[(k + 1) % 3], LOOP_FRAMES // 3 + 1).points[:-1] for k in range(3)]
-    short = geodesic(keys[0], keys[1], EXTRAPOLATION_BVP_FRAMES)
-    # Solve IVP's step: the geodesic's end tangent per frame step, shot for EXTRAPOLATED_FRAMES frames.
-    step = short.end_tangent / (EXTRAPOLATION_BVP_FRAMES - 1)
-    onward = solve_ivp(model.field, short.points[-1], step * EXTRAPOLATED_FRAMES, n_steps=EXTRAPOLATED_FRAMES,
-                       alpha=DEFAULTS_8X8.alpha, sphere=True).points[1:]
-    return {
-        INTERPOLATION_TEMPLATE: frame_grid(model.to_images(interpolation_path)),
-        LOOP_TEMPLATE: frame_grid(model.to_images(torch.cat(segments))),
-        EXTRAPOLATION_TEMPLATE: frame_grid(model.to_images(torch.cat([short.points, onward])),
-                                           extrapolated_from=EXTRAPOLATION_BVP_FRAMES),
-    }
-
 
 def run_template(server: ComfyServer, workflow: dict, object_info: dict) -> tuple[dict, PromptResult]:
     prompt = ui_to_api(workflow, object_info)
@@ -322,20 +298,38 @@ def embedded_thumbnail(server: ComfyServer, workflow: dict, object_info: dict) -
     return sheet
 
 
-def density_plot_thumbnail(server: ComfyServer, workflow: dict, object_info: dict) -> Image.Image:
-    """The plot the video template writes with its own settings, run on the test server."""
-    prompt, result = run_template(server, workflow, object_info)
-    (plot_node,) = [i for i, node in prompt.items() if node["class_type"] == "SaveImage"]
-    (entry,) = result.output_files(plot_node)
-    with Image.open(server.output_path(entry)) as plot:
-        return ImageOps.pad(plot.convert("RGB"), (THUMBNAIL_SIZE, THUMBNAIL_SIZE), color="white")
+def graph_thumbnail(name: str, screenshot: Path) -> Image.Image:
+    """A template that needs an SD checkpoint: its groups as the pinned frontend draws them on opening (the
+    real-browser test's screenshot of a VIEWPORT-sized window, at the file's own view), above a caption that says
+    that this is the graph, not a result."""
+    workflow = json.loads((WORKFLOWS_DIR / f"{name}.json").read_text())
+    scale, (offset_x, offset_y) = workflow["extra"]["ds"]["scale"], workflow["extra"]["ds"]["offset"]
+    right = max(x + w for x, _, w, _ in (group["bounding"] for group in workflow["groups"]))
+    bottom = max(y + h for _, y, _, h in (group["bounding"] for group in workflow["groups"]))
+    with Image.open(screenshot) as shot:
+        if shot.size != (VIEWPORT["width"], VIEWPORT["height"]):
+            raise ValueError(f"{screenshot}: {shot.size}, not the {VIEWPORT} window the view was laid out for")
+        box = [round(x * scale) for x in (offset_x, offset_y, right + offset_x, bottom + offset_y)]
+        graph = shot.convert("RGB").crop((box[0] - 4, box[1] - 4, box[2] + 4, box[3] + 4))
+    width = THUMBNAIL_SIZE - 2 * THUMBNAIL_MARGIN
+    graph = graph.resize((width, round(graph.height * width / graph.width)), Image.LANCZOS)
+    caption_height = sum(round(size * CAPTION_LINE_SPACING) for _, size in GRAPH_CAPTION)
+    top = (THUMBNAIL_SIZE - graph.height - 2 * THUMBNAIL_MARGIN - caption_height) // 2  # the whole block centred
+    sheet = Image.new("RGB", (THUMBNAIL_SIZE, THUMBNAIL_SIZE), CANVAS_COLOUR)
+    sheet.paste(graph, (THUMBNAIL_MARGIN, top))
+    draw = ImageDraw.Draw(sheet)
+    top += graph.height + 2 * THUMBNAIL_MARGIN
+    for line, size in GRAPH_CAPTION:
+        draw.text((THUMBNAIL_SIZE // 2, top), line, fill="white", font=ImageFont.load_default(size), anchor="ma")
+        top += round(size * CAPTION_LINE_SPACING)
+    return sheet
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scripts.make_workflows", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-thumbnails", action="store_true",
-                        help="write the templates only and leave the thumbnails as they are (no runs)")
+                        help="write the templates only and leave the thumbnail as it is (no run)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as base:
@@ -345,20 +339,19 @@ def main(argv: list[str] | None = None) -> None:
             object_info = server.object_info()
             workflows = {name: build_ui_workflow(with_short_titles(make(), object_info), object_info)
                          for name, make in WORKFLOWS.items()}
-            if not args.skip_thumbnails:
-                thumbnails = {VIDEO_TEMPLATE: density_plot_thumbnail(server, workflows[VIDEO_TEMPLATE], object_info),
-                              EMBEDDED_TEMPLATE: embedded_thumbnail(server, workflows[EMBEDDED_TEMPLATE], object_info)}
+            thumbnail = None if args.skip_thumbnails else \
+                embedded_thumbnail(server, workflows[EMBEDDED_TEMPLATE], object_info)
         finally:
             server.stop()
-    if not args.skip_thumbnails:
-        thumbnails |= digits_animation_thumbnails()
-    for old in [*WORKFLOWS_DIR.glob("*.json"), *([] if args.skip_thumbnails else WORKFLOWS_DIR.glob("*.jpg"))]:
-        old.unlink()
+    for old in [*WORKFLOWS_DIR.glob("*.json"), *WORKFLOWS_DIR.glob("*.jpg")]:
+        if old.stem not in WORKFLOWS:
+            old.unlink()
     for name, workflow in workflows.items():
         (WORKFLOWS_DIR / f"{name}.json").write_text(json.dumps(workflow, indent=2) + "\n")
-        if not args.skip_thumbnails:
-            thumbnails[name].save(WORKFLOWS_DIR / f"{name}.jpg", quality=88)
-    print(f"wrote {len(WORKFLOWS)} templates{'' if args.skip_thumbnails else ' and thumbnails'} to {WORKFLOWS_DIR}")
+    if thumbnail is not None:
+        thumbnail.save(WORKFLOWS_DIR / f"{EMBEDDED_TEMPLATE}.jpg", quality=88)
+    print(f"wrote {len(WORKFLOWS)} templates{'' if thumbnail is None else ' and the first one’s thumbnail'} to "
+          f"{WORKFLOWS_DIR}; the others' thumbnails come from the browser: python -m scripts.make_readme_pictures")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def test_respace_path_evenly_in_geodesic_distance(sd, solved):
     assert torch.equal(respaced.points[[0, -1]], uneven.points[[0, -1]])
     def step_ratio(some_path):
         table = DensityReadout.execute(model, some_path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[1]
-        column = table.splitlines()[0].split("\t").index("geodesic_distance")
+        column = table.splitlines()[0].split("\t").index("distance")
         distances = torch.tensor([float(row.split("\t")[column]) for row in table.splitlines() if row[:1].isdigit()])
         return float(distances.diff().max() / distances.diff().min())
 
@@ -118,11 +118,11 @@ def test_strength_gives_extrapolation_and_readout_the_alpha_they_report(sd, solv
 
     readout = (False, 0.002, True, "default", 1e-3, 400, 4, 0.0)
     _, table, length = DensityReadout.execute(model, path, *readout, strength=2.0).args[:3]
-    rows = dict(row.split("\t")[:2] for row in table.splitlines() if not row[:1].isdigit())
-    stated = re.match(r"alpha (\S+) = strength 2 / log-density range (\S+) nats", rows["alpha_from_strength"])
+    rows = {row.split("\t")[0]: row.split("\t")[1:] for row in table.splitlines() if not row[:1].isdigit()}
+    stated = re.match(r"= strength 2 / log-density range (\S+) nats", rows["alpha"][1])
     assert stated, rows
-    read_alpha = float(rows["alpha"])
-    assert read_alpha == pytest.approx(2.0 / float(stated[2]), rel=1e-3)
+    read_alpha = float(rows["alpha"][0])
+    assert read_alpha == pytest.approx(2.0 / float(stated[1]), rel=1e-3)
     # Extrapolation reads the range in the conditioning of the end it continues, the readout in the path's own
     # blend of its keyframes' prompts: two densities, two alphas
     assert read_alpha != pytest.approx(alpha, rel=1e-3)
@@ -131,4 +131,4 @@ def test_strength_gives_extrapolation_and_readout_the_alpha_they_report(sd, solv
     direct = DensityReadout.execute(model, path, False, read_alpha, True, "default", 1e-3, 400 - range_evals(1), 4,
                                     0.0).args
     assert direct[2] == pytest.approx(length, rel=1e-3)
-    assert "alpha_from_strength" not in direct[1]
+    assert "alpha\t" + f"{read_alpha:.4g}\tdensity weight, as given" in direct[1]

@@ -3,7 +3,7 @@
     bash dev.sh py -m benchmarks.check_sdxl_blending [--checkpoint PATH]   # ~3 min, ~12 GiB RAM
 
 Two keyframes with different prompts (77 and 154 tokens) go through Encode Keyframes, Join Keyframes,
-Solve BVP (5 frames) and Decode Path on the random-weight SDXL checkpoint of benchmarks/make_checkpoints.py
+Geodesic Interpolation (5 frames) and Decode Path on the random-weight SDXL checkpoint of benchmarks/make_checkpoints.py
 (written on first use, 6.9 GB). A UNet wrapper records what reaches the model: the ADM vector ``y``
 (pooled CLIP-G output plus size embeddings) of every interior frame must be the blend of the keyframes'
 vectors at the frame's position (0.25, 0.5, 0.75), and the decoded frames finite. Exits non-zero if not.

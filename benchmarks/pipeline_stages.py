@@ -1,7 +1,7 @@
 """The node pipeline's stages, each timed and its model calls recorded (see benchmarks/pipeline.py).
 
-Encode Keyframes (two images, VAE included), Solve BVP once per solver method, Decode Path (PF-ODE and
-VAE), all through the nodes' own execute() on a checkpoint loaded in-process.
+Encode Keyframes (two images, VAE included), Geodesic Interpolation once per solver method, Decode Path (PF-ODE
+and VAE), all through the nodes' own execute() on a checkpoint loaded in-process.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def pipeline_stages(loaded: Loaded, settings: PipelineSettings, methods: dict[st
 
 
 def reported_length(report: str) -> float | None:
-    """The solver's own final length from the BVP node's report (one segment: two keyframes)."""
+    """The solver's own final length from the Geodesic Interpolation report (one segment: two keyframes)."""
     match = re.search(r"length ([-+0-9.eE]+)", report)
     return float(match.group(1)) if match else None
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from devtools import comfy_harness as harness
+from devtools.markdown_tables import markdown_tables
 
 from .pipeline_stages import checkpoint_for, keyframe_images, node_inputs
 
@@ -127,11 +128,11 @@ def range_line(model_name: str, pair: int, keyframes, model, size: int) -> str:
     start = time.perf_counter()
     table = pack.DensityReadout.execute(**node_inputs(pack.DensityReadout, model=model, path=keyframes,
                                                       compare_geodesic=False, strength=1.0)).args[1]
-    rows = {row.split("\t")[0]: row.split("\t")[1:] for row in table.splitlines()}
-    log_density_range = re.match(r"= strength 1 / log-density range (\S+) nats", rows["alpha"][1])[1]
+    alpha = {row["number"]: row for row in markdown_tables(table)[1]}["alpha"]
+    log_density_range = re.match(r"= strength 1 / log-density range (\S+) nats", alpha["meaning"])[1]
     latent = "x".join(str(n) for n in keyframes.points.shape[1:])
     return (f"| {model_name} | {size if model_name != 'embedded' else 32} | {latent} | {pair} | "
-            f"{log_density_range} | {rows['alpha'][0]} | {time.perf_counter() - start:.0f} |")
+            f"{log_density_range} | {alpha['value']} | {time.perf_counter() - start:.0f} |")
 
 
 RANGE_HEADER = ("| model | pixels | latent | pair | R (nats) | alpha at strength 1 | s |\n"

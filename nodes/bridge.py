@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import comfy.model_management
 import comfy.samplers
+import comfy.utils
 import latent_preview
 import server
 import torch
@@ -62,16 +63,21 @@ def _unique_conditionings(schedule: ConditioningSchedule) -> tuple[list[list], T
 
 
 class _Progress:
-    """The node's bar over the work's model calls, with a latent preview of the latest x0 estimate at each.
+    """The node's bar over the work's model calls, with a latent preview of the latest x0 estimate at each where
+    ``preview`` (the frontend draws it on the node, which grows to show it).
 
     ``total`` is the most samples the work can denoise and ``expected`` what it usually does (None: exactly
     ``total``); the bar shows ``estimated_fraction`` of its ``total``, never past it and never backwards, and
     ``finish`` fills it when the work stops before its budget is spent (a solve that converges)."""
 
-    def __init__(self, model, total: int, expected: int | None = None):
+    def __init__(self, model, total: int, expected: int | None = None, preview: bool = True):
         self.total = max(total, 1)
         self.expected = expected
-        self.callback = latent_preview.prepare_callback(model, self.total)
+        if preview:
+            self.callback = latent_preview.prepare_callback(model, self.total)
+        else:
+            bar = comfy.utils.ProgressBar(self.total)
+            self.callback = lambda step, x0, x, total_steps: bar.update_absolute(step + 1, total_steps)
         self.done = 0
         self.shown = 0
         self.calls = 0
@@ -166,7 +172,7 @@ class _WorkSampler(comfy.samplers.Sampler):
 def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work: Work, *, stage: str,
                       latent_shape: tuple[int, ...], batch_size: int, largest_batch: int, total_evals: int,
                       sigma: float, negative: list | None = None, guidance: float = 0.0,
-                      expected_evals: int | None = None) -> T:
+                      expected_evals: int | None = None, preview: bool = True) -> T:
     """Call ``work(denoise, device)`` with the loaded model ready; return what it returns.
 
     ``denoise(x, sigma, t)`` gives the x0 estimate for model-space latents ``x`` [B, C, H, W] on
@@ -177,9 +183,9 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     memory, see ``fitting_batch``); ``largest_batch``, the most latents the work passes at once, sizes
     ComfyUI's memory estimate when it loads the model. ``total_evals`` is the most latents the work may
     evaluate and ``expected_evals`` how many it usually does (None: exactly ``total_evals``): the node's bar
-    shows the estimate (``_Progress``). ``stage`` names the work in the log line with its
-    time and model-call count. Path positions ``t`` stay on the CPU: conditioning is looked up there, so
-    a GPU run needs no host synchronisation per call.
+    shows the estimate (``_Progress``), with latent previews where ``preview``. ``stage`` names the work in the
+    log line with its time and model-call count. Path positions ``t`` stay on the CPU: conditioning is looked up
+    there, so a GPU run needs no host synchronisation per call.
     """
     if batch_size < 0:
         raise GeodesicInputError(f"batch_size: expected 0 (automatic) or a positive number, got {batch_size}")
@@ -195,7 +201,7 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     guider.inner_set_conds(conds)
     guider.set_cfg(1.0 + guidance)
     images_per_latent = 2 if guidance > 0 else 1
-    progress = _Progress(model, total_evals, expected_evals)
+    progress = _Progress(model, total_evals, expected_evals, preview)
 
     def batch_limit(wanted: int, device: torch.device) -> int:
         return fitting_batch(model, latent_shape, wanted, batch_size, images_per_latent, device)

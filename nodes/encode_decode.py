@@ -64,27 +64,29 @@ class ComfyModel:
     steps: int                    # DDIM steps between the clean latents and the noise level
     batch_size: int               # latents per model call (0: as many as fit)
 
-    def _run(self, latents: Tensor, stage: str, total_evals: int, step) -> Tensor:
+    def _run(self, latents: Tensor, stage: str, total_evals: int, step, preview: bool) -> Tensor:
         def work(denoise, device):
             return step(denoise, latents.to(device), self.kind).float().cpu()
 
         return run_with_denoiser(self.model, self.schedule, work, stage=stage, latent_shape=tuple(latents.shape[1:]),
                                  batch_size=self.batch_size, largest_batch=len(latents), total_evals=total_evals,
-                                 sigma=self.sigma)
+                                 sigma=self.sigma, preview=preview)
 
     def invert(self, clean: Tensor) -> Tensor:
         """Clean latents -> latents at the noise level (deterministic DDIM inversion at CFG 1: higher guidance
         makes the inversion diverge)."""
         sigmas = ode_sigmas(self.model, self.noise_level, self.steps).flip(0)
         # The first inversion step starts from the clean latent itself (sigma 0): no model call.
+        # No latent preview: its x0 estimates are the input pictures again, and Encode Keyframes, which shows
+        # no picture of its own, would grow over the node below it to show them.
         return self._run(clean, "inversion", (self.steps - 1) * len(clean),
-                         lambda denoise, x, kind: invert(denoise, x, sigmas, kind=kind, t=self.t))
+                         lambda denoise, x, kind: invert(denoise, x, sigmas, kind=kind, t=self.t), preview=False)
 
     def generate(self, latents: Tensor) -> Tensor:
         """Latents at the noise level -> clean latents (the probability-flow ODE)."""
         sigmas = ode_sigmas(self.model, self.noise_level, self.steps)
         return self._run(latents, "decode", self.steps * len(latents),
-                         lambda denoise, x, kind: generate(denoise, x, sigmas, kind=kind, t=self.t))
+                         lambda denoise, x, kind: generate(denoise, x, sigmas, kind=kind, t=self.t), preview=True)
 
 
 def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, noise_level: float, steps: int,

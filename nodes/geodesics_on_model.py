@@ -48,11 +48,12 @@ def _field(kind: str, denoise: Denoiser, sigma: float) -> DenoiserField:
 
 def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath,
                   largest_batch: int, total_evals: int, calls: ModelCallSettings, expected_evals: int | None = None):
-    """``run_with_denoiser`` for work on latents shaped like ``path``'s, at its sigma."""
+    """``run_with_denoiser`` for work on latents shaped like ``path``'s, at its sigma. A readout shows no latent
+    preview: the node's picture is its plot, which a preview of noisy x0 estimates would replace."""
     return run_with_denoiser(model, schedule, work, stage=stage, latent_shape=tuple(path.points.shape[1:]),
                              batch_size=calls.batch_size, largest_batch=largest_batch, total_evals=total_evals,
                              sigma=path.sigma, negative=calls.negative, guidance=calls.guidance,
-                             expected_evals=expected_evals)
+                             expected_evals=expected_evals, preview=stage != "readout")
 
 
 def _expected_solve_evals(n_points: list[int], settings: GeodesicSettings) -> int | None:

@@ -74,9 +74,9 @@ class DensityReadout(io.ComfyNode):
                     "frame."),
                 shared.named_output(
                     io.String, "table",
-                    "Per-frame table (frame, t, relative log density with its error bound, "
-                    "cumulative distance), then the summary, each number with what it means (efficiency 1 = "
-                    "geodesic, PDV 0 = perfectly even steps), and the closure check."),
+                    "Markdown tables: per frame (frame, t, relative log density, cumulative distance), then the "
+                    "summary, each number with what it means (efficiency 1 = geodesic, PDV 0 = perfectly even "
+                    "steps), error bounds and the closure check. Preview as Text shows them."),
                 shared.named_output(
                     io.Float, "length",
                     "Geodesic (density-weighted) length of the path."),

@@ -33,7 +33,7 @@ from .bridge import ModelCallSettings, show_progress_text
 from .encode_decode import decode_path
 from .geodesics_on_model import read_along
 from .path import GeodesicPath
-from .plot import lpips_summary, tab_separated
+from .plot import lpips_summary, markdown_table, summary_table
 
 if TYPE_CHECKING:
     from comfy.model_patcher import ModelPatcher
@@ -118,12 +118,10 @@ def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images")
 
 
 def metrics_table(metrics: PerceptualMetrics) -> str:
-    """Tab-separated: one row per step (its frames, its LPIPS), then PPL, PDV and the largest step, each a name,
-    a value and what it means."""
-    rows = [["step", "frames", "lpips"]]
-    rows += [[str(i), f"{i}-{i + 1}", f"{float(d):.3g}"] for i, d in enumerate(metrics.steps)]
-    rows += [*lpips_summary(metrics), ["largest", f"{float(metrics.steps.max()):.3g}", "largest step"]]
-    return tab_separated(rows)
+    """Two Markdown tables: one row per step (its frames, its LPIPS), then PPL, PDV and the largest step."""
+    steps = [[str(i), f"{i}-{i + 1}", f"{float(d):.3g}"] for i, d in enumerate(metrics.steps)]
+    summary = [*lpips_summary(metrics), ["largest", f"{float(metrics.steps.max()):.3g}", "largest step"]]
+    return markdown_table([["step", "frames", "lpips"], *steps], [True] * 3) + "\n\n" + summary_table(summary)
 
 
 @dataclass

@@ -39,30 +39,46 @@ def readout_title(result: DensityReadoutResult) -> str:
     return f"length {result.readout.length:.4g} ± {result.readout.length_error:.1g}{compared}"
 
 
-def tab_separated(rows: list[list[str]]) -> str:
-    return "\n".join("\t".join(row) for row in rows)
+def markdown_table(rows: list[list[str]], numeric: list[bool]) -> str:
+    """A Markdown table (the first row its header), cells padded so the columns line up in monospace text:
+    Preview as Text renders it as a table (its Markdown mode; the only mode of older frontends) or shows it
+    aligned. ``numeric`` columns are right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.rjust(w) if right else cell.ljust(w)
+                                 for cell, w, right in zip(cells, widths, numeric, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" if right else "-" * (w + 2)
+                          for w, right in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
+
+
+def summary_table(rows: list[list[str]]) -> str:
+    """The numbers under a table: name, value rounded to what it is known to, what the value means."""
+    return markdown_table([["number", "value", "meaning"], *rows], [False, True, False])
 
 
 def lpips_summary(metrics: PerceptualMetrics) -> list[list[str]]:
-    """PPL and PDV rows of a table: name, value, what the value means."""
+    """PPL and PDV rows of a summary table."""
     return [["ppl", f"{metrics.ppl:.3g}", "sum of the LPIPS steps"],
             ["pdv", f"{metrics.pdv:.2g}", "0 = perfectly even steps"]]
 
 
 def readout_table(result: DensityReadoutResult, lpips: PerceptualMetrics | None = None) -> str:
-    """Tab-separated and narrow enough for a text preview beside the node: one row per frame (its position t,
-    relative log density with its error bound, geodesic distance from the first frame, and with ``lpips`` the
-    LPIPS to the next frame), then the summary, each row a name, a value rounded to what it is known to, and
-    what the value means."""
+    """Two Markdown tables, narrow enough for a text preview beside the node: one row per frame (its position t,
+    log density relative to the first frame, geodesic distance from the first frame, and with ``lpips`` the
+    LPIPS to the next frame), then the summary."""
     readout = result.readout
-    header = ["frame", "t", "log_p", "error", "distance"]
-    frames = [[str(i), f"{float(t):.4f}", f"{float(ld):.4g}", f"{float(e):.1g}", f"{float(d):.4g}"]
-              for i, (t, ld, e, d) in enumerate(zip(result.t, readout.log_density, readout.log_density_error,
-                                                    readout.cumulative_length, strict=True))]
+    header = ["frame", "t", "log_p", "distance"]
+    frames = [[str(i), f"{float(t):.4f}", f"{float(ld):.4g}", f"{float(d):.4g}"]
+              for i, (t, ld, d) in enumerate(zip(result.t, readout.log_density, readout.cumulative_length,
+                                                 strict=True))]
     summary = [["length", f"{readout.length:.4g}", f"density-weighted, ± {readout.length_error:.1g}"],
                ["euclidean", f"{readout.euclidean_length:.4g}", "straight-line length"],
                ["residual", f"{readout.normal_residual:.2g}", "0 = geodesic"],
                ["lowest log_p", f"{result.min_log_density:.4g}", "vs the first frame"],
+               ["log_p error", f"{float(readout.log_density_error.max()):.1g}", "largest bound of a frame's log_p"],
                ["evaluations", str(readout.score_evals), "model evaluations of the readout"],
                ["alpha", f"{result.alpha:.4g}", "density weight, as given" if result.calibration is None else
                 f"= strength {result.calibration.strength:g} / log-density range "
@@ -80,7 +96,7 @@ def readout_table(result: DensityReadoutResult, lpips: PerceptualMetrics | None 
         for row, step in zip(frames, [f"{float(d):.3g}" for d in lpips.steps] + ["-"], strict=True):
             row.append(step)
         summary += lpips_summary(lpips)
-    return tab_separated([header, *frames, *summary])
+    return markdown_table([header, *frames], [True] * len(header)) + "\n\n" + summary_table(summary)
 
 
 def density_plot(result: DensityReadoutResult) -> Tensor:

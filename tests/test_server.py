@@ -39,6 +39,7 @@ from devtools.comfy_server import (
     start_server,
     write_example_inputs,
 )
+from devtools.markdown_tables import markdown_tables
 from devtools.workflow_convert import UI_ONLY_NODE_TYPES, ui_to_api
 from digits.judge import judge_images, load_judge
 from digits.latent_model import load_mnist_model
@@ -248,8 +249,8 @@ def test_animation_workflow_writes_every_frame(comfy_server: ComfyServer, object
     assert "segment 1" in report, report
     if any(node["class_type"] == "DensityGeodesics_PerceptualMetrics" for node in prompt.values()):
         table = previewed_text(result, prompt, object_info, "DensityGeodesics_PerceptualMetrics", "table")
-        steps = [row for row in table.splitlines()[1:] if row.split("\t")[0].isdigit()]
-        ppl = float(next(row.split("\t")[1] for row in table.splitlines() if row.startswith("ppl\t")))
+        steps, summary = markdown_tables(table)
+        ppl = float(next(row["value"] for row in summary if row["number"] == "ppl"))
         assert len(steps) == len(frames) - 1 and ppl > 0, table
 
 
@@ -349,7 +350,7 @@ def test_video_analysis_workflow_plots_density_and_efficiency(comfy_server: Comf
     assert shown == f"{efficiency:.4g}", shown  # Preview as Text shows the float rounded, not 0.2018112057149414
     readout = prompt[node_id_of(prompt, "DensityGeodesics_DensityReadout")]
     table = previewed_text(result, prompt, object_info, "DensityGeodesics_DensityReadout", "table")
-    frame_rows = [row for row in table.splitlines()[1:] if row.split("\t")[0].isdigit()]
+    frame_rows = markdown_tables(table)[0]
     assert len(frame_rows) == CLIP_FRAMES, table  # one row per frame of the loaded clip
     # A geodesic between the clip's ends is no longer than the clip: 0 < efficiency <= 1, up to the
     # loose CPU tolerance (0.05 relative residual) of the geodesic solve.
@@ -368,9 +369,9 @@ def test_density_readout_reads_even_lpips_frames_at_their_own_points(comfy_serve
     assert result.status == "success", result.error_message or comfy_server.log_tail()
     table, report = (result.outputs[node]["text"][0] for node in ("table", "report"))
     (positions,) = [row.split("\t")[1].split() for row in report.splitlines() if row.startswith("t\t")]
-    frame_rows = [row.split("\t") for row in table.splitlines() if row.split("\t")[0].isdigit()]
-    assert [row[1] for row in frame_rows] == positions, (table, report)  # both print t to 4 decimals
-    assert table.splitlines()[0].split("\t")[-1] == "lpips"
+    frame_rows = markdown_tables(table)[0]
+    assert [row["t"] for row in frame_rows] == positions, (table, report)  # both print t to 4 decimals
+    assert "lpips" in frame_rows[0]
 
 
 # --- cancelling -----------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import torch
 from comfy_execution.utils import CurrentNodeContext
 from density_geodesics.geodesic_core import one_pass_evals
 from density_geodesics.geodesic_core.progress import SOLVE_PASSES, estimated_fraction
-from density_geodesics.nodes import DecodePath, EncodeKeyframes, SolveBVP
+from density_geodesics.nodes import DecodePath, DensityReadout, EncodeKeyframes, SolveBVP
 from inprocess_support import FAST_BVP, NOISE_LEVEL, batch_recording, random_images
 
 
@@ -90,6 +90,32 @@ def test_progress_previews_and_cancel_within_one_model_call_then_the_next_run_wo
     monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", None)
     path, _, _ = SolveBVP.execute(sd["model"], keyframes, 5, False, "equal", **FAST_BVP)
     assert len(path) == 5
+
+
+def test_latent_previews_only_where_the_node_makes_pictures_of_latents(sd, keyframes, monkeypatch):
+    """Decode Path and the solve show x0 previews of what they make; Encode Keyframes (its x0 estimates are the
+    input pictures, and the node would grow over the one below to show them) and Density Readout (its picture is
+    its plot) show none."""
+    previews = {}
+
+    def hook(value, total, preview, node_id=None):
+        previews.setdefault(current, []).append(preview)
+
+    monkeypatch.setattr(comfy.cli_args.args, "preview_method", comfy.cli_args.LatentPreviewMethod.Latent2RGB)
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", hook)
+    current = "encode"
+    EncodeKeyframes.execute(sd["model"], sd["cat"], NOISE_LEVEL, 3, 1, image=random_images(1, 5), vae=sd["vae"])
+    current = "solve"
+    path = SolveBVP.execute(sd["model"], keyframes, 5, False, "equal", **FAST_BVP).args[0]
+    current = "readout"
+    DensityReadout.execute(sd["model"], path, True, 0.002, True, "default", 1e-3, 60, 4, 0.0)
+    current = "decode"
+    DecodePath.execute(sd["model"], path, 2, 4)
+    assert set(previews) == {"encode", "solve", "readout", "decode"}
+    shown = {node: all(preview is not None and preview[0] == "JPEG" for preview in sent)
+             for node, sent in previews.items()}
+    none = {node: all(preview is None for preview in sent) for node, sent in previews.items()}
+    assert shown["solve"] and shown["decode"] and none["encode"] and none["readout"], previews
 
 
 def _live_tensors() -> int:

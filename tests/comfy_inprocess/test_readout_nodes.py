@@ -12,15 +12,15 @@ from density_geodesics.nodes.bridge import run_with_denoiser
 from density_geodesics.nodes.model_facts import noise_kind
 from inprocess_support import SIZE, batch_recording
 
+from devtools.markdown_tables import markdown_tables
+
 
 def _table_numbers(table: str) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Density Readout's table: its per-frame columns by name, and its summary rows."""
-    rows = [row.split("\t") for row in table.splitlines()]
-    header, frames = rows[0], [row for row in rows[1:] if row[0].isdigit()]
+    """Density Readout's tables: its per-frame columns by name, and its summary numbers by name."""
+    frames, summary = markdown_tables(table)
     # "-": the last frame's LPIPS to the next
-    columns = {name: [float("nan" if row[i] == "-" else row[i]) for row in frames] for i, name in enumerate(header)}
-    summary = {row[0]: float(row[1]) for row in rows[1:] if not row[0].isdigit()}  # name, value, its meaning
-    return columns, summary
+    columns = {name: [float("nan" if row[name] == "-" else row[name]) for row in frames] for name in frames[0]}
+    return columns, {row["number"]: float(row["value"]) for row in summary}
 
 
 @pytest.mark.parametrize("compare_geodesic", [False, True], ids=["path only", "with geodesic"])
@@ -56,8 +56,8 @@ def test_density_readout_reports_the_cores_numbers_on_the_same_field_within_its_
     assert min_log_density == pytest.approx(float(readout.log_density.min()), rel=1e-5, abs=1e-6)
     assert columns["log_p"] == pytest.approx(readout.log_density.tolist(), rel=5e-4, abs=1e-6)
     assert columns["distance"] == pytest.approx(readout.cumulative_length.tolist(), rel=5e-4, abs=1e-6)
-    # the error bound is printed to 1 significant digit
-    assert columns["error"] == pytest.approx(readout.log_density_error.tolist(), rel=0.5, abs=1e-12)
+    # the largest error bound, printed to 1 significant digit
+    assert summary["log_p error"] == pytest.approx(float(readout.log_density_error.max()), rel=0.5, abs=1e-12)
     assert summary["length"] == pytest.approx(readout.length, rel=5e-4)
     assert summary["evaluations"] == readout.score_evals <= max_evals
     # Preview as Text shows a float output as str(): rounded, while the value stays exact
@@ -82,7 +82,8 @@ def test_perceptual_metrics_and_even_lpips_decode(sd, solved):
     plain = DecodePath.execute(model, path, 2, 4, vae=vae).args[1]
     plot, table, ppl, pdv = PerceptualMetricsNode.execute(plain, "alex").args
     assert plot.shape[0] == 1 and plot.shape[-1] == 3
-    assert len([row for row in table.splitlines() if row[:1].isdigit()]) == 4 and ppl > 0 and pdv >= 0
+    steps, summary = markdown_tables(table)
+    assert len(steps) == 4 and ppl > 0 and pdv >= 0 and float(summary[0]["value"]) == pytest.approx(ppl, rel=1e-2)
     assert PerceptualMetricsNode.execute(plain[:1].expand(3, -1, -1, -1), "vgg").args[2] == 0.0
     with pytest.raises(GeodesicInputError, match="images: perceptual metrics need at least 2 frames"):
         PerceptualMetricsNode.execute(plain[:1], "alex")
@@ -99,7 +100,8 @@ def test_perceptual_metrics_and_even_lpips_decode(sd, solved):
 
     table = DensityReadout.execute(model, path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0,
                                    images=plain).args[1]
-    assert table.splitlines()[0].split("\t")[-1] == "lpips" and f"ppl\t{ppl:.3g}\t" in table
+    frames, summary = markdown_tables(table)
+    assert "lpips" in frames[0] and {row["number"]: row["value"] for row in summary}["ppl"] == f"{ppl:.3g}"
 
     # The even frames lie at the positions the report gives, decoded from the path's latents there.
     positions = [float(v) for v in numbers["t"].split()]

@@ -10,6 +10,8 @@ from density_geodesics.geodesic_pipeline.strength import range_evals
 from density_geodesics.nodes import DecodePath, DensityReadout, PathToLatent, RespacePath, SolveBVP, SolveIVP
 from inprocess_support import FAST_BVP, NOISE_LEVEL, SIZE
 
+from devtools.markdown_tables import markdown_tables
+
 
 def test_solve_bvp_exact_frames_through_every_keyframe(sd, keyframes):
     for frames in (5, 8):
@@ -53,7 +55,7 @@ def test_ivp_readout_decode_on_a_solved_path(sd, solved):
 
     plot, table = DensityReadout.execute(model, path, True, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[:2]
     assert plot.shape[0] == 1 and plot.shape[-1] == 3 and plot.min() >= 0.0 and plot.max() <= 1.0
-    assert len([row for row in table.splitlines() if row[:1].isdigit()]) == len(path)
+    assert len(markdown_tables(table)[0]) == len(path)
 
     latent, images, report, frames_path = DecodePath.execute(model, path, 2, 4, vae=sd["vae"]).args
     assert latent["samples"].shape == (5, 4, SIZE // 8, SIZE // 8)
@@ -73,8 +75,7 @@ def test_respace_path_evenly_in_geodesic_distance(sd, solved):
     assert torch.equal(respaced.points[[0, -1]], uneven.points[[0, -1]])
     def step_ratio(some_path):
         table = DensityReadout.execute(model, some_path, False, 0.002, True, "default", 1e-3, 24, 4, 0.0).args[1]
-        column = table.splitlines()[0].split("\t").index("distance")
-        distances = torch.tensor([float(row.split("\t")[column]) for row in table.splitlines() if row[:1].isdigit()])
+        distances = torch.tensor([float(row["distance"]) for row in markdown_tables(table)[0]])
         return float(distances.diff().max() / distances.diff().min())
 
     # Re-read on the new polyline (which cuts the uneven path's corner) the steps are not exactly equal,
@@ -118,10 +119,10 @@ def test_strength_gives_extrapolation_and_readout_the_alpha_they_report(sd, solv
 
     readout = (False, 0.002, True, "default", 1e-3, 400, 4, 0.0)
     _, table, length = DensityReadout.execute(model, path, *readout, strength=2.0).args[:3]
-    rows = {row.split("\t")[0]: row.split("\t")[1:] for row in table.splitlines() if not row[:1].isdigit()}
-    stated = re.match(r"= strength 2 / log-density range (\S+) nats", rows["alpha"][1])
-    assert stated, rows
-    read_alpha = float(rows["alpha"][0])
+    summary = {row["number"]: row for row in markdown_tables(table)[1]}
+    stated = re.match(r"= strength 2 / log-density range (\S+) nats", summary["alpha"]["meaning"])
+    assert stated, summary
+    read_alpha = float(summary["alpha"]["value"])
     assert read_alpha == pytest.approx(2.0 / float(stated[1]), rel=1e-3)
     # Extrapolation reads the range in the conditioning of the end it continues, the readout in the path's own
     # blend of its keyframes' prompts: two densities, two alphas
@@ -131,4 +132,5 @@ def test_strength_gives_extrapolation_and_readout_the_alpha_they_report(sd, solv
     direct = DensityReadout.execute(model, path, False, read_alpha, True, "default", 1e-3, 400 - range_evals(1), 4,
                                     0.0).args
     assert direct[2] == pytest.approx(length, rel=1e-3)
-    assert "alpha\t" + f"{read_alpha:.4g}\tdensity weight, as given" in direct[1]
+    given = {row["number"]: row for row in markdown_tables(direct[1])[1]}["alpha"]
+    assert given == {"number": "alpha", "value": f"{read_alpha:.4g}", "meaning": "density weight, as given"}

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .validation import GeodesicInputError
+
 # Points of one leaf [a, b]: a + (b - a) * NODE_FRACTIONS.
 NODE_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 # A leaf is never split below this width (u units): float64 positions stay distinct, and a genuine
@@ -273,8 +275,15 @@ def _leaf_sums(layout: Layout, table: NodeTable, rows: Tensor, geo: Segments, al
     log_g = -alpha * node_l + torch.log(speed.clamp_min(torch.finfo(torch.float64).tiny))
     shift = float(log_g.max()) if log_g.numel() else 0.0
     g = torch.exp(log_g - shift)
-    len_int = h * (g @ SIMPSON_HALVES) * math.exp(shift)
-    len_err = (len_int - h * (g @ SIMPSON_WHOLE) * math.exp(shift)).abs()
+    try:
+        scale = math.exp(shift)
+    except OverflowError:
+        raise GeodesicInputError(
+            f"alpha: the metric weight exp(-alpha log p) reaches e^{shift:.0f} along this path at alpha {alpha:g}, "
+            f"beyond float64 (e^709): the density varies too much for this alpha; lower it, or set a strength "
+            f"(it scales alpha to the model)") from None
+    len_int = h * (g @ SIMPSON_HALVES) * scale
+    len_err = (len_int - h * (g @ SIMPSON_WHOLE) * scale).abs()
     return _LeafSums(l_int, l_err, node_l, len_int, len_err)
 
 

@@ -240,6 +240,16 @@ class KeyframeGeodesic:
         return lines
 
 
+def with_strength_alpha(field_of: Callable[[int], core.DensityField], ends: Tensor, settings: GeodesicSettings
+                        ) -> tuple[GeodesicSettings, StrengthCalibration | None]:
+    """``settings`` with the alpha its strength gives between consecutive ``ends`` [K, *shape] (segment k in the
+    field ``field_of(k)``; within ``range_evals(K - 1)``), and that calibration; as given without a strength."""
+    if settings.strength is None:
+        return settings, None
+    calibration = alpha_for_strength(field_of, ends, settings.strength, sphere=settings.sphere)
+    return dataclasses.replace(settings, alpha=calibration.alpha), calibration
+
+
 def solve_through_keyframes(field_of: Callable[[int], core.DensityField], plan: KeyframePlan,
                             settings: GeodesicSettings, *,
                             callback_of: Callable[[int, int | None], core.Callback | None] | None = None,
@@ -248,9 +258,6 @@ def solve_through_keyframes(field_of: Callable[[int], core.DensityField], plan: 
     share of the frames and of ``settings.max_evals``; ``callback_of(k, budget)`` gives its solver callback.
     With ``settings.strength`` the log-density range between the keyframes is read first and sets alpha."""
     ends = plan.ends if device is None else plan.ends.to(device)
-    calibration = None
-    if settings.strength is not None:
-        calibration = alpha_for_strength(field_of, ends, settings.strength, sphere=settings.sphere)
-        settings = dataclasses.replace(settings, alpha=calibration.alpha)
+    settings, calibration = with_strength_alpha(field_of, ends, settings)
     segments = list(solve_segments(field_of, ends, plan.segments, settings, callback_of=callback_of))
     return KeyframeGeodesic(plan, segments, settings, calibration)

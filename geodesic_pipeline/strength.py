@@ -1,4 +1,4 @@
-"""The relative density strength: one number that bends paths about equally on every model.
+"""The relative density strength: one number for alpha on every model, scaled to its log density.
 
 The metric weight is w = exp(-alpha * log p), so what bends a path is alpha times how much log p varies near
 it, and that variation differs by orders of magnitude between models, resolutions and noise levels (along
@@ -8,7 +8,9 @@ product instead of alpha: alpha = strength / R, with R the log-density range (la
 along the straight-line path between the keyframes (the great circle with the sphere constraint), read at
 ``RANGE_POINTS`` points per segment to ``RANGE_ACCURACY`` of the range (one to ``RANGE_PASSES`` readout
 passes). The same strength then asks every model for the same trade between density and distance along the
-path every solve starts from.
+path every solve starts from, and a solve is unchanged when log p is scaled (p and p^k give one geodesic). It
+does not fix how far the geodesic bends: that follows the density off that path, which R does not see
+(measured in docs/reports/2026-12-07-strength.md).
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ class StrengthCalibration:
 def range_evals(segments: int) -> int:
     """The most score evaluations of the range's readout over ``segments`` segments."""
     return segments * RANGE_PASSES * core.one_pass_evals(RANGE_POINTS)
+
+
+def typical_range_evals(segments: int) -> int:
+    """What the range's readout usually takes: one pass per segment (a trained model's curve meets
+    ``RANGE_ACCURACY`` there)."""
+    return segments * core.one_pass_evals(RANGE_POINTS)
 
 
 def check_strength(strength: float | None) -> None:

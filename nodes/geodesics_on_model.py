@@ -25,8 +25,14 @@ from ..geodesic_pipeline.core import (
     read_path,
     solve_ivp,
 )
-from ..geodesic_pipeline.keyframes import GeodesicSettings, plan_keyframes, solve_through_keyframes
-from ..geodesic_pipeline.strength import range_evals
+from ..geodesic_pipeline.keyframes import (
+    GeodesicSettings,
+    on_common_sphere,
+    plan_keyframes,
+    solve_through_keyframes,
+    with_strength_alpha,
+)
+from ..geodesic_pipeline.strength import StrengthCalibration, range_evals, typical_range_evals
 from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points
@@ -91,6 +97,34 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
     return mapped
 
 
+def _range_budget(settings: GeodesicSettings) -> int:
+    """The most evaluations of a strength's range readout between a path's ends (0 without a strength)."""
+    return 0 if settings.strength is None else range_evals(1)
+
+
+def _range_expected(settings: GeodesicSettings) -> int:
+    """What that readout usually takes (the progress bar's estimate)."""
+    return 0 if settings.strength is None else typical_range_evals(1)
+
+
+def _with_path_strength(kind: str, denoise: Denoiser, path: GeodesicPath, settings: GeodesicSettings, device
+                        ) -> tuple[GeodesicSettings, StrengthCalibration | None]:
+    """``settings`` with the alpha its strength gives between the path's first and last points (read in the
+    conditioning the work runs with at their positions; with the sphere constraint on their common sphere, as
+    Geodesic Interpolation reads keyframes), shown on the node; as given without a strength."""
+    ends_t = path.t[[0, -1]]
+    ends = path.points[[0, -1]]
+
+    def field_of(_segment: int) -> DenoiserField:
+        return _field(kind, _reparametrised(denoise, torch.tensor([0.0, 1.0]), ends_t), path.sigma)
+
+    ends = on_common_sphere(ends) if settings.sphere else ends
+    settings, calibration = with_strength_alpha(field_of, ends.to(device), settings)
+    if calibration is not None:
+        show_progress_text(calibration.describe())
+    return settings, calibration
+
+
 def closed_keyframes(keyframes: GeodesicPath) -> tuple[Tensor, ConditioningSchedule]:
     """Keyframe positions and schedule with the first keyframe appended one step after the last."""
     gap = float(keyframes.t[-1] - keyframes.t[0]) / (len(keyframes) - 1)
@@ -132,9 +166,11 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
     # a strength's range readout comes first, within what plan_keyframes kept for it.
     range_budget = 0 if settings.strength is None else range_evals(len(steps))
     expected = _expected_solve_evals([s + 1 for s in steps], settings)
+    if expected is not None:
+        expected += _range_expected(settings) * len(steps)
     geodesic, points, log_density = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
                                                   max(steps) + 1, sum(plan.segments.budgets) + range_budget, calls,
-                                                  None if expected is None else range_budget + expected)
+                                                  expected)
     end_tangent = geodesic.end_tangent
     path = keyframes.with_points(points, geodesic.positions(t), schedule=schedule, log_density=log_density,
                                  end_tangent=None if end_tangent is None else end_tangent.float().cpu())
@@ -142,8 +178,10 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
 
 
 def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tangent: bool, backward: bool,
-                settings: GeodesicSettings, calls: ModelCallSettings) -> GeodesicPath:
-    """``frames`` new points shot along the geodesic from the path's end (or start), one frame step apart.
+                settings: GeodesicSettings, calls: ModelCallSettings) -> tuple[GeodesicPath, float]:
+    """``frames`` new points shot along the geodesic from the path's end (or start), one frame step apart, and
+    the alpha they were shot with (with ``settings.strength``: strength / the log-density range between the
+    path's first and last points).
 
     The step is the path's end tangent per frame (a solved BVP knows it) or its last frame difference;
     the new frames keep the conditioning of the keyframe nearest the end they continue.
@@ -161,20 +199,22 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
     schedule = ConditioningSchedule((0.0,), (path.schedule.at(end_t),))
 
     def shoot_frames(denoise, device):
+        solved, _ = _with_path_strength(kind, denoise, path, settings, device)
         field = _field(kind, denoise, path.sigma)
         result = solve_ivp(field, points[-1].to(device), step.to(device) * frames, n_steps=frames,
-                           alpha=settings.alpha, sphere=settings.sphere, quadrature_tol=settings.accuracy,
+                           alpha=solved.alpha, sphere=solved.sphere, quadrature_tol=solved.accuracy,
                            callback=_shooting_progress)
-        return result.points[1:].float().cpu(), result.readout.log_density[1:].cpu()
+        return result.points[1:].float().cpu(), result.readout.log_density[1:].cpu(), solved.alpha
 
     # RK4: four score evaluations per step, then the density readout: the last point and at least 3
-    # quadrature points per step (more where the density changes fast).
-    new_points, log_density = _run_on_model(model, schedule, shoot_frames, "extrapolation", path, 1,
-                                            4 * frames + 1 + 3 * frames, calls)
+    # quadrature points per step (more where the density changes fast); first a strength's range.
+    new_points, log_density, alpha = _run_on_model(model, schedule, shoot_frames, "extrapolation", path, 1,
+                                                   4 * frames + 1 + 3 * frames + _range_budget(settings), calls)
     if backward:
         new_points, log_density = new_points.flip(0), log_density.flip(0)
-    return path.with_points(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
-                            schedule=schedule, log_density=log_density - log_density[0])
+    new_path = path.with_points(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
+                                schedule=schedule, log_density=log_density - log_density[0])
+    return new_path, alpha
 
 
 @dataclass(frozen=True)
@@ -183,7 +223,9 @@ class DensityReadoutResult:
 
     t: Tensor
     readout: PathReadout                   # the path's own, on the CPU (score_evals: of this readout alone)
+    alpha: float                           # the metric's, as given or from the strength
     compared: EfficiencyResult | None = None  # against the geodesic between the path's ends (None: not solved)
+    calibration: StrengthCalibration | None = None  # what the strength was read from (None: alpha as given)
 
     @property
     def min_log_density(self) -> float:
@@ -203,19 +245,22 @@ def _check_readable(model: ModelPatcher, path: GeodesicPath) -> str:
 
 
 def read_along(model: ModelPatcher, path: GeodesicPath, *, settings: GeodesicSettings,
-               calls: ModelCallSettings) -> PathReadout:
+               calls: ModelCallSettings) -> DensityReadoutResult:
     """Density and distance along any path, refined within ``settings.max_evals`` (at least one pass over its
-    frames)."""
+    frames), a strength's range readout between the path's ends included."""
     kind = _check_readable(model, path)
-    budget = max(settings.max_evals, one_pass_evals(len(path)))
+    budget = max(settings.max_evals - _range_budget(settings), one_pass_evals(len(path)))
 
     def read_on_model(denoise, device):
-        return read_path(_path_field(kind, denoise, path), path.points.to(device), settings.alpha,
-                         sphere=settings.sphere, t=torch.linspace(0.0, 1.0, len(path)), tol=settings.accuracy,
-                         max_evals=budget).cpu()
+        solved, calibration = _with_path_strength(kind, denoise, path, settings, device)
+        readout = read_path(_path_field(kind, denoise, path), path.points.to(device), solved.alpha,
+                            sphere=solved.sphere, t=torch.linspace(0.0, 1.0, len(path)), tol=solved.accuracy,
+                            max_evals=budget).cpu()
+        return DensityReadoutResult(path.t.clone(), readout, solved.alpha, calibration=calibration)
 
-    return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path), budget, calls,
-                         READOUT_PASSES * one_pass_evals(len(path)))
+    return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path),
+                         budget + _range_budget(settings), calls,
+                         READOUT_PASSES * one_pass_evals(len(path)) + _range_expected(settings))
 
 
 def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, settings: GeodesicSettings,
@@ -223,23 +268,25 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
     """Density and distance along any path; optionally its efficiency against the geodesic between its
     ends."""
     if not compare_geodesic:
-        readout = read_along(model, path, settings=settings, calls=calls)
-        return DensityReadoutResult(path.t.clone(), readout)
+        return read_along(model, path, settings=settings, calls=calls)
     kind = _check_readable(model, path)
-    max_evals = settings.max_evals
-    check_budget(max_evals, one_pass_evals(len(path)), "the geodesic between the path's ends")
+    range_budget = _range_budget(settings)
+    check_budget(settings.max_evals, one_pass_evals(len(path)) + range_budget, "the geodesic between the path's "
+                 "ends" + " and the log-density range for strength" * bool(range_budget))
+    max_evals = settings.max_evals - range_budget
     # The path's own readout may refine within the same budget (at least one pass over its frames).
     readout_budget = max(max_evals, one_pass_evals(len(path)))
 
     def compare_on_model(denoise, device):
-        result = geodesic_efficiency(_path_field(kind, denoise, path), path.points.to(device), settings.alpha,
-                                     sphere=settings.sphere, method=settings.method, tol=settings.tolerance,
-                                     quadrature_tol=settings.accuracy, max_evals=max_evals,
+        solved, calibration = _with_path_strength(kind, denoise, path, settings, device)
+        result = geodesic_efficiency(_path_field(kind, denoise, path), path.points.to(device), solved.alpha,
+                                     sphere=solved.sphere, method=solved.method, tol=solved.tolerance,
+                                     quadrature_tol=solved.accuracy, max_evals=max_evals,
                                      readout_max_evals=readout_budget)
-        return DensityReadoutResult(path.t.clone(), result.path.cpu(), result)
+        return DensityReadoutResult(path.t.clone(), result.path.cpu(), solved.alpha, result, calibration)
 
     expected = _expected_solve_evals([len(path)], settings)
     if expected is not None:
-        expected += READOUT_PASSES * one_pass_evals(len(path))
+        expected += READOUT_PASSES * one_pass_evals(len(path)) + _range_expected(settings)
     return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path),
-                         readout_budget + max_evals, calls, expected)
+                         readout_budget + max_evals + range_budget, calls, expected)

@@ -59,15 +59,16 @@ def alpha_input() -> io.Float.Input:
                 "The paper uses 0.002 at noise level 0.6 and 0.02 at 0.7 for Stable Diffusion.")
 
 
-def strength_input(where: str) -> io.Float.Input:
+def strength_input(where: str = "along the great circle (or line) between the path's first and last frames"
+                   ) -> io.Float.Input:
     # Last widget of its nodes, optional and 0 (alpha as given) by default, so workflows and API prompts made
     # before it existed still run, with the alpha they were made with.
     return io.Float.Input(
         "strength", default=0.0, min=0.0, max=100.0, step=0.1, round=0.001, optional=True,
-        tooltip="Relative density strength, the same on every model: above 0 it replaces alpha by strength / "
-                f"the log-density range {where} (read first: 33 to 132 model evaluations per segment). 1 makes the "
-                "density weight vary about e-fold along that path, a good start on any model; 2-4 bends more. "
-                "0: use alpha as given.")
+        tooltip="Relative density strength, scaled to the model and the keyframes: above 0 it replaces alpha by "
+                f"strength / the log-density range {where} (read first: 33 to 132 model evaluations per segment). 1 "
+                "makes the density weight vary about e-fold along that path, a good start on any model; higher values "
+                "weigh density more (the path need not bend further). 0: use alpha as given.")
 
 
 def sphere_input() -> io.Boolean.Input:

@@ -65,6 +65,7 @@ class DensityReadout(io.ComfyNode):
                                        "next, PPL and PDV to the table. Decode Path's images are paired with "
                                        "the points they were decoded from (with even LPIPS spacing, connect "
                                        "its frames_path to path); other frames, one per point in order."),
+                shared.strength_input(),
             ],
             outputs=[
                 shared.named_output(
@@ -97,11 +98,12 @@ class DensityReadout(io.ComfyNode):
     @classmethod
     @checked_when_run
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
-                guidance, accuracy=0.001, negative=None, images=None) -> io.NodeOutput:
+                guidance, accuracy=0.001, negative=None, images=None, strength=0.0) -> io.NodeOutput:
         if images is not None:
             check_frames_of_path(images, path)
         result = read_out(model, path, compare_geodesic=compare_geodesic,
-                          settings=GeodesicSettings(alpha, sphere, method, tolerance, accuracy, max_evals=max_evals),
+                          settings=GeodesicSettings(alpha, sphere, method, tolerance, accuracy, max_evals=max_evals,
+                                                    strength=strength or None),
                           calls=ModelCallSettings(guidance, negative, batch_size))
         plot = density_plot(result)
         table = readout_table(result, None if images is None else image_metrics(images))

@@ -181,6 +181,6 @@ def respace_evenly(model: ModelPatcher, path: GeodesicPath, frames: int, setting
     """The path re-read at ``frames`` points equally far apart in its geodesic (density-weighted) distance."""
     # One pass over the frames (no refinement): the spacing needs the distances, not a length to 1e-3.
     readout = read_along(model, path, settings=dataclasses.replace(settings, max_evals=one_pass_evals(len(path))),
-                         calls=calls)
+                         calls=calls).readout
     t, points = even_in_distance(path.points, path.t, readout.cumulative_length, frames)
     return path.with_points(points.float(), t.float())

@@ -79,7 +79,10 @@ def readout_table(result: DensityReadoutResult, lpips: PerceptualMetrics | None 
                ["residual", f"{readout.normal_residual:.2g}", "0 = geodesic"],
                ["lowest log_p", f"{result.min_log_density:.4g}", "vs the first frame"],
                ["log_p error", f"{float(readout.log_density_error.max()):.1g}", "largest bound of a frame's log_p"],
-               ["evaluations", str(readout.score_evals), "model evaluations of the readout"]]
+               ["evaluations", str(readout.score_evals), "model evaluations of the readout"],
+               ["alpha", f"{result.alpha:.4g}", "density weight, as given" if result.calibration is None else
+                f"= strength {result.calibration.strength:g} / log-density range "
+                f"{result.calibration.log_density_range:.4g} nats"]]
     if result.compared is not None:
         compared, closure = result.compared, result.compared.closure
         # Both paths end at the last frame: for an exact density their end values would agree.

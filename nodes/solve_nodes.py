@@ -48,7 +48,7 @@ class SolveBVP(io.ComfyNode):
                 *shared.field_tail_inputs(),
                 shared.accuracy_input(),
                 shared.search_input(),
-                shared.strength_input("along the great circle (or line) through the keyframes"),
+                shared.strength_input("along the great circle (or line) between consecutive keyframes"),
             ],
             outputs=[
                 shared.path_output("The geodesic path (noisy latents with per-frame conditioning and densities)."),
@@ -104,9 +104,13 @@ class SolveIVP(io.ComfyNode):
                 shared.alpha_input(),
                 shared.sphere_input(),
                 *shared.field_tail_inputs(),
+                shared.strength_input(),
             ],
             outputs=[
                 shared.path_output("The new frames only (join with the input path to play them together)."),
+                shared.named_output(
+                    io.Float, "alpha", "The density weight the frames were shot with (strength's, or alpha as given).",
+                    output_id="solved_alpha"),
             ],
         )
 
@@ -117,8 +121,9 @@ class SolveIVP(io.ComfyNode):
     @classmethod
     @checked_when_run
     def execute(cls, model, path, frames, velocity_from, direction, alpha, sphere, batch_size, guidance,
-                negative=None) -> io.NodeOutput:
-        new_path = extrapolate(model, path, frames=frames, use_tangent=velocity_from == VELOCITY_SOURCES[0],
-                               backward=direction == DIRECTIONS[1], settings=GeodesicSettings(alpha, sphere),
-                               calls=ModelCallSettings(guidance, negative, batch_size))
-        return io.NodeOutput(new_path)
+                strength=0.0, negative=None) -> io.NodeOutput:
+        new_path, solved_alpha = extrapolate(
+            model, path, frames=frames, use_tangent=velocity_from == VELOCITY_SOURCES[0],
+            backward=direction == DIRECTIONS[1], settings=GeodesicSettings(alpha, sphere, strength=strength or None),
+            calls=ModelCallSettings(guidance, negative, batch_size))
+        return io.NodeOutput(new_path, solved_alpha)

@@ -573,3 +573,13 @@ def test_solvers_and_readout_run_under_inference_mode():
     plain = solve_bvp(field, a, b, n_points=9, alpha=1e-3)
     assert torch.equal(res.points, plain.points) and res.readout.length == plain.readout.length
     assert abs(again.length - res.readout.length) <= again.length_error + res.readout.length_error
+
+
+def test_an_alpha_too_large_for_the_density_is_refused_by_name():
+    """A metric weight exp(-alpha log p) beyond float64 is refused naming alpha (not a raw OverflowError):
+    a standard Gaussian falls by 5000 nats from its mean to 100 away, and alpha 1 asks for e^5000."""
+    field = GaussianMixtureField(torch.zeros(1, 2, dtype=torch.float64), 1.0)
+    path = torch.stack([torch.linspace(0.0, 100.0, 9, dtype=torch.float64), torch.zeros(9, dtype=torch.float64)], 1)
+    assert read_path(field, path, 0.1).length > 0  # 500 nats of weight: large, but within float64
+    with pytest.raises(GeodesicInputError, match=r"^alpha: the metric weight exp\(-alpha log p\) reaches e\^"):
+        read_path(field, path, 1.0)

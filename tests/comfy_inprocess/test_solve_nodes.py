@@ -101,3 +101,36 @@ def test_strength_sets_alpha_from_the_keyframes_and_old_calls_keep_theirs(sd, ke
                                    **{**FAST_BVP, "alpha": alpha, "max_evals": 400 - 2 * range_evals(1)})
     torch.testing.assert_close(again.points, path.points)
     assert not torch.equal(old_path.points, path.points)
+
+
+def test_strength_gives_extrapolation_and_readout_the_alpha_they_report(sd, solved):
+    """Extrapolation and Density Readout turn a strength into alpha between the path's first and last frames
+    (in the conditioning each reads the path in): the alpha they report reproduces their result when given
+    directly, and without a strength (a workflow made before it existed) the given alpha is used and reported."""
+    model, path = sd["model"], solved
+    ivp = ("end tangent", "forward", 0.002, True, 4, 0.0)
+    _, old_alpha = SolveIVP.execute(model, path, 2, *ivp).args
+    assert old_alpha == 0.002
+    onward, alpha = SolveIVP.execute(model, path, 2, *ivp, strength=2.0).args
+    assert alpha != 0.002 and alpha > 0
+    again, same_alpha = SolveIVP.execute(model, path, 2, "end tangent", "forward", alpha, True, 4, 0.0).args
+    assert same_alpha == alpha
+    torch.testing.assert_close(again.points, onward.points)
+
+    readout = (False, 0.002, True, "default", 1e-3, 400, 4, 0.0)
+    _, table, length = DensityReadout.execute(model, path, *readout, strength=2.0).args[:3]
+    summary = {row["number"]: row for row in markdown_tables(table)[1]}
+    stated = re.match(r"= strength 2 / log-density range (\S+) nats", summary["alpha"]["meaning"])
+    assert stated, summary
+    read_alpha = float(summary["alpha"]["value"])
+    assert read_alpha == pytest.approx(2.0 / float(stated[1]), rel=1e-3)
+    # Extrapolation reads the range in the conditioning of the end it continues, the readout in the path's own
+    # blend of its keyframes' prompts: two densities, two alphas
+    assert read_alpha != pytest.approx(alpha, rel=1e-3)
+    # the range's readout came out of the 400 evaluations; the table states alpha to 4 significant figures, which
+    # moves exp(-alpha log p) over these few nats by well under 1e-3
+    direct = DensityReadout.execute(model, path, False, read_alpha, True, "default", 1e-3, 400 - range_evals(1), 4,
+                                    0.0).args
+    assert direct[2] == pytest.approx(length, rel=1e-3)
+    given = {row["number"]: row for row in markdown_tables(direct[1])[1]}["alpha"]
+    assert given == {"number": "alpha", "value": f"{read_alpha:.4g}", "meaning": "density weight, as given"}

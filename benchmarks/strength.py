@@ -1,0 +1,212 @@
+"""Does one ``strength`` bend paths about equally on every model? A table over models and settings.
+
+    bash dev.sh py -m benchmarks.strength [--models embedded,sd15-tiny,sd15,sdxl] [--pairs 2] [--threads 1]
+
+For each model and keyframe pair, Encode Keyframes and Geodesic Interpolation run through the nodes' own
+execute() with each setting (a relative ``strength``, or an absolute ``alpha``), and the solved path is compared
+with the great circle between the same keyframes, both read out by the Density Readout code in the solve's alpha:
+
+- R: the log-density range along the great circle that a strength divides by (nats);
+- bend: the largest distance of a frame from the keyframes' plane, over the chord between them;
+- lift: how much more probable the path's interior frames are than the great circle's, on average, in units of R;
+- gain: 1 - length of the path / length of the great circle, in the solve's metric (0: no shorter);
+- evals, residual, stop: the solve's model evaluations (the strength's range readout included), its residual
+  (scale-free: 0 on a geodesic, 1 at most) and why the solver stopped.
+
+Models: the embedded MNIST latent model (held-out test digits, its template's noise level 0.8), the tests'
+tiny SD1.5-layout checkpoint, and full-size SD1.5- and SDXL-layout checkpoints with random weights (written by
+benchmarks/make_checkpoints.py to --checkpoints on first use; SDXL needs about 12 GiB of memory). Their
+keyframes are two smooth synthetic images at --size pixels. Random weights make a density with no meaning for
+images, but with the real architecture's scale: that scale is what a strength has to absorb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from devtools import comfy_harness as harness
+from devtools.markdown_tables import markdown_tables
+
+from .pipeline_stages import checkpoint_for, keyframe_images, node_inputs
+
+SETTINGS = ("strength 1", "strength 3", "alpha 0.002", "alpha 0.54")  # "strength S" or "alpha A": the node's input
+STOPS = {"converged": "converged", "best path this model allows": "floor", "stopped improving": "stalled",
+         "max_evals": "budget", "stopped early": "stopped", "schedule": "schedule"}
+ARCHES = {"sd15-tiny": "tiny", "sd15": "sd15", "sdxl": "sdxl"}
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    pair: int
+    setting: str
+    alpha: float
+    log_density_range: float
+    bend: float
+    lift: float
+    gain: float
+    evals: int
+    residual: float
+    stop: str
+    seconds: float
+
+    def line(self) -> str:
+        return (f"| {self.model} | {self.pair} | {self.setting} | {self.alpha:.3g} | {self.log_density_range:.3g} | "
+                f"{self.bend:.3f} | {self.lift:+.2f} | {self.gain:+.3f} | {self.evals} | {self.residual:.2g} | "
+                f"{self.stop} | {self.seconds:.0f} |")
+
+
+HEADER = ("| model | pair | setting | alpha | R (nats) | bend | lift (R) | gain | evals | residual | stop | s |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def bend(points: torch.Tensor) -> float:
+    """Largest distance of a frame from the plane through the origin and the two ends (where the great circle
+    lies), over the chord between the ends."""
+    flat = points.reshape(len(points), -1).double()
+    basis, _ = torch.linalg.qr(torch.stack([flat[0], flat[-1]], 1))
+    off_plane = flat - (flat @ basis) @ basis.T
+    return float(off_plane.norm(dim=1).max() / (flat[-1] - flat[0]).norm())
+
+
+def great_circle_like(path, frames: int):
+    geometry = harness.import_pack_module("geodesic_core.geometry")
+    ts = torch.linspace(0.0, 1.0, frames)
+    points = geometry.slerp(path.points[0], path.points[-1], ts.double()).float()
+    return path.with_points(points, path.t[0] + ts * (path.t[-1] - path.t[0]))
+
+
+def log_density_range(report: str, alpha: float, strength: float | None) -> float | None:
+    match = re.search(r"log-density range ([0-9.eE+-]+) nats", report)
+    return float(match.group(1)) if match else None if strength is None else strength / alpha
+
+
+def measure(model_name: str, pair: int, setting: str, keyframes, model, frames: int, batch_size: int,
+            max_evals: int) -> Row:
+    pack = harness.import_pack_module("nodes")
+    on_model = harness.import_pack_module("nodes.geodesics_on_model")
+    bridge = harness.import_pack_module("nodes.bridge")
+    keyframe_settings = harness.import_pack_module("geodesic_pipeline.keyframes")
+    name, value = setting.split()
+    overrides = {name: float(value)}
+    start = time.perf_counter()
+    inputs = node_inputs(pack.SolveBVP, model=model, keyframes=keyframes, frames=frames, batch_size=batch_size,
+                         max_evals=max_evals, **overrides)
+    path, report, alpha = pack.SolveBVP.execute(**inputs).result[:3]
+    seconds = time.perf_counter() - start
+    read = keyframe_settings.GeodesicSettings(alpha, inputs["sphere"], accuracy=inputs["accuracy"],
+                                              max_evals=inputs["max_evals"])
+    calls = bridge.ModelCallSettings(inputs["guidance"], None, batch_size)
+    geodesic = on_model.read_along(model, path, settings=read, calls=calls).readout
+    circle = on_model.read_along(model, great_circle_like(path, frames), settings=read, calls=calls).readout
+    range_ = log_density_range(report, alpha, overrides.get("strength"))
+    if range_ is None:  # an absolute alpha: R read from the great circle all the same
+        range_ = float(circle.log_density.max() - circle.log_density.min())
+    lift = float(geodesic.log_density[1:-1].mean() - circle.log_density[1:-1].mean()) / range_
+    solves = [(STOPS[next(p for p in STOPS if p in line)], int(n)) for line, n in
+              re.findall(r"(residual [^\n]*) (\d+) score evaluations in", report)]
+    calibration = re.search(r"\((\d+) score evaluations\)", report)
+    evals = sum(n for _, n in solves) + (int(calibration.group(1)) if calibration else 0)
+    stop = "/".join(sorted({words for words, _ in solves}))
+    residual = max(float(r) for r in re.findall(r"residual ([0-9.eE+-]+)", report))
+    print(report, flush=True)
+    return Row(model_name, pair, setting, alpha, range_, bend(path.points), lift,
+               1.0 - geodesic.length / circle.length, evals, residual, stop, seconds)
+
+
+def range_line(model_name: str, pair: int, keyframes, model, size: int) -> str:
+    """The log-density range R between the keyframes alone, as a strength reads it (through Density Readout on
+    the two keyframes with strength 1): how far the scale of log p differs between models and resolutions."""
+    pack = harness.import_pack_module("nodes")
+    start = time.perf_counter()
+    table = pack.DensityReadout.execute(**node_inputs(pack.DensityReadout, model=model, path=keyframes,
+                                                      compare_geodesic=False, strength=1.0)).args[1]
+    alpha = {row["number"]: row for row in markdown_tables(table)[1]}["alpha"]
+    log_density_range = re.match(r"= strength 1 / log-density range (\S+) nats", alpha["meaning"])[1]
+    latent = "x".join(str(n) for n in keyframes.points.shape[1:])
+    return (f"| {model_name} | {size if model_name != 'embedded' else 32} | {latent} | {pair} | "
+            f"{log_density_range} | {alpha['value']} | {time.perf_counter() - start:.0f} |")
+
+
+RANGE_HEADER = ("| model | pixels | latent | pair | R (nats) | alpha at strength 1 | s |\n"
+                "|---|---|---|---|---|---|---|")
+
+
+def keyframes_of(model_name: str, pair: int, size: int, checkpoints: Path):
+    """(model, keyframes) of one model and keyframe pair, the keyframes encoded by the node at the noise level."""
+    pack = harness.import_pack_module("nodes")
+    if model_name == "embedded":
+        model, vae, positive = pack.LoadEmbeddedModel.execute().result
+        images = [pack.MnistTestDigit.execute(index=i).result[0] for i in (2 * pair, 2 * pair + 1)]
+        noise_level = 0.8
+    else:
+        loaded = harness.load_checkpoint(checkpoint_for(ARCHES[model_name], checkpoints, harness.COMFY_DIR))
+        model, _, vae = loaded
+        positive = harness.encode_prompt(loaded[1], "a photograph")
+        first, second = keyframe_images(size)
+        images = [first[None], second[None]] if pair % 2 == 0 else [second.flip(1)[None], first.flip(0)[None]]
+        noise_level = 0.6
+    encoded = [pack.EncodeKeyframes.execute(**node_inputs(pack.EncodeKeyframes, model=model, positive=positive,
+                                                          image=image, vae=vae, noise_level=noise_level)).result[0]
+               for image in images]
+    keyframes = pack.JoinKeyframes.execute(**node_inputs(pack.JoinKeyframes, first=encoded[0],
+                                                         second=encoded[1])).result[0]
+    return model, keyframes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="embedded,sd15-tiny,sd15,sdxl")
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=9)
+    parser.add_argument("--size", type=int, default=128, help="SD keyframe images' side in pixels")
+    parser.add_argument("--checkpoints", type=Path, default=Path("/tmp/bench"))
+    parser.add_argument("--max-evals", type=int, default=2000, help="the solve's budget (the node's default: 2000)")
+    parser.add_argument("--batch-size", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--range-only", action="store_true",
+                        help="only the log-density range R between each pair of keyframes (no solves)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    harness.import_comfy()
+    rows = []
+    for model_name in args.models.split(","):
+        for pair in range(args.pairs):
+            with torch.inference_mode():
+                model, keyframes = keyframes_of(model_name, pair, args.size, args.checkpoints)
+                if args.range_only:
+                    rows.append(range_line(model_name, pair, keyframes, model, args.size))
+                    print(rows[-1], flush=True)
+                    continue
+                for setting in args.settings.split(","):
+                    try:
+                        rows.append(measure(model_name, pair, setting, keyframes, model, args.frames,
+                                            args.batch_size, args.max_evals))
+                        print(rows[-1].line(), flush=True)
+                    except Exception as error:  # noqa: BLE001 - a refused setting is a row of the table too
+                        print(f"| {model_name} | {pair} | {setting} | refused: {error} |", flush=True)
+    if args.range_only:
+        print(RANGE_HEADER, *rows, sep="\n")
+        return
+    print(HEADER)
+    for row in rows:
+        print(row.line())
+    finite = [r for r in rows if math.isfinite(r.bend)]
+    for setting in args.settings.split(","):
+        bends = [r.bend for r in finite if r.setting == setting]
+        if bends:
+            print(f"{setting}: bend from {min(bends):.3f} to {max(bends):.3f} "
+                  f"(ratio {max(bends) / max(min(bends), 1e-12):.1f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -139,26 +139,38 @@ RANGE_HEADER = ("| model | pixels | latent | pair | R (nats) | alpha at strength
                 "|---|---|---|---|---|---|---|")
 
 
-def keyframes_of(model_name: str, pair: int, size: int, checkpoints: Path):
-    """(model, keyframes) of one model and keyframe pair, the keyframes encoded by the node at the noise level."""
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    model: object
+    vae: object
+    positive: list
+    noise_level: float
+
+
+def load_model(model_name: str, checkpoints: Path) -> LoadedModel:
+    """One model, loaded once for all its pairs (an SDXL layout takes about 12 GiB)."""
     pack = harness.import_pack_module("nodes")
     if model_name == "embedded":
         model, vae, positive = pack.LoadEmbeddedModel.execute().result
+        return LoadedModel(model_name, model, vae, positive, 0.8)
+    model, clip, vae = harness.load_checkpoint(checkpoint_for(ARCHES[model_name], checkpoints, harness.COMFY_DIR))
+    return LoadedModel(model_name, model, vae, harness.encode_prompt(clip, "a photograph"), 0.6)
+
+
+def keyframes_of(loaded: LoadedModel, pair: int, size: int):
+    """Keyframe pair ``pair`` encoded by the node at the model's noise level."""
+    pack = harness.import_pack_module("nodes")
+    if loaded.name == "embedded":
         images = [pack.MnistTestDigit.execute(index=i).result[0] for i in (2 * pair, 2 * pair + 1)]
-        noise_level = 0.8
     else:
-        loaded = harness.load_checkpoint(checkpoint_for(ARCHES[model_name], checkpoints, harness.COMFY_DIR))
-        model, _, vae = loaded
-        positive = harness.encode_prompt(loaded[1], "a photograph")
         first, second = keyframe_images(size)
         images = [first[None], second[None]] if pair % 2 == 0 else [second.flip(1)[None], first.flip(0)[None]]
-        noise_level = 0.6
-    encoded = [pack.EncodeKeyframes.execute(**node_inputs(pack.EncodeKeyframes, model=model, positive=positive,
-                                                          image=image, vae=vae, noise_level=noise_level)).result[0]
-               for image in images]
-    keyframes = pack.JoinKeyframes.execute(**node_inputs(pack.JoinKeyframes, first=encoded[0],
-                                                         second=encoded[1])).result[0]
-    return model, keyframes
+    encoded = [pack.EncodeKeyframes.execute(**node_inputs(
+        pack.EncodeKeyframes, model=loaded.model, positive=loaded.positive, image=image, vae=loaded.vae,
+        noise_level=loaded.noise_level)).result[0] for image in images]
+    return pack.JoinKeyframes.execute(**node_inputs(pack.JoinKeyframes, first=encoded[0],
+                                                    second=encoded[1])).result[0]
 
 
 def main() -> None:
@@ -180,9 +192,11 @@ def main() -> None:
     harness.import_comfy()
     rows = []
     for model_name in args.models.split(","):
+        loaded = load_model(model_name, args.checkpoints)
+        model = loaded.model
         for pair in range(args.pairs):
             with torch.inference_mode():
-                model, keyframes = keyframes_of(model_name, pair, args.size, args.checkpoints)
+                keyframes = keyframes_of(loaded, pair, args.size)
                 if args.range_only:
                     rows.append(range_line(model_name, pair, keyframes, model, args.size))
                     print(rows[-1], flush=True)
@@ -194,6 +208,7 @@ def main() -> None:
                         print(rows[-1].line(), flush=True)
                     except Exception as error:  # noqa: BLE001 - a refused setting is a row of the table too
                         print(f"| {model_name} | {pair} | {setting} | refused: {error} |", flush=True)
+        del loaded, model  # before the next model loads
     if args.range_only:
         print(RANGE_HEADER, *rows, sep="\n")
         return

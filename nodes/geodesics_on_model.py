@@ -97,14 +97,14 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
     return mapped
 
 
-def _range_budget(settings: GeodesicSettings) -> int:
-    """The most evaluations of a strength's range readout between a path's ends (0 without a strength)."""
-    return 0 if settings.strength is None else range_evals(1)
+def _range_budget(settings: GeodesicSettings, segments: int = 1) -> int:
+    """The most evaluations of a strength's range readout over ``segments`` (0 without a strength)."""
+    return 0 if settings.strength is None else range_evals(segments)
 
 
-def _range_expected(settings: GeodesicSettings) -> int:
+def _range_expected(settings: GeodesicSettings, segments: int = 1) -> int:
     """What that readout usually takes (the progress bar's estimate)."""
-    return 0 if settings.strength is None else typical_range_evals(1)
+    return 0 if settings.strength is None else typical_range_evals(segments)
 
 
 def _with_path_strength(kind: str, denoise: Denoiser, path: GeodesicPath, settings: GeodesicSettings, device
@@ -113,12 +113,11 @@ def _with_path_strength(kind: str, denoise: Denoiser, path: GeodesicPath, settin
     conditioning the work runs with at their positions; with the sphere constraint on their common sphere, as
     Geodesic Interpolation reads keyframes), shown on the node; as given without a strength."""
     ends_t = path.t[[0, -1]]
-    ends = path.points[[0, -1]]
+    ends = on_common_sphere(path.points[[0, -1]]) if settings.sphere else path.points[[0, -1]]
 
     def field_of(_segment: int) -> DenoiserField:
         return _field(kind, _reparametrised(denoise, torch.tensor([0.0, 1.0]), ends_t), path.sigma)
 
-    ends = on_common_sphere(ends) if settings.sphere else ends
     settings, calibration = with_strength_alpha(field_of, ends.to(device), settings)
     if calibration is not None:
         show_progress_text(calibration.describe())
@@ -164,13 +163,13 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
 
     # Every solve keeps within its budget, its readout included, and a keyframes-only segment's readout within its;
     # a strength's range readout comes first, within what plan_keyframes kept for it.
-    range_budget = 0 if settings.strength is None else range_evals(len(steps))
     expected = _expected_solve_evals([s + 1 for s in steps], settings)
     if expected is not None:
-        expected += _range_expected(settings) * len(steps)
+        expected += _range_expected(settings, len(steps))
     geodesic, points, log_density = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
-                                                  max(steps) + 1, sum(plan.segments.budgets) + range_budget, calls,
-                                                  expected)
+                                                  max(steps) + 1,
+                                                  sum(plan.segments.budgets) + _range_budget(settings, len(steps)),
+                                                  calls, expected)
     end_tangent = geodesic.end_tangent
     path = keyframes.with_points(points, geodesic.positions(t), schedule=schedule, log_density=log_density,
                                  end_tangent=None if end_tangent is None else end_tangent.float().cpu())

@@ -101,7 +101,7 @@ EMBEDDED_NOTE = (
     'digit).\n'
     '- frames on Geodesic Interpolation: more or fewer frames in the animation.\n'
     '- alpha on Geodesic Interpolation and Density Readout: higher weighs likely digits more, lower keeps the '
-    'path straighter (0.54 was chosen on training digits). Or set strength (their last input; 1 is a start on '
+    'path straighter (0.54 was chosen on training digits). Or set strength (their last input; 0.1 is a start on '
     'any model) and the node picks alpha from the two digits.\n'
     '- noise_level on both Encode Keyframes: higher leaves the path more room, lower stays closer to the '
     'pixels.\n'

@@ -5,6 +5,6 @@ command line), demo.py (its run), report.py (results.json and the console lines)
 the benchmark is ``benchmarks/digits_pairs.py``.
 
 The earlier 8x8 pixel-space model (model_8x8.py, data_8x8.py, train_8x8.py: scikit-learn's bundled digits,
-with this model's scheduler and training recipe) stays as the batch tool's default and the solver tests' fast
-model; every name of it says 8x8 (DEFAULTS_8X8 in settings.py).
+with this model's scheduler and training recipe) stays as the solver benchmark's fast model; every name of it
+says 8x8 (DEFAULTS_8X8 in settings.py).
 """

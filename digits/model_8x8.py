@@ -1,6 +1,6 @@
 """The 8x8 pixel-space digits model (scikit-learn's bundled digits): its UNet, with the embedded MNIST model's
-DDPM scheduler, and loading its shipped weights (also as the pipeline's model at a noise level). The batch
-tool's default model and the solver tests' fast real model."""
+DDPM scheduler, and loading its shipped weights (also as the pipeline's model at a noise level). The solver
+benchmark's fast real model."""
 
 from pathlib import Path
 

@@ -5,7 +5,7 @@ from geodesic_pipeline.defaults import ModelDefaults
 
 ODE_STEPS = 20  # DDIM steps between the clean images and the noise level, both directions, for both models
 
-# The 8x8 pixel-space model (digits/model_8x8.py): the batch tool's default and the solver tests' fast model.
+# The 8x8 pixel-space model (digits/model_8x8.py): the solver benchmark's fast model.
 IMAGE_SIZE_8X8 = 8  # native resolution: upsampling adds no information and would cost 4x the compute
 # At the paper's noise level (60% of the schedule, sigma ~2.28 with this scheduler), alpha by the same rule as
 # the MNIST model's on its training pairs: 1 / median log-density range along slerp = 0.495.

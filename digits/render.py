@@ -66,7 +66,8 @@ def save_strip(reports: dict, comparisons, judge_reliable: bool, path: Path, *, 
         # per path: a slot for its comparison's heading where it starts one, then its frames over its density
         headings = {c.baseline for c in comparisons}
         heights = [h for name in names for h in ([0.55] if name in headings else []) + [1.55]]
-        slots = iter(fig.add_gridspec(len(heights), 1, height_ratios=heights, hspace=0.45, bottom=0.04, top=0.99))
+        slots = iter(fig.add_gridspec(len(heights), 1, height_ratios=heights, hspace=0.45, bottom=0.04, top=0.99,
+                                       left=0.1, right=0.99))
         for name in names:
             comparison = next(c for c in comparisons if name in (c.baseline, c.geodesic))
             if name in headings:
@@ -112,13 +113,14 @@ def save_strip(reports: dict, comparisons, judge_reliable: bool, path: Path, *, 
         density_ax.set_ylim(densities.min() - margin, densities.max() + margin)
         density_ax.set_xticks([])
         density_ax.tick_params(labelsize=6 if narrow else 7)
-        density_ax.set_ylabel("log p", fontsize=7 if narrow else 8, rotation=0, ha="right", va="center")
+        if not narrow:  # narrow: the note under the rows says what the plots show
+            density_ax.set_ylabel("log p", fontsize=8, rotation=0, ha="right", va="center")
     judge_note = (f"labels: the judge's digit per frame, red where it is below {CONFIDENT_PROBABILITY} sure"
                   if judge_reliable else "labels UNRELIABLE (?): the inputs are unlike every training digit")
     note = f"log p: log density relative to the start at the noise level, one shared scale; {judge_note}"
     if narrow:
-        fig.text(0.0, 0.0, textwrap.fill(f"{note}; every other frame shown", NARROW_TEXT_CHARS + 4), fontsize=7,
-                 va="top")
+        fig.text(0.0, 0.0, textwrap.fill(f"under each row: {note}; every other frame shown", NARROW_TEXT_CHARS + 4),
+                 fontsize=7, va="top")
         fig.savefig(path, dpi=NARROW_DPI, bbox_inches="tight")
     else:
         fig.text(0.01, 0.07, note, fontsize=9)

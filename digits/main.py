@@ -28,7 +28,7 @@ import math
 import sys
 from pathlib import Path
 
-# Only light modules at the top: arguments are checked before torch, diffusers and scikit-learn load.
+# Only light modules at the top: arguments are checked before torch, diffusers and matplotlib load.
 from .settings import COMPARE_CHOICES, MNIST_DEFAULTS, ODE_STEPS
 
 

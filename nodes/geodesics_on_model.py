@@ -3,12 +3,14 @@ extrapolation, density readout of any path."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from ..geodesic_pipeline.compare import against_geodesic
 from ..geodesic_pipeline.core import (
     READOUT_PASSES,
     SOLVE_PASSES,
@@ -19,7 +21,6 @@ from ..geodesic_pipeline.core import (
     PathReadout,
     Progress,
     check_budget,
-    geodesic_efficiency,
     knot_interval,
     one_pass_evals,
     read_path,
@@ -273,10 +274,10 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
 
     def compare_on_model(denoise, device):
         solved, calibration = _with_path_strength(kind, denoise, path, settings, device)
-        result = geodesic_efficiency(_path_field(kind, denoise, path), path.points.to(device), solved.alpha,
-                                     sphere=solved.sphere, method=solved.method, tol=solved.tolerance,
-                                     quadrature_tol=solved.accuracy, max_evals=max_evals,
-                                     readout_max_evals=readout_budget)
+        # the strength is spent (it set alpha), and the solve gets what the range readout left of the budget
+        result = against_geodesic(_path_field(kind, denoise, path), path.points.to(device),
+                                  dataclasses.replace(solved, strength=None, max_evals=max_evals),
+                                  readout_max_evals=readout_budget)
         return DensityReadoutResult(path.t.clone(), result.path.cpu(), solved.alpha, result, calibration)
 
     expected = _expected_solve_evals([len(path)], settings)

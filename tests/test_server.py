@@ -442,7 +442,8 @@ def test_every_nodes_bar_ends_full(comfy_server: ComfyServer, object_info: dict)
 
 def test_perceptual_metrics_shows_progress_and_stops_on_cancel(comfy_server: ComfyServer):
     """300 frames through LPIPS-VGG: the node's bar and status line move chunk by chunk, and Cancel stops it
-    between two chunks (it used to run to its end and report success)."""
+    between two chunks, so that a cancelled prompt neither runs the long measurement to its end nor reports
+    success."""
     frames = {"class_type": "EmptyImage",
               "inputs": {"width": 128, "height": 128, "batch_size": 300, "color": 0x808080}}
     prompt = {"frames": frames, "metrics": {"class_type": "DensityGeodesics_PerceptualMetrics",

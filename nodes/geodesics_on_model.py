@@ -274,7 +274,7 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
 
     def compare_on_model(denoise, device):
         solved, calibration = _with_path_strength(kind, denoise, path, settings, device)
-        # the strength is spent (it set alpha), and the solve gets what the range readout left of the budget
+        # the strength is spent (it set alpha), and the solve gets what the pull readout left of the budget
         result = against_geodesic(_path_field(kind, denoise, path), path.points.to(device),
                                   dataclasses.replace(solved, strength=None, max_evals=max_evals),
                                   readout_max_evals=readout_budget)

@@ -224,8 +224,8 @@ def test_embedded_template_runs_as_opened_and_shows_the_morph(page: Page, fronte
     screenshot(page, frontend.screenshots / "embedded_template_ran.png")  # in the view it opened in
     # The readout's table in Preview as Text: on 1.58, in plain text, every row on one line (the template makes the
     # node wide enough); 1.32 draws the text larger and still wraps the widest rows.
-    (table,) = page.evaluate("""() => [...document.querySelectorAll('textarea')].filter(e => e.value.startsWith('|frame|'))
-        .map(e => {
+    (table,) = page.evaluate("""() => [...document.querySelectorAll('textarea')]
+        .filter(e => e.value.startsWith('|frame|')).map(e => {
             const style = getComputedStyle(e);
             const context = document.createElement('canvas').getContext('2d');
             context.font = `${style.fontSize} ${style.fontFamily}`;
@@ -236,7 +236,8 @@ def test_embedded_template_runs_as_opened_and_shows_the_morph(page: Page, fronte
     print("readout table preview:", table)
     page.evaluate("""() => {  // the table at 100 % zoom, for a screenshot of what it reads like
         const canvas = window.app.canvas;
-        const preview = window.app.graph.nodes.filter(n => n.type === 'PreviewAny').sort((a, b) => b.size[0] - a.size[0])[0];
+        const preview = window.app.graph.nodes.filter(n => n.type === 'PreviewAny')
+            .sort((a, b) => b.size[0] - a.size[0])[0];
         canvas.ds.scale = 1;
         canvas.centerOnNode(preview);
         canvas.setDirty(true, true);

@@ -261,8 +261,18 @@ def test_node_help_page_opens_with_its_picture(page: Page, frontend: Frontend):
     finally:
         screenshot(page, frontend.screenshots / "help_page.png")  # also when it fails: shows what the user got
     assert heading.is_visible()
-    sources = page.evaluate("() => [...document.querySelectorAll(\"img[src*='/docs/images/']\")].map(i => i.src)")
-    assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src in sources), sources
+    pictures = page.locator("img[src*='/docs/images/']")
+    shown = []
+    for k in range(pictures.count()):  # each picture as the panel shows it
+        picture = pictures.nth(k)
+        picture.scroll_into_view_if_needed()
+        screenshot(page, frontend.screenshots / f"help_page_picture_{k}.png")
+        shown.append(picture.evaluate("img => [img.src, img.clientWidth, img.naturalWidth]"))
+    print("help page pictures (source, shown px, drawn px):", shown)
+    assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src, _, _ in shown), shown
+    # Drawn for the panel (scripts/make_readme_pictures.py's narrow versions, twice the resolution): shown at least
+    # half their size, so their 8-point text is about 11 px or more, where the README's versions shrank to a fifth.
+    assert shown and all("_narrow." in src and width >= 0.5 * natural for src, width, natural in shown), shown
 
 
 def test_a_refused_prompt_rings_the_input_its_message_names(page: Page, frontend: Frontend):

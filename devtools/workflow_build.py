@@ -32,8 +32,8 @@ MULTILINE_WIDGET_ROWS = 3
 OUTPUT_PREVIEW_HEIGHT = 260  # room for the image an output node shows
 TEXT_PREVIEW_HEIGHT = 150  # room for the text a PreviewAny shows
 # Preview as Text's box on frontend 1.58 (plain text, wrapped): 10 px monospace, 6.0 px a character, 12 px padding
-# a side, the box 35 px narrower than its node (measured in chromium, tests/test_browser.py). Frontend 1.32 draws the
-# text at 13.3 px (8.0 px a character): there a table's widest rows still wrap, at the width both frontends open in.
+# a side, the box 35 px narrower than its node (measured in chromium, tests/test_browser.py). Frontend 1.32 renders a
+# Markdown table as a table after a run.
 TEXT_PREVIEW_CHAR_WIDTH = 6.0
 TEXT_PREVIEW_MARGIN = 35 + 2 * 12
 INPUT_PREVIEW_HEIGHT = 220  # a LoadImage's picture (the frontend's minimum)

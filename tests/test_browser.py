@@ -223,7 +223,7 @@ def test_embedded_template_runs_as_opened_and_shows_the_morph(page: Page, fronte
         .some(img => img.complete && img.naturalWidth > 0)""", timeout=RUN_TIMEOUT_MS)
     screenshot(page, frontend.screenshots / "embedded_template_ran.png")  # in the view it opened in
     # The readout's table in Preview as Text: on 1.58, in plain text, every row on one line (the template makes the
-    # node wide enough); 1.32 draws the text larger and still wraps the widest rows.
+    # node wide enough); 1.32 shows the Markdown rendered as a table (its text box, measured here too, is hidden).
     (table,) = page.evaluate("""() => [...document.querySelectorAll('textarea')]
         .filter(e => e.value.startsWith('|frame|')).map(e => {
             const style = getComputedStyle(e);

@@ -40,6 +40,7 @@ from devtools.comfy_server import (
     write_example_inputs,
 )
 from devtools.markdown_tables import markdown_tables
+from devtools.workflow_build import text_preview_columns
 from devtools.workflow_convert import UI_ONLY_NODE_TYPES, ui_to_api
 from digits.judge import judge_images, load_judge
 from digits.latent_model import load_mnist_model
@@ -91,6 +92,19 @@ def expected_frames(prompt: dict) -> int:
 def node_id_of(prompt: dict, class_type: str) -> str:
     (node_id,) = [i for i, node in prompt.items() if node["class_type"] == class_type]
     return node_id
+
+
+def assert_tables_fit_their_previews(result: PromptResult, name: str) -> None:
+    """Every table the template's Preview as Text nodes showed has rows no longer than the node holds on one line
+    (frontend 1.58; tests/test_browser.py measures it there)."""
+    tables = 0
+    for node in load_workflow(name)["nodes"]:
+        text = result.outputs.get(str(node["id"]), {}).get("text", [""])[0] if node["type"] == "PreviewAny" else ""
+        if text.startswith("|"):
+            tables += 1
+            widest = max(len(line) for line in text.splitlines())
+            assert widest <= text_preview_columns(node["size"][0]), (name, node["size"], text)
+    assert tables, f"{name}: no table previewed"
 
 
 def previewed_text(result: PromptResult, prompt: dict, object_info: dict, source_type: str, output: str) -> str:
@@ -252,6 +266,7 @@ def test_animation_workflow_writes_every_frame(comfy_server: ComfyServer, object
         steps, summary = markdown_tables(table)
         ppl = float(next(row["value"] for row in summary if row["number"] == "ppl"))
         assert len(steps) == len(frames) - 1 and ppl > 0, table
+        assert_tables_fit_their_previews(result, name)
 
 
 def test_embedded_template_runs_as_opened_and_equals_the_pipeline_route(comfy_server: ComfyServer, object_info: dict):
@@ -352,6 +367,7 @@ def test_video_analysis_workflow_plots_density_and_efficiency(comfy_server: Comf
     table = previewed_text(result, prompt, object_info, "DensityGeodesics_DensityReadout", "table")
     frame_rows = markdown_tables(table)[0]
     assert len(frame_rows) == CLIP_FRAMES, table  # one row per frame of the loaded clip
+    assert_tables_fit_their_previews(result, VIDEO_TEMPLATE)
     # A geodesic between the clip's ends is no longer than the clip: 0 < efficiency <= 1, up to the
     # loose CPU tolerance (0.05 relative residual) of the geodesic solve.
     assert readout["inputs"]["compare_geodesic"] is True

@@ -34,7 +34,7 @@ from ..geodesic_pipeline.keyframes import (
     with_strength_alpha,
 )
 from ..geodesic_pipeline.strength import StrengthCalibration, strength_evals
-from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
+from .bridge import ModelCallSettings, NodeBar, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points
 
@@ -48,13 +48,14 @@ def _field(kind: str, denoise: Denoiser, sigma: float) -> DenoiserField:
 
 
 def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath,
-                  largest_batch: int, total_evals: int, calls: ModelCallSettings, expected_evals: int | None = None):
+                  largest_batch: int, total_evals: int, calls: ModelCallSettings, expected_evals: int | None = None,
+                  bar: NodeBar | None = None):
     """``run_with_denoiser`` for work on latents shaped like ``path``'s, at its sigma. A readout shows no latent
     preview: the node's picture is its plot, which a preview of noisy x0 estimates would replace."""
     return run_with_denoiser(model, schedule, work, stage=stage, latent_shape=tuple(path.points.shape[1:]),
                              batch_size=calls.batch_size, largest_batch=largest_batch, total_evals=total_evals,
                              sigma=path.sigma, negative=calls.negative, guidance=calls.guidance,
-                             expected_evals=expected_evals, preview=stage != "readout")
+                             expected_evals=expected_evals, preview=stage != "readout", bar=bar)
 
 
 def _expected_solve_evals(n_points: list[int], settings: GeodesicSettings) -> int | None:
@@ -239,12 +240,32 @@ def _check_readable(model: ModelPatcher, path: GeodesicPath) -> str:
     return kind
 
 
+def _readout_budget(points: int, settings: GeodesicSettings) -> int:
+    """The evaluations a path's own readout may refine within: what the strength's pull leaves of the budget, at
+    least one pass over its ``points`` frames."""
+    return max(settings.max_evals - _strength_budget(settings), one_pass_evals(points))
+
+
+def readout_evals(points: int, *, compare_geodesic: bool, settings: GeodesicSettings) -> tuple[int, int | None]:
+    """The most latents a Density Readout of a path of ``points`` frames evaluates, and what it usually does
+    (None: the most): its bar's total and estimate."""
+    strength_budget = _strength_budget(settings)
+    usual_readout = READOUT_PASSES * one_pass_evals(points) + strength_budget
+    if not compare_geodesic:
+        return _readout_budget(points, settings) + strength_budget, usual_readout
+    # the path's readout, the solve within what the pull leaves, and the pull
+    expected_solve = _expected_solve_evals([points], settings)
+    return (_readout_budget(points, settings) + settings.max_evals,
+            None if expected_solve is None else expected_solve + usual_readout)
+
+
 def read_along(model: ModelPatcher, path: GeodesicPath, *, settings: GeodesicSettings,
-               calls: ModelCallSettings) -> DensityReadoutResult:
+               calls: ModelCallSettings, bar: NodeBar | None = None) -> DensityReadoutResult:
     """Density and distance along any path, refined within ``settings.max_evals`` (at least one pass over its
-    frames), a strength's pull readout between the path's ends included."""
+    frames), a strength's pull readout between the path's ends included; ``bar`` the node's, where the readout
+    is one part of its work (sized by ``readout_evals``)."""
     kind = _check_readable(model, path)
-    budget = max(settings.max_evals - _strength_budget(settings), one_pass_evals(len(path)))
+    budget = _readout_budget(len(path), settings)
 
     def read_on_model(denoise, device):
         solved, calibration = _with_path_strength(kind, denoise, path, settings, device)
@@ -253,24 +274,24 @@ def read_along(model: ModelPatcher, path: GeodesicPath, *, settings: GeodesicSet
                             max_evals=budget).cpu()
         return DensityReadoutResult(path.t.clone(), readout, solved.alpha, calibration=calibration)
 
-    return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path),
-                         budget + _strength_budget(settings), calls,
-                         READOUT_PASSES * one_pass_evals(len(path)) + _strength_budget(settings))
+    total, expected = readout_evals(len(path), compare_geodesic=False, settings=settings)
+    return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path), total, calls, expected,
+                         bar)
 
 
 def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, settings: GeodesicSettings,
-             calls: ModelCallSettings) -> DensityReadoutResult:
+             calls: ModelCallSettings, bar: NodeBar | None = None) -> DensityReadoutResult:
     """Density and distance along any path; optionally its efficiency against the geodesic between its
-    ends."""
+    ends. ``bar`` as in ``read_along``."""
     if not compare_geodesic:
-        return read_along(model, path, settings=settings, calls=calls)
+        return read_along(model, path, settings=settings, calls=calls, bar=bar)
     kind = _check_readable(model, path)
     strength_budget = _strength_budget(settings)
     check_budget(settings.max_evals, one_pass_evals(len(path)) + strength_budget, "the geodesic between the path's "
                  "ends" + " and the pull for strength" * bool(strength_budget))
     max_evals = settings.max_evals - strength_budget
     # The path's own readout may refine within the same budget (at least one pass over its frames).
-    readout_budget = max(max_evals, one_pass_evals(len(path)))
+    readout_budget = _readout_budget(len(path), settings)
 
     def compare_on_model(denoise, device):
         solved, calibration = _with_path_strength(kind, denoise, path, settings, device)
@@ -280,8 +301,6 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
                                   readout_max_evals=readout_budget)
         return DensityReadoutResult(path.t.clone(), result.path.cpu(), solved.alpha, result, calibration)
 
-    expected = _expected_solve_evals([len(path)], settings)
-    if expected is not None:
-        expected += READOUT_PASSES * one_pass_evals(len(path)) + _strength_budget(settings)
-    return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path),
-                         readout_budget + max_evals + strength_budget, calls, expected)
+    total, expected = readout_evals(len(path), compare_geodesic=True, settings=settings)
+    return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path), total, calls, expected,
+                         bar)

@@ -103,13 +103,16 @@ def lpips_chunk(lpips: LPIPS, frames: Tensor, input_name: str = "images") -> int
     return int(min(MAX_LPIPS_CHUNK, room // per_frame))
 
 
-def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images") -> PerceptualMetrics:
+def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images",
+                  bar: NodeBar | None = None) -> PerceptualMetrics:
+    """LPIPS metrics of the frames of ``images``; ``bar`` the node's, where they are one part of its work (one unit
+    a frame), else a bar of their own."""
     frames = image_frames(images, input_name)
     if len(frames) < 2:
         raise GeodesicInputError(f"{input_name}: perceptual metrics need at least 2 frames, got {len(frames)}")
     lpips = lpips_on_device(net)
     return perceptual_metrics(frames, lpips, chunk_size=lpips_chunk(lpips, frames, input_name),
-                              callback=lpips_progress(input_name, NodeBar(len(frames))))
+                              callback=lpips_progress(input_name, bar or NodeBar(len(frames))))
 
 
 def metrics_table(metrics: PerceptualMetrics) -> str:

@@ -432,8 +432,9 @@ def test_interrupt_cancels_a_solve_and_the_next_prompt_runs(comfy_server: ComfyS
 
 def test_every_nodes_bar_ends_full(comfy_server: ComfyServer, object_info: dict):
     """The bar of every node that shows one never goes back and ends at 100% when the node ends (a solve that
-    stops before its budget is spent included, and an even-LPIPS decode: its decoding and measuring passes fill
-    one bar), and the solve's and the extrapolation's status lines say where they are."""
+    stops before its budget is spent included, an even-LPIPS decode: its decoding and measuring passes fill one
+    bar, and a readout with images: its readout and LPIPS columns fill one bar), and the solve's and the
+    extrapolation's status lines say where they are."""
     prompt = with_changes(keyframes_prompt(), {"text": {"text": "a digit, progress"},
                                                "solve": {"max_evals": 100, "tolerance": 1e-6},
                                                "decode_even": {"class_type": "DensityGeodesics_DecodePath",
@@ -441,13 +442,14 @@ def test_every_nodes_bar_ends_full(comfy_server: ComfyServer, object_info: dict)
                                                                           "spacing": "even LPIPS", "frames": 7}},
                                                "show_even": {"class_type": "PreviewAny",
                                                              "inputs": {"source": ["decode_even", 2]}},
+                                               "readout": readout_output(images=["decode", 1])["save"],
                                                "extrapolate": extrapolation_output(frames=3)["extrapolate"],
                                                "show_extrapolation": {"class_type": "PreviewAny",
                                                                       "inputs": {"source": ["extrapolate", 0]}}})
     with comfy_server.listening() as messages:
         result = comfy_server.run(prompt, RUN_TIMEOUT_S)
     assert result.status == "success", result.error_message
-    for node_id in ("encode_a", "encode_b", "solve", "decode", "decode_even", "extrapolate"):
+    for node_id in ("encode_a", "encode_b", "solve", "decode", "decode_even", "readout", "extrapolate"):
         bar = messages.progress(node_id)
         assert bar and bar[-1][0] == bar[-1][1] and len({total for _, total in bar}) == 1, (node_id, bar)
         assert all(value <= total for value, total in bar), node_id

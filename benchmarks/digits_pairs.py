@@ -31,6 +31,7 @@ import torch
 from digits.judge import RETIMINGS, decode_and_judge, load_judge, realism, retimed_variants
 from digits.latent_model import load_mnist_model
 from digits.mnist import load_split, pick_pairs
+from digits.render import NARROW_DPI, NARROW_INCHES, NARROW_STRIP_FRAMES
 from digits.settings import MNIST_DEFAULTS
 from geodesic_core import GeodesicInputError
 from geodesic_core.lpips import load_lpips
@@ -71,6 +72,8 @@ def run_pairs(n_pairs: int, seed: int, alpha: float, noise_level: float, sphere:
         perceptual = {name: retimed_variants(model, report, judge, lpips) for name, report in reports.items()}
         if figure is not None and k == 0:
             save_retiming_figure(reports, perceptual, figure)
+            save_retiming_figure(reports, perceptual, figure.with_name(f"{figure.stem}_narrow{figure.suffix}"),
+                                 narrow=True)
         results.append({
             "held_out_indices": [i, j], "labels": [int(labels[i]), int(labels[j])],
             "paths": {name: report.numbers(geodesic.readout.length) | realism(report.verdict.interior())
@@ -133,30 +136,57 @@ def format_perceptual(p: dict) -> str:
     return "\n".join(rows)
 
 
-def save_retiming_figure(reports: dict, perceptual: dict, path: Path) -> None:
-    """Each path's strip plain and re-timed by ours, with the LPIPS of every step printed under the gap."""
+def save_retiming_figure(reports: dict, perceptual: dict, path: Path, *, narrow: bool = False) -> None:
+    """Each path's strip plain and re-timed by ours, with the LPIPS of every step printed under the gap.
+    ``narrow``: the layout for a help page's side panel (digits/render.py's narrow size), each strip wrapped into
+    rows of NARROW_STRIP_FRAMES frames that share their end frames, so every step stays inside one row."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     rows = [(name, variant) for name in PATH_NAMES for variant in ("plain", "adaptive")]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(12, 1.25 * len(rows)), dpi=100)
-    for ax, (name, variant) in zip(axes, rows, strict=True):
+    n_frames = len(reports[PATH_NAMES[0]].frames)
+    per_row = NARROW_STRIP_FRAMES if narrow else n_frames
+    starts = range(0, max(n_frames - 1, 1), per_row - 1)  # each row starts on the previous one's last frame
+    depth = 1.6 if narrow else 1.5  # a row's height in frame heights: the frames, then their steps' LPIPS below
+    if narrow:
+        # placed by hand, in inches from the top: a strip's two-line title, then its rows (as high as the frames'
+        # aspect makes them), a small gap between strips
+        side, title, row_gap, strip_gap = 0.05, 0.36, 0.04, 0.12
+        row = (NARROW_INCHES - 2 * side) / per_row * depth
+        strip = title + len(starts) * (row + row_gap) + strip_gap
+        height = strip * len(rows)
+        fig = plt.figure(figsize=(NARROW_INCHES, height), dpi=NARROW_DPI)
+        axes = [fig.add_axes(((side / NARROW_INCHES), 1 - (r * strip + title + k * (row + row_gap) + row) / height,
+                              1 - 2 * side / NARROW_INCHES, row / height))
+                for r in range(len(rows)) for k in range(len(starts))]
+    else:
+        fig, axes = plt.subplots(len(rows), 1, figsize=(12, 1.25 * len(rows)), dpi=100)
+    axes = iter(axes)
+    for name, variant in rows:
         numbers = perceptual[name][variant]
         frames = reports[name].frames if variant == "plain" else numbers["frames"]
         pixels = (frames[:, 0].numpy() + 1.0) / 2.0
         size = pixels.shape[-1]
-        ax.imshow(np.concatenate(list(pixels), axis=1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        for k, step in enumerate(numbers["steps"]):
-            ax.text(size * (k + 1) - 0.5, size * 1.27, f"{step:.2f}", ha="center", va="top", fontsize=6.5)
         label = "plain" if variant == "plain" else "even LPIPS (ours)"
-        ax.set_title(f"{name}, {label}: PPL {numbers['ppl']:.3f}, PDV {numbers['pdv']:.4f}", fontsize=9,
-                     loc="left")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_ylim(size * 1.5, -0.5)
-    fig.tight_layout()
+        for k, start in enumerate(starts):
+            ax = next(axes)
+            shown = pixels[start:start + per_row]
+            ax.imshow(np.concatenate(list(shown), axis=1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            for gap, step in enumerate(numbers["steps"][start:start + len(shown) - 1]):
+                ax.text(size * (gap + 1) - 0.5, size * 1.27, f"{step:.2f}", ha="center", va="top",
+                        fontsize=6 if narrow else 6.5)
+            if k == 0:
+                scores = f"PPL {numbers['ppl']:.3f}, PDV {numbers['pdv']:.4f}"
+                ax.set_title(f"{name}, {label}:" + ("\n" if narrow else " ") + scores, fontsize=8 if narrow else 9,
+                             loc="left")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlim(-0.5, size * per_row - 0.5)
+            ax.set_ylim(size * depth, -0.5)
+    if not narrow:
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
@@ -235,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-sphere", dest="sphere", action="store_false",
                         help="solve the geodesic without the sphere constraint (the paper's default keeps it)")
     parser.add_argument("--figure", type=Path, default=Path("out/benchmarks/digits_retiming.png"),
-                        help="where to draw the first pair's strips, plain and re-timed, with per-step LPIPS")
+                        help="where to draw the first pair's strips, plain and re-timed, with per-step LPIPS (and "
+                             "<name>_narrow.png beside it: the layout for a help page's side panel)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 wastes least on a shared, busy machine)")
     args = parser.parse_args(argv)

@@ -9,7 +9,9 @@ the templates with their thumbnails (scripts/make_workflows.py) first, so the sc
 web/docs/ is the pack's WEB_DIRECTORY, so ComfyUI serves these files to the help pages; the README shows
 the same files. The help pages show the *_narrow versions of the demo and settings pictures: the same figures
 laid out for their side panel, about 280 px wide (the help page cannot link to a larger picture: on frontend
-1.32 such a link leads nowhere). The ComfyUI screenshots come from the real-browser test (tests/test_browser.py writes
+1.32 such a link leads nowhere), and close-ups of the nodes a page is about instead of the whole window
+(digits_retiming_narrow.png comes with digits_retiming.png from `benchmarks.digits_pairs --pairs 1 --figure`).
+The ComfyUI screenshots come from the real-browser test (tests/test_browser.py writes
 them to test-artifacts/browser/), run here through pytest rather than a second browser harness; the
 thumbnails of the templates that need an SD checkpoint are made from them (their graph, captioned so)."""
 
@@ -43,11 +45,12 @@ SCREENSHOTS = ROOT / "test-artifacts" / "browser"
 # aiohttp, which serves WEB_DIRECTORY, sends .webp as application/octet-stream on Python 3.11.
 # The SD templates are shown as loaded (their graph): a real SD checkpoint cannot run here, and the test
 # checkpoint's random weights would show noise.
+# Each also as a close-up of the nodes its help page is about (tests/test_browser.py's CLOSEUP_NODES), *_narrow.png.
 BROWSER_PICTURES = {
-    "embedded_template_ran.png": "comfyui_embedded.png",
-    f"{LOOP_TEMPLATE}.png": "comfyui_keyframes_loop.png",
-    f"{EXTRAPOLATION_TEMPLATE}.png": "comfyui_extrapolation.png",
-    f"{VIDEO_TEMPLATE}.png": "comfyui_video_density.png",
+    f"{shot}{suffix}.png": f"{picture}{'_narrow' if suffix else ''}.png"
+    for shot, picture in [("embedded_template_ran", "comfyui_embedded"), (LOOP_TEMPLATE, "comfyui_keyframes_loop"),
+                          (EXTRAPOLATION_TEMPLATE, "comfyui_extrapolation"), (VIDEO_TEMPLATE, "comfyui_video_density")]
+    for suffix in ("", "_closeup")
 }
 BROWSER_TESTS = "embedded_template_runs or workflow_loads"
 SETTINGS_FRAMES = 11  # frames per row in the alpha / noise-level picture
@@ -138,14 +141,19 @@ def noisy_latents_picture() -> None:
               f"clean, then noise level {', '.join(str(n) for n in NOISY_LEVELS)}", "noisy_latents", 6)
 
 
+def keep_screenshot(source: str, target: str) -> None:
+    """The browser test's screenshot ``source`` as the picture ``target``."""
+    with Image.open(SCREENSHOTS / source) as shot:
+        # 256 colours are plenty for the UI and keep each file near 100 KiB
+        shot.convert("RGB").quantize(256).save(IMAGES / target, optimize=True)
+
+
 def browser_pictures() -> None:
     """Run the real-browser test (it writes its screenshots), then keep the ones the docs show, as WebP."""
     subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_browser.py", "-k", BROWSER_TESTS], cwd=ROOT,
                    check=True)
     for source, target in BROWSER_PICTURES.items():
-        with Image.open(SCREENSHOTS / source) as shot:
-            # 256 colours are plenty for the UI and keep each file near 100 KiB
-            shot.convert("RGB").quantize(256).save(IMAGES / target, optimize=True)
+        keep_screenshot(source, target)
     for name in SD_TEMPLATES:
         graph_thumbnail(name, SCREENSHOTS / f"{name}.png").save(WORKFLOWS_DIR / f"{name}.jpg", quality=88)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,10 +43,13 @@ from devtools.comfy_harness import NEWEST_FRONTEND, PINNED_FRONTEND, frontend_ro
 from devtools.comfy_server import (
     ARTIFACTS,
     EMBEDDED_TEMPLATE,
+    EXTRAPOLATION_TEMPLATE,
     FAST_SETTINGS,
     IMAGE_SIZE,
     INTERPOLATION_TEMPLATE,
+    LOOP_TEMPLATE,
     PACK_FOLDER_NAME,
+    VIDEO_TEMPLATE,
     WORKFLOW_NAMES,
     WORKFLOWS_DIR,
     ComfyServer,
@@ -58,6 +62,7 @@ from digits.mnist import load_split_uint8
 
 pytestmark = pytest.mark.browser
 
+HELP_DOCS = Path(__file__).resolve().parents[1] / "web" / "docs"  # the help pages, as the pack serves them
 SCREENSHOTS = ARTIFACTS / "browser"  # the pinned frontend's; the newest one's in frontend-<version>/ inside it
 RUN_TIMEOUT_MS = 300_000
 
@@ -159,10 +164,49 @@ def inside(rect: list[float], area: list[float]) -> bool:
             and area[1] <= rect[1] and rect[1] + rect[3] <= area[1] + area[3])
 
 
+# Help-page close-ups (scripts/make_readme_pictures.py names them *_narrow.png): at most twice the side panel's
+# width (about 280 px), so the panel shows them at least half size, and at a zoom that draws node text at 14 px or
+# more where the whole group fits the window.
+CLOSEUP_WIDTH, CLOSEUP_MAX_ZOOM, CLOSEUP_CORNER = 560, 2.0, 120
+# template -> the nodes its close-up shows, for the help page of the first
+CLOSEUP_NODES = {
+    LOOP_TEMPLATE: ["DensityGeodesics_JoinKeyframes", "DensityGeodesics_SolveBVP"],
+    EXTRAPOLATION_TEMPLATE: ["DensityGeodesics_SolveIVP"],
+    VIDEO_TEMPLATE: ["DensityGeodesics_DensityReadout"],
+    EMBEDDED_TEMPLATE: ["DensityGeodesics_LoadEmbeddedModel"],
+}
+
+
+def closeup(page: Page, node_types: list[str], path: Path) -> Path:
+    """A screenshot of only the nodes of ``node_types``, zoomed as large as CLOSEUP_WIDTH, CLOSEUP_MAX_ZOOM and the
+    window allow."""
+    viewport = page.viewport_size
+    clip = page.evaluate("""([types, width, maxZoom, corner, windowHeight]) => {
+        const canvas = window.app.canvas;
+        canvas.deselectAll();
+        const rects = window.app.graph.nodes.filter(n => types.includes(n.type)).map(n => [...n.boundingRect]);
+        const margin = 8;
+        const left = Math.min(...rects.map(r => r[0])) - margin, top = Math.min(...rects.map(r => r[1])) - margin;
+        const right = Math.max(...rects.map(r => r[0] + r[2])) + margin;
+        const bottom = Math.max(...rects.map(r => r[1] + r[3])) + margin;
+        const zoom = Math.min(maxZoom, width / (right - left), (windowHeight - corner - 10) / (bottom - top));
+        canvas.ds.scale = zoom;  // screen = (graph + offset) * scale: the nodes' corner at (corner, corner)
+        canvas.ds.offset = [corner / zoom - left, corner / zoom - top];
+        canvas.setDirty(true, true);
+        const box = canvas.canvas.getBoundingClientRect();
+        return {x: box.left + corner, y: box.top + corner, width: (right - left) * zoom, height: (bottom - top) * zoom};
+    }""", [node_types, CLOSEUP_WIDTH, CLOSEUP_MAX_ZOOM, CLOSEUP_CORNER, viewport["height"]])
+    page.wait_for_timeout(500)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), clip=clip)
+    return path
+
+
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_workflow_loads_without_missing_nodes(page: Page, frontend: Frontend, name: str):
     load_template(page, PACK_FOLDER_NAME, name)
-    screenshot(page, frontend.screenshots / f"{name}.png")
+    screenshots = frontend.screenshots
+    screenshot(page, screenshots / f"{name}.png")
     assert unregistered_node_types(page) == []
     assert missing_nodes_warnings(page).count() == 0
     # It opens on the whole graph, readable, every node in one of its groups (Inputs, ..., Outputs) as the
@@ -182,6 +226,8 @@ def test_workflow_loads_without_missing_nodes(page: Page, frontend: Frontend, na
                                      if k in dict(ordered_inputs(object_info[node["class_type"]]))}}
                 for node_id, node in frontend_api_prompt(page).items()}
     assert frontend == ui_to_api(json.loads((WORKFLOWS_DIR / f"{name}.json").read_text()), object_info)
+    if name in CLOSEUP_NODES and name != EMBEDDED_TEMPLATE:  # the embedded one's is taken after its run
+        closeup(page, CLOSEUP_NODES[name], screenshots / f"{name}_closeup.png")
 
 
 def set_widgets(page: Page, node_type: str, values: dict) -> None:
@@ -259,44 +305,55 @@ def test_embedded_template_runs_as_opened_and_shows_the_morph(page: Page, fronte
     labels = [int(label) for label in load_split_uint8("held_out")[1][indices]]
     assert [verdict.labels[0], verdict.labels[-1]] == labels, verdict.labels
     assert verdict.mean_confidence >= 0.8, verdict.confidence
+    closeup(page, CLOSEUP_NODES[EMBEDDED_TEMPLATE], frontend.screenshots / "embedded_template_ran_closeup.png")
 
 
-HELP_NODE = "DensityGeodesics_SolveBVP"
+# node -> a template it is in: the help pages with pictures (the last one's made for this test, on its template)
+HELP_PAGES = {
+    "DensityGeodesics_SolveBVP": INTERPOLATION_TEMPLATE,
+    "DensityGeodesics_JoinKeyframes": INTERPOLATION_TEMPLATE,
+    "DensityGeodesics_PerceptualMetrics": INTERPOLATION_TEMPLATE,
+    "DensityGeodesics_LoadEmbeddedModel": EMBEDDED_TEMPLATE,
+    "DensityGeodesics_DensityReadout": EMBEDDED_TEMPLATE,
+    "DensityGeodesics_SolveIVP": EXTRAPOLATION_TEMPLATE,
+}
 
 
-def test_node_help_page_opens_with_its_picture(page: Page, frontend: Frontend):
+@pytest.mark.parametrize("node_type", HELP_PAGES)
+def test_node_help_page_opens_with_its_picture(page: Page, frontend: Frontend, node_type: str):
     """Select a node, press the selection toolbox's info button: the sidebar shows the pack's help page
-    (fetched from /extensions/<pack>/docs/<node id>.md), its pictures loaded, not the generated fallback."""
-    load_template(page, PACK_FOLDER_NAME, INTERPOLATION_TEMPLATE)
+    (fetched from /extensions/<pack>/docs/<node id>.md) with its own pictures, loaded, not the generated
+    fallback, each drawn for the panel."""
+    pictures_in_page = re.findall(r"!\[[^]]*\]\((images/[^)]+)\)", (HELP_DOCS / f"{node_type}.md").read_text())
+    load_template(page, PACK_FOLDER_NAME, HELP_PAGES[node_type])
     fit_view(page)
     page.evaluate("""type => {
         const node = window.app.graph.nodes.find(n => n.type === type);
         window.app.canvas.selectNode(node);
         window.app.canvas.setDirty(true, true);
-    }""", HELP_NODE)
+    }""", node_type)
     page.locator("[data-testid='info-button']").first.click()
-    heading = page.get_by_text("How alpha and the noise level change the result")
     try:
-        heading.wait_for(timeout=15_000)
-        page.wait_for_function("""() => {
+        page.wait_for_function("""count => {
             const pictures = [...document.querySelectorAll("img[src*='/docs/images/']")];
-            return pictures.length > 0 && pictures.every(img => img.complete && img.naturalWidth > 0);
-        }""", timeout=15_000)
-    finally:
-        screenshot(page, frontend.screenshots / "help_page.png")  # also when it fails: shows what the user got
-    assert heading.is_visible()
+            return pictures.length === count && pictures.every(img => img.complete && img.naturalWidth > 0);
+        }""", arg=len(pictures_in_page), timeout=15_000)
+    finally:  # also when it fails: shows what the user got
+        screenshot(page, frontend.screenshots / f"help_page_{node_type}.png")
     pictures = page.locator("img[src*='/docs/images/']")
     shown = []
     for k in range(pictures.count()):  # each picture as the panel shows it
         picture = pictures.nth(k)
         picture.scroll_into_view_if_needed()
-        screenshot(page, frontend.screenshots / f"help_page_picture_{k}.png")
+        screenshot(page, frontend.screenshots / f"help_page_{node_type}_picture_{k}.png")
         shown.append(picture.evaluate("img => [img.src, img.clientWidth, img.naturalWidth]"))
     print("help page pictures (source, shown px, drawn px):", shown)
-    assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src, _, _ in shown), shown
-    # Drawn for the panel (scripts/make_readme_pictures.py's narrow versions, twice the resolution): shown at least
-    # half their size, so their 8-point text is about 11 px or more, where the README's versions shrank to a fifth.
-    assert shown and all("_narrow." in src and width >= 0.5 * natural for src, width, natural in shown), shown
+    assert [src.split(f"/extensions/{PACK_FOLDER_NAME}/docs/")[-1] for src, _, _ in shown] == pictures_in_page, shown
+    # Drawn for the panel (scripts/make_readme_pictures.py's narrow versions and close-ups, at most twice its
+    # width): shown at least half their size, so their 8-point text is about 11 px or more, where the README's
+    # versions shrank to a fifth.
+    assert all("_narrow." in src and width >= 0.5 * natural for src, width, natural in shown), shown
+    page.keyboard.press("Escape")
 
 
 def test_a_refused_prompt_rings_the_input_its_message_names(page: Page, frontend: Frontend):

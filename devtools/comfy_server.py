@@ -38,6 +38,7 @@ from .comfy_harness import (
     ROOT,
     TINY_CHECKPOINT_NAME,
     frontend_root,
+    is_source_tree,
     require_tiny_checkpoint,
 )
 
@@ -137,7 +138,8 @@ class PromptResult:
 
 
 class ComfyServer:
-    """One `python main.py --cpu` process; stop() ends it by its PID."""
+    """One ComfyUI process on the CPU (`python main.py --cpu`, or `comfyui --cpu` for a pip-packaged
+    ComfyUI, whose legacy main.py ignores --base-directory); stop() ends it by its PID."""
 
     def __init__(self, base_directory: Path, port: int, front_end_root: Path | None = None,
                  extra_env: dict[str, str] | None = None):
@@ -160,7 +162,8 @@ class ComfyServer:
 
     def start(self) -> None:
         base = self.base_directory
-        command = [str(PYTHON), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        launcher = [str(PYTHON), "main.py"] if is_source_tree() else [str(PYTHON.parent / "comfyui")]
+        command = [*launcher, "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                    "--disable-auto-launch", "--disable-api-nodes", "--base-directory", str(base),
                    # the default database lives in .comfyui/ComfyUI/user, which this set-up never creates
                    "--database-url", f"sqlite:///{base / 'user' / 'comfyui.db'}"]

@@ -120,7 +120,8 @@ def test_pack_imports_without_errors(comfy_server: ComfyServer, object_info: dic
     log = comfy_server.log_text()
     assert "IMPORT FAILED" not in log and "Cannot import" not in log, comfy_server.log_tail(60)
     assert "Error while calling comfy_entrypoint" not in log, comfy_server.log_tail(60)
-    assert re.search(rf"seconds: .*custom_nodes/{PACK_FOLDER_NAME}\n", log), "pack missing from the import list"
+    # Every node registered from custom_nodes/ (ComfyUI's list of pack import times is not read: some
+    # versions log it at debug level only).
     assert {k for k in object_info if k.startswith("DensityGeodesics")} == PACK_NODE_IDS
 
 

@@ -29,7 +29,7 @@ from ..geodesic_pipeline.core import (
     working_bytes,
 )
 from ..geodesic_pipeline.keyframes import GeodesicSettings
-from .bridge import ModelCallSettings, show_progress_text
+from .bridge import ModelCallSettings, show_progress_text, stop_if_cancelled
 from .encode_decode import decode_path
 from .geodesics_on_model import read_along
 from .path import GeodesicPath
@@ -62,9 +62,7 @@ def lpips_progress(stage: str) -> Callback:
 
     def report(progress: Progress) -> None:
         nonlocal bar
-        if comfy.model_management.processing_interrupted():
-            show_progress_text(f"cancelled ({stage}, after LPIPS of {progress.step} of {progress.total} frames)")
-            comfy.model_management.throw_exception_if_processing_interrupted()
+        stop_if_cancelled(f"{stage}, after LPIPS of {progress.step} of {progress.total} frames")
         if bar is None or progress.step <= bar.current:  # a new pass over the frames starts a new bar
             bar = comfy.utils.ProgressBar(progress.total)
         bar.update_absolute(progress.step, progress.total)

@@ -6,7 +6,7 @@ import server
 from comfy_api.latest import ComfyExtension, io
 
 from .nodes import NODES
-from .nodes.template_routes import add_thumbnail_route, templates_sorted_by_name
+from .nodes.template_routes import add_template_files_route, templates_sorted_by_name
 from .nodes.validation import one_error_per_refusal
 
 # Served by ComfyUI at /extensions/<pack folder>/; the frontend reads each node's help page from
@@ -29,7 +29,7 @@ async def comfy_entrypoint() -> DensityGeodesicsExtension:
     if app is not None and not app.frozen:
         # ComfyUI names a pack's template URLs after the folder the pack is installed in.
         pack_folder = Path(__file__).parent.name
-        add_thumbnail_route(prompt_server.routes, pack_folder)
+        add_template_files_route(prompt_server.routes, pack_folder)
         app.middlewares.append(one_error_per_refusal(NODES))
         app.middlewares.append(templates_sorted_by_name(pack_folder))
     return DensityGeodesicsExtension()

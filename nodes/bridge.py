@@ -111,11 +111,14 @@ def show_progress_text(text: str) -> None:
 
 
 def stop_if_cancelled(status: str) -> None:
-    """On Cancel: "cancelled (<status>)" under the node's title, then ComfyUI's interrupt exception. The flag is
-    read first, so that no exception class is named: ComfyUI versions define it in different modules."""
-    if comfy.model_management.processing_interrupted():
-        show_progress_text(f"cancelled ({status})")
+    """On Cancel: "cancelled (<status>)" under the node's title, then ComfyUI's interrupt exception. What the
+    check raises is that exception, so it is caught unnamed: ComfyUI versions define it in different modules
+    (and 0.12.1's processing_interrupted() answers None, so the flag cannot be read first)."""
+    try:
         comfy.model_management.throw_exception_if_processing_interrupted()
+    except Exception:
+        show_progress_text(f"cancelled ({status})")
+        raise
 
 
 def check_guidance(guidance: float, negative_connected: bool) -> None:

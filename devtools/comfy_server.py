@@ -282,6 +282,9 @@ class ComfyServer:
         finally:
             self._collectors.remove(messages)
 
+    def interrupt(self) -> None:
+        requests.post(self.url + "/interrupt", timeout=30).raise_for_status()
+
     def queue_running(self) -> list:
         return self.get("/queue").json()["queue_running"]
 

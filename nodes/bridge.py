@@ -63,15 +63,14 @@ def _unique_conditionings(schedule: ConditioningSchedule) -> tuple[list[list], T
 
 
 class _Progress:
-    """The node's bar over ``stage``'s model calls, with a latent preview of the latest x0 estimate at each where
+    """The node's bar over the work's model calls, with a latent preview of the latest x0 estimate at each where
     ``preview`` (the frontend draws it on the node, which grows to show it).
 
     ``total`` is the most samples the work can denoise and ``expected`` what it usually does (None: exactly
     ``total``); the bar shows ``estimated_fraction`` of its ``total``, never past it and never backwards, and
     ``finish`` fills it when the work stops before its budget is spent (a solve that converges)."""
 
-    def __init__(self, model, stage: str, total: int, expected: int | None = None, preview: bool = True):
-        self.stage = stage
+    def __init__(self, model, total: int, expected: int | None = None, preview: bool = True):
         self.total = max(total, 1)
         self.expected = expected
         if preview:
@@ -84,12 +83,7 @@ class _Progress:
         self.calls = 0
         self.last_preview: Tensor | None = None
 
-    def stop_if_cancelled(self) -> None:
-        stop_if_cancelled(f"{self.stage}, after {self.done} evaluations")
-
     def advance(self, denoised: Tensor) -> None:
-        # Before the bar moves: ComfyUI's progress hook raises on Cancel too, without saying so on the node.
-        self.stop_if_cancelled()
         self.calls += 1
         self.done += denoised.shape[0]
         self.last_preview = denoised[denoised.shape[0] // 2:][:1]
@@ -110,14 +104,20 @@ def show_progress_text(text: str) -> None:
         prompt_server.send_progress_text(text, context.node_id)
 
 
+def is_cancel(error: BaseException) -> bool:
+    """ComfyUI's interrupt exception, raised on Cancel by its checks and the pack's. Known by its name, the same
+    in every version, where its module is not (comfy.model_management; comfy.interruption in 0.12.1)."""
+    return type(error).__name__ == "InterruptProcessingException"
+
+
 def stop_if_cancelled(status: str) -> None:
-    """On Cancel: "cancelled (<status>)" under the node's title, then ComfyUI's interrupt exception. What the
-    check raises is that exception, so it is caught unnamed: ComfyUI versions define it in different modules
-    (and 0.12.1's processing_interrupted() answers None, so the flag cannot be read first)."""
+    """On Cancel: "cancelled (<status>)" under the node's title, then ComfyUI's interrupt exception (0.12.1's
+    processing_interrupted() answers None, so the flag cannot be read first)."""
     try:
         comfy.model_management.throw_exception_if_processing_interrupted()
-    except Exception:
-        show_progress_text(f"cancelled ({status})")
+    except Exception as error:
+        if is_cancel(error):
+            show_progress_text(f"cancelled ({status})")
         raise
 
 
@@ -162,7 +162,7 @@ class _WorkSampler(comfy.samplers.Sampler):
         negative = original_conds.get("negative")
 
         def denoise_batch(x: Tensor, sigma: float, t: Tensor) -> Tensor:
-            self.progress.stop_if_cancelled()
+            comfy.model_management.throw_exception_if_processing_interrupted()
             before, after, weight = self.schedule.locate(t)
             positive = keyframes.blend(self.knot_index[before], self.knot_index[after], weight)
             set_sampling_conds(model_wrap, {"positive": positive, "negative": negative})
@@ -218,7 +218,7 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     guider.inner_set_conds(conds)
     guider.set_cfg(1.0 + guidance)
     images_per_latent = 2 if guidance > 0 else 1
-    progress = _Progress(model, stage, total_evals, expected_evals, preview)
+    progress = _Progress(model, total_evals, expected_evals, preview)
 
     def batch_limit(wanted: int, device: torch.device) -> int:
         return fitting_batch(model, latent_shape, wanted, batch_size, images_per_latent, device)
@@ -227,7 +227,14 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     load_batch = min(largest_batch, batch_size) if batch_size > 0 else largest_batch
     placeholder = torch.zeros((max(load_batch, 1), *latent_shape))
     started = time.perf_counter()
-    guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
+    try:
+        guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
+    except Exception as error:
+        # Raised by the check before each model call, by ComfyUI's progress hook, or inside the model call
+        # (0.12.1 checks at every op).
+        if is_cancel(error):
+            show_progress_text(f"cancelled ({stage}, after {progress.done} evaluations)")
+        raise
     progress.finish()
     logging.info("DensityGeodesics %s: %.2f s, %d model calls, %d latents evaluated", stage,
                  time.perf_counter() - started, progress.calls, progress.done)

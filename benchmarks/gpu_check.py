@@ -41,7 +41,7 @@ def learned_counts(pairs: int) -> dict:
     sphere on, as the demo)."""
     from benchmarks.solvers import digits_case
 
-    rows, settings = digits_case(pairs, (True,), model_name="mnist")
+    rows, settings = digits_case(pairs, (True,))
     return {"pairs": pairs, "settings": settings,
             "paper_evals": statistics.median(r["evals"] for r in rows if r["method"] == "paper"),
             "default_evals": statistics.median(r["evals"] for r in rows if r["method"] == "default")}

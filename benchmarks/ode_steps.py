@@ -1,11 +1,11 @@
 """Round-trip error of inversion then decoding against ODE steps, DDIM (order 1) against Heun (order 2).
 
-    bash dev.sh py -m benchmarks.ode_steps            # the 8x8 digits model, 16 held-out images (~1 min)
+    bash dev.sh py -m benchmarks.ode_steps            # the embedded MNIST latent model, 16 held-out digits
 
-Each image is inverted to the demo's noise level and generated back with the same schedule; the table gives
-the relative RMS error of the round trip and the model evaluations per image it cost (counted at the
-denoiser). Heun spends two evaluations per step (one on the step to sigma = 0), so compare rows at equal
-evaluations, not equal steps.
+Each digit's latent (the VAE's encoding) is inverted to the demo's noise level and generated back with the same
+schedule; the table gives the relative RMS error of the round trip in latent space and the model evaluations per
+image it cost (counted at the denoiser). Heun spends two evaluations per step (one on the step to sigma = 0), so
+compare rows at equal evaluations, not equal steps.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import argparse
 
 import torch
 
-from digits.data_8x8 import load_split
-from digits.model_8x8 import load_8x8_model, load_trained_model
+from digits.latent_model import build_scheduler, load_mnist_model
+from digits.mnist import load_split
 from geodesic_core import generate, invert
 from geodesic_core.diffusers_adapter import denoising_sigmas
 
@@ -26,10 +26,11 @@ def main() -> None:
     ap.add_argument("--steps", default="3,5,10,20,40")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model = load_8x8_model()
-    _, scheduler = load_trained_model()
+    model = load_mnist_model()
+    scheduler = build_scheduler()
     images, _ = load_split("held_out")
-    clean = model.encode(images[: args.images])
+    with torch.no_grad():
+        clean = model.encode(images[: args.images])
     evals = []
 
     def counted(x, sigma, t=None):

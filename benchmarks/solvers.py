@@ -5,7 +5,7 @@
 
 Cases, all with 17 points: (a) a 2-D two-mode Gaussian mixture, (b) a 16,384-D mixture (an SD1.5 latent
 at 512 px), with and without the sphere constraint, both analytic; (c) the learned density of the embedded
-digits diffusion model (digits/model_8x8.py: a trained diffusers UNet on sklearn's 8x8 digits) with the
+MNIST latent model (digits/latent_model.py: a diffusers VAE and a UNet on its 4x8x8 latents) with the
 demo's field, alpha and noise level, between the DDIM-inverted latents of --digit-pairs held-out pairs
 (digits.mnist.pick_pairs of the held-out labels, seed 0, default 8) rescaled to their common radius, with the sphere
 constraint (the demo's and the paper's default) and, unless --digit-spheres sphere, without it.
@@ -138,27 +138,16 @@ def run_case(name, field, a, b, alpha, sphere, n_points=17, counter: CountingDen
     return rows
 
 
-def digits_case(n_pairs: int, spheres: tuple[bool, ...], n_points: int = 17,
-                model_name: str = "8x8") -> tuple[list[dict], dict]:
-    """Both solvers on ``n_pairs`` held-out digit pairs of an embedded digits model ("8x8": the sklearn-digits
-    fixture; "mnist": the MNIST latent model the demo runs), set up as geodesic_pipeline.compare's
-    compare_paths does (the model's field, alpha and noise level; both ends rescaled to their common radius).
-    Returns the per-pair rows and the settings used."""
-    from digits.mnist import pick_pairs
+def digits_case(n_pairs: int, spheres: tuple[bool, ...], n_points: int = 17) -> tuple[list[dict], dict]:
+    """Both solvers on ``n_pairs`` held-out digit pairs of the embedded MNIST latent model (the demo's), set up as
+    geodesic_pipeline.compare's compare_paths does (the model's field, alpha and noise level; both ends rescaled
+    to their common radius). Returns the per-pair rows and the settings used."""
+    from digits.latent_model import load_mnist_model
+    from digits.mnist import load_split, pick_pairs
+    from digits.settings import MNIST_DEFAULTS as defaults
     from geodesic_pipeline.compare import encode_pairs, to_common_radius
 
-    if model_name == "mnist":
-        from digits.latent_model import load_mnist_model
-        from digits.mnist import load_split
-        from digits.settings import MNIST_DEFAULTS as defaults
-
-        model = load_mnist_model()
-    else:
-        from digits.data_8x8 import load_split
-        from digits.model_8x8 import load_8x8_model
-        from digits.settings import DEFAULTS_8X8 as defaults
-
-        model = load_8x8_model()
+    model = load_mnist_model()
     images, labels = load_split("held_out")
     pairs = pick_pairs(labels, n_pairs, seed=0)
     counter = CountingDenoiser(model.denoise)
@@ -171,7 +160,7 @@ def digits_case(n_pairs: int, spheres: tuple[bool, ...], n_points: int = 17,
             name = f"{i:3d}->{j:<3d} {labels[i]}->{labels[j]}"
             for row in run_case(name, field, a, b, defaults.alpha, sphere, n_points, counter):
                 rows.append(row | {"sphere": sphere})
-    settings = {"model": model_name, "alpha": defaults.alpha, "noise_level": defaults.noise_level,
+    settings = {"alpha": defaults.alpha, "noise_level": defaults.noise_level,
                 "sigma": field.sigma, "chunk_size": field.chunk_size, "n_points": n_points}
     return rows, settings
 
@@ -191,7 +180,7 @@ def _ratio_text(value, width):
 def print_digits(rows: list[dict], settings: dict) -> None:
     print()
     chunk = settings["chunk_size"]
-    print(f"(c) embedded digits model {settings['model']} (learned density): noise level {settings['noise_level']} "
+    print(f"(c) embedded MNIST latent model (learned density): noise level {settings['noise_level']} "
           f"(sigma {settings['sigma']:.4f}), alpha {settings['alpha']}, {settings['n_points']} points, "
           f"held-out pairs from pick_pairs('held_out', P, seed=0); model calls = denoiser calls, chunk size "
           f"{'none (each score call is one batched call)' if chunk is None else chunk}")
@@ -446,8 +435,7 @@ def print_stress(rows: list[dict]) -> None:
 
 def print_digits_cases(args: argparse.Namespace) -> None:
     spheres = (True, False) if args.digit_spheres == "both" else (True,)
-    for name in (("8x8", "mnist") if args.digits_model == "both" else (args.digits_model,)):
-        print_digits(*digits_case(args.digit_pairs, spheres, model_name=name))
+    print_digits(*digits_case(args.digit_pairs, spheres))
 
 
 def main() -> None:
@@ -457,8 +445,6 @@ def main() -> None:
                     help="held-out digit pairs for case (c); 0 skips it")
     ap.add_argument("--digit-spheres", choices=("both", "sphere"), default="both",
                     help="case (c) with and without the sphere constraint, or only with it")
-    ap.add_argument("--digits-model", choices=("8x8", "mnist", "both"), default="both",
-                    help="case (c) on the 8x8 fixture model, the MNIST latent model (the demo's), or both")
     ap.add_argument("--digits-only", action="store_true", help="only case (c)")
     ap.add_argument("--family-only", action="store_true", help="only case (d), the hard family")
     ap.add_argument("--no-global", action="store_true", help="case (d) without the global search")

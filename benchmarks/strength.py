@@ -6,7 +6,9 @@ For each model and keyframe pair, Encode Keyframes and Geodesic Interpolation ru
 execute() with each setting (a relative ``strength``, or an absolute ``alpha``), and the solved path is compared
 with the great circle between the same keyframes, both read out by the Density Readout code in the solve's alpha:
 
-- R: the log-density range along the great circle that a strength divides by (nats);
+- pull: how far the density bends the geodesic off the great circle per unit alpha, to first order (what a
+  strength divides by: alpha = strength / pull), and "first order" = alpha x pull, the bend that predicts;
+- R: the log-density range along the great circle (nats): the scale of log p on that model;
 - bend: the largest distance of a frame from the keyframes' plane, over the chord between them;
 - lift: how much more probable the path's interior frames are than the great circle's, on average, in units of R;
 - gain: 1 - length of the path / length of the great circle, in the solve's metric (0: no shorter);
@@ -36,7 +38,8 @@ from devtools.markdown_tables import markdown_tables
 
 from .pipeline_stages import checkpoint_for, keyframe_images, node_inputs
 
-SETTINGS = ("strength 1", "strength 3", "alpha 0.002", "alpha 0.54")  # "strength S" or "alpha A": the node's input
+# Each "strength S" or "alpha A": the node input it sets.
+SETTINGS = ("strength 0.1", "strength 0.3", "strength 1", "alpha 0.002", "alpha 0.54")
 STOPS = {"converged": "converged", "best path this model allows": "floor", "stopped improving": "stalled",
          "max_evals": "budget", "stopped early": "stopped", "schedule": "schedule"}
 ARCHES = {"sd15-tiny": "tiny", "sd15": "sd15", "sdxl": "sdxl"}
@@ -48,6 +51,7 @@ class Row:
     pair: int
     setting: str
     alpha: float
+    pull: float
     log_density_range: float
     bend: float
     lift: float
@@ -58,22 +62,13 @@ class Row:
     seconds: float
 
     def line(self) -> str:
-        return (f"| {self.model} | {self.pair} | {self.setting} | {self.alpha:.3g} | {self.log_density_range:.3g} | "
-                f"{self.bend:.3f} | {self.lift:+.2f} | {self.gain:+.3f} | {self.evals} | {self.residual:.2g} | "
-                f"{self.stop} | {self.seconds:.0f} |")
+        return (f"| {self.model} | {self.pair} | {self.setting} | {self.alpha:.3g} | {self.pull:.3g} | "
+                f"{self.alpha * self.pull:.3f} | {self.bend:.3f} | {self.log_density_range:.3g} | {self.lift:+.2f} | "
+                f"{self.gain:+.3f} | {self.evals} | {self.residual:.2g} | {self.stop} | {self.seconds:.0f} |")
 
 
-HEADER = ("| model | pair | setting | alpha | R (nats) | bend | lift (R) | gain | evals | residual | stop | s |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|")
-
-
-def bend(points: torch.Tensor) -> float:
-    """Largest distance of a frame from the plane through the origin and the two ends (where the great circle
-    lies), over the chord between the ends."""
-    flat = points.reshape(len(points), -1).double()
-    basis, _ = torch.linalg.qr(torch.stack([flat[0], flat[-1]], 1))
-    off_plane = flat - (flat @ basis) @ basis.T
-    return float(off_plane.norm(dim=1).max() / (flat[-1] - flat[0]).norm())
+HEADER = ("| model | pair | setting | alpha | pull | first order | bend | R (nats) | lift (R) | gain | evals | "
+          "residual | stop | s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def great_circle_like(path, frames: int):
@@ -83,17 +78,13 @@ def great_circle_like(path, frames: int):
     return path.with_points(points, path.t[0] + ts * (path.t[-1] - path.t[0]))
 
 
-def log_density_range(report: str, alpha: float, strength: float | None) -> float | None:
-    match = re.search(r"log-density range ([0-9.eE+-]+) nats", report)
-    return float(match.group(1)) if match else None if strength is None else strength / alpha
-
-
-def measure(model_name: str, pair: int, setting: str, keyframes, model, frames: int, batch_size: int,
-            max_evals: int) -> Row:
+def measure(model_name: str, pair: int, setting: str, keyframes, model, pull: float, frames: int,
+            batch_size: int, max_evals: int) -> Row:
     pack = harness.import_pack_module("nodes")
     on_model = harness.import_pack_module("nodes.geodesics_on_model")
     bridge = harness.import_pack_module("nodes.bridge")
     keyframe_settings = harness.import_pack_module("geodesic_pipeline.keyframes")
+    strength = harness.import_pack_module("geodesic_pipeline.strength")
     name, value = setting.split()
     overrides = {name: float(value)}
     start = time.perf_counter()
@@ -106,9 +97,7 @@ def measure(model_name: str, pair: int, setting: str, keyframes, model, frames: 
     calls = bridge.ModelCallSettings(inputs["guidance"], None, batch_size)
     geodesic = on_model.read_along(model, path, settings=read, calls=calls).readout
     circle = on_model.read_along(model, great_circle_like(path, frames), settings=read, calls=calls).readout
-    range_ = log_density_range(report, alpha, overrides.get("strength"))
-    if range_ is None:  # an absolute alpha: R read from the great circle all the same
-        range_ = float(circle.log_density.max() - circle.log_density.min())
+    range_ = float(circle.log_density.max() - circle.log_density.min())
     lift = float(geodesic.log_density[1:-1].mean() - circle.log_density[1:-1].mean()) / range_
     solves = [(STOPS[next(p for p in STOPS if p in line)], int(n)) for line, n in
               re.findall(r"(residual [^\n]*) (\d+) score evaluations in", report)]
@@ -117,26 +106,30 @@ def measure(model_name: str, pair: int, setting: str, keyframes, model, frames: 
     stop = "/".join(sorted({words for words, _ in solves}))
     residual = max(float(r) for r in re.findall(r"residual ([0-9.eE+-]+)", report))
     print(report, flush=True)
-    return Row(model_name, pair, setting, alpha, range_, bend(path.points), lift,
-               1.0 - geodesic.length / circle.length, evals, residual, stop, seconds)
+    bend = strength.bend(path.points, sphere=inputs["sphere"])
+    return Row(model_name, pair, setting, alpha, pull, range_, bend, lift, 1.0 - geodesic.length / circle.length,
+               evals, residual, stop, seconds)
 
 
-def range_line(model_name: str, pair: int, keyframes, model, size: int) -> str:
-    """The log-density range R between the keyframes alone, as a strength reads it (through Density Readout on
-    the two keyframes with strength 1): how far the scale of log p differs between models and resolutions."""
+def read_pull(keyframes, model) -> tuple[float, float]:
+    """The pull between the keyframes as a strength reads it (Density Readout on the two keyframes with strength
+    1, whose alpha is then 1 / pull), and the seconds it took."""
     pack = harness.import_pack_module("nodes")
     start = time.perf_counter()
     table = pack.DensityReadout.execute(**node_inputs(pack.DensityReadout, model=model, path=keyframes,
                                                       compare_geodesic=False, strength=1.0)).args[1]
     alpha = {row["number"]: row for row in markdown_tables(table)[1]}["alpha"]
-    log_density_range = re.match(r"= strength 1 / log-density range (\S+) nats", alpha["meaning"])[1]
+    return float(re.match(r"= strength 1 / pull (\S+)", alpha["meaning"])[1]), time.perf_counter() - start
+
+
+def pull_line(model_name: str, pair: int, keyframes, pull: float, seconds: float, size: int) -> str:
     latent = "x".join(str(n) for n in keyframes.points.shape[1:])
-    return (f"| {model_name} | {size if model_name != 'embedded' else 32} | {latent} | {pair} | "
-            f"{log_density_range} | {alpha['value']} | {time.perf_counter() - start:.0f} |")
+    return (f"| {model_name} | {size if model_name != 'embedded' else 32} | {latent} | {pair} | {pull:.4g} | "
+            f"{0.1 / pull:.4g} | {seconds:.0f} |")
 
 
-RANGE_HEADER = ("| model | pixels | latent | pair | R (nats) | alpha at strength 1 | s |\n"
-                "|---|---|---|---|---|---|---|")
+PULL_HEADER = ("| model | pixels | latent | pair | pull | alpha at strength 0.1 | s |\n"
+               "|---|---|---|---|---|---|---|")
 
 
 @dataclass(frozen=True)
@@ -184,8 +177,8 @@ def main() -> None:
     parser.add_argument("--max-evals", type=int, default=2000, help="the solve's budget (the node's default: 2000)")
     parser.add_argument("--batch-size", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--range-only", action="store_true",
-                        help="only the log-density range R between each pair of keyframes (no solves)")
+    parser.add_argument("--pull-only", action="store_true",
+                        help="only the pull between each pair of keyframes (no solves)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -197,20 +190,21 @@ def main() -> None:
         for pair in range(args.pairs):
             with torch.inference_mode():
                 keyframes = keyframes_of(loaded, pair, args.size)
-                if args.range_only:
-                    rows.append(range_line(model_name, pair, keyframes, model, args.size))
+                pull, seconds = read_pull(keyframes, model)
+                if args.pull_only:
+                    rows.append(pull_line(model_name, pair, keyframes, pull, seconds, args.size))
                     print(rows[-1], flush=True)
                     continue
                 for setting in args.settings.split(","):
                     try:
-                        rows.append(measure(model_name, pair, setting, keyframes, model, args.frames,
+                        rows.append(measure(model_name, pair, setting, keyframes, model, pull, args.frames,
                                             args.batch_size, args.max_evals))
                         print(rows[-1].line(), flush=True)
                     except Exception as error:  # noqa: BLE001 - a refused setting is a row of the table too
                         print(f"| {model_name} | {pair} | {setting} | refused: {error} |", flush=True)
         del loaded, model  # before the next model loads
-    if args.range_only:
-        print(RANGE_HEADER, *rows, sep="\n")
+    if args.pull_only:
+        print(PULL_HEADER, *rows, sep="\n")
         return
     print(HEADER)
     for row in rows:

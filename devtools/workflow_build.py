@@ -7,6 +7,7 @@ workflow_convert.ui_to_api and compare against the frontend's own conversion.
 """
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass, field
 
@@ -30,6 +31,11 @@ WIDGET_HEIGHT = 24
 MULTILINE_WIDGET_ROWS = 3
 OUTPUT_PREVIEW_HEIGHT = 260  # room for the image an output node shows
 TEXT_PREVIEW_HEIGHT = 150  # room for the text a PreviewAny shows
+# Preview as Text's box on frontend 1.58 (plain text, wrapped): 10 px monospace, 6.0 px a character, 12 px padding
+# a side, the box 35 px narrower than its node (measured in chromium, tests/test_browser.py). Frontend 1.32 renders a
+# Markdown table as a table after a run.
+TEXT_PREVIEW_CHAR_WIDTH = 6.0
+TEXT_PREVIEW_MARGIN = 35 + 2 * 12
 INPUT_PREVIEW_HEIGHT = 220  # a LoadImage's picture (the frontend's minimum)
 NOTE_LINE_HEIGHT = 14
 NOTE_CHARS_PER_LINE = 36  # word-wrapped at NODE_WIDTH
@@ -59,6 +65,7 @@ class Node:
     group: str = ""
     column: int = 0
     text_lines: int = 0  # lines of progress text the node shows below its widgets while and after it runs
+    text_columns: int = 0  # characters of the widest line a PreviewAny shows (a table's row): it is made that wide
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,8 @@ def place_nodes(spec: list[Node], ui_nodes: list[dict], object_info: dict) -> li
         raise ValueError(f"nodes {unplaced} have no group")
     for node, ui_node in zip(spec, ui_nodes, strict=True):
         title = node.title or object_info.get(node.type, {}).get("display_name", node.type)
-        ui_node["size"] = [max(NODE_WIDTH, round(TITLE_FONT.getlength(title)) + TITLE_PADDING),
+        ui_node["size"] = [max(NODE_WIDTH, round(TITLE_FONT.getlength(title)) + TITLE_PADDING,
+                               text_preview_width(node.text_columns)),
                            note_height(node.inputs["text"]) if node.type in UI_ONLY_NODE_TYPES else
                            node_height(ui_node, object_info[node.type], node.type) + NOTE_LINE_HEIGHT * node.text_lines]
     groups, left = [], 0.0
@@ -191,6 +199,16 @@ def place_nodes(spec: list[Node], ui_nodes: list[dict], object_info: dict) -> li
                        "color": GROUP_COLOURS[index % len(GROUP_COLOURS)], "font_size": 24, "flags": {}})
         left += width + GROUP_GAP
     return groups
+
+
+def text_preview_width(columns: int) -> int:
+    """A PreviewAny's width that shows lines of ``columns`` characters unwrapped (on frontend 1.58)."""
+    return math.ceil(TEXT_PREVIEW_CHAR_WIDTH * columns + TEXT_PREVIEW_MARGIN)
+
+
+def text_preview_columns(width: float) -> int:
+    """The characters a line may have in a PreviewAny this wide before it wraps (on frontend 1.58)."""
+    return math.floor((width - TEXT_PREVIEW_MARGIN) / TEXT_PREVIEW_CHAR_WIDTH)
 
 
 def opening_view(groups: list[dict]) -> dict:

@@ -3,8 +3,4 @@ AutoencoderKL and a latent UNet with Stable Diffusion's epsilon schedule, traine
 an independent CNN judge of realism (digits/judge.py), and the demo built on them: ``python -m digits.main`` (the
 command line), demo.py (its run), report.py (results.json and the console lines), render.py (the pictures);
 the benchmark is ``benchmarks/digits_pairs.py``.
-
-The earlier 8x8 pixel-space model (model_8x8.py, data_8x8.py, train_8x8.py: scikit-learn's bundled digits,
-with this model's scheduler and training recipe) stays as the batch tool's default and the solver tests' fast
-model; every name of it says 8x8 (DEFAULTS_8X8 in settings.py).
 """

@@ -106,6 +106,10 @@ def run(args: argparse.Namespace, image_files: list | None) -> dict:
         save_strip(reports, comparisons, judge_reliable, staging / "strip.png")
         save_density_plot(reports, comparisons, staging / "density.png")
         save_animation(reports, comparisons, staging / "animation.webp")
+        if args.narrow_pictures:
+            save_strip(reports, comparisons, judge_reliable, staging / "strip_narrow.png", narrow=True)
+            save_density_plot(reports, comparisons, staging / "density_narrow.png", narrow=True)
+            save_animation(reports, comparisons, staging / "animation_narrow.webp", narrow=True)
         results["seconds"] = round(time.time() - started, 2)
         (staging / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         publish_folder(staging, args.out, replace=True)

@@ -18,7 +18,7 @@ from .mnist import MODEL_SIZE
 from .settings import MNIST_DEFAULTS, ODE_STEPS
 
 # Stable Diffusion's schedule, so a noise level means the same fraction of the schedule as in the paper (and a
-# similar sigma: about 2.2 at 60%, vs about 2.0 for SD). The 8x8 model (model_8x8.py) was trained with it too.
+# similar sigma: about 2.2 at 60%, vs about 2.0 for SD).
 SCHEDULER_CONFIG = {
     "num_train_timesteps": 1000,
     "beta_start": 0.00085,

@@ -28,7 +28,7 @@ import math
 import sys
 from pathlib import Path
 
-# Only light modules at the top: arguments are checked before torch, diffusers and scikit-learn load.
+# Only light modules at the top: arguments are checked before torch, diffusers and matplotlib load.
 from .settings import COMPARE_CHOICES, MNIST_DEFAULTS, ODE_STEPS
 
 
@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ode-steps", type=int, default=ODE_STEPS,
                         help=f"DDIM steps for inversion and decoding (default {ODE_STEPS})")
     parser.add_argument("--max-evals", type=int, default=None, help="cap on the solver's score evaluations")
+    parser.add_argument("--narrow-pictures", action="store_true",
+                        help="also write strip_narrow.png, density_narrow.png and animation_narrow.webp: the same "
+                             "pictures laid out for a panel about 280 px wide (the node help pages)")
     # batches of 17 4x8x8 latents are too small to gain from threads; on a busy CPU extra threads cost up to 10x.
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     return parser.parse_args(argv)

@@ -1,17 +1,11 @@
 """The demo's and the pipeline's constants, in a module with no heavy imports: the command line reads
-them for its defaults and checks its arguments before torch, diffusers or scikit-learn load."""
+them for its defaults and checks its arguments before torch, diffusers or matplotlib load."""
 
 from geodesic_pipeline.defaults import ModelDefaults
 
-ODE_STEPS = 20  # DDIM steps between the clean images and the noise level, both directions, for both models
+ODE_STEPS = 20  # DDIM steps between the clean images and the noise level, both directions
 
-# The 8x8 pixel-space model (digits/model_8x8.py): the batch tool's default and the solver tests' fast model.
-IMAGE_SIZE_8X8 = 8  # native resolution: upsampling adds no information and would cost 4x the compute
-# At the paper's noise level (60% of the schedule, sigma ~2.28 with this scheduler), alpha by the same rule as
-# the MNIST model's on its training pairs: 1 / median log-density range along slerp = 0.495.
-DEFAULTS_8X8 = ModelDefaults(alpha=0.5, noise_level=0.6)
-
-# The embedded MNIST latent model (digits/latent_model.py): the demo's and the benchmark's default.
+# The embedded MNIST latent model (digits/latent_model.py): the demo's, the batch tool's and the benchmarks' default.
 MNIST_IMAGE_SIZE = 32  # 28x28 digits padded to 32 (the autoencoder halves twice to an 8x8 latent)
 # Both chosen by rules stated in digits/calibrate.py, on training digits only (python -m digits.calibrate):
 # the highest of 0.5 / 0.6 / 0.7 / 0.8 whose round trip keeps the judge's label of >= 95% of 200 training

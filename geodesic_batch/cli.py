@@ -123,10 +123,10 @@ def summary(command: str, rows: list[dict], results: Path, seconds: float) -> st
 
 
 def write_example_pairs(folder: Path, count: int, seed: int) -> list[Path]:
-    """``count`` pairs of held-out digits of different classes as 8x8 PNG files, named so that a folder
-    listing takes them two at a time (pair_000_a.png, pair_000_b.png, ...)."""
-    from digits.data_8x8 import load_split
-    from digits.mnist import pick_pairs
+    """``count`` pairs of held-out MNIST digits of different classes as 32x32 PNG files (the 28x28 digit padded
+    with background, as the nodes and the demo give it to the model), named so that a folder listing takes
+    them two at a time (pair_000_a.png, pair_000_b.png, ...)."""
+    from digits.mnist import load_split, pick_pairs
 
     images, labels = load_split("held_out")
     folder.mkdir(parents=True, exist_ok=True)

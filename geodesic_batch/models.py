@@ -1,6 +1,7 @@
-"""The model a job runs on: the embedded digits model (default) or a diffusers latent-diffusion folder.
+"""The model a job runs on: the embedded MNIST latent model (``digits``, the default: the one the nodes and the
+demo run, loaded by the demo's loader) or a diffusers latent-diffusion folder.
 
-Both are a diffusers UNet + scheduler that geodesic_pipeline.model.diffusion_at_level makes the pipeline's
+Both are a diffusers UNet + VAE + scheduler that geodesic_pipeline.model.diffusion_at_level makes the pipeline's
 ``DiffusersModel`` (the denoiser at the noise level, with its ODE schedules); a latent model adds its VAE
 between pixels and latents and, when a prompt is given, the text encoder's conditioning. Each brings its own
 defaults (alpha, noise level): the embedded model its calibrated ones, a diffusers folder the paper's.
@@ -15,14 +16,18 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from digits.model_8x8 import WEIGHTS_FILE, load_8x8_model
-from digits.settings import DEFAULTS_8X8, IMAGE_SIZE_8X8
+from digits.latent_files import METADATA_FILE, UNET_FILE, VAE_FILE, WEIGHTS_DIR
+from digits.latent_model import load_mnist_model
+from digits.settings import MNIST_DEFAULTS, MNIST_IMAGE_SIZE
 from geodesic_pipeline.defaults import PAPER_DEFAULTS, ModelDefaults
 from geodesic_pipeline.model import DiffusersModel, diffusion_at_level
 
 from .settings import Settings
 
 DIGITS = "digits"
+# What the embedded model's output keys are derived from: the weights and the record they load with (its latent
+# scaling); the judge's weights are the demo's, not the model's.
+DIGITS_FILES = (UNET_FILE, VAE_FILE, METADATA_FILE)
 LATENT_PARTS = ("unet", "vae", "scheduler", "text_encoder", "tokenizer")
 
 
@@ -77,7 +82,7 @@ def files_hash(files: list[Path], root: Path) -> str:
 def model_identity(spec: str) -> str:
     """``digits:<hash>`` or ``diffusers:<folder name>:<hash>`` of the weights and configs; checks the folder."""
     if spec == DIGITS:
-        return f"digits:{files_hash([WEIGHTS_FILE], WEIGHTS_FILE.parent)}"
+        return f"digits:{files_hash(list(DIGITS_FILES), WEIGHTS_DIR)}"
     folder = Path(spec)
     missing = [part for part in ("unet", "vae", "scheduler") if not (folder / part).is_dir()]
     if not folder.is_dir() or missing:
@@ -91,15 +96,16 @@ def model_identity(spec: str) -> str:
 
 def model_defaults(spec: str) -> ModelDefaults:
     """The model's own alpha and noise level: the embedded model's calibrated ones, or the paper's."""
-    return DEFAULTS_8X8 if spec == DIGITS else PAPER_DEFAULTS
+    return MNIST_DEFAULTS if spec == DIGITS else PAPER_DEFAULTS
 
 
 def load_model(spec: str, settings: Settings, device: torch.device) -> BatchModel:
     settings = settings.for_model(model_defaults(spec))
     if spec == DIGITS:
-        diffusion = load_8x8_model(settings.noise_level, settings.invert_steps, settings.decode_steps)
+        diffusion = load_mnist_model(settings.noise_level, settings.invert_steps, settings.decode_steps)
         diffusion.denoise.unet.to(device)
-        model = BatchModel(model_identity(spec), diffusion, (IMAGE_SIZE_8X8, IMAGE_SIZE_8X8), True, True, device)
+        diffusion.vae.to(device)
+        model = BatchModel(model_identity(spec), diffusion, (MNIST_IMAGE_SIZE, MNIST_IMAGE_SIZE), True, True, device)
     else:
         model = load_latent_diffusion(Path(spec), settings, device)
     model.diffusion.denoise.unet.register_forward_hook(model.counter, with_kwargs=True)

@@ -17,7 +17,7 @@ from .inputs import Item, ItemError, read_clip, read_images
 from .models import BatchModel
 from .settings import Settings
 
-MIN_PICTURE_SIDE = 64   # small frames (the digits' 8x8) are scaled up, pixel for pixel, to at least this
+MIN_PICTURE_SIDE = 64   # small frames (the digits' 32x32) are scaled up, pixel for pixel, to at least this
 WEBP_FRAME_MS = 100
 
 

@@ -13,6 +13,7 @@ steps, where the uniform grid cannot see inside a sudden change.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,13 +156,28 @@ class Retimed:
     method: str
 
 
-def render_at(render: Callable[[Tensor], Tensor], new_t: Tensor, known_t: Tensor, known: Tensor
-              ) -> tuple[Tensor, int]:
-    """Frames at ``new_t``: those already in (known_t, known) reused, the others rendered in one batch."""
+def _nearest_known(new_t: Tensor, known_t: Tensor) -> tuple[Tensor, Tensor]:
+    """For each of ``new_t``: the index of the nearest of ``known_t`` (ascending), and whether it is the same
+    position (within SAME_POSITION), so its frame is reused."""
     after = torch.searchsorted(known_t, new_t).clamp(max=len(known_t) - 1)
     before = (after - 1).clamp(min=0)
     index = torch.where((known_t[before] - new_t).abs() < (known_t[after] - new_t).abs(), before, after)
-    reuse = (known_t[index] - new_t).abs() <= SAME_POSITION
+    return index, (known_t[index] - new_t).abs() <= SAME_POSITION
+
+
+def _bisection_rounds(extra: int) -> list[int]:
+    """Midpoints ``bisect_largest_steps`` renders in each round: up to half the remaining budget, at least 1."""
+    rounds = []
+    while extra > 0:
+        rounds.append(max(1, math.ceil(extra / 2)))
+        extra -= rounds[-1]
+    return rounds
+
+
+def render_at(render: Callable[[Tensor], Tensor], new_t: Tensor, known_t: Tensor, known: Tensor
+              ) -> tuple[Tensor, int]:
+    """Frames at ``new_t``: those already in (known_t, known) reused, the others rendered in one batch."""
+    index, reuse = _nearest_known(new_t, known_t)
     out = known.new_empty(len(new_t), *known.shape[1:])
     out[reuse] = known[index[reuse]]
     missing = int((~reuse).sum())
@@ -176,15 +192,14 @@ def bisect_largest_steps(render: Callable[[Tensor], Tensor], t: Tensor, frames: 
     remaining budget (each round one batched render, so a sudden change is narrowed down round by round);
     returns the grown (t, frames, steps)."""
     steps = step_lpips(frames, lpips, chunk_size=chunk_size, callback=callback)
-    while extra > 0:
-        chosen = steps.argsort(descending=True)[:max(1, math.ceil(extra / 2))].sort().values
+    for midpoints in _bisection_rounds(extra):
+        chosen = steps.argsort(descending=True)[:midpoints].sort().values
         mid_t = 0.5 * (t[chosen] + t[chosen + 1])
         t = torch.cat([t, mid_t])
         frames = torch.cat([frames, render(mid_t).to(frames)])
         order = t.argsort()
         t, frames = t[order], frames[order]
         steps = step_lpips(frames, lpips, chunk_size=chunk_size, callback=callback)
-        extra -= len(chosen)
     return t, frames, steps
 
 
@@ -229,6 +244,29 @@ def retime(render: Callable[[Tensor], Tensor], n: int, *, method: str = "adaptiv
     out, placed = render_at(render, new_t, t, frames)
     return Retimed(new_t, out, perceptual_metrics(out, lpips, chunk_size=chunk_size, callback=callback), t, measured,
                    renders + rendered + placed, method)
+
+
+@dataclass(frozen=True)
+class RetimeWork:
+    """What a ``retime`` will do, counted before it runs (for a progress bar over it)."""
+
+    renders: int       # the most frames it renders: those it measures (exactly) and the n - 2 between the ends
+    lpips_frames: int  # frames through LPIPS: every measuring pass, then the n placed frames
+
+
+def retime_work(n: int, *, method: str, measure: int, known_t: Tensor) -> RetimeWork:
+    """The work of ``retime(render, n, method=method, measure=measure, initial=(known_t, frames))``. Its placed
+    frames' ends are measured frames, always reused; the others are rendered unless one lands on a measured
+    position, so ``renders`` is exact up to such coincidences."""
+    known_t = known_t.double().cpu()
+    if method == "official":
+        measured = int((~_nearest_known(torch.linspace(0.0, 1.0, measure, dtype=torch.float64), known_t)[1]).sum())
+        passes = [measure]
+    else:
+        rounds = _bisection_rounds(measure - len(known_t))
+        measured = sum(rounds)
+        passes = list(itertools.accumulate(rounds, initial=len(known_t)))
+    return RetimeWork(measured + n - 2, sum(passes) + n)
 
 
 def even_in_distance(points: Tensor, t: Tensor, cumulative_distance: Tensor, n: int) -> tuple[Tensor, Tensor]:

@@ -57,6 +57,7 @@ PerceptualMetrics = perceptual.PerceptualMetrics
 perceptual_metrics = perceptual.perceptual_metrics
 even_in_distance = perceptual.even_in_distance
 retime = perceptual.retime
+retime_work = perceptual.retime_work
 interpolate_points = perceptual.interpolate_points
 lpips_size = perceptual.lpips_size
 
@@ -66,5 +67,5 @@ __all__ = [
     "check_budget", "check_choice", "check_positive", "closure", "core", "diffusers_adapter", "estimated_fraction",
     "even_in_distance", "flat", "generate", "geodesic_efficiency", "geometry", "interpolate_points", "invert",
     "knot_interval", "load_lpips", "lpips_size", "one_pass_evals", "perceptual_metrics", "read_path", "retime",
-    "segment_lengths", "solve_ivp", "weights_file", "working_bytes",
+    "retime_work", "segment_lengths", "solve_ivp", "weights_file", "working_bytes",
 ]

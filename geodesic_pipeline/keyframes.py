@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .core import core, geometry
-from .strength import StrengthCalibration, alpha_for_strength, check_strength, range_evals
+from .strength import StrengthCalibration, alpha_for_strength, check_strength, strength_evals
 
 SPACINGS = ("by distance", "equal")  # how frames are shared between segments
 
@@ -34,7 +34,7 @@ OUTCOME_WORDS = {
 @dataclass(frozen=True)
 class GeodesicSettings:
     """How a geodesic is solved and read out, one value for every front end: the density metric (``alpha``, or
-    with ``strength`` alpha = strength / the log-density range between the keyframes (strength.py); ``sphere``;
+    with ``strength`` alpha = strength / the density's pull between the keyframes (strength.py); ``sphere``;
     the readout quadrature's relative ``accuracy``) and the solver (``method``, the relative length gain
     ``tolerance`` it stops below, ``search``, the evaluation budget ``max_evals``, None: no cap)."""
 
@@ -54,9 +54,9 @@ class GeodesicSettings:
 def readout_evals(frames: int, keyframes: int, loop: bool, *, strength: bool = False) -> int:
     """The smallest budget of a solve through ``keyframes`` with ``frames`` frames: one readout of every
     segment (``one_pass_evals`` of its points), a loop's closing segment included, and with a ``strength``
-    the readout of the log-density range."""
+    the readout of the pull."""
     segments, steps = (keyframes, frames) if loop else (keyframes - 1, frames - 1)
-    return 4 * steps + segments + (range_evals(segments) if strength else 0)
+    return 4 * steps + segments + (strength_evals(segments) if strength else 0)
 
 
 def on_common_sphere(points: Tensor) -> Tensor:
@@ -165,10 +165,10 @@ def plan_keyframes(keyframes: Tensor, *, frames: int, settings: GeodesicSettings
         ends = torch.cat([ends, ends[:1]])
     max_evals = settings.max_evals
     if settings.strength is not None and max_evals is not None:
-        # The range is read before anything is solved: its evaluations come off the top of the budget.
+        # The pull is read before anything is solved: its evaluations come off the top of the budget.
         core.check_budget(max_evals, readout_evals(frames, len(keyframes), loop, strength=True),
-                          f"the {frames} frames and the log-density range for strength")
-        max_evals -= range_evals(n_segments)
+                          f"the {frames} frames and the pull for strength")
+        max_evals -= strength_evals(n_segments)
     plan = plan_segments(ends, total_steps, spacing=spacing, max_evals=max_evals, purpose=f"the {frames} frames")
     return KeyframePlan(ends, plan, frames, loop)
 
@@ -243,7 +243,7 @@ class KeyframeGeodesic:
 def with_strength_alpha(field_of: Callable[[int], core.DensityField], ends: Tensor, settings: GeodesicSettings
                         ) -> tuple[GeodesicSettings, StrengthCalibration | None]:
     """``settings`` with the alpha its strength gives between consecutive ``ends`` [K, *shape] (segment k in the
-    field ``field_of(k)``; within ``range_evals(K - 1)``), and that calibration; as given without a strength."""
+    field ``field_of(k)``; ``strength_evals(K - 1)`` evaluations), and that calibration; as given without a strength."""
     if settings.strength is None:
         return settings, None
     calibration = alpha_for_strength(field_of, ends, settings.strength, sphere=settings.sphere)
@@ -256,7 +256,7 @@ def solve_through_keyframes(field_of: Callable[[int], core.DensityField], plan: 
                             device: torch.device | str | None = None) -> KeyframeGeodesic:
     """The geodesic of every segment of ``plan`` in order, segment k in the field ``field_of(k)``, with its
     share of the frames and of ``settings.max_evals``; ``callback_of(k, budget)`` gives its solver callback.
-    With ``settings.strength`` the log-density range between the keyframes is read first and sets alpha."""
+    With ``settings.strength`` the pull between the keyframes is read first and sets alpha."""
     ends = plan.ends if device is None else plan.ends.to(device)
     settings, calibration = with_strength_alpha(field_of, ends, settings)
     segments = list(solve_segments(field_of, ends, plan.segments, settings, callback_of=callback_of))

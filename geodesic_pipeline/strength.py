@@ -1,16 +1,16 @@
-"""The relative density strength: one number for alpha on every model, scaled to its log density.
+"""The relative density strength: one number for alpha on every model, scaled to how hard its density pulls.
 
-The metric weight is w = exp(-alpha * log p), so what bends a path is alpha times how much log p varies near
-it, and that variation differs by orders of magnitude between models, resolutions and noise levels (along
-the great circle between two digits the embedded 4x8x8 MNIST latent model's log p spans 0.5-4 nats; log p of
-a 4x64x64 Stable Diffusion latent sums over 64 times as many values). ``strength`` fixes the
-product instead of alpha: alpha = strength / R, with R the log-density range (largest minus smallest value)
-along the straight-line path between the keyframes (the great circle with the sphere constraint), read at
-``RANGE_POINTS`` points per segment to ``RANGE_ACCURACY`` of the range (one to ``RANGE_PASSES`` readout
-passes). The same strength then asks every model for the same trade between density and distance along the
-path every solve starts from, and a solve is unchanged when log p is scaled (p and p^k give one geodesic). It
-does not fix how far the geodesic bends: that follows the density off that path, which R does not see
-(measured in docs/reports/2026-12-07-strength.md).
+The metric weight is w = p^-alpha, so a path's normal acceleration is alpha times the score's component across
+it (docs: gamma'' = -alpha |v|^2 P s). How large that component is differs by orders of magnitude between
+models, resolutions and noise levels, so one absolute alpha bends paths on one model and leaves them straight
+on another. ``strength`` fixes the bend instead: alpha = strength / pull, where the pull is how far the
+geodesic between the keyframes would leave the path a solve starts from (the great circle with the sphere
+constraint, else the straight line), per unit alpha, to first order in alpha: the score across that path at
+``PULL_POINTS`` points, integrated twice with the ends held, its largest distance from the path over the
+chord between the ends. A strength is therefore that first-order bend: strength 0.1 moves the middle of the
+path about a tenth of the keyframes' distance off the great circle on any model. Larger strengths bend less
+than linearly (measured in docs/reports/2026-12-07-strength.md). A solve is unchanged when log p is scaled,
+since p and p^k pull in proportion.
 """
 
 from __future__ import annotations
@@ -24,11 +24,8 @@ from torch import Tensor
 
 from .core import core, geometry
 
-RANGE_POINTS = 9  # per segment: enough to see the range of a smooth curve
-RANGE_ACCURACY = 0.05  # of the range: a knob needs no more, and a trained model's curve meets it in one pass
-RANGE_PASSES = 4  # the most evaluations per segment, in readout passes: a density whose mixture components
-# switch between the points needs 3-4 (measured on 32-D Gaussian mixtures), and the budget is known in advance
-RANGE_ALPHA = 1e-9  # the readout's lengths go unused: a near-flat metric keeps them finite over any range
+PULL_POINTS = 9  # per segment, ends included (they need no evaluation): the path's turn is smooth at this scale
+NO_PULL = 1e-4  # a score this small a share of itself across the path is float rounding: nothing to scale
 
 
 @dataclass(frozen=True)
@@ -36,25 +33,19 @@ class StrengthCalibration:
     """The alpha a strength gives on one set of keyframes, and what it was read from."""
 
     strength: float
-    log_density_range: float  # R: nats between the most and least probable of the read points
-    range_error: float        # the readout's bound on R's error
-    alpha: float              # strength / R
-    score_evals: int          # of the range's readout
+    pull: float        # first-order bend per unit alpha (mean over segments), in chords between the keyframes
+    alpha: float       # strength / pull
+    score_evals: int   # of the pull's readout
 
     def describe(self) -> str:
-        return (f"alpha {self.alpha:.4g} = strength {self.strength:g} / log-density range "
-                f"{self.log_density_range:.4g} nats between the keyframes ({self.score_evals} score evaluations)")
+        return (f"alpha {self.alpha:.4g} = strength {self.strength:g} / pull {self.pull:.4g} (how far the density "
+                f"bends the path between the keyframes per unit alpha, read in {self.score_evals} score "
+                f"evaluations)")
 
 
-def range_evals(segments: int) -> int:
-    """The most score evaluations of the range's readout over ``segments`` segments."""
-    return segments * RANGE_PASSES * core.one_pass_evals(RANGE_POINTS)
-
-
-def typical_range_evals(segments: int) -> int:
-    """What the range's readout usually takes: one pass per segment (a trained model's curve meets
-    ``RANGE_ACCURACY`` there)."""
-    return segments * core.one_pass_evals(RANGE_POINTS)
+def strength_evals(segments: int) -> int:
+    """The score evaluations of the pull's readout over ``segments`` segments."""
+    return segments * (PULL_POINTS - 2)
 
 
 def check_strength(strength: float | None) -> None:
@@ -69,28 +60,69 @@ def starting_path(a: Tensor, b: Tensor, ts: Tensor, sphere: bool) -> Tensor:
     return geometry.slerp(a, b, ts) if sphere else geometry.lerp(a, b, ts)
 
 
+def bend(points: Tensor, *, sphere: bool) -> float:
+    """How far a path [N, *shape] bends off the starting path between its ends: the largest distance of a point
+    from the plane through the origin and the ends (where the great circle lies) with the sphere constraint,
+    else from the line through the ends, over the chord between the ends."""
+    flat = geometry.flat(points).double()
+    chord = flat[-1] - flat[0]
+    if sphere:
+        basis, _ = torch.linalg.qr(torch.stack([flat[0], flat[-1]], 1))
+        off = flat - (flat @ basis) @ basis.T
+    else:
+        along = (flat - flat[0]) @ chord / (chord @ chord)
+        off = flat - flat[0] - along[:, None] * chord
+    return float(off.norm(dim=1).max() / chord.norm())
+
+
+def _unit_tangents(points: Tensor, a: Tensor, b: Tensor, sphere: bool) -> tuple[Tensor, float]:
+    """Unit tangents of the starting path at flat ``points`` [N, d] and its speed |dx/dt| (constant)."""
+    if not sphere:
+        chord = b - a
+        return (chord / chord.norm()).expand_as(points), float(chord.norm())
+    plane, _ = torch.linalg.qr(torch.stack([a, b], 1))  # the great circle lies in span(a, b)
+    coords = points @ plane
+    tangents = torch.stack([-coords[:, 1], coords[:, 0]], 1) @ plane.T  # each point turned a right angle in it
+    angle = torch.arccos(torch.clamp(a @ b / (a.norm() * b.norm()), -1.0, 1.0))
+    return tangents / tangents.norm(dim=1, keepdim=True), float(angle * (a.norm() + b.norm()) / 2)
+
+
+def pull_of_segment(field: core.DensityField, a: Tensor, b: Tensor, *, sphere: bool) -> float:
+    """First-order bend per unit alpha of the geodesic from ``a`` to ``b`` off its starting path.
+
+    The deviation d(t) solves d'' = -alpha |v|^2 P s(x(t)) with d(0) = d(1) = 0, where P keeps the score's
+    part across the path (and, with the sphere constraint, along the sphere); the largest |d| over |b - a|."""
+    ts = torch.linspace(0.0, 1.0, PULL_POINTS, dtype=torch.float64)
+    af, bf = a.reshape(-1).double(), b.reshape(-1).double()
+    points = geometry.flat(starting_path(af, bf, ts, sphere))[1:-1]
+    scores = geometry.flat(field.score(points.to(a.dtype).reshape(len(points), *a.shape),
+                                       ts[1:-1].to(a.device))).double()
+    tangents, speed = _unit_tangents(points, af, bf, sphere)
+    across = scores - (scores * tangents).sum(1, keepdim=True) * tangents
+    if sphere:
+        radial = points / points.norm(dim=1, keepdim=True)
+        across = across - (across * radial).sum(1, keepdim=True) * radial
+    if not float(across.norm(dim=1).mean()) > NO_PULL * float(scores.norm(dim=1).mean()):
+        return 0.0
+    n, h = len(points), float(ts[1])
+    second_difference = (torch.diag(torch.full((n,), -2.0)) + torch.diag(torch.ones(n - 1), 1)
+                         + torch.diag(torch.ones(n - 1), -1)).double() / h ** 2
+    deviation = torch.linalg.solve(second_difference.to(across.device), -speed ** 2 * across)
+    return float(deviation.norm(dim=1).max() / (bf - af).norm())
+
+
 def alpha_for_strength(field_of: Callable[[int], core.DensityField], ends: Tensor, strength: float, *,
                        sphere: bool) -> StrengthCalibration:
-    """alpha = ``strength`` / R, with R the log-density range along the starting paths between consecutive
-    ``ends`` [K, *shape] (segment k in the field ``field_of(k)``), read at ``RANGE_POINTS`` points each and
-    stitched at the shared ends (within ``range_evals``). Refuses keyframes along which the density does not
-    vary beyond the readout's own error: no strength can be turned into an alpha there."""
+    """alpha = ``strength`` / pull, the pull being the mean over the segments between consecutive ``ends``
+    [K, *shape] (segment k in the field ``field_of(k)``) of ``pull_of_segment`` (``strength_evals`` score
+    evaluations). Refuses keyframes whose density does not pull the path off its starting path: every alpha
+    gives that path there, so no strength can be turned into one."""
     check_strength(strength)
-    ts = torch.linspace(0.0, 1.0, RANGE_POINTS, dtype=torch.float64)
-    values, errors, evals = [torch.zeros(1, dtype=torch.float64)], [torch.zeros(1, dtype=torch.float64)], 0
-    for k in range(len(ends) - 1):
-        points = starting_path(ends[k], ends[k + 1], ts, sphere)
-        readout = core.read_path(field_of(k), points, RANGE_ALPHA, sphere=sphere, tol=RANGE_ACCURACY,
-                                 max_evals=range_evals(1))
-        evals += readout.score_evals
-        values.append(values[-1][-1] + readout.log_density[1:].cpu())
-        errors.append(errors[-1][-1] + readout.log_density_error[1:].cpu())
-    log_density, error = torch.cat(values), torch.cat(errors)
-    spread = float(log_density.max() - log_density.min())
-    spread_error = 2 * float(error.max())  # the largest and the smallest value each off by at most that
-    if not (math.isfinite(spread) and spread > spread_error):
+    pulls = [pull_of_segment(field_of(k), ends[k], ends[k + 1], sphere=sphere) for k in range(len(ends) - 1)]
+    pull = sum(pulls) / len(pulls)
+    if not (math.isfinite(pull) and pull > 0):
         raise core.GeodesicInputError(
-            f"strength: the log density hardly varies between the keyframes (range {spread:.3g} nats, readout "
-            f"error up to {spread_error:.3g}), so no alpha follows from a strength; set strength to 0 and give "
-            f"alpha directly")
-    return StrengthCalibration(strength, spread, spread_error, strength / spread, evals)
+            f"strength: the density does not pull the path between the keyframes off the "
+            f"{'great circle' if sphere else 'straight line'} (pull {pull:.3g}), so every alpha gives that path "
+            f"and no alpha follows from a strength; set strength to 0 and give alpha directly")
+    return StrengthCalibration(strength, pull, strength / pull, strength_evals(len(pulls)))

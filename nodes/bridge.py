@@ -62,38 +62,45 @@ def _unique_conditionings(schedule: ConditioningSchedule) -> tuple[list[list], T
     return unique, torch.tensor(knot_index, dtype=torch.long)
 
 
-class _Progress:
-    """The node's bar over the work's model calls, with a latent preview of the latest x0 estimate at each where
-    ``preview`` (the frontend draws it on the node, which grows to show it).
+class NodeBar:
+    """The node's progress bar over its work, counted in units (latents evaluated, frames through LPIPS), with a
+    latent preview of the latest x0 estimate where ``previews_of`` names the model (the frontend draws it on the
+    node, which grows to show it).
 
-    ``total`` is the most samples the work can denoise and ``expected`` what it usually does (None: exactly
+    ``total`` is the most units the work can take and ``expected`` what it usually does (None: exactly
     ``total``); the bar shows ``estimated_fraction`` of its ``total``, never past it and never backwards, and
-    ``finish`` fills it when the work stops before its budget is spent (a solve that converges)."""
+    ``finish`` fills it when the work stops before its budget is spent (a solve that converges). A node whose
+    work is several runs (decoding, then measuring) shares one bar among them, so it fills once."""
 
-    def __init__(self, model, total: int, expected: int | None = None, preview: bool = True):
+    def __init__(self, total: int, expected: int | None = None, previews_of: ModelPatcher | None = None):
         self.total = max(total, 1)
         self.expected = expected
-        if preview:
-            self.callback = latent_preview.prepare_callback(model, self.total)
-        else:
-            bar = comfy.utils.ProgressBar(self.total)
-            self.callback = lambda step, x0, x, total_steps: bar.update_absolute(step + 1, total_steps)
+        self.bar = comfy.utils.ProgressBar(self.total)
+        self.with_preview = None if previews_of is None else latent_preview.prepare_callback(previews_of, self.total)
         self.done = 0
         self.shown = 0
-        self.calls = 0
         self.last_preview: Tensor | None = None
 
-    def advance(self, denoised: Tensor) -> None:
-        self.calls += 1
-        self.done += denoised.shape[0]
-        self.last_preview = denoised[denoised.shape[0] // 2:][:1]
+    def advance(self, units: int, denoised: Tensor | None = None) -> None:
+        """``units`` more done; ``denoised``, x0 estimates of the latest model call, gives the preview."""
+        self.done += units
+        if denoised is not None:
+            self.last_preview = denoised[denoised.shape[0] // 2:][:1]
         fraction = estimated_fraction(self.done, self.expected, self.total)
         self.shown = max(self.shown, min(math.floor(fraction * self.total), self.total))
-        self.callback(self.shown - 1, self.last_preview, None, self.total)
+        self._show(self.shown)
 
     def finish(self) -> None:
-        if self.last_preview is not None and self.shown < self.total:
-            self.callback(self.total - 1, self.last_preview, None, self.total)
+        if self.shown < self.total:
+            self.shown = self.total
+            self._show(self.total)
+
+    def _show(self, value: int) -> None:
+        # Work between model calls (LPIPS) shows the latest preview again: there is no newer picture to show.
+        if self.with_preview is not None and self.last_preview is not None:
+            self.with_preview(value - 1, self.last_preview, None, self.total)
+        else:
+            self.bar.update_absolute(value, self.total)
 
 
 def show_progress_text(text: str) -> None:
@@ -146,14 +153,16 @@ class _WorkSampler(comfy.samplers.Sampler):
     """Runs ``work(denoise, device)`` where ComfyUI would run a sampling loop; keeps its result."""
 
     def __init__(self, work: Work, schedule: ConditioningSchedule, knot_index: Tensor, keys: list[str],
-                 progress: _Progress, batch_limit: Callable[[int, torch.device], int]):
+                 bar: NodeBar, batch_limit: Callable[[int, torch.device], int]):
         self.work = work
         self.schedule = schedule
         self.knot_index = knot_index
         self.keys = keys
-        self.progress = progress
+        self.bar = bar
         self.batch_limit = batch_limit
         self.result = None
+        self.calls = 0
+        self.evaluated = 0
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
                disable_pbar=False):
@@ -168,7 +177,9 @@ class _WorkSampler(comfy.samplers.Sampler):
             set_sampling_conds(model_wrap, {"positive": positive, "negative": negative})
             sigma_batch = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=torch.float32)
             denoised = model_wrap(x.float(), sigma_batch, **extra_args).to(x.dtype)
-            self.progress.advance(denoised)
+            self.calls += 1
+            self.evaluated += x.shape[0]
+            self.bar.advance(x.shape[0], denoised)
             return denoised
 
         def denoise(x: Tensor, sigma: float, t: Tensor | None) -> Tensor:
@@ -189,7 +200,7 @@ class _WorkSampler(comfy.samplers.Sampler):
 def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work: Work, *, stage: str,
                       latent_shape: tuple[int, ...], batch_size: int, largest_batch: int, total_evals: int,
                       sigma: float, negative: list | None = None, guidance: float = 0.0,
-                      expected_evals: int | None = None, preview: bool = True) -> T:
+                      expected_evals: int | None = None, preview: bool = True, bar: NodeBar | None = None) -> T:
     """Call ``work(denoise, device)`` with the loaded model ready; return what it returns.
 
     ``denoise(x, sigma, t)`` gives the x0 estimate for model-space latents ``x`` [B, C, H, W] on
@@ -200,7 +211,9 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     memory, see ``fitting_batch``); ``largest_batch``, the most latents the work passes at once, sizes
     ComfyUI's memory estimate when it loads the model. ``total_evals`` is the most latents the work may
     evaluate and ``expected_evals`` how many it usually does (None: exactly ``total_evals``): the node's bar
-    shows the estimate (``_Progress``), with latent previews where ``preview``. ``stage`` names the work in the
+    shows the estimate (``NodeBar``), with latent previews where ``preview``, and is full when the work ends.
+    Where this work is one part of the node's, ``bar`` is the node's bar instead: its owner sized it for all
+    the parts, and fills it when they are done. ``stage`` names the work in the
     log line with its time and model-call count. Path positions ``t`` stay on the CPU: conditioning is looked up
     there, so a GPU run needs no host synchronisation per call.
     """
@@ -218,12 +231,14 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     guider.inner_set_conds(conds)
     guider.set_cfg(1.0 + guidance)
     images_per_latent = 2 if guidance > 0 else 1
-    progress = _Progress(model, total_evals, expected_evals, preview)
+    own_bar = bar is None
+    if own_bar:
+        bar = NodeBar(total_evals, expected_evals, model if preview else None)
 
     def batch_limit(wanted: int, device: torch.device) -> int:
         return fitting_batch(model, latent_shape, wanted, batch_size, images_per_latent, device)
 
-    sampler = _WorkSampler(work, schedule, knot_index, keys, progress, batch_limit)
+    sampler = _WorkSampler(work, schedule, knot_index, keys, bar, batch_limit)
     load_batch = min(largest_batch, batch_size) if batch_size > 0 else largest_batch
     placeholder = torch.zeros((max(load_batch, 1), *latent_shape))
     started = time.perf_counter()
@@ -233,9 +248,10 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
         # Raised by the check before each model call, by ComfyUI's progress hook, or inside the model call
         # (0.12.1 checks at every op).
         if is_cancel(error):
-            show_progress_text(f"cancelled ({stage}, after {progress.done} evaluations)")
+            show_progress_text(f"cancelled ({stage}, after {sampler.evaluated} evaluations)")
         raise
-    progress.finish()
+    if own_bar:
+        bar.finish()
     logging.info("DensityGeodesics %s: %.2f s, %d model calls, %d latents evaluated", stage,
-                 time.perf_counter() - started, progress.calls, progress.done)
+                 time.perf_counter() - started, sampler.calls, sampler.evaluated)
     return sampler.result

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..geodesic_pipeline.core import GeodesicInputError, generate, invert
-from .bridge import run_with_denoiser
+from .bridge import NodeBar, run_with_denoiser
 from .model_facts import (
     check_path_for,
     latent_from_model_space,
@@ -63,6 +63,7 @@ class ComfyModel:
     t: Tensor                     # [N] position of every latent passed in
     steps: int                    # DDIM steps between the clean latents and the noise level
     batch_size: int               # latents per model call (0: as many as fit)
+    bar: NodeBar | None = None    # the node's bar, where this is one part of its work (None: a bar of its own)
 
     def _run(self, latents: Tensor, stage: str, total_evals: int, step, preview: bool) -> Tensor:
         def work(denoise, device):
@@ -70,7 +71,7 @@ class ComfyModel:
 
         return run_with_denoiser(self.model, self.schedule, work, stage=stage, latent_shape=tuple(latents.shape[1:]),
                                  batch_size=self.batch_size, largest_batch=len(latents), total_evals=total_evals,
-                                 sigma=self.sigma, preview=preview)
+                                 sigma=self.sigma, preview=preview, bar=self.bar)
 
     def invert(self, clean: Tensor) -> Tensor:
         """Clean latents -> latents at the noise level (deterministic DDIM inversion at CFG 1: higher guidance
@@ -111,9 +112,10 @@ def encode_latents(model: ModelPatcher, samples: Tensor, conditioning: list, *, 
 
 
 def decode_path(model: ModelPatcher, path: GeodesicPath, *, steps: int, batch_size: int,
-                input_name: str = "path") -> Tensor:
-    """Clean latents (unscaled, LATENT convention) of every path point, each with its own conditioning."""
+                input_name: str = "path", bar: NodeBar | None = None) -> Tensor:
+    """Clean latents (unscaled, LATENT convention) of every path point, each with its own conditioning; ``bar``
+    the node's, where the decode is one part of its work (``steps`` units per point)."""
     check_path_for(model, path, input_name)
     at_level = ComfyModel(model, noise_kind(model), path.noise_level, path.sigma, path.schedule, path.t, steps,
-                          batch_size)
+                          batch_size, bar)
     return latent_from_model_space(model, at_level.generate(path.points))

@@ -3,12 +3,14 @@ extrapolation, density readout of any path."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from ..geodesic_pipeline.compare import against_geodesic
 from ..geodesic_pipeline.core import (
     READOUT_PASSES,
     SOLVE_PASSES,
@@ -19,7 +21,6 @@ from ..geodesic_pipeline.core import (
     PathReadout,
     Progress,
     check_budget,
-    geodesic_efficiency,
     knot_interval,
     one_pass_evals,
     read_path,
@@ -32,8 +33,8 @@ from ..geodesic_pipeline.keyframes import (
     solve_through_keyframes,
     with_strength_alpha,
 )
-from ..geodesic_pipeline.strength import StrengthCalibration, range_evals, typical_range_evals
-from .bridge import ModelCallSettings, run_with_denoiser, show_progress_text
+from ..geodesic_pipeline.strength import StrengthCalibration, strength_evals
+from .bridge import ModelCallSettings, NodeBar, run_with_denoiser, show_progress_text
 from .model_facts import check_path_for, noise_kind
 from .path import ConditioningSchedule, GeodesicPath, check_conditioning, check_min_points
 
@@ -47,13 +48,14 @@ def _field(kind: str, denoise: Denoiser, sigma: float) -> DenoiserField:
 
 
 def _run_on_model(model: ModelPatcher, schedule: ConditioningSchedule, work, stage: str, path: GeodesicPath,
-                  largest_batch: int, total_evals: int, calls: ModelCallSettings, expected_evals: int | None = None):
+                  largest_batch: int, total_evals: int, calls: ModelCallSettings, expected_evals: int | None = None,
+                  bar: NodeBar | None = None):
     """``run_with_denoiser`` for work on latents shaped like ``path``'s, at its sigma. A readout shows no latent
     preview: the node's picture is its plot, which a preview of noisy x0 estimates would replace."""
     return run_with_denoiser(model, schedule, work, stage=stage, latent_shape=tuple(path.points.shape[1:]),
                              batch_size=calls.batch_size, largest_batch=largest_batch, total_evals=total_evals,
                              sigma=path.sigma, negative=calls.negative, guidance=calls.guidance,
-                             expected_evals=expected_evals, preview=stage != "readout")
+                             expected_evals=expected_evals, preview=stage != "readout", bar=bar)
 
 
 def _expected_solve_evals(n_points: list[int], settings: GeodesicSettings) -> int | None:
@@ -97,14 +99,9 @@ def _reparametrised(denoise: Denoiser, local: Tensor, target: Tensor) -> Denoise
     return mapped
 
 
-def _range_budget(settings: GeodesicSettings, segments: int = 1) -> int:
-    """The most evaluations of a strength's range readout over ``segments`` (0 without a strength)."""
-    return 0 if settings.strength is None else range_evals(segments)
-
-
-def _range_expected(settings: GeodesicSettings, segments: int = 1) -> int:
-    """What that readout usually takes (the progress bar's estimate)."""
-    return 0 if settings.strength is None else typical_range_evals(segments)
+def _strength_budget(settings: GeodesicSettings, segments: int = 1) -> int:
+    """The evaluations of a strength's pull readout over ``segments`` (0 without a strength)."""
+    return 0 if settings.strength is None else strength_evals(segments)
 
 
 def _with_path_strength(kind: str, denoise: Denoiser, path: GeodesicPath, settings: GeodesicSettings, device
@@ -162,13 +159,13 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
         return geodesic, geodesic.points.float().cpu(), geodesic.log_density(field_of)
 
     # Every solve keeps within its budget, its readout included, and a keyframes-only segment's readout within its;
-    # a strength's range readout comes first, within what plan_keyframes kept for it.
+    # a strength's pull readout comes first, within what plan_keyframes kept for it.
     expected = _expected_solve_evals([s + 1 for s in steps], settings)
     if expected is not None:
-        expected += _range_expected(settings, len(steps))
+        expected += _strength_budget(settings, len(steps))
     geodesic, points, log_density = _run_on_model(model, schedule, solve_on_model, "solve", keyframes,
                                                   max(steps) + 1,
-                                                  sum(plan.segments.budgets) + _range_budget(settings, len(steps)),
+                                                  sum(plan.segments.budgets) + _strength_budget(settings, len(steps)),
                                                   calls, expected)
     end_tangent = geodesic.end_tangent
     path = keyframes.with_points(points, geodesic.positions(t), schedule=schedule, log_density=log_density,
@@ -179,7 +176,7 @@ def solve_keyframes(model: ModelPatcher, keyframes: GeodesicPath, *, frames: int
 def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tangent: bool, backward: bool,
                 settings: GeodesicSettings, calls: ModelCallSettings) -> tuple[GeodesicPath, float]:
     """``frames`` new points shot along the geodesic from the path's end (or start), one frame step apart, and
-    the alpha they were shot with (with ``settings.strength``: strength / the log-density range between the
+    the alpha they were shot with (with ``settings.strength``: strength / the pull between the
     path's first and last points).
 
     The step is the path's end tangent per frame (a solved BVP knows it) or its last frame difference;
@@ -206,9 +203,9 @@ def extrapolate(model: ModelPatcher, path: GeodesicPath, *, frames: int, use_tan
         return result.points[1:].float().cpu(), result.readout.log_density[1:].cpu(), solved.alpha
 
     # RK4: four score evaluations per step, then the density readout: the last point and at least 3
-    # quadrature points per step (more where the density changes fast); first a strength's range.
+    # quadrature points per step (more where the density changes fast); first a strength's pull.
     new_points, log_density, alpha = _run_on_model(model, schedule, shoot_frames, "extrapolation", path, 1,
-                                                   4 * frames + 1 + 3 * frames + _range_budget(settings), calls)
+                                                   4 * frames + 1 + 3 * frames + _strength_budget(settings), calls)
     if backward:
         new_points, log_density = new_points.flip(0), log_density.flip(0)
     new_path = path.with_points(new_points, torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1),
@@ -243,12 +240,32 @@ def _check_readable(model: ModelPatcher, path: GeodesicPath) -> str:
     return kind
 
 
+def _readout_budget(points: int, settings: GeodesicSettings) -> int:
+    """The evaluations a path's own readout may refine within: what the strength's pull leaves of the budget, at
+    least one pass over its ``points`` frames."""
+    return max(settings.max_evals - _strength_budget(settings), one_pass_evals(points))
+
+
+def readout_evals(points: int, *, compare_geodesic: bool, settings: GeodesicSettings) -> tuple[int, int | None]:
+    """The most latents a Density Readout of a path of ``points`` frames evaluates, and what it usually does
+    (None: the most): its bar's total and estimate."""
+    strength_budget = _strength_budget(settings)
+    usual_readout = READOUT_PASSES * one_pass_evals(points) + strength_budget
+    if not compare_geodesic:
+        return _readout_budget(points, settings) + strength_budget, usual_readout
+    # the path's readout, the solve within what the pull leaves, and the pull
+    expected_solve = _expected_solve_evals([points], settings)
+    return (_readout_budget(points, settings) + settings.max_evals,
+            None if expected_solve is None else expected_solve + usual_readout)
+
+
 def read_along(model: ModelPatcher, path: GeodesicPath, *, settings: GeodesicSettings,
-               calls: ModelCallSettings) -> DensityReadoutResult:
+               calls: ModelCallSettings, bar: NodeBar | None = None) -> DensityReadoutResult:
     """Density and distance along any path, refined within ``settings.max_evals`` (at least one pass over its
-    frames), a strength's range readout between the path's ends included."""
+    frames), a strength's pull readout between the path's ends included; ``bar`` the node's, where the readout
+    is one part of its work (sized by ``readout_evals``)."""
     kind = _check_readable(model, path)
-    budget = max(settings.max_evals - _range_budget(settings), one_pass_evals(len(path)))
+    budget = _readout_budget(len(path), settings)
 
     def read_on_model(denoise, device):
         solved, calibration = _with_path_strength(kind, denoise, path, settings, device)
@@ -257,35 +274,33 @@ def read_along(model: ModelPatcher, path: GeodesicPath, *, settings: GeodesicSet
                             max_evals=budget).cpu()
         return DensityReadoutResult(path.t.clone(), readout, solved.alpha, calibration=calibration)
 
-    return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path),
-                         budget + _range_budget(settings), calls,
-                         READOUT_PASSES * one_pass_evals(len(path)) + _range_expected(settings))
+    total, expected = readout_evals(len(path), compare_geodesic=False, settings=settings)
+    return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path), total, calls, expected,
+                         bar)
 
 
 def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool, settings: GeodesicSettings,
-             calls: ModelCallSettings) -> DensityReadoutResult:
+             calls: ModelCallSettings, bar: NodeBar | None = None) -> DensityReadoutResult:
     """Density and distance along any path; optionally its efficiency against the geodesic between its
-    ends."""
+    ends. ``bar`` as in ``read_along``."""
     if not compare_geodesic:
-        return read_along(model, path, settings=settings, calls=calls)
+        return read_along(model, path, settings=settings, calls=calls, bar=bar)
     kind = _check_readable(model, path)
-    range_budget = _range_budget(settings)
-    check_budget(settings.max_evals, one_pass_evals(len(path)) + range_budget, "the geodesic between the path's "
-                 "ends" + " and the log-density range for strength" * bool(range_budget))
-    max_evals = settings.max_evals - range_budget
+    strength_budget = _strength_budget(settings)
+    check_budget(settings.max_evals, one_pass_evals(len(path)) + strength_budget, "the geodesic between the path's "
+                 "ends" + " and the pull for strength" * bool(strength_budget))
+    max_evals = settings.max_evals - strength_budget
     # The path's own readout may refine within the same budget (at least one pass over its frames).
-    readout_budget = max(max_evals, one_pass_evals(len(path)))
+    readout_budget = _readout_budget(len(path), settings)
 
     def compare_on_model(denoise, device):
         solved, calibration = _with_path_strength(kind, denoise, path, settings, device)
-        result = geodesic_efficiency(_path_field(kind, denoise, path), path.points.to(device), solved.alpha,
-                                     sphere=solved.sphere, method=solved.method, tol=solved.tolerance,
-                                     quadrature_tol=solved.accuracy, max_evals=max_evals,
-                                     readout_max_evals=readout_budget)
+        # the strength is spent (it set alpha), and the solve gets what the pull readout left of the budget
+        result = against_geodesic(_path_field(kind, denoise, path), path.points.to(device),
+                                  dataclasses.replace(solved, strength=None, max_evals=max_evals),
+                                  readout_max_evals=readout_budget)
         return DensityReadoutResult(path.t.clone(), result.path.cpu(), solved.alpha, result, calibration)
 
-    expected = _expected_solve_evals([len(path)], settings)
-    if expected is not None:
-        expected += READOUT_PASSES * one_pass_evals(len(path)) + _range_expected(settings)
-    return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path),
-                         readout_budget + max_evals + range_budget, calls, expected)
+    total, expected = readout_evals(len(path), compare_geodesic=True, settings=settings)
+    return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path), total, calls, expected,
+                         bar)

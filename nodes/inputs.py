@@ -59,16 +59,16 @@ def alpha_input() -> io.Float.Input:
                 "The paper uses 0.002 at noise level 0.6 and 0.02 at 0.7 for Stable Diffusion.")
 
 
-def strength_input(where: str = "along the great circle (or line) between the path's first and last frames"
-                   ) -> io.Float.Input:
+def strength_input(where: str = "between the path's first and last frames") -> io.Float.Input:
     # Last widget of its nodes, optional and 0 (alpha as given) by default, so workflows and API prompts made
     # before it existed still run, with the alpha they were made with.
     return io.Float.Input(
-        "strength", default=0.0, min=0.0, max=100.0, step=0.1, round=0.001, optional=True,
-        tooltip="Relative density strength, scaled to the model and the keyframes: above 0 it replaces alpha by "
-                f"strength / the log-density range {where} (read first: 33 to 132 model evaluations per segment). 1 "
-                "makes the density weight vary about e-fold along that path, a good start on any model; higher values "
-                "weigh density more (the path need not bend further). 0: use alpha as given.")
+        "strength", default=0.0, min=0.0, max=100.0, step=0.05, round=0.001, optional=True,
+        tooltip="Relative density strength, the same on every model: how far the path bends off the great circle "
+                "between its ends, as a fraction of their distance (to first order). Above 0 it replaces alpha by "
+                f"strength / the density's pull across the great circle (or line) {where} (read first: 7 model "
+                "evaluations per segment). 0.1 bends about a tenth of the way, a good start; 0.2-0.3 a clear detour; "
+                "larger values bend further but not in proportion. 0: use alpha as given.")
 
 
 def sphere_input() -> io.Boolean.Input:

@@ -6,10 +6,10 @@ from comfy_api.latest import io, ui
 
 from ..geodesic_pipeline.keyframes import GeodesicSettings
 from . import inputs as shared
-from .bridge import ModelCallSettings
+from .bridge import ModelCallSettings, NodeBar
 from .decoded_frames import check_frames_of_path, remember_decoded
 from .encode_decode import decode_path
-from .geodesics_on_model import read_out
+from .geodesics_on_model import read_out, readout_evals
 from .perceptual import (
     DECODE_SPACINGS,
     LPIPS_NETS,
@@ -99,14 +99,21 @@ class DensityReadout(io.ComfyNode):
     @checked_when_run
     def execute(cls, model, path, compare_geodesic, alpha, sphere, method, tolerance, max_evals, batch_size,
                 guidance, accuracy=0.001, negative=None, images=None, strength=0.0) -> io.NodeOutput:
+        settings = GeodesicSettings(alpha, sphere, method, tolerance, accuracy, max_evals=max_evals,
+                                    strength=strength or None)
+        bar = None
         if images is not None:
             check_frames_of_path(images, path)
-        result = read_out(model, path, compare_geodesic=compare_geodesic,
-                          settings=GeodesicSettings(alpha, sphere, method, tolerance, accuracy, max_evals=max_evals,
-                                                    strength=strength or None),
-                          calls=ModelCallSettings(guidance, negative, batch_size))
+            # One bar for the readout and then its LPIPS columns (one unit a frame), so it fills once.
+            most, usual = readout_evals(len(path), compare_geodesic=compare_geodesic, settings=settings)
+            bar = NodeBar(most + len(images), None if usual is None else usual + len(images))
+        result = read_out(model, path, compare_geodesic=compare_geodesic, settings=settings,
+                          calls=ModelCallSettings(guidance, negative, batch_size), bar=bar)
+        metrics = None if images is None else image_metrics(images, bar=bar)
+        if bar is not None:
+            bar.finish()
         plot = density_plot(result)
-        table = readout_table(result, None if images is None else image_metrics(images))
+        table = readout_table(result, metrics)
         # the efficiency output keeps its released meaning: -1 when the geodesic was not solved
         efficiency = -1.0 if result.compared is None else result.compared.efficiency
         return io.NodeOutput(plot, table, ShownFloat(result.readout.length), ShownFloat(efficiency),

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import comfy.model_management
-import comfy.utils
 import torch
 from torch import Tensor
 
@@ -26,10 +25,11 @@ from ..geodesic_pipeline.core import (
     one_pass_evals,
     perceptual_metrics,
     retime,
+    retime_work,
     working_bytes,
 )
 from ..geodesic_pipeline.keyframes import GeodesicSettings
-from .bridge import ModelCallSettings, show_progress_text, stop_if_cancelled
+from .bridge import ModelCallSettings, NodeBar, show_progress_text, stop_if_cancelled
 from .encode_decode import decode_path
 from .geodesics_on_model import read_along
 from .path import GeodesicPath
@@ -55,17 +55,12 @@ def check_frames_for_spacing(spacing: str, frames: int | None) -> None:
             f"Interpolation, Respace Path), or use spacing 'even LPIPS'")
 
 
-def lpips_progress(stage: str) -> Callback:
-    """LPIPS callback: Cancel is honoured between chunks, and each pass fills the node's bar and says how far
-    it is under the node's title."""
-    bar = None
-
+def lpips_progress(stage: str, bar: NodeBar) -> Callback:
+    """LPIPS callback: Cancel is honoured between chunks, each chunk's frames advance the node's bar (one unit a
+    frame), and the pass says how far it is under the node's title."""
     def report(progress: Progress) -> None:
-        nonlocal bar
         stop_if_cancelled(f"{stage}, after LPIPS of {progress.step} of {progress.total} frames")
-        if bar is None or progress.step <= bar.current:  # a new pass over the frames starts a new bar
-            bar = comfy.utils.ProgressBar(progress.total)
-        bar.update_absolute(progress.step, progress.total)
+        bar.advance(len(progress.points))
         show_progress_text(f"{stage}: LPIPS of {progress.step} of {progress.total} frames")
 
     return report
@@ -106,13 +101,16 @@ def lpips_chunk(lpips: LPIPS, frames: Tensor, input_name: str = "images") -> int
     return int(min(MAX_LPIPS_CHUNK, room // per_frame))
 
 
-def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images") -> PerceptualMetrics:
+def image_metrics(images: Tensor, net: str = "alex", input_name: str = "images",
+                  bar: NodeBar | None = None) -> PerceptualMetrics:
+    """LPIPS metrics of the frames of ``images``; ``bar`` the node's, where they are one part of its work (one unit
+    a frame), else a bar of their own."""
     frames = image_frames(images, input_name)
     if len(frames) < 2:
         raise GeodesicInputError(f"{input_name}: perceptual metrics need at least 2 frames, got {len(frames)}")
     lpips = lpips_on_device(net)
     return perceptual_metrics(frames, lpips, chunk_size=lpips_chunk(lpips, frames, input_name),
-                              callback=lpips_progress(f"{input_name}"))
+                              callback=lpips_progress(input_name, bar or NodeBar(len(frames))))
 
 
 def metrics_table(metrics: PerceptualMetrics) -> str:
@@ -140,23 +138,29 @@ def decode_evenly(model: ModelPatcher, path: GeodesicPath, vae, *, frames: int, 
     if frames < 2:
         raise GeodesicInputError(f"frames: even LPIPS spacing needs at least 2 frames, got {frames}")
     decoded: dict[float, tuple[Tensor, Tensor, Tensor]] = {}  # position -> (noisy point, clean latent, image)
+    own_t = path.t.double()
+    measure = len(path) + frames - 1
+    work = retime_work(frames, method=method, measure=measure, known_t=own_t)
+    # One bar for the node's whole work, so it fills once: model evaluations (steps per decoded frame), then frames
+    # through LPIPS (the measuring passes, the placed frames, and the path's own frames for the report).
+    bar = NodeBar(steps * (len(path) + work.renders) + work.lpips_frames + len(path), previews_of=model)
 
     def render(t: Tensor) -> Tensor:
         sub_path = path.with_points(interpolate_points(path.points, path.t, t.float()), t.float())
-        samples = decode_path(model, sub_path, steps=steps, batch_size=batch_size)
+        samples = decode_path(model, sub_path, steps=steps, batch_size=batch_size, bar=bar)
         images = vae.decode(samples)
         images = images.reshape(-1, *images.shape[-3:])
         for position, point, sample, image in zip(t.tolist(), sub_path.points, samples, images, strict=True):
             decoded[position] = (point, sample, image)
         return image_frames(images, "vae")
 
-    own_t = path.t.double()
     plain = render(own_t)
     lpips = lpips_on_device(net)
     chunk_size = lpips_chunk(lpips, plain, "vae")
-    result = retime(render, frames, method=method, measure=len(path) + frames - 1, initial=(own_t, plain),
-                    lpips=lpips, chunk_size=chunk_size, callback=lpips_progress("measuring"))
-    before = perceptual_metrics(plain, lpips, chunk_size=chunk_size, callback=lpips_progress("path frames"))
+    result = retime(render, frames, method=method, measure=measure, initial=(own_t, plain),
+                    lpips=lpips, chunk_size=chunk_size, callback=lpips_progress("measuring", bar))
+    before = perceptual_metrics(plain, lpips, chunk_size=chunk_size, callback=lpips_progress("path frames", bar))
+    bar.finish()
     # render_at reuses a frame at a position within SAME_POSITION: look frames up by the nearest position
     positions = [min(decoded, key=lambda known: abs(known - position)) for position in result.t.tolist()]
     points, samples, images = (torch.stack(parts) for parts in zip(*(decoded[p] for p in positions), strict=True))

@@ -81,8 +81,7 @@ def readout_table(result: DensityReadoutResult, lpips: PerceptualMetrics | None 
                ["log_p error", f"{float(readout.log_density_error.max()):.1g}", "largest bound of a frame's log_p"],
                ["evaluations", str(readout.score_evals), "model evaluations of the readout"],
                ["alpha", f"{result.alpha:.4g}", "density weight, as given" if result.calibration is None else
-                f"= strength {result.calibration.strength:g} / log-density range "
-                f"{result.calibration.log_density_range:.4g} nats"]]
+                f"= strength {result.calibration.strength:g} / pull {result.calibration.pull:.4g}"]]
     if result.compared is not None:
         compared, closure = result.compared, result.compared.closure
         # Both paths end at the last frame: for an exact density their end values would agree.

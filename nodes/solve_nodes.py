@@ -48,7 +48,7 @@ class SolveBVP(io.ComfyNode):
                 *shared.field_tail_inputs(),
                 shared.accuracy_input(),
                 shared.search_input(),
-                shared.strength_input("along the great circle (or line) between consecutive keyframes"),
+                shared.strength_input("between consecutive keyframes"),
             ],
             outputs=[
                 shared.path_output("The geodesic path (noisy latents with per-frame conditioning and densities)."),

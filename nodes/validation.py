@@ -177,7 +177,7 @@ def budget_covers_the_frames(inputs: dict) -> None:
     strength = bool(inputs.get("strength"))
     if frames is not None and max_evals is not None:
         check_budget(max_evals, readout_evals(frames, 2, loop, strength=strength),
-                     f"the {frames} frames{' of a loop' * loop}{' and the log-density range for strength' * strength}")
+                     f"the {frames} frames{' of a loop' * loop}{' and the pull for strength' * strength}")
 
 
 def global_search_needs_default_method(inputs: dict) -> None:

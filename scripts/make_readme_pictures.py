@@ -7,7 +7,9 @@ the templates with their thumbnails (scripts/make_workflows.py) first, so the sc
     python -m scripts.make_readme_pictures --skip-demos    # only the templates and what the browser shows
 
 web/docs/ is the pack's WEB_DIRECTORY, so ComfyUI serves these files to the help pages; the README shows
-the same files. The ComfyUI screenshots come from the real-browser test (tests/test_browser.py writes
+the same files. The help pages show the *_narrow versions of the demo and settings pictures: the same figures
+laid out for their side panel, about 280 px wide (the help page cannot link to a larger picture: on frontend
+1.32 such a link leads nowhere). The ComfyUI screenshots come from the real-browser test (tests/test_browser.py writes
 them to test-artifacts/browser/), run here through pytest rather than a second browser harness; the
 thumbnails of the templates that need an SD checkpoint are made from them (their graph, captioned so)."""
 
@@ -16,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import torch
@@ -26,7 +29,7 @@ from devtools.comfy_server import EXTRAPOLATION_TEMPLATE, LOOP_TEMPLATE, VIDEO_T
 from digits.latent_model import load_mnist_model
 from digits.main import main as digits_demo
 from digits.mnist import load_split, pick_pairs
-from digits.render import frame_colormap, tile_frames
+from digits.render import NARROW_DPI, NARROW_INCHES, NARROW_TEXT_CHARS, frame_colormap, tile_frames
 from digits.settings import MNIST_DEFAULTS
 from geodesic_core import solve_bvp
 from geodesic_pipeline.compare import to_common_radius
@@ -59,15 +62,16 @@ def progress(message: str) -> None:
 
 def demo_pictures(work: Path) -> None:
     out = work / "digits"
-    if digits_demo(["--out", str(out)]) != 0:
+    if digits_demo(["--out", str(out), "--narrow-pictures"]) != 0:
         raise RuntimeError("the digits demo failed")
-    shutil.copy(out / "strip.png", IMAGES / "digits_strip.png")
-    shutil.copy(out / "density.png", IMAGES / "digits_density.png")
-    with Image.open(out / "animation.webp") as animation:
-        frames = [frame.convert("L") for frame in ImageSequence.Iterator(animation)]
-        duration = animation.info["duration"]
-    frames[0].save(IMAGES / "digits_geodesic.gif", save_all=True, append_images=frames[1:], duration=duration,
-                   loop=0)
+    for suffix in ("", "_narrow"):
+        shutil.copy(out / f"strip{suffix}.png", IMAGES / f"digits_strip{suffix}.png")
+        shutil.copy(out / f"density{suffix}.png", IMAGES / f"digits_density{suffix}.png")
+        with Image.open(out / f"animation{suffix}.webp") as animation:
+            frames = [frame.convert("L") for frame in ImageSequence.Iterator(animation)]
+            duration = animation.info["duration"]
+        frames[0].save(IMAGES / f"digits_geodesic{suffix}.gif", save_all=True, append_images=frames[1:],
+                       duration=duration, loop=0)
 
 
 def mixture_picture(work: Path) -> None:
@@ -76,29 +80,46 @@ def mixture_picture(work: Path) -> None:
     shutil.copy(work / "mixture" / "mixture_geodesic.png", IMAGES / "mixture_geodesic.png")
 
 
-def frames_row(ax, frames: torch.Tensor, label: str) -> None:
+def frames_row(ax, frames: torch.Tensor, label: str, heading: str = "", *, narrow: bool = False) -> None:
+    """One row of frames, labelled at its left (``narrow``: the heading and the label above it)."""
     ax.imshow(tile_frames(frames), cmap=frame_colormap(), vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    if narrow:
+        lines = [textwrap.fill(heading, NARROW_TEXT_CHARS), ""] if heading else []
+        ax.set_title("\n".join([*lines, label.replace("\n", " ")]), fontsize=8, loc="left")
+    else:
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+        if heading:
+            ax.set_title(heading, fontsize=10, loc="left")
+
+
+def save_rows(rows: list[tuple[torch.Tensor, str]], heading: str, name: str, wide_inches: float) -> None:
+    """Rows of (frames, label) under a heading, as ``name`` (a figure ``wide_inches`` wide) and as its narrow
+    version ``<name>_narrow.png`` (about 280 px wide in a help page)."""
+    height, width = tile_frames(rows[0][0]).shape
+    row_inches = 0.3 + NARROW_INCHES * height / width  # a narrow row: its label, then its frames
+    for narrow in (False, True):
+        size = (NARROW_INCHES, row_inches * len(rows) + 0.35) if narrow else (wide_inches, 0.8 * len(rows) + 0.5)
+        fig = Figure(figsize=size)
+        for k, (ax, (frames, label)) in enumerate(zip(fig.subplots(len(rows), 1), rows, strict=True)):
+            frames_row(ax, frames, label, heading if k == 0 else "", narrow=narrow)
+        fig.tight_layout()
+        fig.savefig(IMAGES / (f"{name}_narrow.png" if narrow else f"{name}.png"), dpi=NARROW_DPI if narrow else 100)
 
 
 def settings_picture() -> None:
     """The sphere geodesic between the demo's two digits for several alphas and noise levels."""
     images, labels = load_split("held_out")
     (i, j), = pick_pairs(labels, 1, 0)  # the demo's default pair
-    fig = Figure(figsize=(9, 0.8 * len(SETTINGS_ROWS) + 0.5))
-    axes = fig.subplots(len(SETTINGS_ROWS), 1)
-    for ax, (noise_level, alpha) in zip(axes, SETTINGS_ROWS, strict=True):
+    rows = []
+    for noise_level, alpha in SETTINGS_ROWS:
         model = load_mnist_model(noise_level)
         a, b = to_common_radius(*model.to_latents(images[[i, j]]))
         path = solve_bvp(model.field, a, b, n_points=SETTINGS_FRAMES, alpha=alpha, sphere=True)
-        frames_row(ax, model.to_images(path.points), f"noise {noise_level}, alpha {alpha}")
-        if alpha == 0.05:
-            ax.set_title("sphere geodesic between the same two digits (slerp is the limit alpha -> 0)",
-                         fontsize=10, loc="left")
-    fig.tight_layout()
-    fig.savefig(IMAGES / "alpha_noise_level.png", dpi=100)
+        rows.append((model.to_images(path.points), f"noise {noise_level}, alpha {alpha}"))
+    save_rows(rows, "sphere geodesic between the same two digits (slerp is the limit alpha -> 0)",
+              "alpha_noise_level", 9)
 
 
 def noisy_latents_picture() -> None:
@@ -106,19 +127,15 @@ def noisy_latents_picture() -> None:
     look like before denoising), and the clean frame generated back from each."""
     images, _ = load_split("held_out")
     digit = images[:1]
-    fig = Figure(figsize=(6, 2.1))
-    top, bottom = fig.subplots(2, 1)
     latents, decoded = [], []
     for noise_level in NOISY_LEVELS:
         model = load_mnist_model(noise_level)
         latent = model.to_latents(digit)
         latents.append(model.decode(latent))
         decoded.append(model.to_images(latent))
-    frames_row(top, torch.cat([digit, *latents]), "noisy latent,\nVAE-decoded")
-    frames_row(bottom, torch.cat([digit, *decoded]), "decoded")
-    top.set_title(f"clean, then noise level {', '.join(str(n) for n in NOISY_LEVELS)}", fontsize=10, loc="left")
-    fig.tight_layout()
-    fig.savefig(IMAGES / "noisy_latents.png", dpi=100)
+    save_rows([(torch.cat([digit, *latents]), "noisy latent,\nVAE-decoded"),
+               (torch.cat([digit, *decoded]), "decoded")],
+              f"clean, then noise level {', '.join(str(n) for n in NOISY_LEVELS)}", "noisy_latents", 6)
 
 
 def browser_pictures() -> None:

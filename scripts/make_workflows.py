@@ -101,7 +101,7 @@ EMBEDDED_NOTE = (
     'digit).\n'
     '- frames on Geodesic Interpolation: more or fewer frames in the animation.\n'
     '- alpha on Geodesic Interpolation and Density Readout: higher weighs likely digits more, lower keeps the '
-    'path straighter (0.54 was chosen on training digits). Or set strength (their last input; 1 is a start on '
+    'path straighter (0.54 was chosen on training digits). Or set strength (their last input; 0.1 is a start on '
     'any model) and the node picks alpha from the two digits.\n'
     '- noise_level on both Encode Keyframes: higher leaves the path more room, lower stays closer to the '
     'pixels.\n'
@@ -114,6 +114,14 @@ EMBEDDED_NOTE = (
 # Each template has three groups side by side: what goes in, the geodesic, what comes out.
 INPUTS, GEODESIC, OUTPUTS = "Inputs", "Geodesic", "Outputs"
 SOLVE_TEXT_LINES = 3  # Geodesic Interpolation's progress text ("segment 1/1, iteration 12: length ...")
+# The widest rows of the tables the templates preview (nodes/plot.py), in characters: Preview as Text is made this
+# wide so frontend 1.58 shows them unwrapped. The readout's "|log_p error |-1.234|largest bound of a frame's log_p|"
+# with alpha as given (54), and with a compared geodesic its closure gap row (up to 101: "end log_p, path vs
+# geodesic: quadrature up to 1e-05, model at least 1.2e-05"); Perceptual Metrics' "|pdv    |1.23e-05|0 = perfectly
+# even steps|" (43).
+READOUT_TABLE_COLUMNS = 55
+COMPARED_READOUT_TABLE_COLUMNS = 101
+METRICS_TABLE_COLUMNS = 43
 
 
 def model_nodes(note: str = SD_NOTE) -> list[Node]:
@@ -178,7 +186,8 @@ def interpolation() -> list[Node]:
             *decode_and_save(Link("solve", "path"), "geodesic_interpolation"),
             Node("metrics", "DensityGeodesics_PerceptualMetrics", {"images": Link("decode", "images")}, group=OUTPUTS,
                  column=1),
-            Node("metrics_table", "PreviewAny", {"source": Link("metrics", "table")}, group=OUTPUTS, column=1)]
+            Node("metrics_table", "PreviewAny", {"source": Link("metrics", "table")}, group=OUTPUTS, column=1,
+                 text_columns=METRICS_TABLE_COLUMNS)]
 
 
 def keyframes_loop() -> list[Node]:
@@ -212,8 +221,10 @@ def video_analysis() -> list[Node]:
                                                                  "path": Link("encode", "path")}, group="Readout"),
             Node("save_plot", "SaveImage", {"images": Link("readout", "plot"),
                                             "filename_prefix": "video_density"}, group=OUTPUTS),
-            Node("efficiency", "PreviewAny", {"source": Link("readout", "efficiency")}, group=OUTPUTS, column=1),
-            Node("table", "PreviewAny", {"source": Link("readout", "table")}, group=OUTPUTS, column=1)]
+            # one column: the table is wide, and the opening view has room below, not beside
+            Node("efficiency", "PreviewAny", {"source": Link("readout", "efficiency")}, group=OUTPUTS),
+            Node("table", "PreviewAny", {"source": Link("readout", "table")}, group=OUTPUTS,
+                 text_columns=COMPARED_READOUT_TABLE_COLUMNS)]
 
 
 def embedded_digits() -> list[Node]:
@@ -243,9 +254,12 @@ def embedded_digits() -> list[Node]:
             Node("readout", "DensityGeodesics_DensityReadout", {"model": model, "path": Link("solve", "path"),
                                                                 "compare_geodesic": False, "alpha": alpha},
                  group=OUTPUTS, column=1),
+            # the readout's plot below it, its (wide) table below the animation: the opening view has room below,
+            # not beside
             Node("save_plot", "SaveImage", {"images": Link("readout", "plot"), "filename_prefix": "digits_density"},
-                 group=OUTPUTS, column=2),
-            Node("table", "PreviewAny", {"source": Link("readout", "table")}, group=OUTPUTS, column=2)]
+                 group=OUTPUTS, column=1),
+            Node("table", "PreviewAny", {"source": Link("readout", "table")}, group=OUTPUTS,
+                 text_columns=READOUT_TABLE_COLUMNS)]
 
 
 def with_short_titles(spec: list[Node], object_info: dict) -> list[Node]:

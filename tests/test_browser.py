@@ -222,6 +222,30 @@ def test_embedded_template_runs_as_opened_and_shows_the_morph(page: Page, fronte
     page.wait_for_function("""() => [...document.querySelectorAll("img[src*='digits_geodesic']")]
         .some(img => img.complete && img.naturalWidth > 0)""", timeout=RUN_TIMEOUT_MS)
     screenshot(page, frontend.screenshots / "embedded_template_ran.png")  # in the view it opened in
+    # The readout's table in Preview as Text: on 1.58, in plain text, every row on one line (the template makes the
+    # node wide enough); 1.32 shows the Markdown rendered as a table (its text box, measured here too, is hidden).
+    (table,) = page.evaluate("""() => [...document.querySelectorAll('textarea')]
+        .filter(e => e.value.startsWith('|frame|')).map(e => {
+            const style = getComputedStyle(e);
+            const context = document.createElement('canvas').getContext('2d');
+            context.font = `${style.fontSize} ${style.fontFamily}`;
+            return {widest: Math.max(...e.value.split('\\n').map(line => context.measureText(line).width)),
+                    room: e.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight),
+                    font: context.font, characters: Math.max(...e.value.split('\\n').map(line => line.length))};
+        })""")
+    print("readout table preview:", table)
+    page.evaluate("""() => {  // the table at 100 % zoom, for a screenshot of what it reads like
+        const canvas = window.app.canvas;
+        const preview = window.app.graph.nodes.filter(n => n.type === 'PreviewAny')
+            .sort((a, b) => b.size[0] - a.size[0])[0];
+        canvas.ds.scale = 1;
+        canvas.centerOnNode(preview);
+        canvas.setDirty(true, true);
+    }""")
+    page.wait_for_timeout(500)
+    screenshot(page, frontend.screenshots / "embedded_template_table.png")
+    if frontend.version == NEWEST_FRONTEND:
+        assert table["widest"] <= table["room"], table
     shown = page.evaluate("""() => {
         const save = window.app.graph.nodes.find(n => n.type === 'SaveAnimatedWEBP');
         return window.app.nodeOutputs[String(save.id)].images.map(i => i.filename);
@@ -261,8 +285,18 @@ def test_node_help_page_opens_with_its_picture(page: Page, frontend: Frontend):
     finally:
         screenshot(page, frontend.screenshots / "help_page.png")  # also when it fails: shows what the user got
     assert heading.is_visible()
-    sources = page.evaluate("() => [...document.querySelectorAll(\"img[src*='/docs/images/']\")].map(i => i.src)")
-    assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src in sources), sources
+    pictures = page.locator("img[src*='/docs/images/']")
+    shown = []
+    for k in range(pictures.count()):  # each picture as the panel shows it
+        picture = pictures.nth(k)
+        picture.scroll_into_view_if_needed()
+        screenshot(page, frontend.screenshots / f"help_page_picture_{k}.png")
+        shown.append(picture.evaluate("img => [img.src, img.clientWidth, img.naturalWidth]"))
+    print("help page pictures (source, shown px, drawn px):", shown)
+    assert all(f"/extensions/{PACK_FOLDER_NAME}/docs/images/" in src for src, _, _ in shown), shown
+    # Drawn for the panel (scripts/make_readme_pictures.py's narrow versions, twice the resolution): shown at least
+    # half their size, so their 8-point text is about 11 px or more, where the README's versions shrank to a fifth.
+    assert shown and all("_narrow." in src and width >= 0.5 * natural for src, width, natural in shown), shown
 
 
 def test_a_refused_prompt_rings_the_input_its_message_names(page: Page, frontend: Frontend):

@@ -1,6 +1,6 @@
-"""The 8x8 digits model (the fast fixture of the batch tool and solver tests): shipped weights are a real
-learned model, the diffusers adapter agrees with diffusers' own scheduler. The demo (on the MNIST latent model,
-tests/test_mnist_model.py) runs end to end and fails cleanly on bad input."""
+"""The demo (digits/main.py, on the embedded MNIST latent model; the model itself is tests/test_mnist_model.py):
+it runs end to end and compares like with like, reads image files as the model learned them, and fails
+cleanly on bad input."""
 
 import json
 import subprocess
@@ -10,24 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import DDPMScheduler
 from PIL import Image
 
-from digits.data_8x8 import distance_to_training, in_distribution_limit, load_split
 from digits.demo import held_out_endpoints
-from digits.latent_files import load_metadata
-from digits.latent_model import SCHEDULER_CONFIG, load_mnist_model
+from digits.latent_model import load_mnist_model
 from digits.main import main
-from digits.model_8x8 import METADATA_FILE, WEIGHTS_FILE, build_unet, load_8x8_model, load_trained_model
-from digits.settings import MNIST_DEFAULTS
-from digits.train_mnist import evaluation_loss
+from digits.mnist import load_split
+from digits.settings import MNIST_DEFAULTS, MNIST_IMAGE_SIZE
 from geodesic_core import geodesic_efficiency, lerp, read_path, slerp
-from geodesic_core.diffusers_adapter import (
-    DiffusersDenoiser,
-    denoising_sigmas,
-    scheduler_sigmas,
-    sigma_at_noise_level,
-)
 from geodesic_pipeline.compare import to_common_radius
 from geodesic_pipeline.images import to_model_images
 
@@ -36,87 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--frames", "5", "--ode-steps", "4", "--max-evals", "60"]
 OUTPUTS = ("strip.png", "density.png", "animation.webp", "results.json")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def trained():
-    return load_trained_model()
-
-
-@pytest.fixture(scope="module")
-def held_out() -> torch.Tensor:
-    """The held-out 8x8 digits, [N, 1, 8, 8] in [-1, 1]."""
-    return load_split("held_out")[0]
-
-
-def test_shipped_weights_are_small_and_documented():
-    assert WEIGHTS_FILE.stat().st_size < 10 * 2**20
-    metadata = load_metadata(METADATA_FILE)
-    for key in ("command", "seed", "final_train_loss", "final_held_out_loss", "train_wall_s", "train_cpu_s"):
-        assert key in metadata, f"{METADATA_FILE} lacks {key}"
-
-
-def test_shipped_weights_denoise_held_out_digits_far_better_than_untrained(trained, held_out):
-    unet, scheduler = trained
-    torch.manual_seed(0)
-    untrained = build_unet().eval()
-    # Same seeded noise and timesteps for both models. An untrained UNet scores about 1.3 (it predicts
-    # noise no better than a constant); the shipped one about 0.1. Half the untrained loss is a bound a
-    # placeholder or a broken load cannot meet, with a wide margin for numerical differences.
-    trained_loss = evaluation_loss(unet, scheduler, held_out, seed=7, repeats=1)
-    untrained_loss = evaluation_loss(untrained, scheduler, held_out, seed=7, repeats=1)
-    assert trained_loss < 0.5 * untrained_loss, (trained_loss, untrained_loss)
-    # The recorded held-out loss is reproduced with the recorded evaluation draws: 3% covers BLAS
-    # differences between machines, not a different model (a retrained seed differs by more).
-    metadata = load_metadata(METADATA_FILE)
-    recorded = evaluation_loss(unet, scheduler, held_out, seed=12345, repeats=8)
-    assert recorded == pytest.approx(metadata["final_held_out_loss"], rel=0.03)
-
-
-@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
-def test_adapter_x0_matches_diffusers_scheduler(trained, prediction_type, held_out):
-    """Our VE-form x0 equals diffusers' own pred_original_sample at a training timestep, whatever the
-    UNet output is taken to mean (the shipped UNet's output is reinterpreted for v / sample)."""
-    unet, _ = trained
-    # clip_sample off: diffusers would clamp x0 to [-1, 1] for sampling; a score needs the raw estimate.
-    scheduler = DDPMScheduler(**(SCHEDULER_CONFIG | {"prediction_type": prediction_type, "clip_sample": False}))
-    denoise = DiffusersDenoiser(unet, scheduler)
-    x0 = held_out[:6]
-    generator = torch.Generator().manual_seed(0)
-    for timestep in (50, 599, 900):
-        alpha = scheduler.alphas_cumprod[timestep]
-        x_vp = alpha.sqrt() * x0 + (1 - alpha).sqrt() * torch.randn(x0.shape, generator=generator)
-        sigma = float(((1 - alpha) / alpha).sqrt())
-        with torch.no_grad():
-            expected = scheduler.step(unet(x_vp, timestep).sample, timestep, x_vp).pred_original_sample
-        ours = denoise(x_vp * (1 + sigma**2) ** 0.5, sigma)
-        # float32 arithmetic along two different formulas: 1e-4 absolute on values of order 1-10
-        torch.testing.assert_close(ours, expected, atol=1e-4, rtol=1e-4)
-
-
-def test_noise_level_and_schedule():
-    scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
-    sigmas = scheduler_sigmas(scheduler)
-    sigma = sigma_at_noise_level(scheduler, 0.6)
-    # timestep 0.6 * 999 = 599.4 lies between the tabulated sigmas of 599 and 600
-    assert float(sigmas[599]) < sigma < float(sigmas[600])
-    schedule = denoising_sigmas(scheduler, sigma, 10)
-    assert len(schedule) == 11 and float(schedule[0]) == sigma and float(schedule[-1]) == 0.0
-    assert bool((schedule[1:] < schedule[:-1]).all())
-    assert float(schedule[-2]) == pytest.approx(float(sigmas[0]))
-
-
-def test_invert_then_decode_reconstructs_held_out_digits(held_out):
-    model = load_8x8_model(ode_steps=20)
-    images = held_out[:8]
-    latents = model.to_latents(images)
-    # The latents are noisy: far from the images (sigma ~2.3 per pixel would give ~2.3 RMS for fresh noise).
-    assert float((latents - images).pow(2).mean().sqrt()) > 1.0
-    # Deterministic DDIM inversion and generation retrace the same ODE, so the digits come back. 0.15
-    # RMS on a [-1, 1] scale is a clearly recognisable digit (a wrong class differs by ~0.8 RMS); the
-    # ODE discretisation with 20 steps keeps it from being exact.
-    rms = float((model.to_images(latents) - images).pow(2).mean().sqrt())
-    assert rms < 0.15, rms
 
 
 def test_main_command_compares_like_with_like(tmp_path):
@@ -216,40 +125,28 @@ def test_argument_errors_come_before_heavy_imports(tmp_path):
 
 
 def dark_on_light_png(digit: torch.Tensor, path: Path, scale: int = 4) -> Path:
-    """A model image [1, 8, 8] drawn the other way round (dark ink on white), scale x larger."""
+    """A model image [1, H, W] drawn the other way round (dark ink on white), scale x larger."""
     unit = ((digit[0].numpy() + 1.0) / 2.0).repeat(scale, 0).repeat(scale, 1)
     Image.fromarray(np.round(255 * (1.0 - unit)).astype(np.uint8)).save(path)
     return path
 
 
-def test_light_background_is_inverted_with_a_notice(tmp_path, held_out):
-    digits = held_out[:2]
+def test_light_background_is_inverted_with_a_notice(tmp_path):
+    digits = load_split("held_out")[0][:2]
+    size = (MNIST_IMAGE_SIZE, MNIST_IMAGE_SIZE)
     files = [dark_on_light_png(digit, tmp_path / f"dark_{k}.png") for k, digit in enumerate(digits)]
     with Image.open(files[0]) as first, Image.open(files[1]) as second:
-        images, notices = to_model_images([first.convert("L"), second.convert("L")], files, (8, 8))
-    # Inverted and shrunk back, each is the original digit up to 8-bit rounding (one load_digits step is
-    # 2/16 on this scale; 8-bit rounding is 1/255).
-    torch.testing.assert_close(images, digits, atol=2 / 255, rtol=0)
+        images, notices = to_model_images([first.convert("L"), second.convert("L")], files, size)
+    # Inverted and shrunk back (a box of equal pixels), each is the original digit: MNIST pixels are 8-bit, so
+    # only float rounding is left.
+    torch.testing.assert_close(images, digits, atol=1e-5, rtol=0)
     assert len(notices) == 2 and all("inverted" in notice and str(f) in notice for notice, f in zip(notices, files))
     bright = tmp_path / "bright.png"
     Image.fromarray(np.round(255 * (digits[0, 0].numpy() + 1) / 2).astype(np.uint8)).save(bright)
     with Image.open(bright) as image:
-        same, none = to_model_images([image.convert("L")] * 2, [bright] * 2, (8, 8))
-    torch.testing.assert_close(same, digits[[0, 0]], atol=2 / 255, rtol=0)
+        same, none = to_model_images([image.convert("L")] * 2, [bright] * 2, size)
+    torch.testing.assert_close(same, digits[[0, 0]], atol=1e-5, rtol=0)
     assert none == []
-
-
-def test_distance_to_training_separates_digits_from_other_inputs(held_out):
-    limit = in_distribution_limit()
-    assert (distance_to_training(held_out) <= limit).all()
-    # Dark-on-light digits read without inversion, and plain noise, are far outside.
-    generator = torch.Generator().manual_seed(0)
-    noise = torch.rand((8, 1, 8, 8), generator=generator) * 2 - 1
-    assert (distance_to_training(-held_out[:50]) > 2 * limit).all()
-    assert (distance_to_training(noise) > 1.5 * limit).all()
-    # A training digit is at distance 0 from itself (up to the rounding of torch.cdist).
-    train, _ = load_split("train")
-    assert distance_to_training(train[:3]).max() < 1e-6
 
 
 def write_digit_png(path: Path, size: tuple[int, int]) -> Path:

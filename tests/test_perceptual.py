@@ -16,6 +16,7 @@ from geodesic_core.perceptual import (
     perceptual_metrics,
     render_at,
     retime,
+    retime_work,
     step_lpips,
 )
 
@@ -108,7 +109,12 @@ def test_retiming_gives_exactly_n_frames_with_lower_pdv(method):
         calls.append(len(t))
         return sudden_change(t)
 
-    result = retime(render, n, method=method, initial=(uniform_t, sudden_change(uniform_t)))
+    lpips_frames = []
+    result = retime(render, n, method=method, initial=(uniform_t, sudden_change(uniform_t)),
+                    callback=lambda progress: lpips_frames.append(len(progress.points)))
+    # what a progress bar over it counts on, known before it runs
+    work = retime_work(n, method=method, measure=2 * n - 1, known_t=uniform_t)
+    assert (work.renders, work.lpips_frames) == (result.renders, sum(lpips_frames))
     assert result.frames.shape == (n, 3, 48, 48) and len(result.t) == n
     assert result.t[0] == 0 and result.t[-1] == 1 and bool((result.t.diff() > 0).all())
     assert result.renders == sum(calls) == (2 * n - 1 - n) + (n - 2)  # measurement + placement, ends reused

@@ -41,8 +41,10 @@ def test_icon_is_an_svg_in_the_repository_at_its_raw_url():
 
 
 def test_changelog_starts_with_the_published_version():
+    """Changes not yet published gather under "Unreleased" above it."""
     headings = re.findall(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), flags=re.MULTILINE)
-    assert headings and headings[0] == CONFIG.project.version
+    versions = headings[1:] if headings[:1] == ["Unreleased"] else headings
+    assert versions and versions[0] == CONFIG.project.version
 
 
 def test_publish_workflow_runs_the_tests_then_the_registry_action_on_version_changes():

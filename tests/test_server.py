@@ -40,6 +40,7 @@ from devtools.comfy_server import (
     write_example_inputs,
 )
 from devtools.markdown_tables import markdown_tables
+from devtools.workflow_build import text_preview_columns
 from devtools.workflow_convert import UI_ONLY_NODE_TYPES, ui_to_api
 from digits.judge import judge_images, load_judge
 from digits.latent_model import load_mnist_model
@@ -91,6 +92,19 @@ def expected_frames(prompt: dict) -> int:
 def node_id_of(prompt: dict, class_type: str) -> str:
     (node_id,) = [i for i, node in prompt.items() if node["class_type"] == class_type]
     return node_id
+
+
+def assert_tables_fit_their_previews(result: PromptResult, name: str) -> None:
+    """Every table the template's Preview as Text nodes showed has rows no longer than the node holds on one line
+    (frontend 1.58; tests/test_browser.py measures it there)."""
+    tables = 0
+    for node in load_workflow(name)["nodes"]:
+        text = result.outputs.get(str(node["id"]), {}).get("text", [""])[0] if node["type"] == "PreviewAny" else ""
+        if text.startswith("|"):
+            tables += 1
+            widest = max(len(line) for line in text.splitlines())
+            assert widest <= text_preview_columns(node["size"][0]), (name, node["size"], text)
+    assert tables, f"{name}: no table previewed"
 
 
 def previewed_text(result: PromptResult, prompt: dict, object_info: dict, source_type: str, output: str) -> str:
@@ -253,6 +267,7 @@ def test_animation_workflow_writes_every_frame(comfy_server: ComfyServer, object
         steps, summary = markdown_tables(table)
         ppl = float(next(row["value"] for row in summary if row["number"] == "ppl"))
         assert len(steps) == len(frames) - 1 and ppl > 0, table
+        assert_tables_fit_their_previews(result, name)
 
 
 def test_embedded_template_runs_as_opened_and_equals_the_pipeline_route(comfy_server: ComfyServer, object_info: dict):
@@ -353,6 +368,7 @@ def test_video_analysis_workflow_plots_density_and_efficiency(comfy_server: Comf
     table = previewed_text(result, prompt, object_info, "DensityGeodesics_DensityReadout", "table")
     frame_rows = markdown_tables(table)[0]
     assert len(frame_rows) == CLIP_FRAMES, table  # one row per frame of the loaded clip
+    assert_tables_fit_their_previews(result, VIDEO_TEMPLATE)
     # A geodesic between the clip's ends is no longer than the clip: 0 < efficiency <= 1, up to the
     # loose CPU tolerance (0.05 relative residual) of the geodesic solve.
     assert readout["inputs"]["compare_geodesic"] is True
@@ -417,19 +433,26 @@ def test_interrupt_cancels_a_solve_and_the_next_prompt_runs(comfy_server: ComfyS
 
 def test_every_nodes_bar_ends_full(comfy_server: ComfyServer, object_info: dict):
     """The bar of every node that shows one never goes back and ends at 100% when the node ends (a solve that
-    stops before its budget is spent included), and the solve's and the extrapolation's status lines say where
-    they are."""
+    stops before its budget is spent included, an even-LPIPS decode: its decoding and measuring passes fill one
+    bar, and a readout with images: its readout and LPIPS columns fill one bar), and the solve's and the
+    extrapolation's status lines say where they are."""
     prompt = with_changes(keyframes_prompt(), {"text": {"text": "a digit, progress"},
                                                "solve": {"max_evals": 100, "tolerance": 1e-6},
+                                               "decode_even": {"class_type": "DensityGeodesics_DecodePath",
+                                                               "inputs": {**keyframes_prompt()["decode"]["inputs"],
+                                                                          "spacing": "even LPIPS", "frames": 7}},
+                                               "show_even": {"class_type": "PreviewAny",
+                                                             "inputs": {"source": ["decode_even", 2]}},
+                                               "readout": readout_output(images=["decode", 1])["save"],
                                                "extrapolate": extrapolation_output(frames=3)["extrapolate"],
                                                "show_extrapolation": {"class_type": "PreviewAny",
                                                                       "inputs": {"source": ["extrapolate", 0]}}})
     with comfy_server.listening() as messages:
         result = comfy_server.run(prompt, RUN_TIMEOUT_S)
     assert result.status == "success", result.error_message
-    for node_id in ("encode_a", "encode_b", "solve", "decode", "extrapolate"):
+    for node_id in ("encode_a", "encode_b", "solve", "decode", "decode_even", "readout", "extrapolate"):
         bar = messages.progress(node_id)
-        assert bar and bar[-1][0] == bar[-1][1], (node_id, bar[-3:])
+        assert bar and bar[-1][0] == bar[-1][1] and len({total for _, total in bar}) == 1, (node_id, bar)
         assert all(value <= total for value, total in bar), node_id
         assert [value for value, _ in bar] == sorted(value for value, _ in bar), (node_id, bar)
     assert any(text.startswith("segment 1/1, iteration ") for text in messages.texts_of("solve")), messages.texts
@@ -438,7 +461,8 @@ def test_every_nodes_bar_ends_full(comfy_server: ComfyServer, object_info: dict)
 
 def test_perceptual_metrics_shows_progress_and_stops_on_cancel(comfy_server: ComfyServer):
     """300 frames through LPIPS-VGG: the node's bar and status line move chunk by chunk, and Cancel stops it
-    between two chunks (it used to run to its end and report success)."""
+    between two chunks, so that a cancelled prompt neither runs the long measurement to its end nor reports
+    success."""
     frames = {"class_type": "EmptyImage",
               "inputs": {"width": 128, "height": 128, "batch_size": 300, "color": 0x808080}}
     prompt = {"frames": frames, "metrics": {"class_type": "DensityGeodesics_PerceptualMetrics",

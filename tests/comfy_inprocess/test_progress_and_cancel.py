@@ -15,6 +15,7 @@ import server
 import torch
 from comfy_execution.utils import CurrentNodeContext
 from density_geodesics.geodesic_core import one_pass_evals
+from density_geodesics.geodesic_core.lpips import LPIPS
 from density_geodesics.geodesic_core.progress import SOLVE_PASSES, estimated_fraction
 from density_geodesics.nodes import DecodePath, DensityReadout, EncodeKeyframes, SolveBVP
 from inprocess_support import FAST_BVP, NOISE_LEVEL, batch_recording, random_images
@@ -68,6 +69,30 @@ def test_progress_bars_end_at_their_totals_and_the_solve_shows_its_residual(sd, 
     assert all(re.match(r"segment \d/2, iteration \d+: length [\d.e+-]+, residual [\d.e+-]+ \(stops once it "
                         r"shortens by less than 0.001 per step\), "
                         r"\d+ of \d+ evaluations", text) for _, text in recorder.texts), recorder.texts
+
+
+@pytest.mark.parametrize("spacing", ["even LPIPS", "even LPIPS (official rescheduler)"])
+def test_even_lpips_decode_fills_one_bar_once(sd, solved, monkeypatch, spacing):
+    """An even-LPIPS decode decodes the path, measures it with LPIPS, decodes more frames and measures again: one
+    bar over all of it (it used to restart at each pass), which never goes back and ends full. Its total is the
+    work counted at the UNet (latents) and at LPIPS (frames): the bar reaches its end by the work, not by a jump."""
+    updates, lpips_frames = [], []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK",
+                        lambda value, total, preview, node_id=None: updates.append((value, total)))
+    features = LPIPS.features
+
+    def counting_features(self, images):
+        lpips_frames.append(len(images))
+        return features(self, images)
+
+    monkeypatch.setattr(LPIPS, "features", counting_features)
+    wrapped, batches = batch_recording(sd["model"])
+    images = DecodePath.execute(wrapped, solved, 2, 4, vae=sd["vae"], spacing=spacing, frames=7).args[1]
+    assert len(images) == 7 and sum(lpips_frames) > len(solved) + 7  # measured more than once, then the placed
+    totals = {total for _, total in updates}
+    assert totals == {sum(batches) + sum(lpips_frames)}, (totals, sum(batches), sum(lpips_frames))
+    values = [value for value, _ in updates]
+    assert values[-1] == max(totals) and values == sorted(values), values
 
 
 def test_progress_previews_and_cancel_within_one_model_call_then_the_next_run_works(sd, keyframes,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from density_geodesics.geodesic_pipeline.strength import range_evals
+from density_geodesics.geodesic_pipeline.strength import strength_evals
 from density_geodesics.nodes import DecodePath, DensityReadout, PathToLatent, RespacePath, SolveBVP, SolveIVP
 from inprocess_support import FAST_BVP, NOISE_LEVEL, SIZE
 
@@ -85,20 +85,20 @@ def test_respace_path_evenly_in_geodesic_distance(sd, solved):
 
 def test_strength_sets_alpha_from_the_keyframes_and_old_calls_keep_theirs(sd, keyframes):
     """Without strength (a workflow made before it existed) the given alpha is used and reported; with one,
-    alpha = strength / the log-density range the report states, and solving at that alpha directly gives the
+    alpha = strength / the pull the report states, and solving at that alpha directly gives the
     same path."""
     model = sd["model"]
     old_path, _, old_alpha = SolveBVP.execute(model, keyframes, 5, False, "equal", **FAST_BVP)
     assert old_alpha == FAST_BVP["alpha"]
-    # 400 evaluations: the range readout keeps up to 132 per segment, the solves share the other 136
+    # 400 evaluations: the pull's readout takes 7, the solve the rest (given directly below)
     path, report, alpha = SolveBVP.execute(model, keyframes, 5, False, "equal",
                                            **{**FAST_BVP, "max_evals": 400}, strength=2.0)
-    stated = re.match(r"alpha (\S+) = strength 2 / log-density range (\S+) nats", report.splitlines()[0])
+    stated = re.match(r"alpha (\S+) = strength 2 / pull (\S+) ", report.splitlines()[0])
     assert stated, report
     assert alpha == pytest.approx(2.0 / float(stated[2]), rel=1e-3)
     assert float(stated[1]) == pytest.approx(alpha, rel=1e-3)
     again, _, _ = SolveBVP.execute(model, keyframes, 5, False, "equal",
-                                   **{**FAST_BVP, "alpha": alpha, "max_evals": 400 - 2 * range_evals(1)})
+                                   **{**FAST_BVP, "alpha": alpha, "max_evals": 400 - strength_evals(1)})
     torch.testing.assert_close(again.points, path.points)
     assert not torch.equal(old_path.points, path.points)
 
@@ -120,16 +120,16 @@ def test_strength_gives_extrapolation_and_readout_the_alpha_they_report(sd, solv
     readout = (False, 0.002, True, "default", 1e-3, 400, 4, 0.0)
     _, table, length = DensityReadout.execute(model, path, *readout, strength=2.0).args[:3]
     summary = {row["number"]: row for row in markdown_tables(table)[1]}
-    stated = re.match(r"= strength 2 / log-density range (\S+) nats", summary["alpha"]["meaning"])
+    stated = re.match(r"= strength 2 / pull (\S+)$", summary["alpha"]["meaning"])
     assert stated, summary
     read_alpha = float(summary["alpha"]["value"])
     assert read_alpha == pytest.approx(2.0 / float(stated[1]), rel=1e-3)
-    # Extrapolation reads the range in the conditioning of the end it continues, the readout in the path's own
+    # Extrapolation reads the pull in the conditioning of the end it continues, the readout in the path's own
     # blend of its keyframes' prompts: two densities, two alphas
     assert read_alpha != pytest.approx(alpha, rel=1e-3)
-    # the range's readout came out of the 400 evaluations; the table states alpha to 4 significant figures, which
+    # the pull's readout came out of the 400 evaluations; the table states alpha to 4 significant figures, which
     # moves exp(-alpha log p) over these few nats by well under 1e-3
-    direct = DensityReadout.execute(model, path, False, read_alpha, True, "default", 1e-3, 400 - range_evals(1), 4,
+    direct = DensityReadout.execute(model, path, False, read_alpha, True, "default", 1e-3, 400 - strength_evals(1), 4,
                                     0.0).args
     assert direct[2] == pytest.approx(length, rel=1e-3)
     given = {row["number"]: row for row in markdown_tables(direct[1])[1]}["alpha"]

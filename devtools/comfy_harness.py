@@ -41,6 +41,12 @@ def frontend_root(version: str) -> Path | None:
     return static
 
 
+def is_source_tree(comfy_root: Path = COMFY_DIR) -> bool:
+    """True for a ComfyUI source tree (server.py beside main.py, run as `python main.py`); False for a
+    pip-packaged ComfyUI (its server inside the `comfy` package, run by the `comfyui` command it installs)."""
+    return (comfy_root / "server.py").is_file()
+
+
 def require_tiny_checkpoint() -> Path:
     if not TINY_CHECKPOINT.is_file():
         raise FileNotFoundError(f"{TINY_CHECKPOINT} is missing: run `bash dev.sh setup` first")
@@ -51,7 +57,8 @@ def import_comfy(comfy_root: Path = COMFY_DIR, *, cpu: bool = True) -> None:
     """ComfyUI's modules set up as its main.py does: the tree on sys.path, command-line args before models.
 
     `utils.install_util` and `server` are imported before `nodes`: ComfyUI's nodes.py puts comfy/ first
-    on sys.path, where comfy/utils.py would shadow the top-level `utils` package.
+    on sys.path, where comfy/utils.py would shadow the top-level `utils` package. A pip-packaged ComfyUI
+    has no such top-level modules and needs none of this order; only `comfy` is imported from it.
     """
     if str(comfy_root) not in sys.path:
         sys.path.insert(0, str(comfy_root))
@@ -59,7 +66,8 @@ def import_comfy(comfy_root: Path = COMFY_DIR, *, cpu: bool = True) -> None:
 
     comfy.cli_args.args.cpu = cpu
     # Order matters (see above), so these are not plain import statements an import sorter reorders.
-    for module in ("utils.install_util", "server", "comfy.sd"):
+    top_level = ("utils.install_util", "server") if is_source_tree(comfy_root) else ()
+    for module in (*top_level, "comfy.sd"):
         importlib.import_module(module)
 
 

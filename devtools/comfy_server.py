@@ -38,6 +38,7 @@ from .comfy_harness import (
     ROOT,
     TINY_CHECKPOINT_NAME,
     frontend_root,
+    is_source_tree,
     require_tiny_checkpoint,
 )
 
@@ -125,7 +126,9 @@ class PromptResult:
     prompt_id: str
     status: str  # "success" or "error"
     outputs: dict
-    messages: dict  # message name -> data, e.g. "execution_error" -> {..., "exception_message"}
+    # The prompt's messages as the frontend gets them over the websocket, name -> data, e.g. "execution_error" ->
+    # {..., "exception_message"} (/history keeps them only on some versions).
+    messages: dict
     wall_s: float
 
     def output_files(self, node_id: str, key: str = "images") -> list[dict]:
@@ -137,7 +140,8 @@ class PromptResult:
 
 
 class ComfyServer:
-    """One `python main.py --cpu` process; stop() ends it by its PID."""
+    """One ComfyUI process on the CPU (`python main.py --cpu`, or `comfyui --cpu` for a pip-packaged
+    ComfyUI, whose legacy main.py ignores --base-directory); stop() ends it by its PID."""
 
     def __init__(self, base_directory: Path, port: int, front_end_root: Path | None = None,
                  extra_env: dict[str, str] | None = None):
@@ -149,6 +153,12 @@ class ComfyServer:
         self.log_path = base_directory / "comfyui.log"
         self.client_id = str(uuid.uuid4())
         self.process: subprocess.Popen | None = None
+        # Every message the server sends this client, and the collectors of `listening` blocks, fed by one
+        # websocket connection from start() on (ComfyUI keeps one socket per client id).
+        self.messages = ServerMessages()
+        self._collectors = [self.messages]
+        self._stop_listening = threading.Event()
+        self._listener: threading.Thread | None = None
 
     @property
     def input_dir(self) -> Path:
@@ -160,7 +170,8 @@ class ComfyServer:
 
     def start(self) -> None:
         base = self.base_directory
-        command = [str(PYTHON), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        launcher = [str(PYTHON), "main.py"] if is_source_tree() else [str(PYTHON.parent / "comfyui")]
+        command = [*launcher, "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                    "--disable-auto-launch", "--disable-api-nodes", "--base-directory", str(base),
                    # the default database lives in .comfyui/ComfyUI/user, which this set-up never creates
                    "--database-url", f"sqlite:///{base / 'user' / 'comfyui.db'}"]
@@ -175,6 +186,7 @@ class ComfyServer:
                 raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 if requests.get(self.url + "/object_info", timeout=5).ok:
+                    self._listen()
                     return
             except requests.ConnectionError:
                 pass
@@ -182,7 +194,34 @@ class ComfyServer:
         self.stop()
         raise TimeoutError(f"ComfyUI did not answer /object_info in {START_TIMEOUT_S} s:\n{self.log_tail()}")
 
+    def _listen(self) -> None:
+        connected = threading.Event()
+
+        async def listen() -> None:
+            async with aiohttp.ClientSession() as session, session.ws_connect(
+                    f"{self.url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}") as ws:
+                connected.set()
+                while not self._stop_listening.is_set():
+                    try:
+                        message = await ws.receive(timeout=0.1)
+                    except asyncio.TimeoutError:
+                        continue
+                    if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        break
+                    for collector in list(self._collectors):
+                        if message.type == aiohttp.WSMsgType.TEXT:
+                            collector.add_json(message.json())
+                        elif message.type == aiohttp.WSMsgType.BINARY:
+                            collector.add_binary(message.data)
+
+        self._listener = threading.Thread(target=asyncio.run, args=(listen(),), daemon=True)
+        self._listener.start()
+        assert connected.wait(30), "the websocket did not connect"
+
     def stop(self) -> None:
+        self._stop_listening.set()
+        if self._listener is not None:
+            self._listener.join(10)
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
@@ -216,8 +255,10 @@ class ComfyServer:
         while time.monotonic() - started < timeout_s:
             entry = self.get(f"/history/{prompt_id}").json().get(prompt_id)
             status = (entry or {}).get("status", {})
-            if status.get("completed") or status.get("status_str") == "error":
-                messages = {name: data for name, data in status.get("messages", [])}
+            messages = {name: data for name, data in list(self.messages.json) if data.get("prompt_id") == prompt_id}
+            # Done once the history has it and its last message has come over the websocket as well.
+            if ((status.get("completed") or status.get("status_str") == "error")
+                    and PROMPT_ENDS.intersection(messages)):
                 return PromptResult(prompt_id, status["status_str"], entry.get("outputs", {}), messages,
                                     time.monotonic() - started)
             time.sleep(0.2)
@@ -233,36 +274,13 @@ class ComfyServer:
 
     @contextmanager
     def listening(self) -> Iterator[ServerMessages]:
-        """The websocket messages the server sends this client (as the frontend gets them), collected on a
-        thread while the block runs."""
+        """The websocket messages the server sends this client (as the frontend gets them) while the block runs."""
         messages = ServerMessages()
-        stop = threading.Event()
-        connected = threading.Event()
-
-        async def listen() -> None:
-            async with aiohttp.ClientSession() as session, session.ws_connect(
-                    f"{self.url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}") as ws:
-                connected.set()
-                while not stop.is_set():
-                    try:
-                        message = await ws.receive(timeout=0.1)
-                    except asyncio.TimeoutError:
-                        continue
-                    if message.type == aiohttp.WSMsgType.TEXT:
-                        messages.add_json(message.json())
-                    elif message.type == aiohttp.WSMsgType.BINARY:
-                        messages.add_binary(message.data)
-                    elif message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        break
-
-        thread = threading.Thread(target=asyncio.run, args=(listen(),), daemon=True)
-        thread.start()
-        assert connected.wait(30), "the websocket did not connect"
+        self._collectors.append(messages)
         try:
             yield messages
         finally:
-            stop.set()
-            thread.join(10)
+            self._collectors.remove(messages)
 
     def interrupt(self) -> None:
         requests.post(self.url + "/interrupt", timeout=30).raise_for_status()
@@ -276,6 +294,7 @@ class ComfyServer:
 
 
 PROGRESS_TEXT_EVENT = 3  # server.BinaryEventTypes.TEXT: a node's status line (send_progress_text)
+PROMPT_ENDS = {"execution_success", "execution_error", "execution_interrupted"}  # a prompt's last message
 
 
 @dataclass

@@ -52,7 +52,7 @@ OBJECT_MEMBERS = (
     ("CONDRegular", "_copy_with", "nodes/comfy_internals.py (cond_with)"),
     ("Latent2RGBPreviewer", "decode_latent_to_preview", "nodes/plot.py"),
     ("PromptServer", "instance (set in __init__)", "__init__.py, nodes/bridge.py (show_progress_text)"),
-    ("PromptServer", "routes (set in __init__)", "__init__.py (the template thumbnail route)"),
+    ("PromptServer", "routes (set in __init__)", "__init__.py (the template files route)"),
     ("PromptServer", "send_progress_text", "nodes/bridge.py (show_progress_text)"),
 )
 # Members only newer ComfyUI has; the pack asks for them and falls back when they are missing.

@@ -111,6 +111,23 @@ def show_progress_text(text: str) -> None:
         prompt_server.send_progress_text(text, context.node_id)
 
 
+def is_cancel(error: BaseException) -> bool:
+    """ComfyUI's interrupt exception, raised on Cancel by its checks and the pack's. Known by its name, the same
+    in every version, where its module is not (comfy.model_management; comfy.interruption in 0.12.1)."""
+    return type(error).__name__ == "InterruptProcessingException"
+
+
+def stop_if_cancelled(status: str) -> None:
+    """On Cancel: "cancelled (<status>)" under the node's title, then ComfyUI's interrupt exception (0.12.1's
+    processing_interrupted() answers None, so the flag cannot be read first)."""
+    try:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+    except Exception as error:
+        if is_cancel(error):
+            show_progress_text(f"cancelled ({status})")
+        raise
+
+
 def check_guidance(guidance: float, negative_connected: bool) -> None:
     if not math.isfinite(guidance) or guidance < 0:
         raise GeodesicInputError(f"guidance: expected a finite number >= 0, got {guidance}")
@@ -227,8 +244,11 @@ def run_with_denoiser(model: ModelPatcher, schedule: ConditioningSchedule, work:
     started = time.perf_counter()
     try:
         guider.sample(placeholder, placeholder, sampler, torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
-    except comfy.model_management.InterruptProcessingException:
-        show_progress_text(f"cancelled ({stage}, after {sampler.evaluated} evaluations)")
+    except Exception as error:
+        # Raised by the check before each model call, by ComfyUI's progress hook, or inside the model call
+        # (0.12.1 checks at every op).
+        if is_cancel(error):
+            show_progress_text(f"cancelled ({stage}, after {sampler.evaluated} evaluations)")
         raise
     if own_bar:
         bar.finish()

@@ -55,8 +55,11 @@ class EmbeddedLatentFormat(comfy.latent_formats.LatentFormat):
         self.scale_factor = scale_factor
 
 
-class EmbeddedModelSampling(comfy.model_sampling.EPS, comfy.model_sampling.ModelSamplingDiscrete):
+class EmbeddedModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):
     """SD's epsilon sampling over the model's own diffusers scheduler table.
+
+    The bases in the order ComfyUI's model_base composes its own (schedule, then prediction type): the schedule's
+    __init__ is the torch Module's, which some versions' EPS (a Protocol) would not pass on to.
 
     ``timestep`` interpolates linearly in log sigma, the inverse of ComfyUI's own ``sigma``: the UNet sees the
     continuous timestep of every sigma, as the diffusers adapter gives it (ComfyUI's discrete sampling rounds to

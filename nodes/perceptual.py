@@ -29,7 +29,7 @@ from ..geodesic_pipeline.core import (
     working_bytes,
 )
 from ..geodesic_pipeline.keyframes import GeodesicSettings
-from .bridge import ModelCallSettings, NodeBar, show_progress_text
+from .bridge import ModelCallSettings, NodeBar, show_progress_text, stop_if_cancelled
 from .encode_decode import decode_path
 from .geodesics_on_model import read_along
 from .path import GeodesicPath
@@ -59,9 +59,7 @@ def lpips_progress(stage: str, bar: NodeBar) -> Callback:
     """LPIPS callback: Cancel is honoured between chunks, each chunk's frames advance the node's bar (one unit a
     frame), and the pass says how far it is under the node's title."""
     def report(progress: Progress) -> None:
-        if comfy.model_management.processing_interrupted():
-            show_progress_text(f"cancelled ({stage}, after LPIPS of {progress.step} of {progress.total} frames)")
-            comfy.model_management.throw_exception_if_processing_interrupted()
+        stop_if_cancelled(f"{stage}, after LPIPS of {progress.step} of {progress.total} frames")
         bar.advance(len(progress.points))
         show_progress_text(f"{stage}: LPIPS of {progress.step} of {progress.total} frames")
 

@@ -1,14 +1,14 @@
-"""How ComfyUI serves the pack's templates, made the same on every ComfyUI version: their thumbnails, and
-their order in the template browser.
+"""How ComfyUI serves the pack's templates, made the same on every ComfyUI version: their files (template and
+thumbnail), and their order in the template browser.
 
-Thumbnails: the frontend asks for a custom node template's thumbnail at
-/api/workflow_templates/<pack folder>/<template name>.jpg. ComfyUI 0.3.75 mounts example_workflows/ there as
-static files, so the .jpg beside each template is served. Current ComfyUI answers that URL with a handler
-that serves only .json (app/custom_node_manager.py: `if not filename.endswith(".json"): raise
-web.HTTPNotFound()`), so the thumbnails would 404. This route serves the .jpg files of example_workflows/,
+Files: the frontend asks for a custom node template at /api/workflow_templates/<pack folder>/<template
+name>.json and for its thumbnail at the same name with .jpg. ComfyUI 0.3.75 mounts example_workflows/ there
+as static files, so both are served. Current ComfyUI answers that URL with a handler that serves only .json
+(app/custom_node_manager.py: `if not filename.endswith(".json"): raise web.HTTPNotFound()`), so the
+thumbnails would 404; the pip-packaged ComfyUI 0.12.1 mounts nothing there for packs it loads as it does
+this one, so the templates would 404 too. This route serves the .json and .jpg files of example_workflows/,
 and nothing else, under that same URL. Registered before ComfyUI adds its own template routes, it answers
-first where ComfyUI's handler would refuse; on 0.3.75 the static mount, added earlier, answers first and
-serves the same file.
+first; on 0.3.75 the static mount, added earlier, answers first and serves the same file.
 
 Order: GET /workflow_templates lists each pack's templates in the order `glob` finds the files, which is the
 file system's directory order (ext4 returns names in hash order, so it differs between machines; upstream's
@@ -27,18 +27,19 @@ from aiohttp import web
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "example_workflows"
 TEMPLATE_LIST_ROUTES = ("/workflow_templates", "/api/workflow_templates")
+TEMPLATE_FILE_SUFFIXES = (".json", ".jpg")  # a template and its thumbnail
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def add_thumbnail_route(routes: web.RouteTableDef, pack_folder: str) -> None:
-    """Serve example_workflows/<name>.jpg at /workflow_templates/<pack_folder>/<name>.jpg (ComfyUI also
+def add_template_files_route(routes: web.RouteTableDef, pack_folder: str) -> None:
+    """Serve example_workflows/<name>.json and <name>.jpg at /workflow_templates/<pack_folder>/ (ComfyUI also
     mounts every route of its table under /api)."""
 
-    @routes.get(f"/workflow_templates/{pack_folder}/{{name}}.jpg")
-    async def template_thumbnail(request: web.Request) -> web.FileResponse:
-        path = TEMPLATES_DIR / f"{request.match_info['name']}.jpg"
+    @routes.get(f"/workflow_templates/{pack_folder}/{{filename}}")
+    async def template_file(request: web.Request) -> web.FileResponse:
+        path = TEMPLATES_DIR / request.match_info["filename"]
         try:
-            found = path.parent == TEMPLATES_DIR and path.is_file()
+            found = path.parent == TEMPLATES_DIR and path.suffix in TEMPLATE_FILE_SUFFIXES and path.is_file()
         except OSError:  # a name the file system cannot hold (too long) names no template either
             found = False
         if not found:

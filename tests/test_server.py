@@ -134,7 +134,8 @@ def test_pack_imports_without_errors(comfy_server: ComfyServer, object_info: dic
     log = comfy_server.log_text()
     assert "IMPORT FAILED" not in log and "Cannot import" not in log, comfy_server.log_tail(60)
     assert "Error while calling comfy_entrypoint" not in log, comfy_server.log_tail(60)
-    assert re.search(rf"seconds: .*custom_nodes/{PACK_FOLDER_NAME}\n", log), "pack missing from the import list"
+    # Every node registered from custom_nodes/ (ComfyUI's list of pack import times is not read: some
+    # versions log it at debug level only).
     assert {k for k in object_info if k.startswith("DensityGeodesics")} == PACK_NODE_IDS
 
 
@@ -566,6 +567,11 @@ def metrics_output(**changes) -> dict:
                        **{"images": ["decode", 1], "lpips_net": "alex", **changes})
 
 
+# ComfyUI 0.3.75 and 0.33.0 leave every input to a validate_inputs that takes **kwargs, as the pack's do; other
+# versions (0.12.1) check the widgets' ranges and options (JSON null included) first, and the refusal on that
+# input is theirs, in their own words (one of COMFYUI_WIDGET_REFUSALS), still once, on that input, when queued.
+COMFYUI_WIDGET_REFUSALS = {"value_not_in_list", "value_smaller_than_min", "value_bigger_than_max"}
+
 # (prompt changes, node that must fail, message it must show)
 EXECUTION_ERRORS = {
     "mismatched latent sizes": ({"image_b": {"image": MISMATCHED_FILE}}, "join", "latent size"),
@@ -608,7 +614,15 @@ def mismatched_image(comfy_server: ComfyServer, object_info: dict) -> None:
 def test_bad_input_stops_with_a_clear_message(comfy_server: ComfyServer, mismatched_image: None, case: str):
     changes, failing_node, message = EXECUTION_ERRORS[case]
     before = output_files(comfy_server)
-    result = comfy_server.run(with_changes(keyframes_prompt(), changes), RUN_TIMEOUT_S)
+    response = comfy_server.submit(with_changes(keyframes_prompt(), changes))
+    if response.status_code == 400:  # a version whose own widget checks refuse it when queued (JSON null: 0.12.1)
+        node_errors = json.loads(response.text)["node_errors"]
+        (error,) = node_errors[failing_node]["errors"]
+        assert error["type"] in COMFYUI_WIDGET_REFUSALS, error
+        assert error["extra_info"]["input_name"] == re.match(r"\w+", message)[0], error
+        return
+    assert response.status_code == 200, response.text
+    result = comfy_server.wait(response.json()["prompt_id"], RUN_TIMEOUT_S)
     assert result.status == "error", f"{case}: the prompt ran"
     error = result.messages["execution_error"]
     assert error["node_id"] == failing_node, error
@@ -698,10 +712,11 @@ def test_invalid_prompt_is_refused_once_by_name_with_http_400(comfy_server: Comf
     prompt[failing_node]["inputs"] = {k: v for k, v in prompt[failing_node]["inputs"].items() if v is not None}
     response = comfy_server.submit(prompt)
     assert response.status_code == 400, response.text
-    node_errors = response.json()["node_errors"]
+    # The standard library's reader: ComfyUI may write a refused infinite value as the literal Infinity.
+    node_errors = json.loads(response.text)["node_errors"]
     assert list(node_errors) == [failing_node], node_errors
     (error,) = node_errors[failing_node]["errors"]  # once, not once per input the check reads
-    assert error["details"].startswith(text), error
+    assert error["details"].startswith(text) or error["type"] in COMFYUI_WIDGET_REFUSALS, error
     assert error["extra_info"]["input_name"] == re.match(r"\w+", text)[0], error
 
 

@@ -1,12 +1,13 @@
-"""The pack's template routes on the template URLs as current ComfyUI registers them: the thumbnails, and the
-order of the pack's templates in the list.
+"""The pack's template routes on the template URLs as current ComfyUI registers them: the templates and their
+thumbnails, and the order of the pack's templates in the list.
 
 Current ComfyUI cannot be installed here (tests/test_server.py covers 0.3.75, where ComfyUI's static
 mount serves the thumbnails itself). This builds the same aiohttp route order on a real aiohttp server:
 a custom node's routes are added to PromptServer.routes while the pack loads (comfy_entrypoint), ComfyUI
 then adds its template handler, which answers only .json (app/custom_node_manager.py, `if not
 filename.endswith(".json"): raise web.HTTPNotFound()`), and server.py registers every route of the table
-under /api as well.
+under /api as well. The pip-packaged ComfyUI 0.12.1 registers no file route for a pack it loads as it loads
+this one: only the pack's route serves its templates there.
 """
 from __future__ import annotations
 
@@ -36,20 +37,23 @@ LISTED_BY_COMFYUI = {PACK_FOLDER_NAME: [WORKFLOW_NAMES[2], WORKFLOW_NAMES[0], *W
                      "another_pack": ["b template", "a template"]}
 
 
-def app_like_current_comfyui() -> web.Application:
+def app_like_current_comfyui(serves_json: bool = True) -> web.Application:
+    """The routes as current ComfyUI orders them; without ComfyUI's .json handler where not ``serves_json``."""
     routes = web.RouteTableDef()
-    template_routes.add_thumbnail_route(routes, PACK_FOLDER_NAME)  # the pack loads first
+    template_routes.add_template_files_route(routes, PACK_FOLDER_NAME)  # the pack loads first
 
     @routes.get("/workflow_templates")
     async def listing(request: web.Request) -> web.Response:  # stand-in for ComfyUI's list of every pack's
         return web.json_response(LISTED_BY_COMFYUI)
 
-    @routes.get("/workflow_templates/{module_name}/{filename}")
     async def json_only(request: web.Request) -> web.StreamResponse:  # stand-in for ComfyUI's handler
         filename = request.match_info["filename"]
         if request.match_info["module_name"] != PACK_FOLDER_NAME or not filename.endswith(".json"):
             raise web.HTTPNotFound()
         return web.FileResponse(WORKFLOWS_DIR / filename)
+
+    if serves_json:
+        routes.get("/workflow_templates/{module_name}/{filename}")(json_only)
 
     api_routes = web.RouteTableDef()
     for route in routes:
@@ -61,8 +65,8 @@ def app_like_current_comfyui() -> web.Application:
     return app
 
 
-async def _fetch(paths: list[str]) -> list[tuple[int, str, bytes]]:
-    async with TestClient(TestServer(app_like_current_comfyui())) as client:
+async def _fetch(paths: list[str], serves_json: bool = True) -> list[tuple[int, str, bytes]]:
+    async with TestClient(TestServer(app_like_current_comfyui(serves_json))) as client:
         answers = []
         for path in paths:
             response = await client.get(path)
@@ -90,3 +94,14 @@ def test_the_packs_templates_are_listed_by_name_the_first_try_first():
         listed = json.loads(body)
         assert listed[PACK_FOLDER_NAME] == WORKFLOW_NAMES and WORKFLOW_NAMES[0] == EMBEDDED_TEMPLATE
         assert listed["another_pack"] == LISTED_BY_COMFYUI["another_pack"]
+
+
+def test_templates_and_thumbnails_are_served_where_comfyui_serves_no_file_of_the_pack():
+    base = f"/api/workflow_templates/{PACK_FOLDER_NAME}"
+    files = [f"{name}{suffix}" for name in WORKFLOW_NAMES for suffix in (".json", ".jpg")]
+    answers = asyncio.run(_fetch([f"{base}/{file}" for file in files], serves_json=False))
+    for file, (status, content_type, body) in zip(files, answers, strict=True):
+        assert (status, content_type) == (200, "image/jpeg" if file.endswith(".jpg") else "application/json"), file
+        assert body == (WORKFLOWS_DIR / file).read_bytes()
+    (outside,) = asyncio.run(_fetch([f"{base}/..%2F__init__.py"], serves_json=False))
+    assert outside[0] == 404

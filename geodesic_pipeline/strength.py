@@ -118,8 +118,10 @@ def alpha_for_strength(field_of: Callable[[int], core.DensityField], ends: Tenso
     evaluations). Refuses keyframes whose density does not pull the path off its starting path: every alpha
     gives that path there, so no strength can be turned into one."""
     check_strength(strength)
-    pulls = [pull_of_segment(field_of(k), ends[k], ends[k + 1], sphere=sphere) for k in range(len(ends) - 1)]
-    pull = sum(pulls) / len(pulls)
+    # A keyframe repeated in a row is a segment that stays put at any alpha: it has no bend to scale.
+    pulls = [pull_of_segment(field_of(k), ends[k], ends[k + 1], sphere=sphere) for k in range(len(ends) - 1)
+             if not torch.equal(ends[k], ends[k + 1])]
+    pull = sum(pulls) / len(pulls) if pulls else 0.0
     if not (math.isfinite(pull) and pull > 0):
         raise core.GeodesicInputError(
             f"strength: the density does not pull the path between the keyframes off the "

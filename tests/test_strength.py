@@ -139,3 +139,12 @@ def test_a_density_that_does_not_pull_or_a_bad_strength_is_refused_naming_streng
     for bad in (0.0, -1.0, math.nan, math.inf):
         with pytest.raises(GeodesicInputError, match=r"^strength: expected a positive number"):
             GeodesicSettings(alpha=1.0, strength=bad)
+
+
+def test_a_repeated_keyframe_is_left_out_of_the_pull():
+    """A segment between two equal keyframes stays put at any alpha: the pull is the other segments' alone."""
+    field, ends = mixture_problem()
+    alone = alpha_for_strength(lambda _: field, ends, 0.1, sphere=True)
+    repeated = alpha_for_strength(lambda _: field, torch.stack([ends[0], ends[0], ends[1]]), 0.1, sphere=True)
+    assert repeated.pull == pytest.approx(alone.pull, rel=1e-12)
+    assert repeated.score_evals == strength_evals(1)

@@ -70,21 +70,20 @@ def bend(points: Tensor, *, sphere: bool) -> float:
         basis, _ = torch.linalg.qr(torch.stack([flat[0], flat[-1]], 1))
         off = flat - (flat @ basis) @ basis.T
     else:
-        along = (flat - flat[0]) @ chord / (chord @ chord)
-        off = flat - flat[0] - along[:, None] * chord
+        off = geometry.project_out(flat - flat[0], chord.expand_as(flat))
     return float(off.norm(dim=1).max() / chord.norm())
 
 
-def _unit_tangents(points: Tensor, a: Tensor, b: Tensor, sphere: bool) -> tuple[Tensor, float]:
-    """Unit tangents of the starting path at flat ``points`` [N, d] and its speed |dx/dt| (constant)."""
+def _tangents(points: Tensor, a: Tensor, b: Tensor, sphere: bool) -> tuple[Tensor, float]:
+    """Tangent directions (any length) of the starting path at flat ``points`` [N, d], and its speed |dx/dt|
+    (constant)."""
     if not sphere:
-        chord = b - a
-        return (chord / chord.norm()).expand_as(points), float(chord.norm())
+        return (b - a).expand_as(points), float((b - a).norm())
     plane, _ = torch.linalg.qr(torch.stack([a, b], 1))  # the great circle lies in span(a, b)
     coords = points @ plane
     tangents = torch.stack([-coords[:, 1], coords[:, 0]], 1) @ plane.T  # each point turned a right angle in it
     angle = torch.arccos(torch.clamp(a @ b / (a.norm() * b.norm()), -1.0, 1.0))
-    return tangents / tangents.norm(dim=1, keepdim=True), float(angle * (a.norm() + b.norm()) / 2)
+    return tangents, float(angle * (a.norm() + b.norm()) / 2)
 
 
 def pull_of_segment(field: core.DensityField, a: Tensor, b: Tensor, *, sphere: bool) -> float:
@@ -97,11 +96,10 @@ def pull_of_segment(field: core.DensityField, a: Tensor, b: Tensor, *, sphere: b
     points = geometry.flat(starting_path(af, bf, ts, sphere))[1:-1]
     scores = geometry.flat(field.score(points.to(a.dtype).reshape(len(points), *a.shape),
                                        ts[1:-1].to(a.device))).double()
-    tangents, speed = _unit_tangents(points, af, bf, sphere)
-    across = scores - (scores * tangents).sum(1, keepdim=True) * tangents
+    tangents, speed = _tangents(points, af, bf, sphere)
+    across = geometry.project_out(scores, tangents)
     if sphere:
-        radial = points / points.norm(dim=1, keepdim=True)
-        across = across - (across * radial).sum(1, keepdim=True) * radial
+        across = geometry.project_out(across, points)  # the radial part: the tangent is orthogonal to it
     if not float(across.norm(dim=1).mean()) > NO_PULL * float(scores.norm(dim=1).mean()):
         return 0.0
     n, h = len(points), float(ts[1])

@@ -246,7 +246,7 @@ def _readout_budget(points: int, settings: GeodesicSettings) -> int:
     return max(settings.max_evals - _strength_budget(settings), one_pass_evals(points))
 
 
-def readout_evals(points: int, *, compare_geodesic: bool, settings: GeodesicSettings) -> tuple[int, int | None]:
+def readout_work(points: int, *, compare_geodesic: bool, settings: GeodesicSettings) -> tuple[int, int | None]:
     """The most latents a Density Readout of a path of ``points`` frames evaluates, and what it usually does
     (None: the most): its bar's total and estimate."""
     strength_budget = _strength_budget(settings)
@@ -263,7 +263,7 @@ def read_along(model: ModelPatcher, path: GeodesicPath, *, settings: GeodesicSet
                calls: ModelCallSettings, bar: NodeBar | None = None) -> DensityReadoutResult:
     """Density and distance along any path, refined within ``settings.max_evals`` (at least one pass over its
     frames), a strength's pull readout between the path's ends included; ``bar`` the node's, where the readout
-    is one part of its work (sized by ``readout_evals``)."""
+    is one part of its work (sized by ``readout_work``)."""
     kind = _check_readable(model, path)
     budget = _readout_budget(len(path), settings)
 
@@ -274,7 +274,7 @@ def read_along(model: ModelPatcher, path: GeodesicPath, *, settings: GeodesicSet
                             max_evals=budget).cpu()
         return DensityReadoutResult(path.t.clone(), readout, solved.alpha, calibration=calibration)
 
-    total, expected = readout_evals(len(path), compare_geodesic=False, settings=settings)
+    total, expected = readout_work(len(path), compare_geodesic=False, settings=settings)
     return _run_on_model(model, path.schedule, read_on_model, "readout", path, len(path), total, calls, expected,
                          bar)
 
@@ -301,6 +301,6 @@ def read_out(model: ModelPatcher, path: GeodesicPath, *, compare_geodesic: bool,
                                   readout_max_evals=readout_budget)
         return DensityReadoutResult(path.t.clone(), result.path.cpu(), solved.alpha, result, calibration)
 
-    total, expected = readout_evals(len(path), compare_geodesic=True, settings=settings)
+    total, expected = readout_work(len(path), compare_geodesic=True, settings=settings)
     return _run_on_model(model, path.schedule, compare_on_model, "readout", path, len(path), total, calls, expected,
                          bar)

@@ -9,7 +9,7 @@ from . import inputs as shared
 from .bridge import ModelCallSettings, NodeBar
 from .decoded_frames import check_frames_of_path, remember_decoded
 from .encode_decode import decode_path
-from .geodesics_on_model import read_out, readout_evals
+from .geodesics_on_model import read_out, readout_work
 from .perceptual import (
     DECODE_SPACINGS,
     LPIPS_NETS,
@@ -105,7 +105,7 @@ class DensityReadout(io.ComfyNode):
         if images is not None:
             check_frames_of_path(images, path)
             # One bar for the readout and then its LPIPS columns (one unit a frame), so it fills once.
-            most, usual = readout_evals(len(path), compare_geodesic=compare_geodesic, settings=settings)
+            most, usual = readout_work(len(path), compare_geodesic=compare_geodesic, settings=settings)
             bar = NodeBar(most + len(images), None if usual is None else usual + len(images))
         result = read_out(model, path, compare_geodesic=compare_geodesic, settings=settings,
                           calls=ModelCallSettings(guidance, negative, batch_size), bar=bar)
